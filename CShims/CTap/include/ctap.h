@@ -1,0 +1,3 @@
+#ifndef OASIS_CTAP_H
+#define OASIS_CTAP_H
+#endif

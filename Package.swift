@@ -1,0 +1,80 @@
+// swift-tools-version:6.1
+// Oasis: a library-OS network toolkit. See README.md and DESIGN.md.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Oasis",
+    products: [
+        .executable(name: "oasis", targets: ["oasis"]),
+        .library(name: "OasisBits", targets: ["OasisBits"]),
+        .library(name: "OasisLoop", targets: ["OasisLoop"]),
+        .library(name: "OasisDevices", targets: ["OasisDevices"]),
+        .library(name: "OasisXen", targets: ["OasisXen"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // C shims: only what Swift cannot call directly.
+        .target(
+            name: "CTap", path: "CShims/CTap"),
+        .target(
+            name: "CPcap", path: "CShims/CPcap",
+            linkerSettings: [.linkedLibrary("pcap")]),
+        .target(
+            name: "CXen", path: "CShims/CXen",
+            linkerSettings: [
+                .linkedLibrary("xenctrl"), .linkedLibrary("xengnttab"),
+                .linkedLibrary("xenevtchn"), .linkedLibrary("xenstore"),
+            ]),
+
+        // Swift core.
+        .target(
+            name: "OasisBits",
+            swiftSettings: strict),
+        .target(
+            name: "OasisLoop",
+            dependencies: [
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "OasisDevices",
+            dependencies: [
+                "CTap", "CPcap", "OasisBits", "OasisLoop",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "OasisXen",
+            dependencies: [
+                "CXen", "OasisBits", "OasisLoop",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "oasis",
+            dependencies: [
+                "OasisBits", "OasisLoop", "OasisDevices", "OasisXen",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+
+        // Tests.
+        .testTarget(name: "OasisBitsTests", dependencies: ["OasisBits"], swiftSettings: strict),
+        .testTarget(name: "OasisLoopTests", dependencies: ["OasisLoop"], swiftSettings: strict),
+        .testTarget(
+            name: "OasisDevicesTests", dependencies: ["OasisDevices", "OasisLoop"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "OasisXenTests", dependencies: ["OasisXen"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// OasisBits: placeholder until the module lands.

@@ -1,0 +1,1 @@
+// OasisDevices: placeholder until the module lands.

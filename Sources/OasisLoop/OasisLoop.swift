@@ -1,0 +1,1 @@
+// OasisLoop: placeholder until the module lands.

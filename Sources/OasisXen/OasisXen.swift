@@ -1,0 +1,1 @@
+// OasisXen: placeholder until the module lands.

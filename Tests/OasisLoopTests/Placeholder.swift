@@ -1,0 +1,5 @@
+import Testing
+
+@testable import OasisLoop
+
+@Test func builds() {}

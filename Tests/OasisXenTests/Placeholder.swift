@@ -1,0 +1,5 @@
+import Testing
+
+@testable import OasisXen
+
+@Test func builds() {}
