@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what Oasis needs on a Debian machine that has only Swift and gcc.
+# Idempotent: packages already present are not fetched again. Run as root.
+set -euo pipefail
+
+packages=(
+    make pkg-config
+    libpcap-dev libxen-dev            # the C shims link against the real libraries
+    iproute2 iputils-ping iputils-arping netcat-openbsd  # namespaces and kernel peers
+    tshark tcpdump                    # captures read by a dissector we did not write
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}"
+    echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v swift >/dev/null || { echo "setup: swift not on PATH (expected /opt/swift/usr/bin)" >&2; exit 1; }
+echo "setup: ok ($(swift --version 2>&1 | head -n1))"
