@@ -3,7 +3,7 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // bench/ only: counts heap allocations per packet (LD_PRELOADed by bench/run.sh).
+        .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
     ],
     targets: [
         // C shims: only what Swift cannot call directly.
@@ -65,6 +67,18 @@ let package = Package(
                 "OasisBits", "OasisLoop", "OasisDevices", "OasisXen",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strict),
+
+        // The benchmark harness (bench/README.md): built with the package so it never
+        // rots, run by `make bench`.
+        .target(name: "CFloor", path: "bench/Sources/CFloor"),
+        .executableTarget(
+            name: "oasis-bench",
+            dependencies: [
+                "CFloor", "OasisBits", "OasisLoop",
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+            ],
+            path: "bench/Sources/oasis-bench",
             swiftSettings: strict),
 
         // Tests.

@@ -1,0 +1,24 @@
+#include "cfloor.h"
+#include <string.h>
+#include <stdint.h>
+
+void oasis_floor_memcpy(void *dst, const void *src, size_t count, size_t rounds) {
+    for (size_t i = 0; i < rounds; i++) {
+        memcpy(dst, src, count);
+        /* Keep the compiler from eliding repeated copies of the same bytes. */
+        __asm__ volatile("" : : "r"(dst) : "memory");
+    }
+}
+
+unsigned short oasis_floor_checksum16(const void *data, size_t count) {
+    const uint8_t *p = data;
+    uint32_t sum = 0;
+    while (count > 1) {
+        sum += (uint32_t)((p[0] << 8) | p[1]);
+        p += 2;
+        count -= 2;
+    }
+    if (count) sum += (uint32_t)(p[0] << 8);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return (unsigned short)~sum;
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The benchmark harness entry point (`make bench`). Builds in release mode, preloads
+# malloc-interposer so that heap allocations per operation are counted, runs every
+# figure beside its floor or peer in one run, and writes bench/out/results.md with
+# the machine, the date and the command. Copy what you quote into bench/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/opt/swift/usr/bin:$PATH
+
+swift build -c release --product oasis-bench >/dev/null
+bin=$(swift build -c release --show-bin-path)
+mkdir -p bench/out
+out=bench/out/results.md
+{
+    echo "# Oasis bench run"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+    echo "- kernel: $(uname -r); $(swift --version 2>&1 | head -n1)"
+    echo "- command: make bench ($*)"
+    echo
+} > "$out"
+LD_PRELOAD="$bin/libMallocInterposerSwift.so" "$bin/oasis-bench" --out bench/out/figures.md "$@"
+cat bench/out/figures.md >> "$out"
+echo
+echo "written: $out"
