@@ -37,6 +37,7 @@ let package = Package(
         // Swift core.
         .target(
             name: "OasisBits",
+            exclude: ["README.md"],
             swiftSettings: strict),
         .target(
             name: "OasisLoop",
