@@ -39,6 +39,7 @@ let package = Package(
         // Swift core.
         .target(
             name: "OasisBits",
+            exclude: ["README.md"],
             swiftSettings: strict),
         .target(
             name: "OasisLoop",

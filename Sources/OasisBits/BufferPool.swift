@@ -1,0 +1,103 @@
+/// One-page buffers for packets, recycled without touching the heap.
+///
+/// ```swift
+/// let pool = BufferPool(headroom: 128, limit: 1024)
+/// var frame = try pool.allocate()     // empty view at byte 128 of a 4 KiB page
+/// ```
+///
+/// ## How recycling works
+///
+/// The pool keeps a strong reference to every ``Buffer`` it has made, in an array
+/// reserved up front for `limit` entries. A buffer is *in use* while any ``Bits`` view
+/// of it exists anywhere — in a device queue, a reassembly table, an application — and
+/// *free* as soon as the last view is gone, because then the pool's own reference is
+/// the only one: `isKnownUniquelyReferenced` says so in one load of the reference
+/// count. There is no `release()` to forget and no way to free a buffer still in use.
+///
+/// ``allocate()`` scans the array from a clock cursor that remembers where the last
+/// search ended, so buffers are reused round-robin and a scan usually stops at the
+/// first entry it looks at. If a full turn finds nothing free, the pool makes one more
+/// buffer while it is below `limit`, and fails with ``BitsError/poolExhausted(limit:)``
+/// after that: a stalled consumer cannot make the stack eat all memory. Once the pool
+/// has grown to its working set, allocation does not call `malloc` at all.
+///
+/// Recycled buffers are not cleared (the pool zeroes a buffer only when it makes it);
+/// writers must write every byte they send.
+///
+/// A pool and its buffers belong to one thread, the scheduler loop that owns the
+/// device; the pool is not `Sendable`, because the uniqueness test is only meaningful
+/// when no other thread is taking or dropping references at the same time.
+public final class BufferPool {
+    /// The headroom given to a pool with no explicit one: enough for Ethernet, IPv4
+    /// with options and TCP with options in front of a payload.
+    public static let defaultHeadroom = 128
+
+    /// Bytes left before the start of every view the pool hands out.
+    public let headroom: Int
+
+    /// The most buffers the pool will ever make.
+    public let limit: Int
+
+    /// How many buffers this pool has made so far (each one a ``Buffer`` allocation).
+    /// It stops moving once the pool has reached its working set.
+    public var buffersCreated: Int { buffers.count }
+
+    private var buffers: [Buffer]
+    private var cursor = 0
+
+    /// A pool handing out one-page buffers with `headroom` bytes before each view, that
+    /// makes at most `limit` buffers and makes `preallocate` of them now.
+    ///
+    /// `headroom` must leave room in the page and `limit` must be positive; these are
+    /// configuration, checked here once.
+    public init(
+        headroom: Int = BufferPool.defaultHeadroom, limit: Int = 1024, preallocate: Int = 0
+    ) {
+        precondition(headroom >= 0 && headroom < Buffer.pageSize, "headroom must fit in a page")
+        precondition(limit >= 1, "a pool holds at least one buffer")
+        self.headroom = headroom
+        self.limit = limit
+        self.buffers = []
+        buffers.reserveCapacity(limit)
+        for _ in 0..<min(max(0, preallocate), limit) {
+            buffers.append(Buffer())
+        }
+    }
+
+    /// An empty view at `headroom` bytes into a free page buffer, with the rest of the
+    /// page as tailroom.
+    ///
+    /// Fails with ``BitsError/poolExhausted(limit:)`` if all `limit` buffers are in use.
+    public func allocate() throws(BitsError) -> Bits {
+        let buffer = try takeFreeBuffer()
+        return Bits(unchecked: buffer, offset: headroom, count: 0)
+    }
+
+    /// How many of the pool's buffers are free right now (scans them all; for
+    /// counters and tests, not the packet path).
+    public var freeCount: Int {
+        var free = 0
+        for index in buffers.indices where isKnownUniquelyReferenced(&buffers[index]) {
+            free += 1
+        }
+        return free
+    }
+
+    private func takeFreeBuffer() throws(BitsError) -> Buffer {
+        let count = buffers.count
+        var index = cursor
+        for _ in 0..<count {
+            if index >= count { index = 0 }
+            if isKnownUniquelyReferenced(&buffers[index]) {
+                cursor = index + 1
+                return buffers[index]
+            }
+            index += 1
+        }
+        guard count < limit else { throw .poolExhausted(limit: limit) }
+        let buffer = Buffer()
+        buffers.append(buffer)
+        cursor = count + 1
+        return buffer
+    }
+}

@@ -1,1 +1,0 @@
-// OasisBits: placeholder until the module lands.

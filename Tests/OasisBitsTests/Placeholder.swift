@@ -1,5 +1,0 @@
-import Testing
-
-@testable import OasisBits
-
-@Test func builds() {}
