@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "OasisLoop", targets: ["OasisLoop"]),
         .library(name: "OasisDevices", targets: ["OasisDevices"]),
         .library(name: "OasisXen", targets: ["OasisXen"]),
+        .library(name: "OasisNet", targets: ["OasisNet"]),
+        .library(name: "OasisOpenFlow", targets: ["OasisOpenFlow"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -62,10 +64,18 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict),
+        .target(
+            name: "OasisNet",
+            dependencies: ["OasisBits", "OasisLoop", "OasisDevices"],
+            swiftSettings: strict),
+        .target(
+            name: "OasisOpenFlow",
+            dependencies: ["OasisBits"],
+            swiftSettings: strict),
         .executableTarget(
             name: "oasis",
             dependencies: [
-                "OasisBits", "OasisLoop", "OasisDevices", "OasisXen",
+                "OasisBits", "OasisLoop", "OasisDevices", "OasisXen", "OasisNet", "OasisOpenFlow",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -82,6 +92,12 @@ let package = Package(
             path: "bench/Sources/oasis-bench",
             swiftSettings: strict),
 
+        // Fuzz targets, one per parser (Fuzz/README.md, scripts/fuzz.sh).
+        .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport", swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzBits", dependencies: ["FuzzSupport", "OasisBits"], path: "Fuzz/FuzzBits",
+            exclude: ["corpus"], swiftSettings: strict),
+
         // Tests.
         .testTarget(name: "OasisBitsTests", dependencies: ["OasisBits"], swiftSettings: strict),
         .testTarget(name: "OasisLoopTests", dependencies: ["OasisLoop"], swiftSettings: strict),
@@ -90,6 +106,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "OasisXenTests", dependencies: ["OasisXen"], swiftSettings: strict),
+        .testTarget(
+            name: "OasisNetTests", dependencies: ["OasisNet"], swiftSettings: strict),
+        .testTarget(
+            name: "OasisOpenFlowTests", dependencies: ["OasisOpenFlow"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
 runs=${FUZZ_RUNS:-200000}
 scratch=.build-fuzz
-targets=${FUZZ_TARGETS:-$(ls Fuzz | grep -v README)}
+targets=${FUZZ_TARGETS:-$(ls Fuzz | grep -vE "README|FuzzSupport")}
 mkdir -p "$scratch/crashes"
 
 for target in $targets; do

@@ -1,0 +1,1 @@
+// OasisNet: placeholder until the module lands.

@@ -1,0 +1,1 @@
+// OasisOpenFlow: placeholder until the module lands.

@@ -1,0 +1,5 @@
+import Testing
+
+@testable import OasisOpenFlow
+
+@Test func builds() {}
