@@ -2,7 +2,6 @@
 #include "ctap.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <net/if_arp.h>
@@ -28,26 +27,18 @@ static int fill_name(struct ifreq *ifr, const char *name) {
     return 0;
 }
 
-int oasis_tap_open(const char *name, int flags, char assigned_name[OASIS_IFNAMSIZ]) {
+int oasis_tap_attach(int tun_fd, const char *name, int flags,
+                     char assigned_name[OASIS_IFNAMSIZ]) {
     struct ifreq ifr;
     int status = fill_name(&ifr, name);
     if (status < 0) return status;
     ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
     if (flags & OASIS_TAP_VNET_HDR) ifr.ifr_flags |= IFF_VNET_HDR;
     if (flags & OASIS_TAP_MULTI_QUEUE) ifr.ifr_flags |= IFF_MULTI_QUEUE;
-
-    int open_flags = O_RDWR | O_CLOEXEC;
-    if (flags & OASIS_TAP_NONBLOCK) open_flags |= O_NONBLOCK;
-    int fd = open("/dev/net/tun", open_flags);
-    if (fd < 0) return -errno;
-    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-        int saved = errno;
-        close(fd);
-        return -saved;
-    }
+    if (ioctl(tun_fd, TUNSETIFF, &ifr) < 0) return -errno;
     memcpy(assigned_name, ifr.ifr_name, IFNAMSIZ);
     assigned_name[IFNAMSIZ - 1] = '\0';
-    return fd;
+    return 0;
 }
 
 int oasis_tap_set_offload(int tap_fd, unsigned int offload_flags) {

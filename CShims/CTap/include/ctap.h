@@ -11,14 +11,12 @@
 /// Interface names are at most this long, including the terminating NUL (IFNAMSIZ).
 #define OASIS_IFNAMSIZ 16
 
-/// Flags for oasis_tap_open.
+/// Flags for oasis_tap_attach.
 enum {
     /// IFF_VNET_HDR: every frame is preceded by a struct virtio_net_hdr.
     OASIS_TAP_VNET_HDR = 1 << 0,
     /// IFF_MULTI_QUEUE: several descriptors may attach to the same interface.
     OASIS_TAP_MULTI_QUEUE = 1 << 1,
-    /// Open the descriptor with O_NONBLOCK.
-    OASIS_TAP_NONBLOCK = 1 << 2,
 };
 
 /// Offload bits for oasis_tap_set_offload (the TUN_F_* values of <linux/if_tun.h>).
@@ -30,12 +28,13 @@ enum {
     OASIS_TUN_F_UFO = 0x10,
 };
 
-/// Opens /dev/net/tun and attaches it to a TAP interface (IFF_TAP | IFF_NO_PI plus the
-/// requested flags), creating the interface if it does not exist. `name` may be NULL
-/// or empty to let the kernel pick (tap%d). The name actually assigned is written to
-/// `assigned_name` (OASIS_IFNAMSIZ bytes, NUL-terminated).
-/// Returns the descriptor (O_CLOEXEC) or -errno.
-int oasis_tap_open(const char *name, int flags, char assigned_name[OASIS_IFNAMSIZ]);
+/// TUNSETIFF on a descriptor of /dev/net/tun: attaches it to a TAP interface
+/// (IFF_TAP | IFF_NO_PI plus the requested flags), creating the interface if it does
+/// not exist. `name` may be NULL or empty to let the kernel pick (tap%d). The name
+/// actually assigned is written to `assigned_name` (OASIS_IFNAMSIZ bytes,
+/// NUL-terminated). Returns 0 or -errno (-ENAMETOOLONG for a name that does not fit).
+int oasis_tap_attach(int tun_fd, const char *name, int flags,
+                     char assigned_name[OASIS_IFNAMSIZ]);
 
 /// TUNSETOFFLOAD with a mask of OASIS_TUN_F_* bits. Returns 0 or -errno.
 int oasis_tap_set_offload(int tap_fd, unsigned int offload_flags);
