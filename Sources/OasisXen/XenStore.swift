@@ -74,7 +74,9 @@ public final class XenStore {
         let written = bytes.withUnsafeMutableBytes {
             xs_write(store, transaction.rawValue, path, $0.baseAddress, UInt32($0.count))
         }
-        guard written else { throw .operationFailed(operation: "xs_write \(path)", XenError.lastErrno) }
+        guard written else {
+            throw .operationFailed(operation: "xs_write \(path)", XenError.lastErrno)
+        }
     }
 
     /// Removes `path` and everything below it.

@@ -165,27 +165,41 @@ import Testing
             try namespace.runChecked(["ip", "link", "set", "va", "up"])
             try namespace.runChecked(["ip", "link", "set", "vb", "up"])
 
-            let (a, b) = try NetworkNamespace.withEntered(path: namespace.path) {
-                (try PcapHandle.live(interface: "va"), try PcapHandle.live(interface: "vb"))
+            // a: incoming only, the device layer's setting. all: both directions, as a
+            // witness that outgoing frames on va are capturable at all. b: the peer.
+            let (a, all, b) = try NetworkNamespace.withEntered(path: namespace.path) {
+                (
+                    try PcapHandle.live(interface: "va"),
+                    try PcapHandle.live(interface: "va", direction: .both),
+                    try PcapHandle.live(interface: "vb")
+                )
             }
             defer {
                 a.close()
+                all.close()
                 b.close()
             }
             #expect(try a.linkType == 1)
             #expect(try a.selectableFileDescriptor != nil)
 
-            let fromB = experimentalFrame(source: MACAddress(0x02_00_5e_00_53_0b), marker: 1)
-            let fromA = experimentalFrame(source: MACAddress(0x02_00_5e_00_53_0a), marker: 2)
-            try b.inject(fromB)
-            try a.inject(fromA)
+            func frame(_ marker: UInt8) -> [UInt8] {
+                experimentalFrame(source: MACAddress(0x02_00_5e_00_53_00), marker: marker)
+            }
+            try b.inject(frame(1))  // from the peer
+            try all.inject(frame(2))  // sent on va by another handle
+            try a.inject(frame(3))  // sent on va by a itself
 
-            // The peer's frame reaches va's capture...
+            // The peer's frame reaches a.
             #expect(try waitForFrame(on: a) { isExperimentalFrame($0, marker: 1) })
-            // ...va's own frame reaches vb (so it was really sent)...
+            // Frames sent on va really go out, and a both-directions capture sees them...
             #expect(try waitForFrame(on: b) { isExperimentalFrame($0, marker: 2) })
-            // ...but va's capture, incoming only, never sees it.
-            #expect(try !waitForFrame(on: a, seconds: 0.3) { isExperimentalFrame($0, marker: 2) })
+            #expect(try waitForFrame(on: b) { isExperimentalFrame($0, marker: 3) })
+            #expect(try waitForFrame(on: all) { isExperimentalFrame($0, marker: 3) })
+            // ...but the incoming-only capture sees neither another handle's nor its own.
+            #expect(
+                try !waitForFrame(on: a, seconds: 0.3) {
+                    isExperimentalFrame($0, marker: 2) || isExperimentalFrame($0, marker: 3)
+                })
 
             let statistics = try a.statistics()
             #expect(statistics.received >= 1)

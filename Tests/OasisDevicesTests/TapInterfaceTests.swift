@@ -76,7 +76,8 @@ import Testing
             // Kernel to fd: pinging a neighbour makes the kernel ask for it by ARP.
             try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "oasis0"])
             _ = try namespace.run(["ping", "-c", "1", "-W", "1", "192.0.2.2"])
-            let arp = try #require(try readFrame(from: tap) { isARPRequest($0, for: [192, 0, 2, 2]) })
+            let arp = try #require(
+                try readFrame(from: tap) { isARPRequest($0, for: [192, 0, 2, 2]) })
             #expect(Array(arp[0..<6]) == MACAddress.broadcast.bytes)
             #expect(Array(arp[6..<12]) == Self.mac.bytes)  // sent by the kernel side
             #expect(Array(arp[28..<32]) == [192, 0, 2, 1])  // sender protocol address
