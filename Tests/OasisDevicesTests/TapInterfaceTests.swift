@@ -95,6 +95,32 @@ import Testing
         }
     }
 
+    @Test func vnetHeaderOffloadAndMultiQueue() throws {
+        try withTestNamespace("vnetHeaderOffloadAndMultiQueue") { namespace in
+            let (first, second) = try NetworkNamespace.withEntered(path: namespace.path) {
+                (
+                    try TapInterface.open(name: "mq0", options: [.vnetHeader, .multiQueue]),
+                    try TapInterface.open(name: "mq0", options: [.vnetHeader, .multiQueue])
+                )
+            }
+            defer {
+                try? first.close()
+                try? second.close()
+            }
+            #expect(first.name == "mq0" && second.name == "mq0")
+            #expect(try first.index == second.index)
+            try first.setVnetHeaderSize(12)
+            try first.setOffload([.checksum, .tcpSegmentationIPv4, .tcpSegmentationIPv6])
+            try first.setOffload([])
+            // A third queue with different flags does not match the interface.
+            #expect(throws: TapError.self) {
+                _ = try NetworkNamespace.withEntered(path: namespace.path) {
+                    try TapInterface.open(name: "mq0")
+                }
+            }
+        }
+    }
+
     /// Reads frames until one satisfies `matches`, for up to two seconds.
     private func readFrame(from tap: TapInterface, matching matches: ([UInt8]) -> Bool)
         throws -> [UInt8]?
