@@ -1,1 +1,0 @@
-// OasisDevices: placeholder until the module lands.

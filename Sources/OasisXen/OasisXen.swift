@@ -1,1 +1,0 @@
-// OasisXen: placeholder until the module lands.

@@ -1,5 +1,0 @@
-import Testing
-
-@testable import OasisXen
-
-@Test func builds() {}
