@@ -87,8 +87,7 @@ import Testing
 
     @Test func tsharkReadsTheSameLengths() throws {
         guard isInstalled("tshark") else {
-            print("SKIPPED: tsharkReadsTheSameLengths: tshark is not installed")
-            return
+            try skip("tsharkReadsTheSameLengths", "tshark is not installed")
         }
         let path = Self.temporaryPath()
         defer { unlink(path) }

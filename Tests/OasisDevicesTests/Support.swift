@@ -1,6 +1,7 @@
 import Foundation
 import OasisDevices
 import Synchronization
+import Testing
 
 #if canImport(Glibc)
     import Glibc
@@ -112,8 +113,7 @@ struct TestNamespace {
 @discardableResult
 func withTestNamespace(_ test: String, _ body: (TestNamespace) throws -> Void) throws -> Bool {
     if let reason = TestNamespace.unavailableReason {
-        print("SKIPPED: \(test): \(reason)")
-        return false
+        try skip(test, reason)
     }
     let namespace = try TestNamespace.create()
     defer { namespace.remove() }
@@ -150,4 +150,11 @@ func isExperimentalFrame(_ frame: some Collection<UInt8>, marker: UInt8) -> Bool
     let bytes = Array(frame)
     return bytes.count >= 19 && bytes[12] == 0x88 && bytes[13] == 0xb5
         && Array(bytes[14..<19]) == [0x4f, 0x41, 0x53, 0x49, marker]
+}
+
+/// Reports a test that cannot run here: prints why, then cancels the test so that
+/// Swift Testing reports it as skipped, never as passed.
+func skip(_ test: String, _ reason: String) throws -> Never {
+    print("SKIPPED: \(test): \(reason)")
+    try Test.cancel("SKIPPED: \(reason)")
 }
