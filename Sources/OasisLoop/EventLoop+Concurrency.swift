@@ -38,7 +38,7 @@ extension EventLoop: SerialExecutor, TaskExecutor {
     ///
     /// - Precondition: called on the loop's thread.
     public func promise<Value: Sendable>(
-        _ body: @escaping @Sendable () async throws -> Value
+        _ body: sending @escaping () async throws -> Value
     ) -> Promise<Value> {
         assert(inLoopThread, "EventLoop.promise called off the loop thread")
         let promise = Promise<Value>(on: self)
@@ -57,7 +57,9 @@ extension EventLoop: SerialExecutor, TaskExecutor {
         return promise
     }
 
-    private func finish<Value>(_ bound: LoopBound<Promise<Value>>, _ outcome: Result<Value, any Error>)
+    private func finish<Value>(
+        _ bound: LoopBound<Promise<Value>>, _ outcome: Result<Value, any Error>
+    )
     where Value: Sendable {
         // The task prefers this loop, so it normally ends here on the loop thread;
         // hop if the body ended on another executor.
@@ -73,7 +75,8 @@ extension EventLoop: SerialExecutor, TaskExecutor {
     }
 
     /// Runs `body` as a task on this loop, runs the loop until it finishes, and
-    /// returns its value (or throws its error). Code in `body`, and in `async let`
+    /// returns its value (or throws its error). `body` is `sending`, not
+    /// `@Sendable`: it may capture promises of this loop, since it runs there. Code in `body`, and in `async let`
     /// and task-group children it starts, runs on the calling thread.
     ///
     /// ```swift
@@ -83,7 +86,7 @@ extension EventLoop: SerialExecutor, TaskExecutor {
     /// }
     /// ```
     public func run<Value: Sendable>(
-        _ body: @escaping @Sendable () async throws -> Value
+        _ body: sending @escaping () async throws -> Value
     ) throws -> Value {
         precondition(!isRunning, "EventLoop.run is not reentrant")
         owner.store(UInt(pthread_self()), ordering: .releasing)

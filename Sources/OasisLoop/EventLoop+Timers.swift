@@ -61,7 +61,8 @@ extension EventLoop {
         // any thread and before the continuation exists, can name the timer.
         let id = timers.reserve()
         try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            try await withUnsafeThrowingContinuation {
+                (continuation: UnsafeContinuation<Void, any Error>) in
                 if !timers.arm(id, deadline: deadline, action: .continuation(continuation)) {
                     continuation.resume(throwing: CancellationError())
                 }

@@ -179,7 +179,8 @@ public final class Promise<Value> {
         _ transform: @escaping (Value) throws -> NewValue
     ) -> Promise<NewValue> {
         if let outcome = result, !firePending {
-            return Promise<NewValue>.settled(on: loop, outcome.flatMap { v in Result { try transform(v) } })
+            return Promise<NewValue>.settled(
+                on: loop, outcome.flatMap { v in Result { try transform(v) } })
         }
         let next = Promise<NewValue>(on: loop)
         next.cancelTarget = .promise(self)

@@ -65,7 +65,9 @@ struct Boom: Error, Equatable { let tag: Int }
 
     @Test func bindOnSettledPromiseRunsImmediately() throws {
         let loop = try EventLoop(clock: .virtual)
-        let q = Promise(on: loop, value: 1).bind { Promise(on: loop, value: $0 + 1) }.map { $0 * 10 }
+        let q = Promise(on: loop, value: 1).bind { Promise(on: loop, value: $0 + 1) }.map {
+            $0 * 10
+        }
         #expect(try q.result?.get() == 20)
     }
 

@@ -11,7 +11,8 @@ import Testing
             loop.schedule(after: .seconds(i % 2 == 0 ? 1 : 2)) { log.append(i) }
         }
         try loop.run()
-        #expect(log == Array(stride(from: 0, to: 50, by: 2)) + Array(stride(from: 1, to: 50, by: 2)))
+        #expect(
+            log == Array(stride(from: 0, to: 50, by: 2)) + Array(stride(from: 1, to: 50, by: 2)))
     }
 
     @Test func thousandTimersOverAnHourOfVirtualTime() throws {
