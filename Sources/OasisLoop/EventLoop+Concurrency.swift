@@ -42,7 +42,7 @@ extension EventLoop: SerialExecutor, TaskExecutor {
     ) -> Promise<Value> {
         assert(inLoopThread, "EventLoop.promise called off the loop thread")
         let promise = Promise<Value>(on: self)
-        let bound = LoopBound(promise)
+        let bound = LoopBound(promise, on: self)
         outstandingTasks += 1
         let task = Task(executorPreference: self) { [self] in
             let outcome: Result<Value, any Error>
@@ -105,7 +105,7 @@ extension Promise where Value: Sendable {
             if loop.inLoopThread, let outcome = result, !firePending {
                 return try outcome.get()
             }
-            let bound = LoopBound(self)
+            let bound = LoopBound(self, on: loop)
             return try await withTaskCancellationHandler {
                 try await withUnsafeThrowingContinuation {
                     (continuation: UnsafeContinuation<Value, any Error>) in

@@ -270,12 +270,33 @@ extension EventLoop {
     }
 }
 
-/// Carries a loop-confined value through a `@Sendable` closure or across an
-/// `await` whose other side runs on the same loop.
-// @unchecked Sendable: the wrapped value is only used on its loop's thread; every
-// use site in this module either runs on the loop or hops there with `execute`.
-@usableFromInline
-struct LoopBound<Value>: @unchecked Sendable {
-    @usableFromInline let value: Value
-    @inlinable init(_ value: Value) { self.value = value }
+/// Carries a loop-confined value (a promise, a resolver, a device) through a
+/// `@Sendable` closure, typically one handed to ``EventLoop/execute(_:)`` from
+/// another thread. Reading ``value`` off the loop's thread is a programmer error,
+/// caught by an assertion in debug builds.
+///
+/// ```swift
+/// let bound = LoopBound(resolver, on: loop)
+/// worker.start { result in loop.execute { bound.value.resolve(result) } }
+/// ```
+// @unchecked Sendable: the wrapped value is only read on its loop's thread (asserted
+// in debug builds); moving the reference between threads is what it is for.
+public struct LoopBound<Value>: @unchecked Sendable {
+    @usableFromInline let wrapped: Value
+    /// The loop whose thread may read the value.
+    public let loop: EventLoop
+
+    /// Binds `value` to `loop`.
+    @inlinable
+    public init(_ value: Value, on loop: EventLoop) {
+        self.wrapped = value
+        self.loop = loop
+    }
+
+    /// The value. Read it on the loop's thread only.
+    @inlinable
+    public var value: Value {
+        assert(loop.inLoopThread, "LoopBound.value read off its loop's thread")
+        return wrapped
+    }
 }

@@ -99,7 +99,7 @@ import Testing
     @Test func cancellingTheAwaitingTaskCancelsThePromise() throws {
         let loop = try EventLoop(clock: .virtual)
         let sleep = loop.sleep(.seconds(100))
-        let bound = LoopBound(sleep)
+        let bound = LoopBound(sleep, on: loop)
         let waiter = loop.promise { () async -> Bool in
             do {
                 try await bound.value.value

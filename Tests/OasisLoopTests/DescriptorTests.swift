@@ -118,7 +118,7 @@ func makePipe() -> (read: FileDescriptor, write: FileDescriptor) {
     @Test func executeFromAnotherThreadWakesABlockedLoop() throws {
         let loop = try EventLoop()
         let (done, resolver) = loop.makePromise(of: Bool.self)
-        let bound = LoopBound(resolver)
+        let bound = LoopBound(resolver, on: loop)
         let thread = spawnThread {
             usleep(20_000)
             loop.execute { bound.value.resolve(loop.inLoopThread) }
@@ -133,8 +133,8 @@ func makePipe() -> (read: FileDescriptor, write: FileDescriptor) {
     @Test func manyThreadsFeedTheInbox() throws {
         let loop = try EventLoop()
         let (done, resolver) = loop.makePromise(of: Int.self)
-        let bound = LoopBound(resolver)
-        let counter = LoopBound(Counter())
+        let bound = LoopBound(resolver, on: loop)
+        let counter = LoopBound(Counter(), on: loop)
         let threads = (0..<4).map { _ in
             spawnThread {
                 for _ in 0..<1000 {
