@@ -49,6 +49,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict),
         .target(
             name: "OasisDevices",

@@ -1,1 +1,0 @@
-// OasisLoop: placeholder until the module lands.

@@ -1,5 +1,0 @@
-import Testing
-
-@testable import OasisLoop
-
-@Test func builds() {}
