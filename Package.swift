@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "OasisXen", targets: ["OasisXen"]),
         .library(name: "OasisNet", targets: ["OasisNet"]),
         .library(name: "OasisOpenFlow", targets: ["OasisOpenFlow"]),
+        .library(name: "OasisDNS", targets: ["OasisDNS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -55,6 +56,7 @@ let package = Package(
             name: "OasisDevices",
             dependencies: [
                 "CTap", "CPcap", "OasisBits", "OasisLoop",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict),
@@ -73,10 +75,15 @@ let package = Package(
             name: "OasisOpenFlow",
             dependencies: ["OasisBits"],
             swiftSettings: strict),
+        .target(
+            name: "OasisDNS",
+            dependencies: ["OasisBits"],
+            swiftSettings: strict),
         .executableTarget(
             name: "oasis",
             dependencies: [
                 "OasisBits", "OasisLoop", "OasisDevices", "OasisXen", "OasisNet", "OasisOpenFlow",
+                "OasisDNS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -109,6 +116,8 @@ let package = Package(
             name: "OasisXenTests", dependencies: ["OasisXen"], swiftSettings: strict),
         .testTarget(
             name: "OasisNetTests", dependencies: ["OasisNet"], swiftSettings: strict),
+        .testTarget(
+            name: "OasisDNSTests", dependencies: ["OasisDNS"], swiftSettings: strict),
         .testTarget(
             name: "OasisOpenFlowTests", dependencies: ["OasisOpenFlow"], swiftSettings: strict),
     ],

@@ -1,0 +1,1 @@
+// OasisDNS: placeholder until the module lands.

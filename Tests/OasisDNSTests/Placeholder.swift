@@ -1,0 +1,5 @@
+import Testing
+
+@testable import OasisDNS
+
+@Test func builds() {}
