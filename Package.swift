@@ -117,6 +117,9 @@ let package = Package(
         .testTarget(
             name: "OasisNetTests", dependencies: ["OasisNet"], swiftSettings: strict),
         .testTarget(
+            name: "OasisCommandTests", dependencies: ["oasis", "OasisLoop"],
+            swiftSettings: strict),
+        .testTarget(
             name: "OasisDNSTests", dependencies: ["OasisDNS"], swiftSettings: strict),
         .testTarget(
             name: "OasisOpenFlowTests", dependencies: ["OasisOpenFlow"], swiftSettings: strict),
