@@ -56,6 +56,10 @@ public final class EventLoop: @unchecked Sendable {
     var nextDescriptorGeneration: UInt32 = 0
     /// Trampoline state: true while promise callbacks are running.
     @usableFromInline var firing = false
+    /// Ready phases run since the last descriptor poll while the loop stayed busy.
+    var busyPhases = 0
+    /// How many busy ready phases may pass between two non-blocking polls.
+    static let busyPhasesPerPoll = 32
     @usableFromInline var fireQueue = Deque<any PromiseNode>()
     var inboxScratch = Deque<InboxWork>()
     var isRunning = false
@@ -228,7 +232,12 @@ public final class EventLoop: @unchecked Sendable {
     /// If nothing is left to do while the promise is pending, the loop blocks waiting
     /// for another thread's ``execute(_:)`` (a deadlock if none will come).
     public func run<Value>(until promise: Promise<Value>) throws -> Value {
-        try runLoop(until: { promise.result != nil && !promise.firePending }, timeLimit: nil)
+        // The loop checks `done` every iteration; a flag set by a callback keeps that
+        // check free of generic code (reading `promise.result` from this unspecialised
+        // function costs a metadata lookup per iteration).
+        let settled = SettledFlag()
+        promise.onResult { _ in settled.value = true }
+        try runLoop(until: { settled.value }, timeLimit: nil)
         guard let outcome = promise.result else {
             throw LoopError.stoppedBeforeSettled
         }
@@ -293,7 +302,15 @@ public final class EventLoop: @unchecked Sendable {
                 return
             }
 
-            // 4. Descriptor readiness (and the wake-up eventfd).
+            // 4. Descriptor readiness (and the wake-up eventfd). While work keeps
+            // arriving, a non-blocking poll costs a system call per phase; poll only
+            // every `busyPhasesPerPoll` phases then, so an async hop or a promise
+            // chain does not pay a syscall, while descriptors still get their turn.
+            if busy {
+                busyPhases += 1
+                if busyPhases < EventLoop.busyPhasesPerPoll { continue }
+            }
+            busyPhases = 0
             let timeout: CInt
             if busy {
                 timeout = 0
@@ -351,4 +368,9 @@ enum CurrentLoopKey {
         precondition(status == 0, "pthread_key_create failed: \(status)")
         return key
     }()
+}
+
+/// Set once by a promise callback; read by ``EventLoop/run(until:)`` each iteration.
+final class SettledFlag {
+    var value = false
 }

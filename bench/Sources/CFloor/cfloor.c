@@ -22,3 +22,10 @@ unsigned short oasis_floor_checksum16(const void *data, size_t count) {
     while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
     return (unsigned short)~sum;
 }
+
+#include <stdlib.h>
+
+void oasis_floor_malloc_page(void) {
+    void *volatile page = malloc(4096);
+    free(page);
+}

@@ -9,3 +9,9 @@ void oasis_floor_memcpy(void *dst, const void *src, size_t count, size_t rounds)
 /// as a reference point for ours.
 unsigned short oasis_floor_checksum16(const void *data, size_t count);
 #endif
+
+#ifndef OASIS_CFLOOR_MALLOC
+#define OASIS_CFLOOR_MALLOC
+/// malloc and free of one 4 KiB page: what a pool is there to avoid.
+void oasis_floor_malloc_page(void);
+#endif
