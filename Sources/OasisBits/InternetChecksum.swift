@@ -139,12 +139,18 @@ public struct InternetChecksum: Hashable, Sendable {
             (sum, overflow) = sum.addingReportingOverflow(word)
             sum &+= overflow ? 1 : 0
         }
-        while index &+ 32 <= count {
-            addWord(base.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-            addWord(base.loadUnaligned(fromByteOffset: index &+ 8, as: UInt64.self))
-            addWord(base.loadUnaligned(fromByteOffset: index &+ 16, as: UInt64.self))
-            addWord(base.loadUnaligned(fromByteOffset: index &+ 24, as: UInt64.self))
-            index &+= 32
+        // The bulk: 32-bit words summed into a 64-bit accumulator need no carry
+        // handling for up to 2^32 words, so the loop has no dependency but the add and
+        // the compiler vectorises it (wide loads, zero-extension, 64-bit lane adds).
+        // RFC 1071 §2(C): the carries are folded once, at the end.
+        if count >= 256 {
+            var wide: UInt64 = 0
+            let words = count &>> 2
+            for word in 0..<words {
+                wide &+= UInt64(base.loadUnaligned(fromByteOffset: word &<< 2, as: UInt32.self))
+            }
+            addWord(wide)
+            index = words &<< 2
         }
         while index &+ 8 <= count {
             addWord(base.loadUnaligned(fromByteOffset: index, as: UInt64.self))

@@ -29,3 +29,14 @@ void oasis_floor_malloc_page(void) {
     void *volatile page = malloc(4096);
     free(page);
 }
+
+const void *oasis_floor_opaque(const void *pointer) {
+    __asm__ volatile("" : : "r"(pointer) : "memory");
+    return pointer;
+}
+
+volatile uint64_t oasis_floor_sunk;
+
+void oasis_floor_sink(uint64_t value) {
+    oasis_floor_sunk = value;
+}

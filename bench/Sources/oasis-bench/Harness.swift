@@ -2,6 +2,7 @@
 // report the median cost per operation, the heap allocations per operation, and the
 // ratio to a floor or peer measured in the same run.
 
+import CFloor
 import Glibc
 import MallocInterposerSwift
 
@@ -71,6 +72,19 @@ func measure(
 @inline(never)
 func blackHole<T>(_ value: T) {
     withExtendedLifetime(value) {}
+}
+
+/// Hands an integer to C, so the computation that produced it cannot be dropped.
+@inline(__always)
+func blackHole<T: FixedWidthInteger>(_ value: T) {
+    oasis_floor_sink(UInt64(truncatingIfNeeded: value))
+}
+
+/// Returns its argument through a call the optimiser cannot see into, so that a pure
+/// computation on it is not hoisted out of a measured loop.
+@inline(never) @_optimize(none)
+func opaque<T>(_ value: T) -> T {
+    value
 }
 
 /// Collects figures and prints them as a Markdown table.

@@ -15,3 +15,17 @@ unsigned short oasis_floor_checksum16(const void *data, size_t count);
 /// malloc and free of one 4 KiB page: what a pool is there to avoid.
 void oasis_floor_malloc_page(void);
 #endif
+
+#ifndef OASIS_CFLOOR_OPAQUE
+#define OASIS_CFLOOR_OPAQUE
+/// Returns `pointer`, after telling the compiler that memory may have changed: keeps
+/// a measured loop from being folded into one computation.
+const void *oasis_floor_opaque(const void *pointer);
+#endif
+
+#ifndef OASIS_CFLOOR_SINK
+#define OASIS_CFLOOR_SINK
+#include <stdint.h>
+/// Consumes a value the compiler must compute: the end of a measured computation.
+void oasis_floor_sink(uint64_t value);
+#endif
