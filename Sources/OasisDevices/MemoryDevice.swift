@@ -21,7 +21,7 @@ public final class MemoryDevice: NetworkDevice {
     public let name: String
     public let macAddress: MACAddress
     public let mtu: Int
-    public var isLinkUp: Bool { peer != nil && !isClosed }
+    public var isLinkUp: Bool { !isClosed && peer.map { !$0.isClosed } == true }
     public private(set) var counters = DeviceCounters()
     public let pool: BufferPool
 

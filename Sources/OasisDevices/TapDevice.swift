@@ -1,0 +1,196 @@
+// The TAP backend: frames read from and written to /dev/net/tun, driven by the loop.
+
+import OasisBits
+import OasisLoop
+import SystemPackage
+
+/// A ``NetworkDevice`` over a Linux TAP interface. The kernel side of the TAP is
+/// the peer: whatever the kernel routes to the interface arrives here, and what the
+/// stack transmits appears to the kernel as received on the interface.
+///
+/// The stack's own Ethernet address is not the interface's (the interface's belongs
+/// to the kernel side); it defaults to a locally administered address derived from
+/// the interface index.
+///
+/// With ``Options/vnetHeader`` the TAP carries a `virtio_net_hdr` before each frame
+/// and the kernel may hand over frames whose checksum it left to finish
+/// (`VIRTIO_NET_HDR_F_NEEDS_CSUM`, set when checksum offload is on): the device
+/// completes those checksums before the stack sees the frame, and sends its own
+/// frames with a zero header (checksums complete, no segmentation offload).
+public final class TapDevice: NetworkDevice {
+    public struct Options: OptionSet, Sendable, Hashable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        /// Carry a `virtio_net_hdr` and let the kernel skip checksums of frames it sends.
+        public static let vnetHeader = Options(rawValue: 1)
+    }
+
+    public let name: String
+    public let macAddress: MACAddress
+    public let mtu: Int
+    public var isLinkUp: Bool { (try? interface.isLinkUp) ?? false }
+    public private(set) var counters = DeviceCounters()
+    public let pool: BufferPool
+    public let options: Options
+    /// The underlying interface.
+    public let interface: TapInterface
+
+    private let loop: EventLoop
+    private var descriptor: FileDescriptor?
+    private var handler: ((Bits) -> Void)?
+
+    /// Size of `struct virtio_net_hdr` (no mergeable buffers).
+    static let vnetHeaderSize = 10
+
+    /// Attaches to the TAP interface `name` (creating it if it does not exist) in the
+    /// current network namespace, or lets the kernel choose a name, and brings it up.
+    public init(
+        attachingTo name: String?, on loop: EventLoop, macAddress: MACAddress? = nil,
+        options: Options = [], poolLimit: Int = 1024
+    ) throws(DeviceError) {
+        var tapOptions: TapInterface.Options = []
+        if options.contains(.vnetHeader) { tapOptions.insert(.vnetHeader) }
+        do {
+            interface = try TapInterface.open(name: name, options: tapOptions)
+            if options.contains(.vnetHeader) {
+                try interface.setVnetHeaderSize(TapDevice.vnetHeaderSize)
+                try interface.setOffload(.checksum)
+            }
+            try interface.setLinkUp(true)
+            mtu = try interface.mtu
+            let index = try interface.index
+            self.macAddress = macAddress ?? MACAddress(0x0200_0a5e_0000 | UInt64(index & 0xffff))
+        } catch {
+            throw .tap(error)
+        }
+        self.name = interface.name
+        self.options = options
+        self.loop = loop
+        self.pool = BufferPool(limit: poolLimit)
+    }
+
+    public func start(receiving handler: @escaping (Bits) -> Void) throws(DeviceError) {
+        guard !interface.isClosed else { throw .closed(device: name) }
+        guard self.handler == nil else { throw .alreadyStarted(device: name) }
+        let fd: FileDescriptor
+        do {
+            fd = try interface.fileDescriptor
+        } catch {
+            throw .tap(error)
+        }
+        self.handler = handler
+        descriptor = fd
+        do {
+            try loop.register(fd, interest: .readable) { [unowned self] _ in self.receiveBatch() }
+        } catch {
+            self.handler = nil
+            descriptor = nil
+            throw .loop(error)
+        }
+    }
+
+    /// Reads up to ``deviceReceiveBatch`` frames, each straight into a pool buffer.
+    private func receiveBatch() {
+        guard let handler else { return }
+        for _ in 0..<deviceReceiveBatch {
+            guard var frame = try? pool.allocate() else {
+                // No buffer: leave the frame in the kernel's queue until one frees up,
+                // but count the stall so it shows.
+                counters.receiveDrops &+= 1
+                return
+            }
+            var outcome: Int? = nil
+            var failure: TapError? = nil
+            frame.withUnsafeMutableTailroom { room in
+                do throws(TapError) {
+                    outcome = try interface.read(into: room)
+                } catch {
+                    failure = error
+                }
+                return outcome ?? 0
+            }
+            if failure != nil {
+                counters.receiveErrors &+= 1
+                return
+            }
+            guard outcome != nil else { return }  // EAGAIN: drained
+            if options.contains(.vnetHeader) {
+                guard completeVnetFrame(&frame) else {
+                    counters.receiveDrops &+= 1
+                    continue
+                }
+            }
+            counters.countReceived(frame.count)
+            handler(frame)
+        }
+    }
+
+    /// Strips the `virtio_net_hdr`, finishing a partial checksum first when the kernel
+    /// asked for it. Returns false for a header that points outside the frame.
+    private func completeVnetFrame(_ frame: inout Bits) -> Bool {
+        guard frame.count >= TapDevice.vnetHeaderSize,
+            let flags = try? frame.read(UInt8.self, at: 0),
+            let start = try? frame.read(UInt16.self, at: 6, byteOrder: .littleEndian),
+            let offset = try? frame.read(UInt16.self, at: 8, byteOrder: .littleEndian),
+            (try? frame.shift(by: TapDevice.vnetHeaderSize)) != nil
+        else { return false }
+        if flags & 1 != 0 {  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+            let checksumStart = Int(start)
+            let field = checksumStart + Int(offset)
+            guard field + 2 <= frame.count, let covered = try? frame.shifted(by: checksumStart)
+            else { return false }
+            // The field holds the pseudo-header sum; the checksum over the rest, that
+            // field included, is the final one.
+            let value = InternetChecksum.checksum(of: covered)
+            return (try? frame.write(value == 0 ? 0xffff : value, at: field)) != nil
+        }
+        return true
+    }
+
+    public func transmit(_ frame: Bits) throws(DeviceError) {
+        guard !interface.isClosed else { throw .closed(device: name) }
+        let limit = mtu + 18
+        guard frame.count <= limit else {
+            throw .frameTooLarge(device: name, size: frame.count, limit: limit)
+        }
+        var outgoing = frame
+        if options.contains(.vnetHeader) {
+            do {
+                try outgoing.prepend(TapDevice.vnetHeaderSize)
+                for byteOffset in stride(from: 0, to: TapDevice.vnetHeaderSize, by: 2) {
+                    try outgoing.write(UInt16(0), at: byteOffset)
+                }
+            } catch {
+                counters.transmitErrors &+= 1
+                return
+            }
+        }
+        let sent: Bool
+        do {
+            sent = try outgoing.withUnsafeBytes { bytes throws(TapError) in
+                try interface.write(bytes)
+            }
+        } catch {
+            counters.transmitErrors &+= 1
+            throw .tap(error)
+        }
+        if sent {
+            counters.countTransmitted(frame.count)
+        } else {
+            counters.transmitDrops &+= 1
+        }
+    }
+
+    public func close() {
+        if let descriptor {
+            try? loop.deregister(descriptor)
+            self.descriptor = nil
+        }
+        handler = nil
+        try? interface.close()
+    }
+
+    deinit {
+        if !interface.isClosed { try? interface.close() }
+    }
+}
