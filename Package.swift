@@ -67,6 +67,7 @@ let package = Package(
         .target(
             name: "OasisNet",
             dependencies: ["OasisBits", "OasisLoop", "OasisDevices"],
+            exclude: ["README.md"],
             swiftSettings: strict),
         .target(
             name: "OasisOpenFlow",

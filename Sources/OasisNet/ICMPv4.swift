@@ -120,9 +120,11 @@ public enum ICMPv4Repr: Hashable, Sendable {
             if let reason = DestinationUnreachable(rawValue: code) {
                 repr = .destinationUnreachable(
                     reason,
-                    nextHopMTU: reason == .fragmentationNeeded ? header[ICMPv4Header.nextHopMTU] : 0)
+                    nextHopMTU: reason == .fragmentationNeeded ? header[ICMPv4Header.nextHopMTU] : 0
+                )
             } else {
-                repr = .other(type: type, code: code, restOfHeader: header[ICMPv4Header.restOfHeader])
+                repr = .other(
+                    type: type, code: code, restOfHeader: header[ICMPv4Header.restOfHeader])
             }
         case (11, _):
             repr = .timeExceeded(code: code)

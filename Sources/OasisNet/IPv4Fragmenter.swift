@@ -109,7 +109,8 @@ public struct TokenBucket: Hashable, Sendable {
             let elapsed = now - lastRefill
             let (seconds, attoseconds) = elapsed.components
             let micro = seconds.multipliedReportingOverflow(by: 1_000_000)
-            let elapsedMicro = micro.overflow ? Int64.max : micro.partialValue &+ attoseconds / 1_000_000_000_000
+            let elapsedMicro =
+                micro.overflow ? Int64.max : micro.partialValue &+ attoseconds / 1_000_000_000_000
             let added = elapsedMicro.multipliedReportingOverflow(by: Int64(ratePerSecond))
             let cap = Int64(burst) * 1_000_000
             microTokens = added.overflow ? cap : min(cap, microTokens &+ added.partialValue)

@@ -103,7 +103,8 @@ public struct IPv4Reassembler {
         // RFC 791: every fragment but the last carries a multiple of 8 bytes; the whole
         // datagram fits the 16-bit total length (the "ping of death" does not).
         guard end + IPv4Header.size <= Int(UInt16.max),
-            !header.moreFragments || payload.count % 8 == 0, payload.count > 0 || !header.moreFragments
+            !header.moreFragments || payload.count % 8 == 0,
+            payload.count > 0 || !header.moreFragments
         else {
             return drop(key, .badFragment)
         }
@@ -163,7 +164,8 @@ public struct IPv4Reassembler {
         datagram.ranges.insert(start..<end, at: insertAt)
         datagram.received += payload.count
         if start == 0 { datagram.first = header }
-        if let total = datagram.totalLength, datagram.received == total, var whole = datagram.first {
+        if let total = datagram.totalLength, datagram.received == total, var whole = datagram.first
+        {
             // No overlaps and `received == total`: the ranges tile 0..<total.
             datagrams[key] = nil
             bytesHeld -= datagram.buffer.capacity

@@ -94,7 +94,9 @@ import Testing
         }
         var corrupt = body
         corrupt[8] = 63  // TTL changed, checksum not
-        #expect(throws: IPv4Error.badChecksum(found: 0x67b4)) { try IPv4Repr.parse(packet(corrupt)) }
+        #expect(throws: IPv4Error.badChecksum(found: 0x67b4)) {
+            try IPv4Repr.parse(packet(corrupt))
+        }
         #expect(try IPv4Repr.parse(packet(corrupt), verifyChecksum: false).0.timeToLive == 63)
         var big = Bits([UInt8](repeating: 0, count: 65_530), headroom: 20)
         #expect(throws: IPv4Error.payloadTooLarge(65_530)) {
@@ -223,7 +225,8 @@ import Testing
         unchecked[6] = 0
         unchecked[7] = 0
         unchecked[20] ^= 1
-        #expect(try UDPRepr.parse(packet(unchecked), source: hostA, destination: hostB).1.count == 29)
+        #expect(
+            try UDPRepr.parse(packet(unchecked), source: hostA, destination: hostB).1.count == 29)
         // A datagram whose checksum computes to zero is sent as 0xffff: with data [0, 0]
         // the checksum is C = ~S; with C itself as data the sum is S + ~S = -0, so the
         // checksum computes to zero.

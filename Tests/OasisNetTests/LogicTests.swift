@@ -130,12 +130,18 @@ import Testing
 
     @Test func overlapDropsTheDatagram() {
         var reassembler = IPv4Reassembler()
-        _ = reassembler.insert(header(offset: 0, more: true), payload: packet(.init(repeating: 1, count: 16)), now: .zero)
-        guard case .dropped(.duplicate) = reassembler.insert(
-            header(offset: 0, more: true), payload: packet(.init(repeating: 1, count: 16)), now: .zero)
+        _ = reassembler.insert(
+            header(offset: 0, more: true), payload: packet(.init(repeating: 1, count: 16)),
+            now: .zero)
+        guard
+            case .dropped(.duplicate) = reassembler.insert(
+                header(offset: 0, more: true), payload: packet(.init(repeating: 1, count: 16)),
+                now: .zero)
         else { Issue.record("expected duplicate"); return }
-        guard case .dropped(.overlap) = reassembler.insert(
-            header(offset: 8, more: false), payload: packet(.init(repeating: 2, count: 16)), now: .zero)
+        guard
+            case .dropped(.overlap) = reassembler.insert(
+                header(offset: 8, more: false), payload: packet(.init(repeating: 2, count: 16)),
+                now: .zero)
         else { Issue.record("expected overlap"); return }
         #expect(reassembler.count == 0 && reassembler.drops[.overlap] == 1)
         #expect(reassembler.bytesHeld == 0)
@@ -143,19 +149,24 @@ import Testing
 
     @Test func badFragments() {
         var reassembler = IPv4Reassembler()
-        guard case .dropped(.badFragment) = reassembler.insert(
-            header(offset: 0, more: true), payload: packet([1, 2, 3]), now: .zero)
+        guard
+            case .dropped(.badFragment) = reassembler.insert(
+                header(offset: 0, more: true), payload: packet([1, 2, 3]), now: .zero)
         else { Issue.record("non-multiple of 8"); return }
-        guard case .dropped(.badFragment) = reassembler.insert(
-            header(offset: 65_528, more: false), payload: packet(.init(repeating: 0, count: 16)),
-            now: .zero)
+        guard
+            case .dropped(.badFragment) = reassembler.insert(
+                header(offset: 65_528, more: false),
+                payload: packet(.init(repeating: 0, count: 16)),
+                now: .zero)
         else { Issue.record("ping of death"); return }
         #expect(reassembler.drops[.badFragment] == 2 && reassembler.count == 0)
     }
 
     @Test func timeout() {
         var reassembler = IPv4Reassembler()
-        _ = reassembler.insert(header(offset: 0, more: true), payload: packet(.init(repeating: 1, count: 8)), now: .zero)
+        _ = reassembler.insert(
+            header(offset: 0, more: true), payload: packet(.init(repeating: 1, count: 8)),
+            now: .zero)
         #expect(reassembler.nextDeadline == .seconds(30))
         reassembler.expire(now: .seconds(29))
         #expect(reassembler.count == 1)
@@ -195,7 +206,9 @@ import Testing
             #expect(frame.count <= 1500)
             let (repr, ip) = try IPv4Repr.parse(frame)
             #expect(repr.fragmentOffset % 8 == 0)
-            if case .complete(_, let payload) = reassembler.insert(repr, payload: ip.payload, now: .zero) {
+            if case .complete(_, let payload) = reassembler.insert(
+                repr, payload: ip.payload, now: .zero)
+            {
                 result = payload.copyBytes()
             }
             fragments += 1
@@ -214,9 +227,11 @@ import Testing
 
     @Test func refusals() throws {
         let header = IPv4Repr(
-            source: hostA, destination: hostB, protocol: .udp, payloadLength: 100, dontFragment: true)
+            source: hostA, destination: hostB, protocol: .udp, payloadLength: 100,
+            dontFragment: true)
         #expect(throws: IPv4Fragmenter.Failure.dontFragment(mtu: 68)) {
-            try IPv4Fragmenter(header: header, payload: packet(.init(repeating: 0, count: 100)), mtu: 68)
+            try IPv4Fragmenter(
+                header: header, payload: packet(.init(repeating: 0, count: 100)), mtu: 68)
         }
         #expect(throws: IPv4Fragmenter.Failure.mtuTooSmall(27)) {
             try IPv4Fragmenter(header: header, payload: packet([]), mtu: 27)
