@@ -70,6 +70,7 @@ let package = Package(
         .target(
             name: "OasisNet",
             dependencies: ["OasisBits", "OasisLoop", "OasisDevices"],
+            exclude: ["README.md"],
             swiftSettings: strict),
         .target(
             name: "OasisOpenFlow",
@@ -105,6 +106,21 @@ let package = Package(
         .executableTarget(
             name: "FuzzBits", dependencies: ["FuzzSupport", "OasisBits"], path: "Fuzz/FuzzBits",
             exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzEthernet", dependencies: ["FuzzSupport", "OasisBits", "OasisNet"],
+            path: "Fuzz/FuzzEthernet", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzARP", dependencies: ["FuzzSupport", "OasisBits", "OasisNet"],
+            path: "Fuzz/FuzzARP", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzIPv4", dependencies: ["FuzzSupport", "OasisBits", "OasisNet"],
+            path: "Fuzz/FuzzIPv4", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzICMP", dependencies: ["FuzzSupport", "OasisBits", "OasisNet"],
+            path: "Fuzz/FuzzICMP", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzUDP", dependencies: ["FuzzSupport", "OasisBits", "OasisNet"],
+            path: "Fuzz/FuzzUDP", exclude: ["corpus"], swiftSettings: strict),
 
         // Tests.
         .testTarget(name: "OasisBitsTests", dependencies: ["OasisBits"], swiftSettings: strict),

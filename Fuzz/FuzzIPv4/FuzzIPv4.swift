@@ -1,0 +1,50 @@
+// Fuzz target: IPv4 packets (checksum verified or not), and every fragment fed to one
+// long-lived reassembler whose memory bound must hold.
+
+import FuzzSupport
+import OasisBits
+import OasisNet
+
+nonisolated(unsafe) var reassembler: IPv4Reassembler = {
+    var configuration = IPv4Reassembler.Configuration()
+    configuration.maximumBytes = 256 * 1024
+    configuration.maximumDatagrams = 16
+    return IPv4Reassembler(configuration: configuration)
+}()
+nonisolated(unsafe) var clock: Duration = .zero
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzIPv4(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let bits = Bits(UnsafeRawBufferPointer(start: data, count: size), headroom: 64)
+    clock += .milliseconds(250)
+    _ = try? IPv4Repr.parse(bits)
+    // Unchecked too, so the fuzzer reaches the reassembler without forging checksums.
+    guard let (ip, packet) = try? IPv4Repr.parse(bits, verifyChecksum: false) else { return 0 }
+    _ = packet.options
+    if ip.isFragment {
+        if case .complete(let whole, let payload) = reassembler.insert(
+            ip, payload: packet.payload, now: clock)
+        {
+            precondition(payload.count == whole.payloadLength)
+        }
+        precondition(reassembler.bytesHeld <= 256 * 1024 && reassembler.count <= 16)
+    }
+    if var fragmenter = try? IPv4Fragmenter(header: ip, payload: packet.payload, mtu: 576) {
+        while !fragmenter.isFinished {
+            var out = Bits([UInt8](), headroom: 64)
+            guard (try? fragmenter.nextFragment(into: &out)) != nil else { break }
+            precondition(out.count <= 576)
+        }
+    }
+    return 0
+}
+
+#if !FUZZING
+    @main
+    struct Replay {
+        static func main() {
+            let count = replay(Array(CommandLine.arguments.dropFirst()), through: fuzzIPv4)
+            print("replayed \(count) input(s)")
+        }
+    }
+#endif

@@ -1,0 +1,228 @@
+import OasisBits
+
+/// An IEEE 802 MAC address (EUI-48): six bytes, stored in the low 48 bits of a `UInt64`.
+///
+/// ```swift
+/// let mac = MACAddress("02:00:00:00:00:01")!
+/// print(mac)               // 02:00:00:00:00:01
+/// mac.isMulticast          // false: bit 0 of the first byte is clear
+/// ```
+public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
+    /// The six bytes, first byte in bits 40...47.
+    public let rawValue: UInt64
+
+    /// The address whose six bytes are the low 48 bits of `rawValue`.
+    @inlinable
+    public init(rawValue: UInt64) {
+        self.rawValue = rawValue & 0xffff_ffff_ffff
+    }
+
+    /// The address made of six bytes, first on the wire first.
+    @inlinable
+    public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8, _ b4: UInt8, _ b5: UInt8) {
+        let high = UInt64(b0) << 40 | UInt64(b1) << 32 | UInt64(b2) << 24
+        self.init(rawValue: high | UInt64(b3) << 16 | UInt64(b4) << 8 | UInt64(b5))
+    }
+
+    /// Parses `02:00:00:00:00:01` (colons or dashes, one or two hex digits a byte).
+    public init?(_ text: some StringProtocol) {
+        var value: UInt64 = 0
+        var groups = 0
+        for group in text.split(separator: ":", omittingEmptySubsequences: false)
+            .flatMap({ $0.split(separator: "-", omittingEmptySubsequences: false) })
+        {
+            guard (1...2).contains(group.count), let byte = UInt8(group, radix: 16) else {
+                return nil
+            }
+            value = value << 8 | UInt64(byte)
+            groups += 1
+        }
+        guard groups == 6 else { return nil }
+        self.init(rawValue: value)
+    }
+
+    /// `ff:ff:ff:ff:ff:ff`.
+    public static let broadcast = MACAddress(rawValue: 0xffff_ffff_ffff)
+
+    /// `00:00:00:00:00:00`, the "unknown" target hardware address of an ARP request.
+    public static let zero = MACAddress(rawValue: 0)
+
+    /// Whether the group bit (least significant bit of the first byte) is set: a
+    /// multicast or the broadcast address (IEEE 802-2014 §8.2).
+    @inlinable public var isMulticast: Bool { rawValue & 0x0100_0000_0000 != 0 }
+
+    /// Whether this is `ff:ff:ff:ff:ff:ff`.
+    @inlinable public var isBroadcast: Bool { rawValue == 0xffff_ffff_ffff }
+
+    /// Whether the address can be the source of a frame: not multicast, not zero.
+    @inlinable public var isUnicast: Bool { !isMulticast && rawValue != 0 }
+
+    /// Byte `index` (0...5) of the address, in wire order.
+    @inlinable
+    public subscript(index: Int) -> UInt8 {
+        UInt8(truncatingIfNeeded: rawValue >> UInt64(8 * (5 - index)))
+    }
+
+    /// Lower-case, colon-separated: `02:00:00:00:00:01`.
+    public var description: String {
+        (0..<6).map { index in
+            let hex = String(self[index], radix: 16)
+            return self[index] < 16 ? "0" + hex : hex
+        }.joined(separator: ":")
+    }
+}
+
+extension Bits {
+    /// Reads a MAC address at byte `offset` of the view.
+    @inlinable
+    public func readMAC(at offset: Int) throws(BitsError) -> MACAddress {
+        let high = try read(UInt16.self, at: offset)
+        let low = try read(UInt32.self, at: offset + 2)
+        return MACAddress(rawValue: UInt64(high) << 32 | UInt64(low))
+    }
+
+    /// Writes a MAC address at byte `offset` of the view.
+    @inlinable
+    public mutating func writeMAC(_ address: MACAddress, at offset: Int) throws(BitsError) {
+        try write(UInt16(truncatingIfNeeded: address.rawValue >> 32), at: offset)
+        try write(UInt32(truncatingIfNeeded: address.rawValue), at: offset + 2)
+    }
+}
+
+/// An IPv4 address (RFC 791 §2.3), in host order in a `UInt32`.
+///
+/// ```swift
+/// let a = IPv4Address("192.0.2.1")!
+/// a.rawValue == 0xc000_0201    // true
+/// ```
+public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The address as a number: `192.0.2.1` is `0xc000_0201`.
+    public let rawValue: UInt32
+
+    /// The address whose value is `rawValue`.
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// The address `a.b.c.d`.
+    @inlinable
+    public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {
+        rawValue = UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)
+    }
+
+    /// Parses dotted-quad text: four decimal numbers 0...255, no leading zeros beyond
+    /// one digit (so `010` is rejected rather than read as octal or decimal).
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var value: UInt32 = 0
+        for part in parts {
+            guard (1...3).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isNumber }),
+                part.count == 1 || part.first != "0", let byte = UInt8(part)
+            else { return nil }
+            value = value << 8 | UInt32(byte)
+        }
+        rawValue = value
+    }
+
+    /// `0.0.0.0`: "this host" as a source (RFC 1122 §3.2.1.3), an ARP probe's sender.
+    public static let any = IPv4Address(rawValue: 0)
+
+    /// `255.255.255.255`: the limited broadcast address (RFC 919, RFC 1122 §3.2.1.3).
+    public static let broadcast = IPv4Address(rawValue: 0xffff_ffff)
+
+    /// Whether the address is in `224.0.0.0/4` (RFC 5771).
+    @inlinable public var isMulticast: Bool { rawValue & 0xf000_0000 == 0xe000_0000 }
+
+    /// Whether the address is `255.255.255.255`.
+    @inlinable public var isBroadcast: Bool { rawValue == 0xffff_ffff }
+
+    /// Whether the address is `0.0.0.0`.
+    @inlinable public var isUnspecified: Bool { rawValue == 0 }
+
+    /// Whether the address is in `127.0.0.0/8`.
+    @inlinable public var isLoopback: Bool { rawValue >> 24 == 127 }
+
+    @inlinable
+    public static func < (lhs: IPv4Address, rhs: IPv4Address) -> Bool {
+        lhs.rawValue < rhs.rawValue
+    }
+
+    /// Dotted-quad text: `192.0.2.1`.
+    public var description: String {
+        "\(rawValue >> 24).\(rawValue >> 16 & 0xff).\(rawValue >> 8 & 0xff).\(rawValue & 0xff)"
+    }
+}
+
+extension Bits {
+    /// Reads an IPv4 address at byte `offset` of the view.
+    @inlinable
+    public func readIPv4(at offset: Int) throws(BitsError) -> IPv4Address {
+        IPv4Address(rawValue: try read(UInt32.self, at: offset))
+    }
+
+    /// Writes an IPv4 address at byte `offset` of the view.
+    @inlinable
+    public mutating func writeIPv4(_ address: IPv4Address, at offset: Int) throws(BitsError) {
+        try write(address.rawValue, at: offset)
+    }
+}
+
+/// An address with its subnet: `192.0.2.2/24` (CIDR, RFC 4632 §3.1).
+///
+/// ```swift
+/// let net = IPv4Network("192.0.2.2/24")!
+/// net.netmask          // 255.255.255.0
+/// net.broadcast        // 192.0.2.255
+/// net.contains(IPv4Address("192.0.2.77")!)   // true
+/// ```
+public struct IPv4Network: Hashable, Sendable, CustomStringConvertible {
+    /// The address as written (an interface's own address keeps its host bits).
+    public let address: IPv4Address
+    /// The number of leading one bits of the netmask, 0...32.
+    public let prefixLength: Int
+
+    /// `address/prefixLength`; nil if the prefix length is outside 0...32.
+    @inlinable
+    public init?(address: IPv4Address, prefixLength: Int) {
+        guard (0...32).contains(prefixLength) else { return nil }
+        self.address = address
+        self.prefixLength = prefixLength
+    }
+
+    /// Parses `192.0.2.2/24`.
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let address = IPv4Address(parts[0]),
+            (1...2).contains(parts[1].count), parts[1].allSatisfy({ $0.isASCII && $0.isNumber }),
+            let length = Int(parts[1])
+        else { return nil }
+        self.init(address: address, prefixLength: length)
+    }
+
+    /// The netmask: `prefixLength` one bits, then zeros.
+    @inlinable
+    public var netmask: IPv4Address {
+        IPv4Address(rawValue: prefixLength == 0 ? 0 : UInt32.max << UInt32(32 - prefixLength))
+    }
+
+    /// The network address: the address with its host bits cleared.
+    @inlinable
+    public var networkAddress: IPv4Address {
+        IPv4Address(rawValue: address.rawValue & netmask.rawValue)
+    }
+
+    /// The directed broadcast address: the host bits all set (RFC 919, RFC 1122
+    /// §3.2.1.3).
+    @inlinable
+    public var broadcast: IPv4Address {
+        IPv4Address(rawValue: address.rawValue | ~netmask.rawValue)
+    }
+
+    /// Whether `other` is inside this network.
+    @inlinable
+    public func contains(_ other: IPv4Address) -> Bool {
+        other.rawValue & netmask.rawValue == address.rawValue & netmask.rawValue
+    }
+
+    /// `192.0.2.2/24`.
+    public var description: String { "\(address)/\(prefixLength)" }
+}

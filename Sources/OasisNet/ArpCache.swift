@@ -1,0 +1,265 @@
+import OasisBits
+
+/// The ARP cache and resolver for one interface, sans I/O (RFC 826; RFC 1122 §2.3.2).
+///
+/// The glue layer owns one, feeds it what arrives, asks it before sending, and polls it
+/// on a timer; it gives back what to send. Time is a monotonic `Duration` since any
+/// fixed origin, passed in on every call.
+///
+/// ```swift
+/// switch cache.resolve(nextHop, now: now, waiting: packet) {
+/// case .resolved(let mac): send(packet, to: mac)
+/// case .queued(let request): if let request { sendArp(request) }
+/// case .dropped: break          // counted in cache.drops
+/// }
+/// let answer = cache.receive(arp, now: now)       // on every ARP packet
+/// if let reply = answer.reply { sendArp(reply) }
+/// if let (address, mac) = answer.resolved {
+///     while let packet = cache.takeWaiting(for: address) { send(packet, to: mac) }
+/// }
+/// while let request = cache.poll(now: now) { sendArp(request) }  // at nextDeadline
+/// ```
+///
+/// Bounds: at most `capacity` entries (resolved or pending); when full, the entry
+/// updated longest ago is evicted (a linear scan: the table is small and this happens
+/// only on a miss). At most `waitingPerAddress` packets wait on one address; more are
+/// dropped and counted.
+public struct ArpCache {
+    /// Tunables, with the defaults of most stacks.
+    public struct Configuration: Hashable, Sendable {
+        /// Most entries held.
+        public var capacity: Int = 256
+        /// How long a learned entry stays valid.
+        public var entryLifetime: Duration = .seconds(60)
+        /// Most packets queued per unresolved address (RFC 1122 §2.3.2.2 asks for at
+        /// least one).
+        public var waitingPerAddress: Int = 4
+        /// Time between requests for the same address (RFC 1122 §2.3.2.1: at most one
+        /// per second).
+        public var retryInterval: Duration = .seconds(1)
+        /// Requests sent before giving up on an address.
+        public var maximumRequests: Int = 3
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// What ``resolve(_:now:waiting:)`` decided for a packet.
+    public enum Resolution {
+        /// The address is known: send now.
+        case resolved(MACAddress)
+        /// The packet waits; send `request` if there is one (the first miss).
+        case queued(request: ArpRepr?)
+        /// The packet was dropped (queue full, or no room in the table); counted.
+        case dropped
+    }
+
+    /// What ``receive(_:now:)`` learned from an ARP packet.
+    public struct Reception {
+        /// The reply to send, if the packet was a request for our address.
+        public var reply: ArpRepr?
+        /// An address that is now resolved and may have packets waiting
+        /// (``ArpCache/takeWaiting(for:)``).
+        public var resolved: (address: IPv4Address, mac: MACAddress)?
+    }
+
+    @usableFromInline
+    internal struct Entry {
+        @usableFromInline var mac: MACAddress?
+        @usableFromInline var updatedAt: Duration
+        @usableFromInline var requestsSent: Int
+        @usableFromInline var lastRequestAt: Duration
+        @usableFromInline var waiting: [Bits]
+    }
+
+    /// Our hardware address.
+    public let mac: MACAddress
+    /// Our protocol address.
+    public var address: IPv4Address
+    /// Tunables.
+    public let configuration: Configuration
+    /// What was dropped, and why.
+    public private(set) var drops = DropCounters<ArpDropReason>()
+
+    @usableFromInline internal var entries: [IPv4Address: Entry] = [:]
+
+    /// A cache for the interface at `mac` with `address`.
+    public init(mac: MACAddress, address: IPv4Address, configuration: Configuration = .init()) {
+        self.mac = mac
+        self.address = address
+        self.configuration = configuration
+        entries.reserveCapacity(configuration.capacity)
+    }
+
+    /// The number of entries, resolved or pending.
+    public var count: Int { entries.count }
+
+    /// The hardware address of `ip`, if resolved and not expired.
+    public func lookup(_ ip: IPv4Address, now: Duration) -> MACAddress? {
+        guard let entry = entries[ip], let mac = entry.mac,
+            now - entry.updatedAt < configuration.entryLifetime
+        else { return nil }
+        return mac
+    }
+
+    /// Resolves `ip` (the next hop) for `packet`: returns the MAC, or queues the packet
+    /// and says whether to send a request now.
+    public mutating func resolve(_ ip: IPv4Address, now: Duration, waiting packet: Bits)
+        -> Resolution
+    {
+        if let mac = lookup(ip, now: now) { return .resolved(mac) }
+        if entries[ip] != nil {
+            if entries[ip]!.mac != nil {
+                // Expired: start over as a pending entry.
+                entries[ip]!.mac = nil
+                entries[ip]!.requestsSent = 0
+            }
+            guard entries[ip]!.waiting.count < configuration.waitingPerAddress else {
+                drops.count(.queueFull)
+                return .dropped
+            }
+            entries[ip]!.waiting.append(packet)
+            if entries[ip]!.requestsSent == 0 {
+                entries[ip]!.requestsSent = 1
+                entries[ip]!.lastRequestAt = now
+                return .queued(request: .request(from: mac, address, for: ip))
+            }
+            return .queued(request: nil)
+        }
+        guard configuration.waitingPerAddress > 0, makeRoom() else {
+            drops.count(.queueFull)
+            return .dropped
+        }
+        var waiting: [Bits] = []
+        waiting.reserveCapacity(configuration.waitingPerAddress)
+        waiting.append(packet)
+        entries[ip] = Entry(
+            mac: nil, updatedAt: now, requestsSent: 1, lastRequestAt: now, waiting: waiting)
+        return .queued(request: .request(from: mac, address, for: ip))
+    }
+
+    /// Handles a received ARP packet (RFC 826, "Packet Reception"): updates an existing
+    /// entry for the sender (the merge flag), adds one if we are the target, and answers
+    /// requests for our address.
+    public mutating func receive(_ packet: ArpRepr, now: Duration) -> Reception {
+        var reception = Reception()
+        let sender = packet.senderProtocolAddress
+        guard packet.senderHardwareAddress.isUnicast else {
+            drops.count(.badSenderHardwareAddress)
+            return reception
+        }
+        if sender == address && !address.isUnspecified {
+            // Someone else claims our address (RFC 5227 §2.4); never learn it.
+            drops.count(.addressConflict)
+            return reception
+        }
+        let forUs = packet.targetProtocolAddress == address && !address.isUnspecified
+        // RFC 5227 §2.1.1: a probe's sender address is zero; nothing to learn.
+        if !sender.isUnspecified {
+            var merged = false
+            if entries[sender] != nil {
+                merged = true
+                learn(sender, packet.senderHardwareAddress, now: now, into: &reception)
+            }
+            if forUs && !merged && makeRoom() {
+                learn(sender, packet.senderHardwareAddress, now: now, into: &reception)
+            }
+        }
+        if forUs && packet.operation == .request {
+            reception.reply = ArpRepr(
+                operation: .reply, senderHardwareAddress: mac, senderProtocolAddress: address,
+                targetHardwareAddress: packet.senderHardwareAddress,
+                targetProtocolAddress: sender)
+        }
+        return reception
+    }
+
+    /// The next packet waiting for `ip`, oldest first, once it is resolved.
+    public mutating func takeWaiting(for ip: IPv4Address) -> Bits? {
+        guard entries[ip]?.mac != nil, entries[ip]?.waiting.isEmpty == false else { return nil }
+        return entries[ip]!.waiting.removeFirst()
+    }
+
+    /// The next request to send now (a retry), or nil when there is nothing more to do
+    /// at `now`. Call it in a loop whenever ``nextDeadline`` passes. Addresses that got
+    /// no answer after `maximumRequests` are removed with their waiting packets (counted
+    /// as `resolutionFailed`); expired entries with nothing waiting are removed.
+    public mutating func poll(now: Duration) -> ArpRepr? {
+        var expired: IPv4Address? = nil
+        for (ip, entry) in entries {
+            if entry.mac != nil {
+                if now - entry.updatedAt >= configuration.entryLifetime && entry.waiting.isEmpty {
+                    expired = ip
+                    break
+                }
+                continue
+            }
+            guard now - entry.lastRequestAt >= configuration.retryInterval else { continue }
+            if entry.requestsSent >= configuration.maximumRequests {
+                drops.count(.resolutionFailed, UInt64(entry.waiting.count))
+                expired = ip
+                break
+            }
+            entries[ip]!.requestsSent += 1
+            entries[ip]!.lastRequestAt = now
+            return .request(from: mac, address, for: ip)
+        }
+        if let expired {
+            entries[expired] = nil
+            return poll(now: now)
+        }
+        return nil
+    }
+
+    /// When ``poll(now:)`` next has something to do, if ever.
+    public var nextDeadline: Duration? {
+        var deadline: Duration? = nil
+        for entry in entries.values {
+            let due =
+                entry.mac == nil
+                ? entry.lastRequestAt + configuration.retryInterval
+                : entry.updatedAt + configuration.entryLifetime
+            if deadline == nil || due < deadline! { deadline = due }
+        }
+        return deadline
+    }
+
+    /// Adds or refreshes a static-looking entry (for tests and for configuration).
+    public mutating func insert(_ ip: IPv4Address, _ hardware: MACAddress, now: Duration) {
+        var ignored = Reception()
+        if entries[ip] != nil || makeRoom() { learn(ip, hardware, now: now, into: &ignored) }
+    }
+
+    /// A gratuitous ARP announcing our address (RFC 5227 §3), to send after an address
+    /// is configured or the MAC changes; wrap it in ``ArpRepr/ethernetHeader``.
+    public var gratuitous: ArpRepr { .gratuitous(mac: mac, address: address) }
+
+    private mutating func learn(
+        _ ip: IPv4Address, _ hardware: MACAddress, now: Duration, into reception: inout Reception
+    ) {
+        if entries[ip] == nil {
+            entries[ip] = Entry(
+                mac: hardware, updatedAt: now, requestsSent: 0, lastRequestAt: now, waiting: [])
+        } else {
+            entries[ip]!.mac = hardware
+            entries[ip]!.updatedAt = now
+            entries[ip]!.requestsSent = 0
+        }
+        if !entries[ip]!.waiting.isEmpty { reception.resolved = (ip, hardware) }
+    }
+
+    /// Evicts the entry updated longest ago if the table is full; false if it cannot.
+    private mutating func makeRoom() -> Bool {
+        guard configuration.capacity > 0 else { return false }
+        guard entries.count >= configuration.capacity else { return true }
+        var oldest: (IPv4Address, Duration)? = nil
+        for (ip, entry) in entries where oldest == nil || entry.updatedAt < oldest!.1 {
+            oldest = (ip, entry.updatedAt)
+        }
+        if let (ip, _) = oldest {
+            drops.count(.evicted, UInt64(max(1, entries[ip]!.waiting.count)))
+            entries[ip] = nil
+        }
+        return true
+    }
+}

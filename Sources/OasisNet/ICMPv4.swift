@@ -1,0 +1,221 @@
+import OasisBits
+
+/// The 8-byte ICMP header (RFC 792): type, code, checksum, and four bytes whose meaning
+/// depends on the type (identifier and sequence number for echo; unused and the next-hop
+/// MTU for "fragmentation needed", RFC 1191 §4).
+public enum ICMPv4Header: HeaderLayout {
+    /// Message type.
+    public static let type = Field<UInt8>.first()
+    /// Message code.
+    public static let code = Field<UInt8>.after(type)
+    /// Checksum over the whole message (RFC 792).
+    public static let checksum = Field<UInt16>.after(code)
+    /// Echo identifier.
+    public static let identifier = Field<UInt16>.after(checksum)
+    /// Echo sequence number.
+    public static let sequenceNumber = Field<UInt16>.after(identifier)
+    /// The four type-specific bytes as one word.
+    public static let restOfHeader = Field<UInt32>.at(byte: 4)
+    /// Next-hop MTU of a "fragmentation needed" message (RFC 1191 §4).
+    public static let nextHopMTU = Field<UInt16>.at(byte: 6)
+    /// 8 bytes.
+    public static let size = sequenceNumber.end
+}
+
+/// The codes of destination unreachable (RFC 792; RFC 1122 §3.2.2.1; RFC 1812 §5.2.7.1).
+public enum DestinationUnreachable: UInt8, Hashable, Sendable {
+    /// Network unreachable.
+    case netUnreachable = 0
+    /// Host unreachable.
+    case hostUnreachable = 1
+    /// Protocol unreachable: no handler for the IP protocol.
+    case protocolUnreachable = 2
+    /// Port unreachable: no UDP listener.
+    case portUnreachable = 3
+    /// Fragmentation needed and DF set (carries the next-hop MTU).
+    case fragmentationNeeded = 4
+    /// Source route failed.
+    case sourceRouteFailed = 5
+    /// Communication administratively prohibited (RFC 1812).
+    case administrativelyProhibited = 13
+}
+
+/// What was wrong with an ICMP message.
+public enum ICMPv4Error: Error, Hashable, Sendable {
+    /// Fewer than 8 bytes.
+    case truncated(available: Int)
+    /// The checksum did not verify; `found` is the field as received.
+    case badChecksum(found: UInt16)
+    /// An error message (destination unreachable, time exceeded) whose data is not an
+    /// IPv4 header followed by at least 8 bytes (RFC 792, RFC 1122 §3.2.2).
+    case badEmbeddedHeader(IPv4Error?)
+    /// Emitting: the buffer had no room.
+    case buffer(BitsError)
+
+    /// The drop counter this error belongs to.
+    public var dropReason: ICMPv4DropReason {
+        switch self {
+        case .truncated, .buffer: .tooShort
+        case .badChecksum: .badChecksum
+        case .badEmbeddedHeader: .badEmbeddedHeader
+        }
+    }
+}
+
+/// The parsed meaning of an ICMP header. The message's data — the echo payload, or the
+/// original datagram's header and first 8 bytes in an error — is the payload view that
+/// ``parse(_:verifyChecksum:)`` returns beside it, and the view ``emit(prependingTo:)``
+/// prepends to.
+public enum ICMPv4Repr: Hashable, Sendable {
+    /// Type 8 (RFC 792 "Echo or Echo Reply Message").
+    case echoRequest(identifier: UInt16, sequenceNumber: UInt16)
+    /// Type 0.
+    case echoReply(identifier: UInt16, sequenceNumber: UInt16)
+    /// Type 3; `nextHopMTU` is zero except for ``DestinationUnreachable/fragmentationNeeded``.
+    /// An unknown code is kept as its number through ``other(type:code:restOfHeader:)``.
+    case destinationUnreachable(DestinationUnreachable, nextHopMTU: UInt16)
+    /// Type 11: code 0 TTL exceeded in transit, 1 fragment reassembly time exceeded.
+    case timeExceeded(code: UInt8)
+    /// Any other message, uninterpreted.
+    case other(type: UInt8, code: UInt8, restOfHeader: UInt32)
+
+    /// Whether this is an error message (which carries an original header and must
+    /// never be answered with an error, RFC 1122 §3.2.2).
+    @inlinable
+    public var isError: Bool {
+        switch self {
+        case .destinationUnreachable, .timeExceeded: true
+        case .other(let type, _, _): type == 3 || type == 4 || type == 5 || type == 11 || type == 12
+        case .echoRequest, .echoReply: false
+        }
+    }
+
+    /// Parses `message` (the IP payload): verifies the checksum (unless told not to),
+    /// and for error messages checks that the data starts with an IPv4 header and holds
+    /// at least 8 bytes after it. Returns the meaning and the data after the 8-byte header.
+    @inlinable
+    public static func parse(_ message: Bits, verifyChecksum: Bool = true)
+        throws(ICMPv4Error) -> (ICMPv4Repr, Bits)
+    {
+        guard let header = try? message.header(ICMPv4Header.self) else {
+            throw .truncated(available: message.count)
+        }
+        if verifyChecksum && InternetChecksum.checksum(of: message) != 0 {
+            throw .badChecksum(found: header[ICMPv4Header.checksum])
+        }
+        let type = header[ICMPv4Header.type]
+        let code = header[ICMPv4Header.code]
+        let data = header.payload
+        let repr: ICMPv4Repr
+        switch (type, code) {
+        case (8, 0):
+            repr = .echoRequest(
+                identifier: header[ICMPv4Header.identifier],
+                sequenceNumber: header[ICMPv4Header.sequenceNumber])
+        case (0, 0):
+            repr = .echoReply(
+                identifier: header[ICMPv4Header.identifier],
+                sequenceNumber: header[ICMPv4Header.sequenceNumber])
+        case (3, _):
+            if let reason = DestinationUnreachable(rawValue: code) {
+                repr = .destinationUnreachable(
+                    reason,
+                    nextHopMTU: reason == .fragmentationNeeded ? header[ICMPv4Header.nextHopMTU] : 0
+                )
+            } else {
+                repr = .other(
+                    type: type, code: code, restOfHeader: header[ICMPv4Header.restOfHeader])
+            }
+        case (11, _):
+            repr = .timeExceeded(code: code)
+        default:
+            repr = .other(type: type, code: code, restOfHeader: header[ICMPv4Header.restOfHeader])
+        }
+        if repr.isError {
+            // RFC 792: "Internet Header + 64 bits of Original Data Datagram".
+            let original: IPv4Packet
+            do {
+                original = try IPv4Packet(checking: data)
+            } catch .badTotalLength {
+                // The original was longer than what was quoted; only its header matters.
+                guard let packet = try? IPv4Packet._headerOnly(data) else {
+                    throw .badEmbeddedHeader(nil)
+                }
+                original = packet
+            } catch {
+                throw .badEmbeddedHeader(error)
+            }
+            guard data.count >= original.headerLength &+ 8 else { throw .badEmbeddedHeader(nil) }
+        }
+        return (repr, data)
+    }
+
+    /// Prepends the 8-byte header in front of `data` (the echo payload, or the quoted
+    /// original datagram) and fills the checksum over both; `data` becomes the message.
+    @inlinable
+    public func emit(prependingTo data: inout Bits) throws(ICMPv4Error) {
+        let header: Header<ICMPv4Header>
+        do {
+            header = try data.prependHeader(ICMPv4Header.self)
+        } catch {
+            throw .buffer(error)
+        }
+        var h = header
+        switch self {
+        case .echoRequest(let identifier, let sequenceNumber):
+            h[ICMPv4Header.type] = 8
+            h[ICMPv4Header.identifier] = identifier
+            h[ICMPv4Header.sequenceNumber] = sequenceNumber
+        case .echoReply(let identifier, let sequenceNumber):
+            h[ICMPv4Header.type] = 0
+            h[ICMPv4Header.identifier] = identifier
+            h[ICMPv4Header.sequenceNumber] = sequenceNumber
+        case .destinationUnreachable(let reason, let mtu):
+            h[ICMPv4Header.type] = 3
+            h[ICMPv4Header.code] = reason.rawValue
+            h[ICMPv4Header.nextHopMTU] = mtu
+        case .timeExceeded(let code):
+            h[ICMPv4Header.type] = 11
+            h[ICMPv4Header.code] = code
+        case .other(let type, let code, let rest):
+            h[ICMPv4Header.type] = type
+            h[ICMPv4Header.code] = code
+            h[ICMPv4Header.restOfHeader] = rest
+        }
+        h[ICMPv4Header.checksum] = InternetChecksum.checksum(of: data)
+    }
+
+    /// The echo reply to an echo request: same identifier and sequence number (RFC 792;
+    /// RFC 1122 §3.2.2.6: "the data received in the ICMP Echo Request MUST be entirely
+    /// included in the Echo Reply"). Emit it in front of the request's payload view to
+    /// reply in place. Nil for anything but an echo request.
+    @inlinable
+    public var echoReply: ICMPv4Repr? {
+        guard case .echoRequest(let identifier, let sequenceNumber) = self else { return nil }
+        return .echoReply(identifier: identifier, sequenceNumber: sequenceNumber)
+    }
+
+    /// How much of an offending datagram an error quotes: its header plus 8 bytes of
+    /// data (RFC 792), as a view of `original` (the received IPv4 packet).
+    @inlinable
+    public static func quote(_ original: IPv4Packet) -> Bits {
+        let length = min(original.bits.count, original.headerLength &+ 8)
+        return (try? original.bits.prefix(length)) ?? original.bits
+    }
+}
+
+extension IPv4Packet {
+    /// A header checked for version and IHL but not total length: the quoted header of
+    /// an ICMP error, whose datagram was cut after 8 bytes of data.
+    @inlinable
+    internal static func _headerOnly(_ bits: Bits) throws(IPv4Error) -> IPv4Packet {
+        guard let header = try? bits.header(IPv4Header.self) else {
+            throw .truncated(available: bits.count)
+        }
+        let headerLength = Int(header[IPv4Header.ihl]) * 4
+        guard headerLength >= IPv4Header.size, headerLength <= bits.count else {
+            throw .badHeaderLength(headerLength: headerLength, totalLength: bits.count)
+        }
+        return IPv4Packet(unchecked: header)
+    }
+}

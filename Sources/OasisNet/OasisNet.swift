@@ -1,1 +1,0 @@
-// OasisNet: placeholder until the module lands.

@@ -1,0 +1,245 @@
+import OasisBits
+import Testing
+
+@testable import OasisNet
+
+@Suite struct ArpCacheTests {
+    let hostC = IPv4Address(192, 0, 2, 3)
+
+    @Test func answersRequestsAndLearns() throws {
+        var cache = ArpCache(mac: ours, address: hostB)
+        let request = try ArpRepr.parse(packet(arpRequestFrame).shifted(by: 14))
+        let reception = cache.receive(request, now: .zero)
+        var reply = emptyPacket()
+        let answer = try #require(reception.reply)
+        try answer.emit(prependingTo: &reply)
+        try answer.ethernetHeader.emit(prependingTo: &reply)
+        #expect(reply.copyBytes() == arpReplyFrame)
+        #expect(cache.lookup(hostA, now: .seconds(1)) == theirs)
+    }
+
+    @Test func mergeOnlyUpdatesExistingEntries() {
+        var cache = ArpCache(mac: ours, address: hostB)
+        // Not for us, sender unknown: not learned (RFC 826: add only if we are the target).
+        _ = cache.receive(.request(from: theirs, hostA, for: hostC), now: .zero)
+        #expect(cache.lookup(hostA, now: .zero) == nil)
+        cache.insert(hostA, MACAddress(2, 0, 0, 0, 0, 9), now: .zero)
+        // Not for us, sender known: updated (the merge flag).
+        _ = cache.receive(.gratuitous(mac: theirs, address: hostA), now: .seconds(1))
+        #expect(cache.lookup(hostA, now: .seconds(1)) == theirs)
+        // Someone claiming our own address, or a multicast sender, is refused.
+        _ = cache.receive(.gratuitous(mac: theirs, address: hostB), now: .seconds(1))
+        _ = cache.receive(.request(from: .broadcast, hostC, for: hostB), now: .seconds(1))
+        #expect(cache.drops[.addressConflict] == 1 && cache.drops[.badSenderHardwareAddress] == 1)
+        #expect(cache.lookup(hostC, now: .seconds(1)) == nil)
+    }
+
+    @Test func queuesUntilResolved() throws {
+        var cache = ArpCache(mac: ours, address: hostB)
+        guard case .queued(let request?) = cache.resolve(hostA, now: .zero, waiting: packet([1]))
+        else { Issue.record("expected a request"); return }
+        #expect(request == .request(from: ours, hostB, for: hostA))
+        guard case .queued(nil) = cache.resolve(hostA, now: .zero, waiting: packet([2])) else {
+            Issue.record("expected no second request")
+            return
+        }
+        let reply = ArpRepr(
+            operation: .reply, senderHardwareAddress: theirs, senderProtocolAddress: hostA,
+            targetHardwareAddress: ours, targetProtocolAddress: hostB)
+        let reception = cache.receive(reply, now: .milliseconds(10))
+        #expect(reception.reply == nil)
+        #expect(reception.resolved?.address == hostA && reception.resolved?.mac == theirs)
+        #expect(cache.takeWaiting(for: hostA)?.copyBytes() == [1])
+        #expect(cache.takeWaiting(for: hostA)?.copyBytes() == [2])
+        #expect(cache.takeWaiting(for: hostA) == nil)
+        guard case .resolved(theirs) = cache.resolve(hostA, now: .seconds(1), waiting: packet([3]))
+        else { Issue.record("expected resolved"); return }
+        // Expiry after the lifetime.
+        #expect(cache.lookup(hostA, now: .seconds(61)) == nil)
+        #expect(cache.poll(now: .seconds(61)) == nil && cache.count == 0)
+    }
+
+    @Test func retriesThenGivesUp() {
+        var configuration = ArpCache.Configuration()
+        configuration.waitingPerAddress = 2
+        var cache = ArpCache(mac: ours, address: hostB, configuration: configuration)
+        for byte in 0..<3 {
+            _ = cache.resolve(hostA, now: .zero, waiting: packet([UInt8(byte)]))
+        }
+        #expect(cache.drops[.queueFull] == 1)
+        #expect(cache.poll(now: .milliseconds(500)) == nil)
+        #expect(cache.nextDeadline == .seconds(1))
+        #expect(cache.poll(now: .seconds(1)) == .request(from: ours, hostB, for: hostA))
+        #expect(cache.poll(now: .seconds(1)) == nil)
+        #expect(cache.poll(now: .seconds(2)) == .request(from: ours, hostB, for: hostA))
+        #expect(cache.poll(now: .seconds(3)) == nil)
+        #expect(cache.drops[.resolutionFailed] == 2 && cache.count == 0)
+    }
+
+    @Test func boundedWithOldestEvicted() {
+        var configuration = ArpCache.Configuration()
+        configuration.capacity = 4
+        var cache = ArpCache(mac: ours, address: hostB, configuration: configuration)
+        for index in 0..<6 {
+            cache.insert(IPv4Address(10, 0, 0, UInt8(index)), theirs, now: .seconds(Int64(index)))
+        }
+        #expect(cache.count == 4 && cache.drops[.evicted] == 2)
+        #expect(cache.lookup(IPv4Address(10, 0, 0, 0), now: .seconds(6)) == nil)
+        #expect(cache.lookup(IPv4Address(10, 0, 0, 5), now: .seconds(6)) == theirs)
+    }
+
+    @Test func gratuitousFrame() throws {
+        let cache = ArpCache(mac: theirs, address: hostA)
+        var frame = emptyPacket()
+        try cache.gratuitous.emit(prependingTo: &frame)
+        try cache.gratuitous.ethernetHeader.emit(prependingTo: &frame)
+        #expect(frame.copyBytes() == gratuitousArpFrame)
+    }
+}
+
+@Suite struct ReassemblyTests {
+    func fragment(_ hex: String) throws -> (IPv4Repr, Bits) {
+        let (repr, ip) = try IPv4Repr.parse(packet(bytes(hex: hex)).shifted(by: 14))
+        return (repr, ip.payload)
+    }
+
+    /// The two captured fragments of `ping -s 2000`, in either order.
+    @Test(arguments: [false, true]) func realFragments(reversed: Bool) throws {
+        var reassembler = IPv4Reassembler()
+        var parts = [try fragment(firstFragmentHex), try fragment(lastFragmentHex)]
+        if reversed { parts.reverse() }
+        guard case .incomplete = reassembler.insert(parts[0].0, payload: parts[0].1, now: .zero)
+        else { Issue.record("expected incomplete"); return }
+        #expect(reassembler.bytesHeld > 0)
+        guard
+            case .complete(let whole, let payload) = reassembler.insert(
+                parts[1].0, payload: parts[1].1, now: .seconds(1))
+        else { Issue.record("expected complete"); return }
+        #expect(whole.payloadLength == 2008 && !whole.isFragment && whole.identification == 0x4f42)
+        let (icmp, data) = try ICMPv4Repr.parse(payload)
+        #expect(icmp == .echoRequest(identifier: 0x5df1, sequenceNumber: 1))
+        #expect(data.count == 2000)
+        #expect(reassembler.count == 0 && reassembler.bytesHeld == 0)
+    }
+
+    func header(offset: Int, more: Bool, id: UInt16 = 7) -> IPv4Repr {
+        IPv4Repr(
+            source: hostA, destination: hostB, protocol: .udp, payloadLength: 0,
+            identification: id, moreFragments: more, fragmentOffset: offset)
+    }
+
+    @Test func overlapDropsTheDatagram() {
+        var reassembler = IPv4Reassembler()
+        _ = reassembler.insert(
+            header(offset: 0, more: true), payload: packet(.init(repeating: 1, count: 16)),
+            now: .zero)
+        guard
+            case .dropped(.duplicate) = reassembler.insert(
+                header(offset: 0, more: true), payload: packet(.init(repeating: 1, count: 16)),
+                now: .zero)
+        else { Issue.record("expected duplicate"); return }
+        guard
+            case .dropped(.overlap) = reassembler.insert(
+                header(offset: 8, more: false), payload: packet(.init(repeating: 2, count: 16)),
+                now: .zero)
+        else { Issue.record("expected overlap"); return }
+        #expect(reassembler.count == 0 && reassembler.drops[.overlap] == 1)
+        #expect(reassembler.bytesHeld == 0)
+    }
+
+    @Test func badFragments() {
+        var reassembler = IPv4Reassembler()
+        guard
+            case .dropped(.badFragment) = reassembler.insert(
+                header(offset: 0, more: true), payload: packet([1, 2, 3]), now: .zero)
+        else { Issue.record("non-multiple of 8"); return }
+        guard
+            case .dropped(.badFragment) = reassembler.insert(
+                header(offset: 65_528, more: false),
+                payload: packet(.init(repeating: 0, count: 16)),
+                now: .zero)
+        else { Issue.record("ping of death"); return }
+        #expect(reassembler.drops[.badFragment] == 2 && reassembler.count == 0)
+    }
+
+    @Test func timeout() {
+        var reassembler = IPv4Reassembler()
+        _ = reassembler.insert(
+            header(offset: 0, more: true), payload: packet(.init(repeating: 1, count: 8)),
+            now: .zero)
+        #expect(reassembler.nextDeadline == .seconds(30))
+        reassembler.expire(now: .seconds(29))
+        #expect(reassembler.count == 1)
+        reassembler.expire(now: .seconds(30))
+        #expect(reassembler.count == 0 && reassembler.drops[.timeout] == 1)
+    }
+
+    @Test func floodStaysWithinBounds() {
+        var configuration = IPv4Reassembler.Configuration()
+        configuration.maximumBytes = 64 * 1024
+        configuration.maximumDatagrams = 8
+        var reassembler = IPv4Reassembler(configuration: configuration)
+        for id in 0..<1000 {
+            _ = reassembler.insert(
+                header(offset: 8 * (id % 5000), more: true, id: UInt16(id)),
+                payload: packet(.init(repeating: 0, count: 8)), now: .milliseconds(Int64(id)))
+            #expect(reassembler.bytesHeld <= configuration.maximumBytes)
+            #expect(reassembler.count <= configuration.maximumDatagrams)
+        }
+        #expect(reassembler.drops[.memoryBound] == 992)
+    }
+}
+
+@Suite struct FragmenterTests {
+    @Test func splitsAndReassembles() throws {
+        let data = (0..<2008).map { UInt8(truncatingIfNeeded: $0) }
+        let header = IPv4Repr(
+            source: hostA, destination: hostB, protocol: .icmp, payloadLength: 2008,
+            identification: 0x4f42)
+        var fragmenter = try IPv4Fragmenter(header: header, payload: packet(data), mtu: 1500)
+        var reassembler = IPv4Reassembler()
+        var fragments = 0
+        var result: [UInt8] = []
+        while !fragmenter.isFinished {
+            var frame = emptyPacket()
+            try fragmenter.nextFragment(into: &frame)
+            #expect(frame.count <= 1500)
+            let (repr, ip) = try IPv4Repr.parse(frame)
+            #expect(repr.fragmentOffset % 8 == 0)
+            if case .complete(_, let payload) = reassembler.insert(
+                repr, payload: ip.payload, now: .zero)
+            {
+                result = payload.copyBytes()
+            }
+            fragments += 1
+        }
+        #expect(fragments == 2 && result == data)
+        // Same split as Linux: the first fragment matches the capture's IP header.
+        var again = try IPv4Fragmenter(header: header, payload: packet(data), mtu: 1500)
+        var first = emptyPacket()
+        try again.nextFragment(into: &first)
+        let captured = try IPv4Repr.parse(packet(bytes(hex: firstFragmentHex)).shifted(by: 14)).0
+        var expected = captured
+        expected.dontFragment = false
+        expected.timeToLive = 64
+        #expect(try IPv4Repr.parse(first).0 == expected)
+    }
+
+    @Test func refusals() throws {
+        let header = IPv4Repr(
+            source: hostA, destination: hostB, protocol: .udp, payloadLength: 100,
+            dontFragment: true)
+        #expect(throws: IPv4Fragmenter.Failure.dontFragment(mtu: 68)) {
+            try IPv4Fragmenter(
+                header: header, payload: packet(.init(repeating: 0, count: 100)), mtu: 68)
+        }
+        #expect(throws: IPv4Fragmenter.Failure.mtuTooSmall(27)) {
+            try IPv4Fragmenter(header: header, payload: packet([]), mtu: 27)
+        }
+        var single = try IPv4Fragmenter(header: header, payload: packet([1, 2, 3]), mtu: 1500)
+        var frame = emptyPacket()
+        try single.nextFragment(into: &frame)
+        let parsed = try IPv4Repr.parse(frame).0
+        #expect(single.isFinished && !parsed.isFragment)
+    }
+}

@@ -1,5 +1,0 @@
-import Testing
-
-@testable import OasisNet
-
-@Test func builds() {}
