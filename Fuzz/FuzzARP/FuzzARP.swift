@@ -2,6 +2,7 @@
 
 import FuzzSupport
 import OasisBits
+import OasisDevices
 import OasisNet
 
 nonisolated(unsafe) var cache = ArpCache(

@@ -1,4 +1,5 @@
 import OasisBits
+import OasisDevices
 
 /// The ARP packet for Ethernet and IPv4 (RFC 826, "Packet format"): 28 bytes.
 public enum ArpHeader: HeaderLayout {

@@ -1,4 +1,5 @@
 import OasisBits
+import OasisDevices
 
 /// The ARP cache and resolver for one interface, sans I/O (RFC 826; RFC 1122 §2.3.2).
 ///

@@ -1,4 +1,5 @@
 import OasisBits
+import OasisDevices
 
 /// The EtherType of an Ethernet II frame (IEEE 802.3 §3.2.6: values >= 0x0600).
 public struct EtherType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {

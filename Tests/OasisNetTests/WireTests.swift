@@ -1,4 +1,5 @@
 import OasisBits
+import OasisDevices
 import Testing
 
 @testable import OasisNet
