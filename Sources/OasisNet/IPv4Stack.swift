@@ -1,0 +1,426 @@
+// The glue: the sans-I/O protocol pieces connected to a device and the loop.
+
+import OasisBits
+import OasisDevices
+import OasisLoop
+
+/// How an ``IPv4Stack`` is set up.
+public struct IPv4StackConfiguration: Sendable {
+    /// The stack's address and subnet, e.g. `192.0.2.2/24`.
+    public var network: IPv4Network
+    /// Where packets for other subnets go; nil: only the local subnet is reachable.
+    public var gateway: IPv4Address?
+    /// ARP settings. Up to 64 packets wait per unresolved address (Linux keeps about
+    /// 200 KB): a fragmented datagram sent before its next hop is known must fit.
+    public var arp: ArpCache.Configuration = {
+        var arp = ArpCache.Configuration()
+        arp.waitingPerAddress = 64
+        return arp
+    }()
+    public var reassembly = IPv4Reassembler.Configuration()
+    /// ICMP errors per second (port unreachable), and the burst allowed.
+    public var icmpErrorsPerSecond = 100
+    public var icmpErrorBurst = 20
+    /// Announce the address with a gratuitous ARP when the stack starts.
+    public var gratuitousArp = true
+    /// Answer ICMP echo requests (the tutorial's ping responder).
+    public var answersPing = true
+
+    public init(network: IPv4Network, gateway: IPv4Address? = nil) {
+        self.network = network
+        self.gateway = gateway
+    }
+}
+
+/// The Oasis IPv4 stack over one device: Ethernet, ARP, IPv4 (with reassembly and
+/// fragmentation), ICMP (echo, port unreachable) and UDP, all on the loop's thread.
+///
+/// It is generic over the device, so the same code runs over TAP, pcap, the Xen
+/// netfront or an in-memory pair, specialised at compile time.
+///
+/// ```swift
+/// let stack = IPv4Stack(device: tap, configuration: .init(network: IPv4Network("192.0.2.2/24")!), on: loop)
+/// try stack.start()
+/// try stack.listen(port: 7) { datagram in try? stack.send(datagram.payload, to: datagram.source, from: 7) }
+/// ```
+///
+/// A received frame is parsed in the buffer it arrived in; a reply is built in front
+/// of the payload it answers (ping and echo reuse the request's buffer); nothing is
+/// copied except fragments into the reassembly buffer.
+public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
+    public let device: Device
+    public let configuration: IPv4StackConfiguration
+    public var address: IPv4Address { configuration.network.address }
+    /// Every drop, per layer and reason: the stack's own, plus the ARP cache's and the
+    /// reassembler's.
+    public var drops: NetworkDropCounters {
+        var all = ownDrops
+        for reason in ArpDropReason.allCases { all.arp.count(reason, arp.drops[reason]) }
+        for reason in ReassemblyDropReason.allCases {
+            all.reassembly.count(reason, reassembler.drops[reason])
+        }
+        return all
+    }
+    private var ownDrops = NetworkDropCounters()
+    /// Echo requests answered, datagrams delivered to listeners and sent.
+    public private(set) var echoRepliesSent: UInt64 = 0
+    public private(set) var datagramsDelivered: UInt64 = 0
+    public private(set) var datagramsSent: UInt64 = 0
+
+    private let loop: EventLoop
+    private var arp: ArpCache
+    private var reassembler: IPv4Reassembler
+    private var icmpErrors: TokenBucket
+    private var listeners: [UInt16: (Datagram) -> Void] = [:]
+    private var identification: UInt16
+    private var arpTimer: (id: TimerID, deadline: Duration)?
+    private var reassemblyTimer: (id: TimerID, deadline: Duration)?
+
+    public init(device: Device, configuration: IPv4StackConfiguration, on loop: EventLoop) {
+        self.device = device
+        self.configuration = configuration
+        self.loop = loop
+        arp = ArpCache(
+            mac: device.macAddress, address: configuration.network.address,
+            configuration: configuration.arp)
+        reassembler = IPv4Reassembler(configuration: configuration.reassembly)
+        icmpErrors = TokenBucket(
+            ratePerSecond: configuration.icmpErrorsPerSecond, burst: configuration.icmpErrorBurst,
+            now: loop.now)
+        identification = UInt16.random(in: 0...UInt16.max)
+    }
+
+    /// Starts receiving from the device and announces the address.
+    public func start() throws(DeviceError) {
+        try device.start { [unowned self] frame in self.input(frame) }
+        if configuration.gratuitousArp {
+            sendArp(arp.gratuitous)
+        }
+    }
+
+    /// Stops receiving; closes the device.
+    public func stop() {
+        if let arpTimer { loop.cancelTimer(arpTimer.id) }
+        if let reassemblyTimer { loop.cancelTimer(reassemblyTimer.id) }
+        arpTimer = nil
+        reassemblyTimer = nil
+        device.close()
+    }
+
+    // MARK: Receive
+
+    /// Handles one frame from the device.
+    public func input(_ frame: Bits) {
+        let ethernet: EthernetRepr
+        let payload: Bits
+        do {
+            (ethernet, payload) = try EthernetRepr.parse(frame)
+        } catch {
+            ownDrops.ethernet.count(error.dropReason)
+            return
+        }
+        guard ethernet.destination == device.macAddress || ethernet.destination.isBroadcast else {
+            ownDrops.ethernet.count(.notForUs)
+            return
+        }
+        switch ethernet.etherType {
+        case .arp: receiveArp(payload)
+        case .ipv4: receiveIPv4(payload)
+        default: ownDrops.ethernet.count(.unknownEtherType)
+        }
+    }
+
+    private func receiveArp(_ payload: Bits) {
+        let packet: ArpRepr
+        do {
+            packet = try ArpRepr.parse(payload)
+        } catch {
+            ownDrops.arp.count(error.dropReason)
+            return
+        }
+        let reception = arp.receive(packet, now: loop.now)
+        if let reply = reception.reply { sendArp(reply) }
+        if let (address, mac) = reception.resolved {
+            while let waiting = arp.takeWaiting(for: address) {
+                transmit(waiting, to: mac)
+            }
+        }
+    }
+
+    private func receiveIPv4(_ payload: Bits) {
+        var header: IPv4Repr
+        let packet: IPv4Packet
+        do {
+            (header, packet) = try IPv4Repr.parse(payload)
+        } catch {
+            ownDrops.ipv4.count(error.dropReason)
+            return
+        }
+        let destination = header.destination
+        guard
+            destination == address || destination == .broadcast
+                || destination == configuration.network.broadcast
+        else {
+            ownDrops.ipv4.count(.notForUs)
+            return
+        }
+        // RFC 1122 §3.2.1.3: a broadcast or multicast source is discarded.
+        guard !header.source.isBroadcast, !header.source.isMulticast else {
+            ownDrops.ipv4.count(.badSourceAddress)
+            return
+        }
+        var data = packet.payload
+        if header.isFragment {
+            switch reassembler.insert(header, payload: data, now: loop.now) {
+            case .complete(let whole, let wholePayload):
+                header = whole
+                data = wholePayload
+            case .incomplete:
+                armReassemblyTimer()
+                return
+            case .dropped:
+                return
+            }
+        }
+        switch header.protocol {
+        case .icmp: receiveICMP(header, data)
+        case .udp: receiveUDP(header, data, original: packet)
+        default: ownDrops.ipv4.count(.unknownProtocol)
+        }
+    }
+
+    private func receiveICMP(_ header: IPv4Repr, _ message: Bits) {
+        let icmp: ICMPv4Repr
+        var data: Bits
+        do {
+            (icmp, data) = try ICMPv4Repr.parse(message)
+        } catch {
+            ownDrops.icmp.count(error.dropReason)
+            return
+        }
+        guard configuration.answersPing, let reply = icmp.echoReply else {
+            ownDrops.icmp.count(.unhandledType)
+            return
+        }
+        // RFC 1122 §3.2.2.6: an echo request to a broadcast address may be ignored.
+        guard header.destination == address else {
+            ownDrops.ipv4.count(.notForUs)
+            return
+        }
+        // The reply is built in front of the request's data, in the same buffer.
+        do {
+            try reply.emit(prependingTo: &data)
+        } catch {
+            ownDrops.icmp.count(error.dropReason)
+            return
+        }
+        echoRepliesSent &+= 1
+        sendIPv4(data, protocol: .icmp, to: header.source)
+    }
+
+    private func receiveUDP(_ header: IPv4Repr, _ datagram: Bits, original: IPv4Packet) {
+        let udp: UDPRepr
+        let data: Bits
+        do {
+            (udp, data) = try UDPRepr.parse(
+                datagram, source: header.source, destination: header.destination)
+        } catch {
+            ownDrops.udp.count(error.dropReason)
+            return
+        }
+        guard let listener = listeners[udp.destinationPort] else {
+            ownDrops.udp.count(.noListener)
+            // RFC 1122 §3.2.2.1 / §4.1.3.1: port unreachable, never for broadcasts.
+            if header.destination == address {
+                sendPortUnreachable(for: original, to: header.source)
+            }
+            return
+        }
+        datagramsDelivered &+= 1
+        listener(
+            Datagram(
+                source: DatagramEndpoint(address: header.source, port: udp.sourcePort),
+                destination: DatagramEndpoint(
+                    address: header.destination, port: udp.destinationPort),
+                payload: data))
+    }
+
+    private func sendPortUnreachable(for original: IPv4Packet, to source: IPv4Address) {
+        guard icmpErrors.take(now: loop.now) else {
+            ownDrops.icmp.count(.rateLimited)
+            return
+        }
+        // The quote is copied into a fresh buffer: the original's bytes are where the
+        // headers would be prepended.
+        guard var message = try? device.pool.allocate(),
+            (try? message.append(contentsOf: ICMPv4Repr.quote(original))) != nil,
+            (try? ICMPv4Repr.destinationUnreachable(.portUnreachable, nextHopMTU: 0).emit(
+                prependingTo: &message)) != nil
+        else { return }
+        sendIPv4(message, protocol: .icmp, to: source)
+    }
+
+    // MARK: Datagram service (UDP)
+
+    public func listen(port: UInt16, _ handler: @escaping (Datagram) -> Void) throws(DatagramError)
+    {
+        guard listeners[port] == nil else { throw .portInUse(port) }
+        listeners[port] = handler
+    }
+
+    public func stopListening(port: UInt16) {
+        listeners[port] = nil
+    }
+
+    public func send(_ payload: Bits, to destination: DatagramEndpoint, from port: UInt16)
+        throws(DatagramError)
+    {
+        guard payload.count <= maximumUDPPayload else { throw .payloadTooLarge(payload.count) }
+        var data = payload
+        // Build in place when there is room in front for every header (a received
+        // payload being answered); otherwise copy into a buffer from the device's pool.
+        if data.headroom < StackLayout.headersRoom {
+            guard var copy = try? device.pool.allocate() else { throw .noBuffers }
+            if payload.count > copy.tailroom {
+                guard
+                    let large = try? Bits(
+                        buffer: Buffer(byteCount: payload.count + 256), offset: 128, count: 0)
+                else { throw .noBuffers }
+                copy = large
+            }
+            guard (try? copy.append(contentsOf: payload)) != nil else { throw .noBuffers }
+            data = copy
+        }
+        do {
+            try UDPRepr(sourcePort: port, destinationPort: destination.port).emit(
+                prependingTo: &data, source: address, destination: destination.address)
+        } catch {
+            throw .payloadTooLarge(payload.count)
+        }
+        datagramsSent &+= 1
+        sendIPv4(data, protocol: .udp, to: destination.address)
+    }
+
+    // MARK: Send
+
+    /// Sends an IP payload: one packet, or fragments when it exceeds the MTU.
+    private func sendIPv4(_ payload: Bits, protocol: IPProtocol, to destination: IPv4Address) {
+        identification &+= 1
+        var header = IPv4Repr(
+            source: address, destination: destination, protocol: `protocol`,
+            payloadLength: payload.count, identification: identification)
+        let mtu = device.mtu
+        if payload.count + IPv4Repr.headerLength <= mtu {
+            var packet = payload
+            do {
+                try header.emit(prependingTo: &packet)
+            } catch {
+                ownDrops.ipv4.count(.tooShort)
+                return
+            }
+            route(packet, to: destination)
+            return
+        }
+        header.dontFragment = false
+        guard var fragmenter = try? IPv4Fragmenter(header: header, payload: payload, mtu: mtu)
+        else {
+            return
+        }
+        while !fragmenter.isFinished {
+            guard var fragment = try? device.pool.allocate(),
+                (try? fragmenter.nextFragment(into: &fragment)) != nil
+            else { return }
+            route(fragment, to: destination)
+        }
+    }
+
+    /// Resolves the next hop and sends, or queues the packet behind an ARP request.
+    private func route(_ packet: Bits, to destination: IPv4Address) {
+        let nextHop: IPv4Address
+        if destination == .broadcast || destination == configuration.network.broadcast {
+            transmit(packet, to: .broadcast)
+            return
+        } else if configuration.network.contains(destination) {
+            nextHop = destination
+        } else if let gateway = configuration.gateway {
+            nextHop = gateway
+        } else {
+            ownDrops.ipv4.count(.notForUs)  // no route
+            return
+        }
+        switch arp.resolve(nextHop, now: loop.now, waiting: packet) {
+        case .resolved(let mac):
+            transmit(packet, to: mac)
+        case .queued(let request):
+            if let request { sendArp(request) }
+            armArpTimer()
+        case .dropped:
+            break
+        }
+    }
+
+    private func transmit(_ packet: Bits, to mac: MACAddress) {
+        var frame = packet
+        do {
+            try EthernetRepr(destination: mac, source: device.macAddress, etherType: .ipv4).emit(
+                prependingTo: &frame)
+            try device.transmit(frame)
+        } catch {
+            // Counted by the device (or a frame too large: a bug, not traffic).
+        }
+    }
+
+    private func sendArp(_ packet: ArpRepr) {
+        guard var frame = try? device.pool.allocate() else { return }
+        do {
+            try packet.emit(prependingTo: &frame)
+            try packet.ethernetHeader.emit(prependingTo: &frame)
+            // Pad to the Ethernet minimum (60 bytes before the FCS).
+            if frame.count < 60 {
+                let padding = 60 - frame.count
+                try frame.extend(by: padding)
+                for offset in (60 - padding)..<60 { try frame.write(UInt8(0), at: offset) }
+            }
+            try device.transmit(frame)
+        } catch {
+        }
+    }
+
+    // MARK: Timers
+
+    private func armArpTimer() {
+        guard let deadline = arp.nextDeadline else { return }
+        if let armed = arpTimer {
+            if armed.deadline <= deadline { return }
+            loop.cancelTimer(armed.id)
+        }
+        let id = loop.schedule(at: deadline) { [unowned self] in
+            self.arpTimer = nil
+            let now = self.loop.now
+            while let request = self.arp.poll(now: now) { self.sendArp(request) }
+            self.armArpTimer()
+        }
+        arpTimer = (id, deadline)
+    }
+
+    private func armReassemblyTimer() {
+        guard let deadline = reassembler.nextDeadline else { return }
+        if let armed = reassemblyTimer {
+            if armed.deadline <= deadline { return }
+            loop.cancelTimer(armed.id)
+        }
+        let id = loop.schedule(at: deadline) { [unowned self] in
+            self.reassemblyTimer = nil
+            self.reassembler.expire(now: self.loop.now)
+            self.armReassemblyTimer()
+        }
+        reassemblyTimer = (id, deadline)
+    }
+
+}
+
+/// Room the stack needs in front of a payload to prepend every header in place.
+enum StackLayout {
+    /// Ethernet (14) + two VLAN tags (8) + IPv4 (20) + UDP (8), rounded up.
+    static let headersRoom = 64
+}

@@ -1,0 +1,266 @@
+// `oasis stack`: the tutorial's networking demo made real. The Oasis stack drives a
+// device directly and runs a ping responder and a UDP echo service on port 7.
+
+import ArgumentParser
+import Glibc
+import OasisBits
+import OasisDevices
+import OasisLoop
+import OasisNet
+
+struct StackCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stack",
+        abstract: "Run the Oasis stack with a ping responder and UDP echo on port 7.",
+        discussion: """
+            With --backend tap and no --tap, it creates its own network namespace with a \
+            TAP device, addresses the kernel's side as the .1 of the subnet, and prints \
+            the command to ping it. With --backend memory it runs a second Oasis stack on \
+            the other end of an in-memory link and exchanges UDP echo with it. With \
+            --backend socket the echo service runs on the kernel's UDP sockets.
+            """)
+
+    @Option(help: "Where packets go: tap, pcap, memory, socket (xen: not built yet).")
+    var backend: Backend = .tap
+
+    @Option(help: "The stack's address and subnet.")
+    var ip = "192.0.2.2/24"
+
+    @Option(help: "The gateway for other subnets.")
+    var gateway: String?
+
+    @Option(help: "Attach to this existing TAP device in the current namespace.")
+    var tap: String?
+
+    @Option(help: "Run on this interface through libpcap (--backend pcap).")
+    var pcap: String?
+
+    @Option(help: "The stack's Ethernet address (default: locally administered).")
+    var mac: String?
+
+    @Option(help: "Write every frame in and out to this pcap file.")
+    var capture: String?
+
+    @Flag(help: "TAP: carry a virtio-net header and let the kernel offload checksums.")
+    var vnetHeader = false
+
+    @Option(help: "UDP port of the echo service.")
+    var echoPort: UInt16 = 7
+
+    @Option(help: "Stop after this many seconds (default: run until interrupted).")
+    var seconds: Double?
+
+    func run() throws {
+        guard let network = IPv4Network(ip) else {
+            throw ValidationError("--ip must be ADDRESS/PREFIX, e.g. 192.0.2.2/24")
+        }
+        let gatewayAddress = try gateway.map { text in
+            guard let address = IPv4Address(text) else {
+                throw ValidationError("--gateway must be an IPv4 address")
+            }
+            return address
+        }
+        let macAddress = try mac.map { text in
+            guard let address = MACAddress(text) else {
+                throw ValidationError("--mac must look like 02:00:00:00:00:02")
+            }
+            return address
+        }
+        var configuration = IPv4StackConfiguration(network: network, gateway: gatewayAddress)
+        configuration.gratuitousArp = true
+        let loop = try EventLoop()
+        let stopper = SignalStopper(loop: loop)
+
+        switch backend {
+        case .tap:
+            var namespace: OwnNamespace? = nil
+            let device: TapDevice
+            if let tap {
+                device = try TapDevice(
+                    attachingTo: tap, on: loop, macAddress: macAddress,
+                    options: vnetHeader ? [.vnetHeader] : [])
+            } else {
+                let own = try OwnNamespace.create(
+                    hostAddress: network.peerAddress, network: network)
+                namespace = own
+                device = try NetworkNamespace.withEntered(path: own.path) {
+                    try TapDevice(
+                        attachingTo: "tap0", on: loop, macAddress: macAddress,
+                        options: vnetHeader ? [.vnetHeader] : [])
+                }
+                try own.configureKernelSide()
+            }
+            defer { namespace?.remove() }
+            try serve(
+                device: device, configuration: configuration, loop: loop, namespace: namespace)
+        case .pcap:
+            guard let pcap else { throw ValidationError("--backend pcap needs --pcap IFACE") }
+            let device = try PcapDevice(
+                interface: pcap, on: loop, macAddress: macAddress ?? MACAddress(0x0200_0a5e_0002))
+            try serve(device: device, configuration: configuration, loop: loop, namespace: nil)
+        case .memory:
+            try MemoryDemo.run(configuration: configuration, loop: loop, echoPort: echoPort)
+            return
+        case .socket:
+            let sockets = SocketDatagrams(address: network.address, on: loop)
+            try UDPEcho.start(on: sockets, port: echoPort)
+            Console.log("oasis: UDP echo on kernel sockets at \(network.address):\(echoPort)")
+            try runUntilStopped(loop)
+            sockets.close()
+        case .xen:
+            throw BackendNotBuilt(backend: .xen, command: "stack")
+        }
+        _ = stopper
+    }
+
+    private func serve<Device: NetworkDevice>(
+        device: Device, configuration: IPv4StackConfiguration, loop: EventLoop,
+        namespace: OwnNamespace?
+    ) throws {
+        if let capture {
+            let capturing = try CapturingDevice(device, path: capture)
+            try serveStack(
+                IPv4Stack(device: capturing, configuration: configuration, on: loop), loop: loop,
+                namespace: namespace)
+        } else {
+            try serveStack(
+                IPv4Stack(device: device, configuration: configuration, on: loop), loop: loop,
+                namespace: namespace)
+        }
+    }
+
+    private func serveStack<Device: NetworkDevice>(
+        _ stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?
+    ) throws {
+        try stack.start()
+        try UDPEcho.start(on: stack, port: echoPort)
+        Console.log(
+            "oasis: stack at \(stack.configuration.network) on \(stack.device.name) "
+                + "(\(stack.device.macAddress)), ping responder and UDP echo on port \(echoPort)")
+        if let namespace {
+            Console.log(
+                "oasis: ping it with: ip netns exec \(namespace.name) ping \(stack.address)")
+        }
+        try runUntilStopped(loop)
+        Console.log("oasis: device \(stack.device.counters)")
+        Console.log(
+            "oasis: echo replies \(stack.echoRepliesSent), datagrams in \(stack.datagramsDelivered) "
+                + "out \(stack.datagramsSent), drops \(stack.drops.summary)")
+        stack.stop()
+    }
+
+    private func runUntilStopped(_ loop: EventLoop) throws {
+        if let seconds {
+            loop.schedule(after: .milliseconds(Int(seconds * 1000))) { loop.stop() }
+        }
+        // Runs until stopped: the device's descriptor keeps the loop alive.
+        try loop.run()
+    }
+}
+
+extension IPv4Network {
+    /// The first host of the subnet other than this address: where the kernel's side
+    /// of a namespace TAP goes (192.0.2.1 for 192.0.2.2/24).
+    var peerAddress: IPv4Address {
+        let first = IPv4Address(rawValue: networkAddress.rawValue &+ 1)
+        return first == address ? IPv4Address(rawValue: networkAddress.rawValue &+ 2) : first
+    }
+}
+
+extension NetworkDropCounters {
+    /// The non-zero counters, e.g. `udp.noListener=3 ipv4.notForUs=1`, or `none`.
+    var summary: String {
+        var parts: [String] = []
+        func add<Reason: DropReason>(_ layer: String, _ counters: DropCounters<Reason>) {
+            for reason in Reason.allCases where counters[reason] > 0 {
+                parts.append("\(layer).\(reason)=\(counters[reason])")
+            }
+        }
+        add("ethernet", ethernet)
+        add("arp", arp)
+        add("ipv4", ipv4)
+        add("reassembly", reassembly)
+        add("icmp", icmp)
+        add("udp", udp)
+        return parts.isEmpty ? "none" : parts.joined(separator: " ")
+    }
+}
+
+/// A network namespace `oasis-<pid>` this process creates for its TAP and removes on
+/// exit, with the kernel's side of the TAP addressed in the stack's subnet.
+struct OwnNamespace {
+    let name: String
+    let hostAddress: IPv4Address
+    let network: IPv4Network
+    var path: String { NetworkNamespace.path(named: name) }
+
+    static func create(hostAddress: IPv4Address, network: IPv4Network) throws -> OwnNamespace {
+        let name = "oasis-\(getpid())"
+        try runCommand(["ip", "netns", "add", name])
+        return OwnNamespace(name: name, hostAddress: hostAddress, network: network)
+    }
+
+    func configureKernelSide() throws {
+        let exec = ["ip", "netns", "exec", name]
+        try runCommand(exec + ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
+        try runCommand(exec + ["ip", "link", "set", "lo", "up"])
+        try runCommand(
+            exec + ["ip", "addr", "add", "\(hostAddress)/\(network.prefixLength)", "dev", "tap0"])
+        try runCommand(exec + ["ip", "link", "set", "tap0", "up"])
+    }
+
+    func remove() {
+        try? runCommand(["ip", "netns", "del", name])
+    }
+}
+
+struct CommandFailed: Error, CustomStringConvertible {
+    var command: [String]
+    var status: Int32
+    var description: String { "`\(command.joined(separator: " "))` exited with \(status)" }
+}
+
+/// Runs a command (found on PATH) and waits for it; throws if it fails.
+func runCommand(_ arguments: [String]) throws {
+    var pid: pid_t = 0
+    var cArguments = arguments.map { strdup($0) } + [nil]
+    defer { for pointer in cArguments { free(pointer) } }
+    let spawned = posix_spawnp(&pid, arguments[0], nil, nil, &cArguments, environ)
+    guard spawned == 0 else { throw CommandFailed(command: arguments, status: -spawned) }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let exitStatus = (status >> 8) & 0xff
+    guard status & 0x7f == 0, exitStatus == 0 else {
+        throw CommandFailed(command: arguments, status: exitStatus)
+    }
+}
+
+/// Stops the loop on SIGINT or SIGTERM, so that a command cleans up (removes its
+/// namespace, closes its capture) instead of dying mid-way. The signals are blocked in
+/// every thread and taken by one thread with `sigwait`; `EventLoop.stop()` is safe from
+/// any thread.
+final class SignalStopper: Sendable {
+    init(loop: EventLoop) {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        let context = Unmanaged.passRetained(loop).toOpaque()
+        var thread = pthread_t()
+        pthread_create(
+            &thread, nil,
+            { raw in
+                let loop = Unmanaged<EventLoop>.fromOpaque(raw!).takeRetainedValue()
+                var signals = sigset_t()
+                sigemptyset(&signals)
+                sigaddset(&signals, SIGINT)
+                sigaddset(&signals, SIGTERM)
+                var received: Int32 = 0
+                sigwait(&signals, &received)
+                loop.stop()
+                return nil
+            }, context)
+        pthread_detach(thread)
+    }
+}
