@@ -125,8 +125,14 @@ let package = Package(
         // Tests.
         .testTarget(name: "OasisBitsTests", dependencies: ["OasisBits"], swiftSettings: strict),
         .testTarget(name: "OasisLoopTests", dependencies: ["OasisLoop"], swiftSettings: strict),
+        .target(
+            name: "OasisTestSupport", dependencies: ["OasisDevices"], path: "Tests/OasisTestSupport",
+            swiftSettings: strict),
         .testTarget(
-            name: "OasisDevicesTests", dependencies: ["OasisDevices", "OasisLoop"],
+            name: "OasisStackTests", dependencies: ["OasisTestSupport", "oasis"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "OasisDevicesTests", dependencies: ["OasisDevices", "OasisLoop", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "OasisXenTests", dependencies: ["OasisXen"], swiftSettings: strict),

@@ -1,6 +1,7 @@
 import OasisBits
 import OasisDevices
 import OasisLoop
+import OasisTestSupport
 import Testing
 
 @Suite struct MemoryDeviceTests {

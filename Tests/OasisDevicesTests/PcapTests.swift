@@ -1,5 +1,6 @@
 import Foundation
 import OasisDevices
+import OasisTestSupport
 import Synchronization
 import Testing
 

@@ -8,17 +8,23 @@ import Testing
 #endif
 
 /// The output of a finished child process.
-struct CommandResult {
-    var status: Int32
-    var output: String
-    var errorOutput: String
+public struct CommandResult: Sendable {
+    public init(status: Int32, output: String, errorOutput: String) {
+        self.status = status
+        self.output = output
+        self.errorOutput = errorOutput
+    }
+
+    public var status: Int32
+    public var output: String
+    public var errorOutput: String
 }
 
 /// Runs a command and waits for it. Child processes start in the calling thread's
 /// network namespace; the tests run every command that must see a namespace through
 /// `ip netns exec`, so they do not depend on which thread they run on.
 @discardableResult
-func run(_ arguments: [String]) throws -> CommandResult {
+public func run(_ arguments: [String]) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -40,69 +46,74 @@ func run(_ arguments: [String]) throws -> CommandResult {
 }
 
 /// Whether an executable is on the PATH the tests use.
-func isInstalled(_ command: String) -> Bool {
+public func isInstalled(_ command: String) -> Bool {
     ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/", "/usr/local/bin/"].contains {
         access($0 + command, X_OK) == 0
     }
 }
 
-struct CommandFailed: Error, CustomStringConvertible {
-    var command: [String]
-    var result: CommandResult
-    var description: String {
+public struct CommandFailed: Error, CustomStringConvertible {
+    public init(command: [String], result: CommandResult) {
+        self.command = command
+        self.result = result
+    }
+
+    public var command: [String]
+    public var result: CommandResult
+    public var description: String {
         "\(command.joined(separator: " ")) exited \(result.status): \(result.errorOutput)"
     }
 }
 
 /// A network namespace created for one test by `ip netns add` and removed by
 /// ``withTestNamespace(_:)`` whatever the test does.
-struct TestNamespace {
+public struct TestNamespace {
     private static let counter = Atomic<Int>(0)
 
-    let name: String
-    var path: String { NetworkNamespace.path(named: name) }
+    public let name: String
+    public var path: String { NetworkNamespace.path(named: name) }
 
     /// Why namespace tests cannot run here, or nil when they can.
-    static var unavailableReason: String? {
+    public static var unavailableReason: String? {
         if getuid() != 0 { return "not root: network namespaces and TAP need CAP_NET_ADMIN" }
         if !isInstalled("ip") { return "ip (iproute2) is not installed" }
         if access("/dev/net/tun", F_OK) != 0 { return "/dev/net/tun is missing" }
         return nil
     }
 
-    fileprivate static func create() throws -> TestNamespace {
+    public static func create() throws -> TestNamespace {
         let n = counter.wrappingAdd(1, ordering: .relaxed).oldValue
         let namespace = TestNamespace(name: "oasis-t-\(getpid())-\(n)")
         try namespace.checked(["ip", "netns", "add", namespace.name])
         return namespace
     }
 
-    fileprivate func remove() {
+    public func remove() {
         _ = try? run(["ip", "netns", "del", name])
     }
 
     /// Runs a command inside the namespace.
     @discardableResult
-    func run(_ arguments: [String]) throws -> CommandResult {
-        try OasisDevicesTests.run(["ip", "netns", "exec", name] + arguments)
+    public func run(_ arguments: [String]) throws -> CommandResult {
+        try OasisTestSupport.run(["ip", "netns", "exec", name] + arguments)
     }
 
     /// Runs a command inside the namespace and throws if it fails.
     @discardableResult
-    func runChecked(_ arguments: [String]) throws -> CommandResult {
+    public func runChecked(_ arguments: [String]) throws -> CommandResult {
         try checked(["ip", "netns", "exec", name] + arguments)
     }
 
     @discardableResult
     private func checked(_ arguments: [String]) throws -> CommandResult {
-        let result = try OasisDevicesTests.run(arguments)
+        let result = try OasisTestSupport.run(arguments)
         guard result.status == 0 else { throw CommandFailed(command: arguments, result: result) }
         return result
     }
 
     /// Keeps IPv6 neighbour discovery and router solicitations out of the frames
     /// and counters the tests look at.
-    func disableIPv6() throws {
+    public func disableIPv6() throws {
         try runChecked(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
         try runChecked(["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"])
     }
@@ -111,7 +122,8 @@ struct TestNamespace {
 /// Creates a namespace, runs `body`, and deletes the namespace even when `body`
 /// throws. Returns false (after printing why) when namespaces cannot be used here.
 @discardableResult
-func withTestNamespace(_ test: String, _ body: (TestNamespace) throws -> Void) throws -> Bool {
+public func withTestNamespace(_ test: String, _ body: (TestNamespace) throws -> Void) throws -> Bool
+{
     if let reason = TestNamespace.unavailableReason {
         try skip(test, reason)
     }
@@ -123,21 +135,21 @@ func withTestNamespace(_ test: String, _ body: (TestNamespace) throws -> Void) t
 }
 
 /// Waits until `descriptor` is readable or `milliseconds` pass.
-func waitReadable(_ descriptor: Int32, milliseconds: Int32) -> Bool {
+public func waitReadable(_ descriptor: Int32, milliseconds: Int32) -> Bool {
     var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
     return poll(&entry, 1, milliseconds) > 0
 }
 
 /// A monotonic deadline for polling loops.
-struct Deadline {
+public struct Deadline {
     private let end: ContinuousClock.Instant
-    init(seconds: Double) { end = .now + .milliseconds(Int(seconds * 1000)) }
-    var hasPassed: Bool { ContinuousClock.now >= end }
+    public init(seconds: Double) { end = .now + .milliseconds(Int(seconds * 1000)) }
+    public var hasPassed: Bool { ContinuousClock.now >= end }
 }
 
 /// An Ethernet frame with a local experimental EtherType (0x88b5) and a marker byte,
 /// padded to the 60-byte minimum.
-func experimentalFrame(
+public func experimentalFrame(
     destination: MACAddress = .broadcast, source: MACAddress, marker: UInt8
 ) -> [UInt8] {
     var frame = destination.bytes + source.bytes + [0x88, 0xb5]
@@ -146,7 +158,7 @@ func experimentalFrame(
     return frame
 }
 
-func isExperimentalFrame(_ frame: some Collection<UInt8>, marker: UInt8) -> Bool {
+public func isExperimentalFrame(_ frame: some Collection<UInt8>, marker: UInt8) -> Bool {
     let bytes = Array(frame)
     return bytes.count >= 19 && bytes[12] == 0x88 && bytes[13] == 0xb5
         && Array(bytes[14..<19]) == [0x4f, 0x41, 0x53, 0x49, marker]
@@ -154,7 +166,7 @@ func isExperimentalFrame(_ frame: some Collection<UInt8>, marker: UInt8) -> Bool
 
 /// Reports a test that cannot run here: prints why, then cancels the test so that
 /// Swift Testing reports it as skipped, never as passed.
-func skip(_ test: String, _ reason: String) throws -> Never {
+public func skip(_ test: String, _ reason: String) throws -> Never {
     print("SKIPPED: \(test): \(reason)")
     try Test.cancel("SKIPPED: \(reason)")
 }

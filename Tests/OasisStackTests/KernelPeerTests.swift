@@ -1,0 +1,211 @@
+// The Oasis stack against the Linux kernel: `oasis stack` runs on a TAP (or a veth
+// through libpcap) inside a namespace the test creates, and the kernel's own ping,
+// arping and UDP sockets talk to it.
+
+import Foundation
+import OasisTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `oasis` executable built beside the test bundle.
+let oasisPath = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    .appendingPathComponent("oasis").path
+
+let stackMAC = "02:00:00:00:00:02"
+
+/// A running `oasis stack`, stopped with SIGTERM (and waited for) at the end.
+final class RunningStack {
+    let process = Process()
+    let output = Pipe()
+
+    init(namespace: TestNamespace, arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip", "netns", "exec", namespace.name, oasisPath, "stack"] + arguments
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    func stop() -> String {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+}
+
+/// Creates a namespace with `tap0` at 192.0.2.1/24 on the kernel's side, runs `oasis
+/// stack` on it at 192.0.2.2/24, waits until it answers ping, runs `body`, and stops
+/// everything, also when `body` throws.
+func withStackOnTap(
+    _ test: String, extraArguments: [String] = [], _ body: (TestNamespace) throws -> Void
+) throws {
+    guard access(oasisPath, X_OK) == 0 else { try skip(test, "\(oasisPath) is not built") }
+    try withTestNamespace(test) { namespace in
+        try namespace.runChecked(["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"])
+        try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "tap0"])
+        try namespace.runChecked(["ip", "link", "set", "tap0", "up"])
+        let stack = try RunningStack(
+            namespace: namespace,
+            arguments: ["--tap", "tap0", "--ip", "192.0.2.2/24", "--mac", stackMAC] + extraArguments
+        )
+        var log = ""
+        defer {
+            log = stack.stop()
+            print("\(test): oasis said:\n\(log)")
+        }
+        try waitForPing(namespace, "192.0.2.2")
+        try body(namespace)
+    }
+}
+
+func waitForPing(_ namespace: TestNamespace, _ address: String) throws {
+    let deadline = Deadline(seconds: 10)
+    while !deadline.hasPassed {
+        if try namespace.run(["ping", "-c", "1", "-W", "1", address]).status == 0 { return }
+    }
+    Issue.record("\(address) never answered ping")
+    throw CommandFailed(
+        command: ["ping", address], result: CommandResult(status: 1, output: "", errorOutput: ""))
+}
+
+/// Runs a Python snippet (the kernel's UDP sockets) inside the namespace.
+func python(_ namespace: TestNamespace, _ script: String) throws -> CommandResult {
+    try namespace.run(["python3", "-c", script])
+}
+
+@Suite(.serialized) struct KernelPeerTests {
+    @Test func fiftyFastPingsAllAnswered() throws {
+        try withStackOnTap("fiftyFastPingsAllAnswered") { namespace in
+            let result = try namespace.runChecked([
+                "ping", "-c", "50", "-i", "0.01", "-W", "2", "192.0.2.2",
+            ])
+            #expect(result.output.contains(" 0% packet loss"), "\(result.output)")
+        }
+    }
+
+    @Test func fragmentedPingBothWays() throws {
+        try withStackOnTap("fragmentedPingBothWays") { namespace in
+            let result = try namespace.runChecked([
+                "ping", "-c", "3", "-s", "8000", "-W", "2", "192.0.2.2",
+            ])
+            #expect(result.output.contains("3 received"), "\(result.output)")
+            #expect(result.output.contains("8008 bytes from 192.0.2.2"), "\(result.output)")
+        }
+    }
+
+    @Test func arpingAnsweredAndNeighbourEntryRight() throws {
+        guard isInstalled("arping") else { try skip("arping", "arping is not installed") }
+        try withStackOnTap("arpingAnsweredAndNeighbourEntryRight") { namespace in
+            let result = try namespace.run([
+                "arping", "-c", "2", "-w", "3", "-I", "tap0", "192.0.2.2",
+            ])
+            #expect(result.output.contains("Received 2 response"), "\(result.output)")
+            #expect(result.output.lowercased().contains(stackMAC), "\(result.output)")
+            let neighbour = try namespace.runChecked([
+                "ip", "neigh", "show", "192.0.2.2", "dev", "tap0",
+            ])
+            #expect(neighbour.output.contains("lladdr \(stackMAC)"), "\(neighbour.output)")
+        }
+    }
+
+    @Test func udpEchoReturnsPayloadsOfOneTo8000Bytes() throws {
+        try withStackOnTap("udpEchoReturnsPayloadsOfOneTo8000Bytes") { namespace in
+            let result = try python(
+                namespace,
+                """
+                import socket, os
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.settimeout(2)
+                bad = 0
+                sizes = list(range(1, 40)) + [100, 512, 1000, 1471, 1472, 1473, 1480, 2000, 2960, 3000, 4096, 6000, 7999, 8000]
+                for n in sizes:
+                    data = os.urandom(n)
+                    s.sendto(data, ('192.0.2.2', 7))
+                    back, peer = s.recvfrom(9000)
+                    if back != data or peer != ('192.0.2.2', 7):
+                        bad += 1
+                print('checked', len(sizes), 'bad', bad)
+                """)
+            #expect(result.status == 0, "\(result.errorOutput)")
+            #expect(result.output.contains("bad 0"), "\(result.output)")
+        }
+    }
+
+    @Test func udpToAClosedPortIsRefused() throws {
+        try withStackOnTap("udpToAClosedPortIsRefused") { namespace in
+            let result = try python(
+                namespace,
+                """
+                import socket
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.settimeout(2)
+                s.connect(('192.0.2.2', 9))
+                s.send(b'anyone?')
+                try:
+                    s.recv(100)
+                    print('answered')
+                except ConnectionRefusedError:
+                    print('refused')
+                except socket.timeout:
+                    print('timeout')
+                """)
+            #expect(result.output.contains("refused"), "\(result.output) \(result.errorOutput)")
+        }
+    }
+
+    @Test func captureIsReadByTsharkWithoutMalformedPackets() throws {
+        guard isInstalled("tshark") else { try skip("capture", "tshark is not installed") }
+        let path = "/tmp/oasis-capture-\(getpid()).pcap"
+        defer { unlink(path) }
+        try withStackOnTap(
+            "captureIsReadByTsharkWithoutMalformedPackets", extraArguments: ["--capture", path]
+        ) {
+            namespace in
+            _ = try namespace.runChecked([
+                "ping", "-c", "3", "-i", "0.05", "-s", "3000", "192.0.2.2",
+            ])
+            _ = try python(
+                namespace,
+                "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1); s.sendto(b'x' * 100, ('192.0.2.2', 7)); s.recvfrom(200)"
+            )
+        }
+        let all = try run(["tshark", "-r", path, "-T", "fields", "-e", "frame.protocols"])
+        let lines = all.output.split(separator: "\n")
+        #expect(lines.count >= 10, "\(all.output)")
+        #expect(lines.contains { $0.contains("icmp") })
+        #expect(lines.contains { $0.contains("udp") })
+        #expect(lines.contains { $0.contains("arp") })
+        let bad = try run([
+            "tshark", "-r", path, "-Y", "_ws.malformed || _ws.expert.severity >= warning",
+        ])
+        #expect(bad.output.isEmpty, "tshark flagged: \(bad.output)")
+    }
+
+    @Test func pingOverPcapOnAVethPair() throws {
+        guard access(oasisPath, X_OK) == 0 else { try skip("pcap", "\(oasisPath) is not built") }
+        try withTestNamespace("pingOverPcapOnAVethPair") { namespace in
+            // va carries the Oasis stack through libpcap (no kernel address on it);
+            // vb is the kernel's side at 192.0.2.1.
+            try namespace.runChecked([
+                "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb",
+            ])
+            try namespace.runChecked(["ip", "link", "set", "va", "up"])
+            try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "vb"])
+            try namespace.runChecked(["ip", "link", "set", "vb", "up"])
+            let stack = try RunningStack(
+                namespace: namespace,
+                arguments: [
+                    "--backend", "pcap", "--pcap", "va", "--ip", "192.0.2.2/24", "--mac", stackMAC,
+                ])
+            defer { print("pcap: oasis said:\n\(stack.stop())") }
+            try waitForPing(namespace, "192.0.2.2")
+            let result = try namespace.runChecked([
+                "ping", "-c", "50", "-i", "0.01", "-W", "2", "192.0.2.2",
+            ])
+            #expect(result.output.contains(" 0% packet loss"), "\(result.output)")
+        }
+    }
+}
