@@ -126,13 +126,15 @@ let package = Package(
         .testTarget(name: "OasisBitsTests", dependencies: ["OasisBits"], swiftSettings: strict),
         .testTarget(name: "OasisLoopTests", dependencies: ["OasisLoop"], swiftSettings: strict),
         .target(
-            name: "OasisTestSupport", dependencies: ["OasisDevices"], path: "Tests/OasisTestSupport",
+            name: "OasisTestSupport", dependencies: ["OasisDevices"],
+            path: "Tests/OasisTestSupport",
             swiftSettings: strict),
         .testTarget(
             name: "OasisStackTests", dependencies: ["OasisTestSupport", "oasis"],
             swiftSettings: strict),
         .testTarget(
-            name: "OasisDevicesTests", dependencies: ["OasisDevices", "OasisLoop", "OasisTestSupport"],
+            name: "OasisDevicesTests",
+            dependencies: ["OasisDevices", "OasisLoop", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "OasisXenTests", dependencies: ["OasisXen"], swiftSettings: strict),
