@@ -95,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "oasis-bench",
             dependencies: [
-                "CFloor", "OasisBits", "OasisLoop",
+                "CFloor", "OasisBits", "OasisLoop", "OasisDevices", "OasisNet",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             path: "bench/Sources/oasis-bench",

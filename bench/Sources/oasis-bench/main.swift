@@ -24,6 +24,7 @@ print(Report.header)
 let groups: [(String, (Report, Int) -> Void)] = [
     ("bits", runBitsBenchmarks),
     ("loop", runLoopBenchmarks),
+    ("stack", runStackBenchmarks),
 ]
 for (group, run) in groups where only == nil || only == group {
     run(report, scale)

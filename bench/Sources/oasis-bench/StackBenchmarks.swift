@@ -1,0 +1,81 @@
+// The stack on the memory backend: a UDP echo round trip through Ethernet, IPv4 and
+// UDP on both ends (two Oasis stacks on an in-memory pair), beside the same frames
+// bounced between the two devices with no protocol work at all.
+
+import OasisBits
+import OasisDevices
+import OasisLoop
+import OasisNet
+
+func runStackBenchmarks(_ report: Report, scale: Int) {
+    guard let loop = try? EventLoop(clock: .virtual) else { return }
+    let operations = 200_000 / scale
+    let payloadSize = 64
+
+    // Floor: a frame of the same size bounced back and forth between the devices.
+    let (left, right) = MemoryDevice.pair(on: loop)
+    var bounces = 0
+    var target = 0
+    try? right.start { frame in try? right.transmit(frame) }
+    try? left.start { frame in
+        bounces += 1
+        if bounces < target { try? left.transmit(frame) } else { loop.stop() }
+    }
+    let frameSize = 14 + 20 + 8 + payloadSize
+    let floor = measure(operations: operations) { n in
+        bounces = 0
+        target = n
+        loop.enqueue {
+            try? left.transmit(Bits([UInt8](repeating: 0, count: frameSize), headroom: 128))
+        }
+        try? loop.run()
+    }
+
+    // Two stacks: the client sends, the server echoes, the client sends the echo again.
+    let (serverEnd, clientEnd) = MemoryDevice.pair(on: loop)
+    let server = IPv4Stack(
+        device: serverEnd,
+        configuration: IPv4StackConfiguration(network: IPv4Network("192.0.2.2/24")!),
+        on: loop)
+    let client = IPv4Stack(
+        device: clientEnd,
+        configuration: IPv4StackConfiguration(network: IPv4Network("192.0.2.1/24")!),
+        on: loop)
+    let serverEndpoint = DatagramEndpoint(address: IPv4Address("192.0.2.2")!, port: 7)
+    var echoes = 0
+    do {
+        try server.start()
+        try client.start()
+        try server.listen(port: 7) { datagram in
+            try? server.send(datagram.payload, to: datagram.source, from: 7)
+        }
+        try client.listen(port: 40_000) { datagram in
+            echoes += 1
+            if echoes < target {
+                try? client.send(datagram.payload, to: serverEndpoint, from: 40_000)
+            } else {
+                loop.stop()
+            }
+        }
+    } catch {
+        print("stack benchmarks: \(error)")
+        return
+    }
+    let echo = measure(operations: operations) { n in
+        echoes = 0
+        target = n
+        loop.enqueue {
+            try? client.send(
+                [UInt8](repeating: 7, count: payloadSize), to: serverEndpoint, from: 40_000)
+        }
+        try? loop.run()
+    }
+    report.add(
+        Figure(
+            group: "stack", name: "UDP echo round trip, memory pair, \(payloadSize) B payload",
+            nanosecondsPerOperation: echo.nanoseconds, allocationsPerOperation: echo.allocations,
+            floorName: "same frames bounced, no stack",
+            floorNanosecondsPerOperation: floor.nanoseconds,
+            note: "\(format(echo.nanoseconds / 2, digits: 0)) ns per packet"))
+    if echoes != target { print("stack benchmarks: only \(echoes) of \(target) echoes came back") }
+}
