@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
 
 swift build -c release --product oasis-bench >/dev/null
+swift build -c release --product oasis >/dev/null
 bin=$(swift build -c release --show-bin-path)
 mkdir -p bench/out
 out=bench/out/results.md
@@ -22,5 +23,12 @@ out=bench/out/results.md
 } > "$out"
 LD_PRELOAD="$bin/libMallocInterposerSwift.so" "$bin/oasis-bench" --out bench/out/figures.md "$@"
 cat bench/out/figures.md >> "$out"
+# The real backends against their C floors and the kernel: needs root and namespaces.
+if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
+    echo "devices: tap, pcap and the kernel (bench/devices.sh)"
+    bash bench/devices.sh "$bin/oasis" "${DEVICE_ECHOES:-200000}" 32 64 | tee -a "$out"
+else
+    echo "devices: skipped (needs root for namespaces and TAP)" | tee -a "$out"
+fi
 echo
 echo "written: $out"

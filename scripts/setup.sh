@@ -8,6 +8,8 @@ packages=(
     libpcap-dev libxen-dev            # the C shims link against the real libraries
     iproute2 iputils-ping iputils-arping netcat-openbsd  # namespaces and kernel peers
     tshark tcpdump                    # captures read by a dissector we did not write
+    ethtool                           # checksum offload off on veths that pcap reads
+    python3                           # kernel-side UDP sockets in the stack tests
 )
 
 missing=()
