@@ -136,8 +136,12 @@ let package = Package(
             name: "OasisDevicesTests",
             dependencies: ["OasisDevices", "OasisLoop", "OasisTestSupport"],
             swiftSettings: strict),
+        // Xen's io/ring.h macros wrapped for the ring tests (the reference implementation).
+        .target(
+            name: "CXenRingReference", dependencies: ["CXen"], path: "Tests/CXenRingReference"),
         .testTarget(
-            name: "OasisXenTests", dependencies: ["OasisXen"], swiftSettings: strict),
+            name: "OasisXenTests", dependencies: ["OasisXen", "CXenRingReference"],
+            swiftSettings: strict),
         .testTarget(
             name: "OasisNetTests", dependencies: ["OasisNet"], swiftSettings: strict),
         .testTarget(
