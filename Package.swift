@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "OasisXen",
             dependencies: [
-                "CXen", "OasisBits", "OasisLoop",
+                "CXen", "OasisBits", "OasisLoop", "OasisDevices",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict),
@@ -140,7 +140,8 @@ let package = Package(
         .target(
             name: "CXenRingReference", dependencies: ["CXen"], path: "Tests/CXenRingReference"),
         .testTarget(
-            name: "OasisXenTests", dependencies: ["OasisXen", "CXenRingReference"],
+            name: "OasisXenTests",
+            dependencies: ["OasisXen", "CXenRingReference", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "OasisNetTests", dependencies: ["OasisNet"], swiftSettings: strict),
