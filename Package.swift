@@ -95,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "oasis-bench",
             dependencies: [
-                "CFloor", "OasisBits", "OasisLoop", "OasisDevices", "OasisNet",
+                "CFloor", "OasisBits", "OasisLoop", "OasisDevices", "OasisNet", "OasisXen",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             path: "bench/Sources/oasis-bench",
