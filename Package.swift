@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "OasisXen",
             dependencies: [
-                "CXen", "OasisBits", "OasisLoop",
+                "CXen", "OasisBits", "OasisLoop", "OasisDevices",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict),
@@ -95,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "oasis-bench",
             dependencies: [
-                "CFloor", "OasisBits", "OasisLoop", "OasisDevices", "OasisNet",
+                "CFloor", "OasisBits", "OasisLoop", "OasisDevices", "OasisNet", "OasisXen",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             path: "bench/Sources/oasis-bench",
@@ -136,8 +136,13 @@ let package = Package(
             name: "OasisDevicesTests",
             dependencies: ["OasisDevices", "OasisLoop", "OasisTestSupport"],
             swiftSettings: strict),
+        // Xen's io/ring.h macros wrapped for the ring tests (the reference implementation).
+        .target(
+            name: "CXenRingReference", dependencies: ["CXen"], path: "Tests/CXenRingReference"),
         .testTarget(
-            name: "OasisXenTests", dependencies: ["OasisXen"], swiftSettings: strict),
+            name: "OasisXenTests",
+            dependencies: ["OasisXen", "CXenRingReference", "OasisTestSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "OasisNetTests", dependencies: ["OasisNet"], swiftSettings: strict),
         .testTarget(

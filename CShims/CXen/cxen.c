@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <unistd.h>
+#include <sys/socket.h>
 
 static void quiet_vmessage(struct xentoollog_logger *logger, xentoollog_level level,
                            int errnoval, const char *context, const char *format,
@@ -57,4 +59,59 @@ unsigned int oasis_xen_ring_selftest(void *page, unsigned int *ring_size, int *n
     *ring_size = RING_SIZE(&front);
     *notify = should_notify;
     return shared->req_prod;
+}
+
+long oasis_xen_send_with_fds(int socket, const void *bytes, size_t length, const int *fds,
+                             int count) {
+    if (count < 0 || count > 8) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct iovec vector = {.iov_base = (void *)bytes, .iov_len = length};
+    union {
+        char buffer[CMSG_SPACE(8 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1};
+    if (count > 0) {
+        message.msg_control = control.buffer;
+        message.msg_controllen = CMSG_SPACE((size_t)count * sizeof(int));
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN((size_t)count * sizeof(int));
+        memcpy(CMSG_DATA(header), fds, (size_t)count * sizeof(int));
+    }
+    return (long)sendmsg(socket, &message, MSG_NOSIGNAL);
+}
+
+long oasis_xen_receive_with_fds(int socket, void *bytes, size_t length, int *fds,
+                                int capacity, int *count) {
+    struct iovec vector = {.iov_base = bytes, .iov_len = length};
+    union {
+        char buffer[CMSG_SPACE(8 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr message = {.msg_iov = &vector,
+                             .msg_iovlen = 1,
+                             .msg_control = control.buffer,
+                             .msg_controllen = sizeof(control.buffer)};
+    *count = 0;
+    long received = (long)recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    if (received < 0) return received;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL;
+         header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int carried = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *passed = (int *)(void *)CMSG_DATA(header);
+        for (int index = 0; index < carried; index++) {
+            if (*count < capacity) {
+                fds[(*count)++] = passed[index];
+            } else {
+                close(passed[index]);  // more than asked for: never leak them
+            }
+        }
+    }
+    return received;
 }

@@ -42,6 +42,9 @@ public final class Buffer {
 
     private static let allocations = Atomic<Int>(0)
 
+    /// Whether `deinit` frees the memory (false for pages borrowed from elsewhere).
+    private let ownsMemory: Bool
+
     /// Allocates `pageCount` zeroed, page-aligned pages.
     ///
     /// Like every allocation in Swift, running out of memory is fatal; a page count
@@ -59,7 +62,20 @@ public final class Buffer {
         self.baseAddress = memory
         self.pageCount = pageCount
         self.capacity = bytes
+        self.ownsMemory = true
         Buffer.allocations.add(1, ordering: .relaxed)
+    }
+
+    /// A buffer over `pageCount` pages that someone else owns and keeps mapped for as
+    /// long as this buffer lives — pages granted to a Xen backend, a shared-memory
+    /// region. The buffer never frees them. `pages` must be page-aligned.
+    public init(borrowing pages: UnsafeMutableRawPointer, pageCount: Int) {
+        precondition(pageCount >= 1, "a Buffer spans at least one page")
+        precondition(Int(bitPattern: pages) % Buffer.pageSize == 0, "pages must be page-aligned")
+        self.baseAddress = pages
+        self.pageCount = pageCount
+        self.capacity = pageCount * Buffer.pageSize
+        self.ownsMemory = false
     }
 
     /// Allocates the fewest whole pages that hold `byteCount` bytes (at least one).
@@ -69,6 +85,6 @@ public final class Buffer {
     }
 
     deinit {
-        free(baseAddress)
+        if ownsMemory { free(baseAddress) }
     }
 }

@@ -64,6 +64,16 @@ public final class BufferPool {
         }
     }
 
+    /// A pool of exactly the given buffers, which never makes more: for memory that
+    /// must come from somewhere particular, such as pages granted to a Xen backend.
+    public init(headroom: Int = BufferPool.defaultHeadroom, buffers: [Buffer]) {
+        precondition(headroom >= 0 && headroom < Buffer.pageSize, "headroom must fit in a page")
+        precondition(!buffers.isEmpty, "a pool holds at least one buffer")
+        self.headroom = headroom
+        self.limit = buffers.count
+        self.buffers = buffers
+    }
+
     /// An empty view at `headroom` bytes into a free page buffer, with the rest of the
     /// page as tailroom.
     ///

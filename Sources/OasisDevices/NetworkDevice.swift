@@ -74,13 +74,13 @@ public struct DeviceCounters: Hashable, Sendable, CustomStringConvertible {
     public init() {}
 
     @inlinable
-    mutating func countReceived(_ bytes: Int) {
+    public mutating func countReceived(_ bytes: Int) {
         receivedPackets &+= 1
         receivedBytes &+= UInt64(bytes)
     }
 
     @inlinable
-    mutating func countTransmitted(_ bytes: Int) {
+    public mutating func countTransmitted(_ bytes: Int) {
         transmittedPackets &+= 1
         transmittedBytes &+= UInt64(bytes)
     }

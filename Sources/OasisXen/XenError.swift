@@ -19,6 +19,9 @@ public enum XenError: Error, Equatable, CustomStringConvertible {
     case malformedWatchEvent
     /// The handle was used after `close()`.
     case closed(String)
+    /// The simulated hypervisor (xen/netback-sim) answered something unexpected, or went
+    /// away.
+    case simulator(String)
 
     public var description: String {
         switch self {
@@ -27,6 +30,7 @@ public enum XenError: Error, Equatable, CustomStringConvertible {
         case .operationFailed(let operation, let errno): return "\(operation) failed: \(errno)"
         case .malformedWatchEvent: return "xenstore watch event without path and token"
         case .closed(let what): return "\(what) is closed"
+        case .simulator(let text): return "simulated hypervisor: \(text)"
         }
     }
 

@@ -7,6 +7,7 @@ import OasisBits
 import OasisDevices
 import OasisLoop
 import OasisNet
+import OasisXen
 
 struct StackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,11 +18,25 @@ struct StackCommand: ParsableCommand {
             TAP device, addresses the kernel's side as the .1 of the subnet, and prints \
             the command to ping it. With --backend memory it runs a second Oasis stack on \
             the other end of an in-memory link and exchanges UDP echo with it. With \
-            --backend socket the echo service runs on the kernel's UDP sockets.
+            --backend socket the echo service runs on the kernel's UDP sockets. With \
+            --backend xen it drives a Xen netfront: through the real Xen libraries (in a \
+            Xen domain), or with --xen-sim SOCKET through xen/netback-sim.
             """)
 
-    @Option(help: "Where packets go: tap, pcap, memory, socket (xen: not built yet).")
+    @Option(help: "Where packets go: tap, pcap, memory, socket, xen.")
     var backend: Backend = .tap
+
+    @Option(help: "Xen: the virtual interface number (device/vif/N).")
+    var vif = 0
+
+    @Option(
+        help: ArgumentHelp(
+            "Xen: use the simulated hypervisor served by xen/netback-sim at this socket.",
+            valueName: "socket"))
+    var xenSim: String?
+
+    @Option(help: "Xen: pages granted to the backend for packet buffers.")
+    var xenBufferPages = 768
 
     @Option(help: "The stack's address and subnet.")
     var ip = "192.0.2.2/24"
@@ -108,9 +123,36 @@ struct StackCommand: ParsableCommand {
             try runUntilStopped(loop)
             sockets.close()
         case .xen:
-            throw BackendNotBuilt(backend: .xen, command: "stack")
+            if let xenSim {
+                let xen = try SimulatedHypervisor.connect(to: xenSim)
+                defer { xen.close() }
+                try serveNetfront(facilities: xen, configuration: configuration, loop: loop)
+            } else {
+                let xen = try XenLibraries.open()
+                defer { xen.close() }
+                try serveNetfront(facilities: xen, configuration: configuration, loop: loop)
+            }
         }
         _ = stopper
+    }
+
+    private func serveNetfront<Facilities: XenFacilities>(
+        facilities: Facilities, configuration: IPv4StackConfiguration, loop: EventLoop
+    ) throws {
+        let netfront = try Netfront(
+            facilities: facilities, vif: vif, on: loop, bufferPages: xenBufferPages)
+        defer { netfront.close() }
+        var failure: NetfrontError? = nil
+        netfront.onFailure = { error in
+            Console.log("oasis: \(netfront.name): \(error)")
+            failure = error
+            loop.stop()
+        }
+        Console.log(
+            "oasis: \(netfront.name) connected to backend \(netfront.backendPath) "
+                + "(\(netfront.backendDomain))")
+        try serve(device: netfront, configuration: configuration, loop: loop, namespace: nil)
+        if let failure { throw failure }
     }
 
     private func serve<Device: NetworkDevice>(

@@ -42,6 +42,27 @@ static inline void oasis_xen_rmb(void) { xen_rmb(); }
 /// after it.
 static inline void oasis_xen_wmb(void) { xen_wmb(); }
 
+/// Loads a 32-bit ring index from shared memory exactly once (READ_ONCE): the compiler
+/// may neither cache it nor split it, because the other domain writes it concurrently.
+static inline uint32_t oasis_xen_load_index(const void *address) {
+    return __atomic_load_n((const uint32_t *)address, __ATOMIC_RELAXED);
+}
+/// Stores a 32-bit ring index to shared memory exactly once (WRITE_ONCE).
+static inline void oasis_xen_store_index(void *address, uint32_t value) {
+    __atomic_store_n((uint32_t *)address, value, __ATOMIC_RELAXED);
+}
+
+/// Sends `length` bytes and up to `count` descriptors (SCM_RIGHTS) in one message on a
+/// unix stream socket. Returns the bytes sent or -1 with errno set. The simulated
+/// hypervisor passes its shared memory and event channels this way.
+long oasis_xen_send_with_fds(int socket, const void *bytes, size_t length, const int *fds,
+                             int count);
+/// Receives up to `length` bytes and up to `capacity` descriptors (SCM_RIGHTS, made
+/// close-on-exec). Returns the bytes received (0 at end of stream) or -1 with errno set;
+/// the number of descriptors through *count.
+long oasis_xen_receive_with_fds(int socket, void *bytes, size_t length, int *fds,
+                                int capacity, int *count);
+
 /// A xentoollog logger that discards everything. libxenctrl and friends log to stderr
 /// when given NULL; with this one a failed open on a machine without Xen is silent and
 /// the caller reports the error itself. The object is static and never destroyed.
