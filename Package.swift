@@ -97,6 +97,9 @@ let package = Package(
         .executableTarget(
             name: "FuzzBits", dependencies: ["FuzzSupport", "OasisBits"], path: "Fuzz/FuzzBits",
             exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzOpenFlow", dependencies: ["FuzzSupport", "OasisBits", "OasisOpenFlow"],
+            path: "Fuzz/FuzzOpenFlow", exclude: ["corpus"], swiftSettings: strict),
 
         // Tests.
         .testTarget(name: "OasisBitsTests", dependencies: ["OasisBits"], swiftSettings: strict),
