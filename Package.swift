@@ -71,6 +71,7 @@ let package = Package(
         .target(
             name: "OasisOpenFlow",
             dependencies: ["OasisBits"],
+            exclude: ["README.md"],
             swiftSettings: strict),
         .executableTarget(
             name: "oasis",

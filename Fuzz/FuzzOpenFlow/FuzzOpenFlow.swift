@@ -26,6 +26,9 @@ public func fuzzOpenFlow(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         if taken == 0 { break }
     }
 
+    // The same bytes as a pcap file.
+    _ = OpenFlowPcap.messages(in: bits)
+
     // The same bytes as one frame: extraction and matching must not trap.
     let tuple = Match(frame: bits, inPort: PortNumber(1))
     _ = tuple.matches(tuple.normalized)
@@ -49,11 +52,14 @@ func check(_ bits: Bits) {
         else { fatalError("an OFPT_ERROR reply does not round-trip") }
         return
     }
+    _ = OpenFlowPrinter.describe(message)
     guard let first = try? message.encoded() else { fatalError("decoded message does not encode") }
     guard let again = try? Message.decode(first) else {
         fatalError("re-encoded message does not decode: \(first)")
     }
-    guard again == message else { fatalError("decode→encode→decode differs: \(message) vs \(again)") }
+    guard again == message else {
+        fatalError("decode→encode→decode differs: \(message) vs \(again)")
+    }
     guard let second = try? again.encoded(), second.copyBytes() == first.copyBytes() else {
         fatalError("encoding is not stable")
     }

@@ -98,6 +98,8 @@ public enum Action: Equatable {
     /// Decodes the action list in `bits` (all of it).
     static func decodeList(_ bits: Bits) throws(OpenFlowError) -> [Action] {
         var actions: [Action] = []
+        if bits.isEmpty { return actions }
+        actions.reserveCapacity(bits.count / 8)  // one allocation: every action is >= 8 bytes
         var rest = bits
         while !rest.isEmpty {
             let (action, length) = try decodeOne(rest)
@@ -126,7 +128,8 @@ public enum Action: Equatable {
         switch type {
         case .output:
             action = .output(
-                port: PortNumber(header[ActionLayout.short]), maxLength: header[ActionLayout.maxLength])
+                port: PortNumber(header[ActionLayout.short]),
+                maxLength: header[ActionLayout.maxLength])
         case .setVLANID: action = .setVLANID(header[ActionLayout.short])
         case .setVLANPriority: action = .setVLANPriority(header[ActionLayout.byte])
         case .stripVLAN: action = .stripVLAN
@@ -135,12 +138,14 @@ public enum Action: Equatable {
                 throw .badActionLength(type: rawType, length: length)
             }
             switch type {
-            case .setDLSource: action = .setDLSource(MACAddress(rawValue: long[LongActionLayout.address]))
+            case .setDLSource:
+                action = .setDLSource(MACAddress(rawValue: long[LongActionLayout.address]))
             case .setDLDestination:
                 action = .setDLDestination(MACAddress(rawValue: long[LongActionLayout.address]))
             default:
                 action = .enqueue(
-                    port: PortNumber(header[ActionLayout.short]), queueID: long[LongActionLayout.queueID])
+                    port: PortNumber(header[ActionLayout.short]),
+                    queueID: long[LongActionLayout.queueID])
             }
         case .setNWSource: action = .setNWSource(header[ActionLayout.word])
         case .setNWDestination: action = .setNWDestination(header[ActionLayout.word])

@@ -33,7 +33,8 @@ extension Match {
         dlSrc = MACAddress(rawValue: src)
         var offset = 14
         if type == 0x8100 {
-            guard let tci = try? frame.read(UInt16.self, at: 14), let inner = try? frame.read(UInt16.self, at: 16)
+            guard let tci = try? frame.read(UInt16.self, at: 14),
+                let inner = try? frame.read(UInt16.self, at: 16)
             else {
                 dlType = type
                 return
@@ -68,7 +69,8 @@ extension Match {
             let proto = try? arp.read(UInt16.self, at: 2), proto == 0x0800,
             let sizes = try? arp.read(UInt16.self, at: 4), sizes == 0x0604,
             let opcode = try? arp.read(UInt16.self, at: 6),
-            let spa = try? arp.read(UInt32.self, at: 14), let tpa = try? arp.read(UInt32.self, at: 24)
+            let spa = try? arp.read(UInt32.self, at: 14),
+            let tpa = try? arp.read(UInt32.self, at: 24)
         else { return }
         nwProto = UInt8(truncatingIfNeeded: opcode)
         nwSrc = spa
@@ -89,7 +91,9 @@ extension Match {
         nwSrc = src
         nwDst = dst
         // Only the first fragment (offset 0) carries the transport header.
-        guard fragment & 0x1fff == 0, let transport = try? ip.shifted(by: headerLength) else { return }
+        guard fragment & 0x1fff == 0, let transport = try? ip.shifted(by: headerLength) else {
+            return
+        }
         switch proto {
         case 6, 17:
             if let source = try? transport.read(UInt16.self, at: 0),

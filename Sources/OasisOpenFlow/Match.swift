@@ -53,7 +53,9 @@ public struct Wildcards: OptionSet, Hashable, Sendable {
     /// How many low bits of nw_src are ignored, as on the wire (0…63; ≥ 32 is all).
     public var nwSrcIgnoredBits: Int {
         get { Int(rawValue >> 8 & 0x3f) }
-        set { rawValue = rawValue & ~(0x3f << 8) | UInt32(clamping: max(0, min(63, newValue))) << 8 }
+        set {
+            rawValue = rawValue & ~(0x3f << 8) | UInt32(clamping: max(0, min(63, newValue))) << 8
+        }
     }
 
     /// How many low bits of nw_dst are ignored, as on the wire (0…63; ≥ 32 is all).

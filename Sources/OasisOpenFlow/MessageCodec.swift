@@ -80,8 +80,11 @@ func emptyView(_ buffer: Buffer) -> Bits {
 
 /// The NUL-terminated text in `width` bytes at `offset` of `bits` (inside the view).
 func readText(_ bits: Bits, at offset: Int, width: Int) -> OpenFlowText {
-    guard let field = try? bits.slice(from: offset, length: width) else { return OpenFlowText(bytes: []) }
-    return field.withUnsafeBytes { raw in OpenFlowText(bytes: Array(raw.prefix(while: { $0 != 0 }))) }
+    guard let field = try? bits.slice(from: offset, length: width) else {
+        return OpenFlowText(bytes: [])
+    }
+    return field.withUnsafeBytes { raw in OpenFlowText(bytes: Array(raw.prefix(while: { $0 != 0 })))
+    }
 }
 
 /// Writes `text` (at most `width` bytes) at `offset` of `bits`; the rest stays as is
@@ -131,7 +134,8 @@ struct BodyDecoder {
         result.reserveCapacity(bits.count / Layout.size)
         var offset = 0
         while offset < bits.count {
-            guard let header = try? bits.slice(from: offset, length: Layout.size).header(Layout.self)
+            guard
+                let header = try? bits.slice(from: offset, length: Layout.size).header(Layout.self)
             else { throw badLength("a multiple of \(Layout.size)") }
             result.append(element(header))
             offset += Layout.size
@@ -140,7 +144,9 @@ struct BodyDecoder {
     }
 
     func match(_ bits: Bits, at offset: Int) throws(OpenFlowError) -> Match {
-        guard let header = try? bits.slice(from: offset, length: MatchLayout.size).header(MatchLayout.self)
+        guard
+            let header = try? bits.slice(from: offset, length: MatchLayout.size).header(
+                MatchLayout.self)
         else { throw badLength("room for ofp_match") }
         return Match(header)
     }
@@ -171,7 +177,8 @@ struct BodyDecoder {
             return .barrierReply
         case .featuresReply:
             let header = try fixed(FeaturesLayout.self)
-            let ports = try array(rest(message, from: 32), PhysicalPortLayout.self, PhysicalPort.init)
+            let ports = try array(
+                rest(message, from: 32), PhysicalPortLayout.self, PhysicalPort.init)
             return .featuresReply(
                 SwitchFeatures(
                     datapathID: header[FeaturesLayout.datapathID],
@@ -209,10 +216,14 @@ struct BodyDecoder {
                     byteCount: header[FlowRemovedLayout.byteCount]))
         case .portStatus:
             let header = try fixed(PortStatusLayout.self, exact: true)
-            let ports = try array(rest(message, from: PortStatusLayout.port), PhysicalPortLayout.self, PhysicalPort.init)
+            let ports = try array(
+                rest(message, from: PortStatusLayout.port), PhysicalPortLayout.self,
+                PhysicalPort.init)
             guard let port = ports.first else { throw badLength("exactly 64") }
             return .portStatus(
-                PortStatus(reason: PortStatusReason(rawValue: header[PortStatusLayout.reason]), port: port))
+                PortStatus(
+                    reason: PortStatusReason(rawValue: header[PortStatusLayout.reason]), port: port)
+            )
         case .packetOut:
             let header = try fixed(PacketOutLayout.self)
             let actionsLength = Int(header[PacketOutLayout.actionsLength])
@@ -263,7 +274,8 @@ struct BodyDecoder {
                 flags: StatsReplyFlags(rawValue: header[StatsLayout.flags]))
         case .queueGetConfigRequest:
             let header = try fixed(QueueGetConfigRequestLayout.self, exact: true)
-            return .queueGetConfigRequest(port: PortNumber(header[QueueGetConfigRequestLayout.port]))
+            return .queueGetConfigRequest(
+                port: PortNumber(header[QueueGetConfigRequestLayout.port]))
         case .queueGetConfigReply:
             let header = try fixed(QueueGetConfigReplyLayout.self)
             return .queueGetConfigReply(
@@ -272,7 +284,9 @@ struct BodyDecoder {
         }
     }
 
-    func exactly<Layout: HeaderLayout>(_ body: Bits, _: Layout.Type) throws(OpenFlowError) -> Header<Layout> {
+    func exactly<Layout: HeaderLayout>(_ body: Bits, _: Layout.Type) throws(OpenFlowError)
+        -> Header<Layout>
+    {
         guard body.count == Layout.size, let header = try? body.header(Layout.self) else {
             throw badLength("a body of exactly \(Layout.size)")
         }
@@ -300,7 +314,9 @@ struct BodyDecoder {
                 port: PortNumber(header[QueueStatsRequestLayout.port]),
                 queueID: header[QueueStatsRequestLayout.queueID])
         case .vendor:
-            guard let vendor = try? body.read(UInt32.self, at: 0) else { throw badLength("a vendor id") }
+            guard let vendor = try? body.read(UInt32.self, at: 0) else {
+                throw badLength("a vendor id")
+            }
             return .vendor(vendor, body: Payload(rest(body, from: 4)))
         }
     }
@@ -323,7 +339,9 @@ struct BodyDecoder {
                     throw badLength("ofp_flow_stats of at least 88")
                 }
                 let length = Int(header[FlowStatsLayout.length])
-                guard length >= FlowStatsLayout.size, let (entry, next) = try? remaining.split(at: length) else {
+                guard length >= FlowStatsLayout.size,
+                    let (entry, next) = try? remaining.split(at: length)
+                else {
                     throw badLength("ofp_flow_stats length \(length) within the body")
                 }
                 entries.append(
@@ -354,7 +372,9 @@ struct BodyDecoder {
                 try array(body, TableStatsLayout.self) { header in
                     TableStats(
                         tableID: header[TableStatsLayout.tableID],
-                        name: readText(header.bits, at: TableStatsLayout.name.offset, width: TableStatsLayout.name.width),
+                        name: readText(
+                            header.bits, at: TableStatsLayout.name.offset,
+                            width: TableStatsLayout.name.width),
                         wildcards: Wildcards(rawValue: header[TableStatsLayout.wildcards]),
                         maxEntries: header[TableStatsLayout.maxEntries],
                         activeCount: header[TableStatsLayout.activeCount],
@@ -379,7 +399,9 @@ struct BodyDecoder {
                         txErrors: header[QueueStatsLayout.txErrors])
                 })
         case .vendor:
-            guard let vendor = try? body.read(UInt32.self, at: 0) else { throw badLength("a vendor id") }
+            guard let vendor = try? body.read(UInt32.self, at: 0) else {
+                throw badLength("a vendor id")
+            }
             return .vendor(vendor, body: Payload(rest(body, from: 4)))
         }
     }
@@ -392,7 +414,9 @@ struct BodyDecoder {
                 throw badLength("ofp_packet_queue of at least 8")
             }
             let length = Int(header[PacketQueueLayout.length])
-            guard length >= PacketQueueLayout.size, let (queue, next) = try? remaining.split(at: length) else {
+            guard length >= PacketQueueLayout.size,
+                let (queue, next) = try? remaining.split(at: length)
+            else {
                 throw badLength("ofp_packet_queue length \(length) within the body")
             }
             var properties: [QueueProperty] = []
@@ -407,7 +431,9 @@ struct BodyDecoder {
                 else { throw badLength("queue property length \(propertyLength) within the queue") }
                 let kind = property[QueuePropertyLayout.property]
                 if kind == 1 {
-                    guard propertyLength == MinRateLayout.size, let minRate = try? one.header(MinRateLayout.self) else {
+                    guard propertyLength == MinRateLayout.size,
+                        let minRate = try? one.header(MinRateLayout.self)
+                    else {
                         throw badLength("OFPQT_MIN_RATE of exactly 16")
                     }
                     properties.append(.minRate(minRate[MinRateLayout.rate]))
@@ -416,7 +442,8 @@ struct BodyDecoder {
                 }
                 propertyBits = after
             }
-            queues.append(PacketQueue(queueID: header[PacketQueueLayout.queueID], properties: properties))
+            queues.append(
+                PacketQueue(queueID: header[PacketQueueLayout.queueID], properties: properties))
             remaining = next
         }
         return queues
@@ -428,7 +455,9 @@ extension PhysicalPort {
         self.init(
             portNumber: PortNumber(header[PhysicalPortLayout.portNumber]),
             hardwareAddress: MACAddress(rawValue: header[PhysicalPortLayout.hardwareAddress]),
-            name: readText(header.bits, at: PhysicalPortLayout.name.offset, width: PhysicalPortLayout.name.width),
+            name: readText(
+                header.bits, at: PhysicalPortLayout.name.offset,
+                width: PhysicalPortLayout.name.width),
             config: PortConfig(rawValue: header[PhysicalPortLayout.config]),
             state: PortState(rawValue: header[PhysicalPortLayout.state]),
             current: PortFeatures(rawValue: header[PhysicalPortLayout.current]),
@@ -448,7 +477,9 @@ extension PhysicalPort {
         var header = try bits.slice(from: offset, length: 48).header(PhysicalPortLayout.self)
         header[PhysicalPortLayout.portNumber] = portNumber.rawValue
         header[PhysicalPortLayout.hardwareAddress] = hardwareAddress.rawValue
-        writeText(name, into: header.bits, at: PhysicalPortLayout.name.offset, width: PhysicalPortLayout.name.width)
+        writeText(
+            name, into: header.bits, at: PhysicalPortLayout.name.offset,
+            width: PhysicalPortLayout.name.width)
         header[PhysicalPortLayout.config] = config.rawValue
         header[PhysicalPortLayout.state] = state.rawValue
         header[PhysicalPortLayout.current] = current.rawValue
@@ -537,7 +568,8 @@ enum BodyEncoder {
             header[PacketOutLayout.bufferID] = packetOut.bufferID
             header[PacketOutLayout.inPort] = packetOut.inPort.rawValue
             try writeActions(packetOut.actions, into: &out)
-            header[PacketOutLayout.actionsLength] = UInt16(truncatingIfNeeded: out.count - start - 16)
+            header[PacketOutLayout.actionsLength] = UInt16(
+                truncatingIfNeeded: out.count - start - 16)
             try out.append(contentsOf: packetOut.data.bits)
         case .flowMod(let flowMod):
             var header = try begin(&out, FlowModLayout.self, message)
@@ -588,16 +620,19 @@ enum BodyEncoder {
                     case .other(let kind, let body):
                         var header = try out.appendHeader(QueuePropertyLayout.self)
                         header[QueuePropertyLayout.property] = kind
-                        header[QueuePropertyLayout.length] = UInt16(truncatingIfNeeded: 8 + body.count)
+                        header[QueuePropertyLayout.length] = UInt16(
+                            truncatingIfNeeded: 8 + body.count)
                         try out.append(contentsOf: body.bits)
                     }
                 }
-                queueHeader[PacketQueueLayout.length] = UInt16(truncatingIfNeeded: out.count - start)
+                queueHeader[PacketQueueLayout.length] = UInt16(
+                    truncatingIfNeeded: out.count - start)
             }
         }
     }
 
-    static func encodeStatsRequest(_ request: StatsRequest, into out: inout Bits) throws(BitsError) {
+    static func encodeStatsRequest(_ request: StatsRequest, into out: inout Bits) throws(BitsError)
+    {
         switch request {
         case .description, .table: break
         case .flow(let flow), .aggregate(let flow):
@@ -656,7 +691,9 @@ enum BodyEncoder {
             for table in tables {
                 var header = try out.appendHeader(TableStatsLayout.self)
                 header[TableStatsLayout.tableID] = table.tableID
-                writeText(table.name, into: header.bits, at: TableStatsLayout.name.offset, width: TableStatsLayout.name.width)
+                writeText(
+                    table.name, into: header.bits, at: TableStatsLayout.name.offset,
+                    width: TableStatsLayout.name.width)
                 header[TableStatsLayout.wildcards] = table.wildcards.rawValue
                 header[TableStatsLayout.maxEntries] = table.maxEntries
                 header[TableStatsLayout.activeCount] = table.activeCount
@@ -667,7 +704,9 @@ enum BodyEncoder {
             for port in ports {
                 var header = try out.appendHeader(PortStatsLayout.self)
                 header[PortStatsLayout.port] = port.portNumber.rawValue
-                for (field, value) in zip(PortStatsLayout.counters, port.counters) { header[field] = value }
+                for (field, value) in zip(PortStatsLayout.counters, port.counters) {
+                    header[field] = value
+                }
             }
         case .queue(let queues):
             for queue in queues {

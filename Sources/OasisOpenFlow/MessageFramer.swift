@@ -45,7 +45,9 @@ public struct MessageFramer {
     public mutating func append(_ bytes: UnsafeRawBufferPointer) -> Int {
         if buffer.capacity - end < bytes.count { makeRoom() }
         let taken = min(bytes.count, buffer.capacity - end)
-        guard taken > 0, var tail = try? Bits(buffer: buffer, offset: end, count: 0) else { return 0 }
+        guard taken > 0, var tail = try? Bits(buffer: buffer, offset: end, count: 0) else {
+            return 0
+        }
         _ = try? tail.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes.prefix(taken)))
         end += taken
         return taken
@@ -82,7 +84,8 @@ public struct MessageFramer {
         let waiting = end - start
         if isKnownUniquelyReferenced(&buffer) {
             if waiting > 0 && start > 0 {
-                (buffer.baseAddress).copyMemory(from: buffer.baseAddress + start, byteCount: waiting)
+                (buffer.baseAddress).copyMemory(
+                    from: buffer.baseAddress + start, byteCount: waiting)
             }
         } else {
             let fresh = Buffer(byteCount: 2 * maximumLength)

@@ -146,7 +146,8 @@ public enum OpenFlowPcap {
                 remaining = (try? remaining.shifted(by: taken)) ?? remaining
                 do {
                     while let bits = try framer.next() {
-                        let message = Result { () throws(OpenFlowError) in try Message.decode(bits) }
+                        let message = Result { () throws(OpenFlowError) in try Message.decode(bits)
+                        }
                         found.append(Extracted(toPort: toPort, message: message))
                     }
                 } catch {
@@ -163,7 +164,8 @@ public enum OpenFlowPcap {
 
     /// The connection key, direction and TCP payload of a captured packet, if it is
     /// IPv4 TCP to or from `port`.
-    static func tcpPayload(_ packet: Bits, linkType: UInt32, port: UInt16) -> (UInt64, Bool, Bits)? {
+    static func tcpPayload(_ packet: Bits, linkType: UInt32, port: UInt16) -> (UInt64, Bool, Bits)?
+    {
         var etherType: UInt16
         var offset: Int
         switch linkType {
@@ -199,7 +201,9 @@ public enum OpenFlowPcap {
             sourcePort == port || destinationPort == port,
             let payload = try? tcp.shifted(by: Int(dataOffset >> 4) * 4)
         else { return nil }
-        let key = UInt64(source ^ destination.rotated) << 32 | UInt64(sourcePort) << 16 | UInt64(destinationPort)
+        let key =
+            UInt64(source ^ destination.rotated) << 32 | UInt64(sourcePort) << 16
+            | UInt64(destinationPort)
         return (key, destinationPort == port, payload)
     }
 }

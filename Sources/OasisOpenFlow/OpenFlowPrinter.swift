@@ -32,52 +32,74 @@ public enum OpenFlowPrinter {
             lines += features.ports.map(describe(port:))
             return lines.joined(separator: "\n")
         case .getConfigRequest: return "OFPT_GET_CONFIG_REQUEST \(xid):"
-        case .getConfigReply(let config): return "OFPT_GET_CONFIG_REPLY \(xid): \(describe(config: config))"
+        case .getConfigReply(let config):
+            return "OFPT_GET_CONFIG_REPLY \(xid): \(describe(config: config))"
         case .setConfig(let config): return "OFPT_SET_CONFIG \(xid): \(describe(config: config))"
         case .packetIn(let packetIn):
-            let reason = packetIn.reason == .noMatch ? "no_match" : packetIn.reason == .action ? "action" : String(packetIn.reason.rawValue)
-            let buffer = packetIn.bufferID == noBuffer ? "(unbuffered)" : "buffer=0x\(hex8(packetIn.bufferID))"
+            let reason =
+                packetIn.reason == .noMatch
+                ? "no_match"
+                : packetIn.reason == .action ? "action" : String(packetIn.reason.rawValue)
+            let buffer =
+                packetIn.bufferID == noBuffer
+                ? "(unbuffered)" : "buffer=0x\(hex8(packetIn.bufferID))"
             let tuple = Match(frame: packetIn.data.bits, inPort: packetIn.inPort)
-            return "OFPT_PACKET_IN \(xid): total_len=\(packetIn.totalLength) in_port=\(packetIn.inPort) (via \(reason)) data_len=\(packetIn.data.count) \(buffer)\n"
+            return
+                "OFPT_PACKET_IN \(xid): total_len=\(packetIn.totalLength) in_port=\(packetIn.inPort) (via \(reason)) data_len=\(packetIn.data.count) \(buffer)\n"
                 + describe(match: tuple)
         case .flowRemoved(let removed):
             let reasons = ["idle", "hard", "delete"]
-            let reason = removed.reason.rawValue < 3 ? reasons[Int(removed.reason.rawValue)] : String(removed.reason.rawValue)
-            return "OFPT_FLOW_REMOVED \(xid): priority=\(removed.priority),\(describe(match: removed.match)) reason=\(reason) cookie:0x\(String(removed.cookie, radix: 16)) duration\(removed.durationSeconds).\(String(removed.durationNanoseconds / 1_000_000))s idle\(removed.idleTimeout) pkts\(removed.packetCount) bytes\(removed.byteCount)"
+            let reason =
+                removed.reason.rawValue < 3
+                ? reasons[Int(removed.reason.rawValue)] : String(removed.reason.rawValue)
+            return
+                "OFPT_FLOW_REMOVED \(xid): priority=\(removed.priority),\(describe(match: removed.match)) reason=\(reason) cookie:0x\(String(removed.cookie, radix: 16)) duration\(removed.durationSeconds).\(String(removed.durationNanoseconds / 1_000_000))s idle\(removed.idleTimeout) pkts\(removed.packetCount) bytes\(removed.byteCount)"
         case .portStatus(let status):
             let reasons = ["ADD", "DEL", "MOD"]
-            let reason = status.reason.rawValue < 3 ? reasons[Int(status.reason.rawValue)] : String(status.reason.rawValue)
+            let reason =
+                status.reason.rawValue < 3
+                ? reasons[Int(status.reason.rawValue)] : String(status.reason.rawValue)
             return "OFPT_PORT_STATUS \(xid): \(reason):\(describe(port: status.port))"
         case .packetOut(let packetOut):
-            let buffer = packetOut.bufferID == noBuffer ? "data_len=\(packetOut.data.count)" : "buffer=0x\(hex8(packetOut.bufferID))"
-            return "OFPT_PACKET_OUT \(xid): in_port=\(packetOut.inPort) actions=\(describe(actions: packetOut.actions)) \(buffer)"
+            let buffer =
+                packetOut.bufferID == noBuffer
+                ? "data_len=\(packetOut.data.count)" : "buffer=0x\(hex8(packetOut.bufferID))"
+            return
+                "OFPT_PACKET_OUT \(xid): in_port=\(packetOut.inPort) actions=\(describe(actions: packetOut.actions)) \(buffer)"
         case .flowMod(let flowMod):
             let commands = ["ADD", "MOD", "MOD_STRICT", "DEL", "DEL_STRICT"]
-            var text = "OFPT_FLOW_MOD \(xid): \(commands[Int(flowMod.command.rawValue)]) priority=\(flowMod.priority),\(describe(match: flowMod.match))"
+            var text =
+                "OFPT_FLOW_MOD \(xid): \(commands[Int(flowMod.command.rawValue)]) priority=\(flowMod.priority),\(describe(match: flowMod.match))"
             if flowMod.cookie != 0 { text += " cookie:0x\(String(flowMod.cookie, radix: 16))" }
             if flowMod.idleTimeout != 0 { text += " idle:\(flowMod.idleTimeout)" }
             if flowMod.hardTimeout != 0 { text += " hard:\(flowMod.hardTimeout)" }
-            if flowMod.bufferID != noBuffer { text += " buf:0x\(String(flowMod.bufferID, radix: 16))" }
+            if flowMod.bufferID != noBuffer {
+                text += " buf:0x\(String(flowMod.bufferID, radix: 16))"
+            }
             if flowMod.outPort != .none { text += " out_port:\(flowMod.outPort)" }
             if flowMod.flags.contains(.sendFlowRemoved) { text += " send_flow_rem" }
             if flowMod.flags.contains(.checkOverlap) { text += " check_overlap" }
             if flowMod.flags.contains(.emergency) { text += " emergency" }
             return text + " actions=\(describe(actions: flowMod.actions))"
         case .portMod(let portMod):
-            return "OFPT_PORT_MOD \(xid): port: \(portMod.portNumber): addr:\(portMod.hardwareAddress)\n     config: 0x\(String(portMod.config.rawValue, radix: 16))\n     mask:   0x\(String(portMod.mask.rawValue, radix: 16))\n     advertise: 0x\(String(portMod.advertise.rawValue, radix: 16))"
+            return
+                "OFPT_PORT_MOD \(xid): port: \(portMod.portNumber): addr:\(portMod.hardwareAddress)\n     config: 0x\(String(portMod.config.rawValue, radix: 16))\n     mask:   0x\(String(portMod.mask.rawValue, radix: 16))\n     advertise: 0x\(String(portMod.advertise.rawValue, radix: 16))"
         case .statsRequest(let request, _):
             return "\(statsName(request.type)) request \(xid):" + describe(request: request)
         case .statsReply(let reply, let flags):
-            return "\(statsName(reply.type)) reply \(xid):" + (flags.contains(.more) ? " flags=[more]" : "") + describe(reply: reply)
+            return "\(statsName(reply.type)) reply \(xid):"
+                + (flags.contains(.more) ? " flags=[more]" : "") + describe(reply: reply)
         case .barrierRequest: return "OFPT_BARRIER_REQUEST \(xid):"
         case .barrierReply: return "OFPT_BARRIER_REPLY \(xid):"
-        case .queueGetConfigRequest(let port): return "OFPT_QUEUE_GET_CONFIG_REQUEST \(xid): port=\(port)"
+        case .queueGetConfigRequest(let port):
+            return "OFPT_QUEUE_GET_CONFIG_REQUEST \(xid): port=\(port)"
         case .queueGetConfigReply(let port, let queues):
             var lines = ["OFPT_QUEUE_GET_CONFIG_REPLY \(xid): port=\(port)"]
             for queue in queues {
                 let properties = queue.properties.map { property -> String in
                     switch property {
-                    case .minRate(let rate): rate > 1000 ? "min_rate:disabled" : "min_rate:\(rate / 10).\(rate % 10)%"
+                    case .minRate(let rate):
+                        rate > 1000 ? "min_rate:disabled" : "min_rate:\(rate / 10).\(rate % 10)%"
                     case .other(let kind, let body): "property \(kind) (\(body.count) bytes)"
                     }
                 }
@@ -93,16 +115,23 @@ public enum OpenFlowPrinter {
         let w = match.wildcards
         var parts: [String] = []
         if !w.contains(.inPort) { parts.append("in_port=\(match.inPort)") }
-        if !w.contains(.dlVlan) { parts.append("dl_vlan=\(match.dlVlan == vlanNone ? "0xffff" : String(match.dlVlan))") }
+        if !w.contains(.dlVlan) {
+            parts.append("dl_vlan=\(match.dlVlan == vlanNone ? "0xffff" : String(match.dlVlan))")
+        }
         if !w.contains(.dlVlanPcp) { parts.append("dl_vlan_pcp=\(match.dlVlanPcp)") }
         if !w.contains(.dlSrc) { parts.append("dl_src=\(match.dlSrc)") }
         if !w.contains(.dlDst) { parts.append("dl_dst=\(match.dlDst)") }
         if !w.contains(.dlType) { parts.append("dl_type=0x\(String(match.dlType, radix: 16))") }
         let source = 32 - min(32, w.nwSrcIgnoredBits)
         let destination = 32 - min(32, w.nwDstIgnoredBits)
-        if source > 0 { parts.append("nw_src=\(ipv4Description(match.nwSrc))" + (source < 32 ? "/\(source)" : "")) }
+        if source > 0 {
+            parts.append(
+                "nw_src=\(ipv4Description(match.nwSrc))" + (source < 32 ? "/\(source)" : ""))
+        }
         if destination > 0 {
-            parts.append("nw_dst=\(ipv4Description(match.nwDst))" + (destination < 32 ? "/\(destination)" : ""))
+            parts.append(
+                "nw_dst=\(ipv4Description(match.nwDst))"
+                    + (destination < 32 ? "/\(destination)" : ""))
         }
         if !w.contains(.nwProto) { parts.append("nw_proto=\(match.nwProto)") }
         if !w.contains(.nwTos) { parts.append("nw_tos=\(match.nwTos)") }
@@ -130,7 +159,8 @@ public enum OpenFlowPrinter {
             case .setTPSource(let port): return "mod_tp_src:\(port)"
             case .setTPDestination(let port): return "mod_tp_dst:\(port)"
             case .enqueue(let port, let queue): return "enqueue:\(port):\(queue)"
-            case .vendor(let vendor, let body): return "vendor:0x\(String(vendor, radix: 16))(\(body.count) bytes)"
+            case .vendor(let vendor, let body):
+                return "vendor:0x\(String(vendor, radix: 16))(\(body.count) bytes)"
             }
         }.joined(separator: ",")
     }
@@ -160,12 +190,14 @@ public enum OpenFlowPrinter {
         switch request {
         case .description, .table: ""
         case .flow(let flow), .aggregate(let flow):
-            " \(describe(match: flow.match))" + (flow.tableID == 0xff ? "" : " table=\(flow.tableID)")
+            " \(describe(match: flow.match))"
+                + (flow.tableID == 0xff ? "" : " table=\(flow.tableID)")
                 + (flow.outPort == .none ? "" : " out_port=\(flow.outPort)")
         case .port(let port): " port_no=\(port == .none ? "ANY" : port.description)"
         case .queue(let port, let queue):
             " port=\(port == .all ? "ANY" : port.description) queue=\(queue == 0xffff_ffff ? "ALL" : String(queue))"
-        case .vendor(let vendor, let body): " vendor=0x\(String(vendor, radix: 16))" + bytesSuffix(body)
+        case .vendor(let vendor, let body):
+            " vendor=0x\(String(vendor, radix: 16))" + bytesSuffix(body)
         }
     }
 
@@ -193,7 +225,8 @@ public enum OpenFlowPrinter {
                 + queues.map { queue in
                     "\n  port \(queue.portNumber) queue \(queue.queueID): bytes=\(queue.txBytes), pkts=\(queue.txPackets), errors=\(queue.txErrors)"
                 }.joined()
-        case .vendor(let vendor, let body): " vendor=0x\(String(vendor, radix: 16))" + bytesSuffix(body)
+        case .vendor(let vendor, let body):
+            " vendor=0x\(String(vendor, radix: 16))" + bytesSuffix(body)
         }
     }
 

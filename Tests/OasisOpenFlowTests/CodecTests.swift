@@ -20,38 +20,97 @@ struct CodecTests {
     @Test func everyTypeIsSampled() {
         let types = Set(sampleMessages.map(\.type))
         #expect(types == Set(MessageType.allCases))
-        let commands = Set(sampleBodies.compactMap { body -> FlowModCommand? in
-            if case .flowMod(let flowMod) = body { return flowMod.command }
-            return nil
-        })
+        let commands = Set(
+            sampleBodies.compactMap { body -> FlowModCommand? in
+                if case .flowMod(let flowMod) = body { return flowMod.command }
+                return nil
+            })
         #expect(commands == Set(FlowModCommand.allCases))
-        let statsTypes = Set(sampleBodies.compactMap { body -> StatsType? in
-            if case .statsReply(let reply, _) = body { return reply.type }
-            return nil
-        })
+        let statsTypes = Set(
+            sampleBodies.compactMap { body -> StatsType? in
+                if case .statsReply(let reply, _) = body { return reply.type }
+                return nil
+            })
         #expect(statsTypes == Set(StatsType.allCases))
     }
 
     @Test func sizesMatchTheSpecification() throws {
-        func length(_ body: MessageBody) throws -> Int { try Message(xid: 0, body: body).encoded().count }
+        func length(_ body: MessageBody) throws -> Int {
+            try Message(xid: 0, body: body).encoded().count
+        }
         #expect(try length(.hello()) == 8)
-        #expect(try length(.featuresReply(SwitchFeatures(datapathID: 1, bufferCount: 0, tableCount: 1, capabilities: [], actions: [], ports: [samplePort]))) == 32 + 48)
+        #expect(
+            try length(
+                .featuresReply(
+                    SwitchFeatures(
+                        datapathID: 1, bufferCount: 0, tableCount: 1, capabilities: [], actions: [],
+                        ports: [samplePort]))) == 32 + 48)
         #expect(try length(.flowMod(FlowMod(match: .any, command: .add))) == 72)
-        #expect(try length(.flowRemoved(FlowRemoved(match: .any, cookie: 0, priority: 0, reason: .delete, durationSeconds: 0, durationNanoseconds: 0, idleTimeout: 0, packetCount: 0, byteCount: 0))) == 88)
+        #expect(
+            try length(
+                .flowRemoved(
+                    FlowRemoved(
+                        match: .any, cookie: 0, priority: 0, reason: .delete, durationSeconds: 0,
+                        durationNanoseconds: 0, idleTimeout: 0, packetCount: 0, byteCount: 0)))
+                == 88)
         #expect(try length(.portStatus(PortStatus(reason: .add, port: samplePort))) == 64)
-        #expect(try length(.portMod(PortMod(portNumber: PortNumber(1), hardwareAddress: .zero, config: [], mask: []))) == 32)
+        #expect(
+            try length(
+                .portMod(
+                    PortMod(portNumber: PortNumber(1), hardwareAddress: .zero, config: [], mask: [])
+                )) == 32)
         #expect(try length(.packetOut(PacketOut(actions: []))) == 16)
-        #expect(try length(.packetIn(PacketIn(totalLength: 0, inPort: PortNumber(1), reason: .noMatch, data: Payload()))) == 18)
+        #expect(
+            try length(
+                .packetIn(
+                    PacketIn(
+                        totalLength: 0, inPort: PortNumber(1), reason: .noMatch, data: Payload())))
+                == 18)
         #expect(try length(.setConfig(SwitchConfig())) == 12)
         #expect(try length(.statsRequest(.flow(FlowStatsRequest()))) == 12 + 44)
-        #expect(try length(.statsReply(.description(DescriptionStats(manufacturer: "", hardware: "", software: "", serialNumber: "", datapath: "")))) == 12 + 1056)
-        #expect(try length(.statsReply(.flow([FlowStats(tableID: 0, match: .any, durationSeconds: 0, durationNanoseconds: 0, priority: 0, idleTimeout: 0, hardTimeout: 0, cookie: 0, packetCount: 0, byteCount: 0, actions: [])]))) == 12 + 88)
-        #expect(try length(.statsReply(.aggregate(AggregateStats(packetCount: 0, byteCount: 0, flowCount: 0)))) == 12 + 24)
-        #expect(try length(.statsReply(.table([TableStats(tableID: 0, name: "", wildcards: [], maxEntries: 0, activeCount: 0, lookupCount: 0, matchedCount: 0)]))) == 12 + 64)
+        #expect(
+            try length(
+                .statsReply(
+                    .description(
+                        DescriptionStats(
+                            manufacturer: "", hardware: "", software: "", serialNumber: "",
+                            datapath: "")))) == 12 + 1056)
+        #expect(
+            try length(
+                .statsReply(
+                    .flow([
+                        FlowStats(
+                            tableID: 0, match: .any, durationSeconds: 0, durationNanoseconds: 0,
+                            priority: 0, idleTimeout: 0, hardTimeout: 0, cookie: 0, packetCount: 0,
+                            byteCount: 0, actions: [])
+                    ]))) == 12 + 88)
+        #expect(
+            try length(
+                .statsReply(.aggregate(AggregateStats(packetCount: 0, byteCount: 0, flowCount: 0))))
+                == 12 + 24)
+        #expect(
+            try length(
+                .statsReply(
+                    .table([
+                        TableStats(
+                            tableID: 0, name: "", wildcards: [], maxEntries: 0, activeCount: 0,
+                            lookupCount: 0, matchedCount: 0)
+                    ]))) == 12 + 64)
         #expect(try length(.statsReply(.port([PortStats(portNumber: PortNumber(1))]))) == 12 + 104)
-        #expect(try length(.statsReply(.queue([QueueStats(portNumber: PortNumber(1), queueID: 0, txBytes: 0, txPackets: 0, txErrors: 0)]))) == 12 + 32)
+        #expect(
+            try length(
+                .statsReply(
+                    .queue([
+                        QueueStats(
+                            portNumber: PortNumber(1), queueID: 0, txBytes: 0, txPackets: 0,
+                            txErrors: 0)
+                    ]))) == 12 + 32)
         #expect(try length(.queueGetConfigRequest(port: PortNumber(1))) == 12)
-        #expect(try length(.queueGetConfigReply(port: PortNumber(1), queues: [PacketQueue(queueID: 1, properties: [.minRate(1)])])) == 16 + 8 + 16)
+        #expect(
+            try length(
+                .queueGetConfigReply(
+                    port: PortNumber(1),
+                    queues: [PacketQueue(queueID: 1, properties: [.minRate(1)])])) == 16 + 8 + 16)
         var actions = Bits([], headroom: 0)
         for action in allActions { try action.encode(into: &actions) }
         #expect(actions.count == allActions.map(\.type.wireLength).reduce(0, +))
@@ -76,7 +135,8 @@ struct CodecTests {
         }
         #expect(mod.match.wildcards.rawValue == 0x003f_fffe)
         #expect(mod.match.inPort == PortNumber(3))
-        #expect(mod.cookie == 7 && mod.command == .add && mod.idleTimeout == 5 && mod.priority == 100)
+        #expect(
+            mod.cookie == 7 && mod.command == .add && mod.idleTimeout == 5 && mod.priority == 100)
         #expect(mod.flags == [.sendFlowRemoved])
         #expect(mod.actions == [.output(port: PortNumber(2))])
         #expect(try message.encoded().copyBytes() == flowMod)
@@ -102,7 +162,8 @@ struct CodecTests {
 
     @Test func vendorActionRoundTrips() throws {
         let message = Message(
-            xid: 9, body: .packetOut(PacketOut(actions: [vendorAction, .output(port: PortNumber(1))])))
+            xid: 9,
+            body: .packetOut(PacketOut(actions: [vendorAction, .output(port: PortNumber(1))])))
         #expect(try Message.decode(message.encoded()) == message)
     }
 

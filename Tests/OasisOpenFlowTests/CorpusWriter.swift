@@ -14,5 +14,6 @@ import Testing
     }
     let stream = try sampleMessages.flatMap { try $0.encoded().copyBytes() }
     try Data(stream).write(to: URL(fileURLWithPath: folder).appendingPathComponent("stream-all"))
-    try Data(sampleFrame).write(to: URL(fileURLWithPath: folder).appendingPathComponent("frame-tcp"))
+    try Data(sampleFrame).write(
+        to: URL(fileURLWithPath: folder).appendingPathComponent("frame-tcp"))
 }

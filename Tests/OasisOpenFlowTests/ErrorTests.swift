@@ -22,7 +22,9 @@ struct ErrorTests {
         #expect(error(features)?.errorKind == .badRequest(.badVersion))
         let reply = errorMessage(for: error(features)!, offending: Bits(features))
         #expect(reply.xid == 7)
-        #expect(reply.body == .error(ErrorMessage(kind: .badRequest(.badVersion), data: Payload(features))))
+        #expect(
+            reply.body
+                == .error(ErrorMessage(kind: .badRequest(.badVersion), data: Payload(features))))
     }
 
     @Test func badType() {
@@ -35,14 +37,18 @@ struct ErrorTests {
         #expect(error(hex("01 00 00 10 00 00 00 01"))?.errorKind == .badRequest(.badLength))
         #expect(error(hex("01 00 00"))?.errorKind == .badRequest(.badLength))
         // FEATURES_REQUEST must be exactly 8 bytes; SET_CONFIG exactly 12.
-        #expect(error(hex("01 05 00 0c 00 00 00 01 00 00 00 00"))?.errorKind == .badRequest(.badLength))
+        #expect(
+            error(hex("01 05 00 0c 00 00 00 01 00 00 00 00"))?.errorKind == .badRequest(.badLength))
         #expect(error(hex("01 09 00 0a 00 00 00 01 00 00"))?.errorKind == .badRequest(.badLength))
         // FEATURES_REPLY whose port list is not a multiple of 48.
-        var features = hex("01 06 00 24 00 00 00 01") + [UInt8](repeating: 0, count: 24) + [0, 0, 0, 0]
+        var features =
+            hex("01 06 00 24 00 00 00 01") + [UInt8](repeating: 0, count: 24) + [0, 0, 0, 0]
         features[3] = UInt8(features.count)
         #expect(error(features)?.errorKind == .badRequest(.badLength))
         // PACKET_OUT whose actions_len runs past the end.
-        #expect(error(hex("01 0d 00 10 00 00 00 01 ff ff ff ff ff ff 00 08"))?.errorKind == .badRequest(.badLength))
+        #expect(
+            error(hex("01 0d 00 10 00 00 00 01 ff ff ff ff ff ff 00 08"))?.errorKind
+                == .badRequest(.badLength))
         // Longer than a bound.
         let big = hex("01 00 04 00 00 00 00 01") + [UInt8](repeating: 0, count: 1016)
         #expect(throws: OpenFlowError.self) { try Message.decode(Bits(big), maximumLength: 512) }
@@ -58,14 +64,18 @@ struct ErrorTests {
     }
 
     @Test func badFlowModCommandAndStatsType() throws {
-        var flowMod = try Message(xid: 1, body: .flowMod(FlowMod(match: .any, command: .add))).encoded()
+        var flowMod = try Message(xid: 1, body: .flowMod(FlowMod(match: .any, command: .add)))
+            .encoded()
         try flowMod.write(UInt16(9), at: 56)
         #expect(error(flowMod.copyBytes())?.errorKind == .flowModFailed(.badCommand))
-        #expect(error(hex("01 10 00 0c 00 00 00 01 00 09 00 00"))?.errorKind == .badRequest(.badStat))
+        #expect(
+            error(hex("01 10 00 0c 00 00 00 01 00 09 00 00"))?.errorKind == .badRequest(.badStat))
     }
 
     @Test func errorDataIsTheFirst64Bytes() throws {
-        let long = try Message(xid: 3, body: .echoRequest(Payload([UInt8](repeating: 7, count: 100)))).encoded()
+        let long = try Message(
+            xid: 3, body: .echoRequest(Payload([UInt8](repeating: 7, count: 100)))
+        ).encoded()
         let reply = errorMessage(for: .badType(2), offending: long)
         guard case .error(let error) = reply.body else {
             Issue.record("not an error")

@@ -50,7 +50,9 @@ struct FramerTests {
 
     @Test func viewsStayValidWhenTheFramerReusesRoom() throws {
         var framer = MessageFramer(maximumLength: 2048)
-        let echo = try Message(xid: 1, body: .echoRequest(Payload([UInt8](repeating: 0xab, count: 1000)))).encoded().copyBytes()
+        let echo = try Message(
+            xid: 1, body: .echoRequest(Payload([UInt8](repeating: 0xab, count: 1000)))
+        ).encoded().copyBytes()
         var kept: [Bits] = []
         for _ in 0..<20 {
             echo.withUnsafeBytes { #expect(framer.append($0) == echo.count) }

@@ -5,15 +5,21 @@ import Testing
 
 /// Frames for extraction tests, each with the tuple the specification gives it.
 let arpFrame = hex(
-    "ffffffffffff 020000000001 0806 0001 0800 0604 0001 020000000001 0a000001 000000000000 0a000002")
+    "ffffffffffff 020000000001 0806 0001 0800 0604 0001 020000000001 0a000001 000000000000 0a000002"
+)
 let taggedICMPFrame = hex(
-    "000000000002 020000000001 8100 a00a 0800 4500001c00010000400111110a0000010a000002 08004d5700010001")
+    "000000000002 020000000001 8100 a00a 0800 4500001c00010000400111110a0000010a000002 08004d5700010001"
+)
 let laterFragmentFrame = hex(
-    "000000000002 020000000001 0800 4513002000012001401111110a0000010a000002 1234567800080000 00000000")
+    "000000000002 020000000001 0800 4513002000012001401111110a0000010a000002 1234567800080000 00000000"
+)
 let snapUDPFrame = hex(
-    "000000000002 020000000001 0030 aaaa03000000 0800 4500001c00010000401111110a0000010a000002 0035003500080000")
+    "000000000002 020000000001 0030 aaaa03000000 0800 4500001c00010000401111110a0000010a000002 0035003500080000"
+)
 let llcFrame = hex("000000000002 020000000001 0030 424203000000 0800")
-let extractionFrames = [sampleFrame, arpFrame, taggedICMPFrame, laterFragmentFrame, snapUDPFrame, llcFrame]
+let extractionFrames = [
+    sampleFrame, arpFrame, taggedICMPFrame, laterFragmentFrame, snapUDPFrame, llcFrame,
+]
 
 @Suite("Flow extraction and match semantics")
 struct MatchingTests {
@@ -26,13 +32,16 @@ struct MatchingTests {
         #expect(t.wildcards == [])
         #expect(t.dlVlan == vlanNone && t.dlVlanPcp == 0 && t.dlType == 0x0800)
         #expect(t.dlSrc == MACAddress(rawValue: 1) && t.dlDst == MACAddress(rawValue: 2))
-        #expect(t.nwTos == 0x10 && t.nwProto == 6 && t.nwSrc == 0x0a00_0001 && t.nwDst == 0x0a00_0002)
+        #expect(
+            t.nwTos == 0x10 && t.nwProto == 6 && t.nwSrc == 0x0a00_0001 && t.nwDst == 0x0a00_0002)
         #expect(t.tpSrc == 12345 && t.tpDst == 80)
     }
 
     @Test func extractsARP() {
         let t = tuple(arpFrame)
-        #expect(t.dlType == 0x0806 && t.nwProto == 1 && t.nwSrc == 0x0a00_0001 && t.nwDst == 0x0a00_0002)
+        #expect(
+            t.dlType == 0x0806 && t.nwProto == 1 && t.nwSrc == 0x0a00_0001 && t.nwDst == 0x0a00_0002
+        )
         #expect(t.tpSrc == 0 && t.tpDst == 0)
     }
 
@@ -129,31 +138,49 @@ struct MatchingTests {
             let message = Message(
                 xid: 1,
                 body: .packetIn(
-                    PacketIn(totalLength: UInt16(frame.count), inPort: PortNumber(1), reason: .noMatch, data: Payload(frame))))
-            let output = try run(ofctl, ["ofp-print", hexString(try message.encoded().copyBytes())]).output
+                    PacketIn(
+                        totalLength: UInt16(frame.count), inPort: PortNumber(1), reason: .noMatch,
+                        data: Payload(frame))))
+            let output = try run(
+                ofctl, ["ofp-print", hexString(try message.encoded().copyBytes())]
+            ).output
             let flowLine = output.split(separator: "\n").dropFirst().first.map(String.init) ?? ""
             var fields: [String: String] = [:]
             var keywords: Set<String> = []
             for item in flowLine.split(separator: " ").first?.split(separator: ",") ?? [] {
                 let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-                if parts.count == 2 { fields[parts[0]] = parts[1] } else { keywords.insert(parts[0]) }
+                if parts.count == 2 {
+                    fields[parts[0]] = parts[1]
+                } else {
+                    keywords.insert(parts[0])
+                }
             }
             let context = "\(flowLine)\nours: \(OpenFlowPrinter.describe(match: ours))"
             #expect(fields["dl_src"] == ours.dlSrc.description, "\(context)")
             #expect(fields["dl_dst"] == ours.dlDst.description, "\(context)")
             if let vid = fields["dl_vlan"] {
-                #expect(UInt16(vid) == ours.dlVlan && UInt8(fields["dl_vlan_pcp"] ?? "") == ours.dlVlanPcp, "\(context)")
+                #expect(
+                    UInt16(vid) == ours.dlVlan
+                        && UInt8(fields["dl_vlan_pcp"] ?? "") == ours.dlVlanPcp, "\(context)")
             } else {
                 #expect(ours.dlVlan == vlanNone, "\(context)")
             }
-            let types: [String: UInt16] = ["arp": 0x0806, "ip": 0x0800, "tcp": 0x0800, "udp": 0x0800, "icmp": 0x0800]
-            let theirType = keywords.compactMap { types[$0] }.first ?? fields["dl_type"].flatMap { UInt16($0.dropFirst(2), radix: 16) }
+            let types: [String: UInt16] = [
+                "arp": 0x0806, "ip": 0x0800, "tcp": 0x0800, "udp": 0x0800, "icmp": 0x0800,
+            ]
+            let theirType =
+                keywords.compactMap { types[$0] }.first
+                ?? fields["dl_type"].flatMap { UInt16($0.dropFirst(2), radix: 16) }
             #expect(theirType == ours.dlType, "\(context)")
             if keywords.contains("arp") {
-                #expect(fields["arp_spa"] == ipv4Description(ours.nwSrc) && fields["arp_tpa"] == ipv4Description(ours.nwDst))
+                #expect(
+                    fields["arp_spa"] == ipv4Description(ours.nwSrc)
+                        && fields["arp_tpa"] == ipv4Description(ours.nwDst))
                 #expect(UInt8(fields["arp_op"] ?? "") == ours.nwProto)
             } else if ours.dlType == 0x0800 {
-                #expect(fields["nw_src"] == ipv4Description(ours.nwSrc) && fields["nw_dst"] == ipv4Description(ours.nwDst))
+                #expect(
+                    fields["nw_src"] == ipv4Description(ours.nwSrc)
+                        && fields["nw_dst"] == ipv4Description(ours.nwDst))
                 #expect(UInt8(fields["nw_tos"] ?? "") == ours.nwTos, "\(context)")
                 let sourceKey = keywords.contains("icmp") ? "icmp_type" : "tp_src"
                 let destinationKey = keywords.contains("icmp") ? "icmp_code" : "tp_dst"

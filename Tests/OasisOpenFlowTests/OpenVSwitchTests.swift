@@ -12,7 +12,9 @@ import Testing
 /// `setns(2)`, which Swift's Glibc module does not export.
 private func enterNetworkNamespace(_ fd: Int32) -> Bool {
     typealias SetNS = @convention(c) (Int32, Int32) -> Int32
-    guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "setns") else { return false }
+    guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "setns") else {
+        return false
+    }
     let setns = unsafeBitCast(symbol, to: SetNS.self)
     return setns(fd, 0x4000_0000) == 0  // CLONE_NEWNET
 }
@@ -87,7 +89,9 @@ private struct ControllerConnection {
             guard waitReadable(fd, milliseconds: 100) else { continue }
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             guard count > 0 else { return false }
-            chunk.withUnsafeBytes { _ = framer.append(UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
+            chunk.withUnsafeBytes {
+                _ = framer.append(UnsafeRawBufferPointer(rebasing: $0.prefix(count)))
+            }
             var finished = false
             while let bits = try framer.next() {
                 let message: Message
@@ -117,7 +121,8 @@ struct OpenVSwitchTests {
             let ovsdb = requireTool("ovsdb-server"), let tool = requireTool("ovsdb-tool"),
             let vsctl = requireTool("ovs-vsctl"), let ip = findTool("ip")
         else { return }
-        guard FileManager.default.fileExists(atPath: "/usr/share/openvswitch/vswitch.ovsschema") else {
+        guard FileManager.default.fileExists(atPath: "/usr/share/openvswitch/vswitch.ovsschema")
+        else {
             print("SKIPPED: the Open vSwitch schema is not installed")
             return
         }
@@ -125,7 +130,8 @@ struct OpenVSwitchTests {
         let folder = NSTemporaryDirectory() + namespace
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let environment = [
-            "OVS_RUNDIR": folder, "OVS_DBDIR": folder, "OVS_LOGDIR": folder, "OVS_SYSCONFDIR": folder,
+            "OVS_RUNDIR": folder, "OVS_DBDIR": folder, "OVS_LOGDIR": folder,
+            "OVS_SYSCONFDIR": folder,
         ]
         let database = "unix:\(folder)/db.sock"
         try run(ip, ["netns", "add", namespace])
@@ -144,20 +150,24 @@ struct OpenVSwitchTests {
             try? FileManager.default.removeItem(atPath: folder)
         }
         try run(ip, ["netns", "exec", namespace, "ip", "link", "set", "lo", "up"])
-        let created = try run(tool, ["create", "\(folder)/conf.db", "/usr/share/openvswitch/vswitch.ovsschema"])
+        let created = try run(
+            tool, ["create", "\(folder)/conf.db", "/usr/share/openvswitch/vswitch.ovsschema"])
         #expect(created.status == 0, "\(created.error)")
         let server = try run(
             ip,
             [
-                "netns", "exec", namespace, ovsdb, "\(folder)/conf.db", "--remote=punix:\(folder)/db.sock",
-                "--pidfile=\(folder)/ovsdb-server.pid", "--detach", "--log-file=\(folder)/ovsdb-server.log",
+                "netns", "exec", namespace, ovsdb, "\(folder)/conf.db",
+                "--remote=punix:\(folder)/db.sock",
+                "--pidfile=\(folder)/ovsdb-server.pid", "--detach",
+                "--log-file=\(folder)/ovsdb-server.log",
             ], environment: environment, detach: true)
         #expect(server.status == 0, "\(server.error)")
         try run(vsctl, ["--db=\(database)", "--no-wait", "init"], environment: environment)
         let switchd = try run(
             ip,
             [
-                "netns", "exec", namespace, vswitchd, database, "--pidfile=\(folder)/ovs-vswitchd.pid",
+                "netns", "exec", namespace, vswitchd, database,
+                "--pidfile=\(folder)/ovs-vswitchd.pid",
                 "--detach", "--log-file=\(folder)/ovs-vswitchd.log",
             ], environment: environment, detach: true)
         #expect(switchd.status == 0, "\(switchd.error)")
@@ -170,11 +180,14 @@ struct OpenVSwitchTests {
         let bridge = try run(
             vsctl,
             [
-                "--db=\(database)", "--", "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
+                "--db=\(database)", "--", "add-br", "br0", "--", "set", "bridge", "br0",
+                "datapath_type=netdev",
                 "protocols=OpenFlow10", "fail-mode=secure", "other-config:disable-in-band=true",
                 "other-config:datapath-id=0000020000000001",
-                "--", "add-port", "br0", "p1", "--", "set", "interface", "p1", "type=tap", "ofport_request=1",
-                "--", "--id=@c", "create", "Controller", "target=\"tcp:127.0.0.1:6633\"", "max_backoff=1000",
+                "--", "add-port", "br0", "p1", "--", "set", "interface", "p1", "type=tap",
+                "ofport_request=1",
+                "--", "--id=@c", "create", "Controller", "target=\"tcp:127.0.0.1:6633\"",
+                "max_backoff=1000",
                 "--", "set", "bridge", "br0", "controller=[@c]",
             ], environment: environment)
         #expect(bridge.status == 0, "\(bridge.error)")
@@ -192,7 +205,8 @@ struct OpenVSwitchTests {
         #expect(try channel.receive(until: { $0.type == .hello }))
         try channel.send(Message(xid: 1, body: .hello()))
         try channel.send(Message(xid: 2, body: .featuresRequest))
-        try channel.send(Message(xid: 3, body: .setConfig(SwitchConfig(flags: [], missSendLength: 128))))
+        try channel.send(
+            Message(xid: 3, body: .setConfig(SwitchConfig(flags: [], missSendLength: 128))))
         try channel.send(Message(xid: 4, body: .getConfigRequest))
         try channel.send(Message(xid: 5, body: .statsRequest(.description)))
         try channel.send(Message(xid: 6, body: .statsRequest(.table)))
@@ -203,7 +217,8 @@ struct OpenVSwitchTests {
         try channel.send(Message(xid: 8, body: .flowMod(flow)))
         try channel.send(Message(xid: 9, body: .statsRequest(.flow(FlowStatsRequest()))))
         try channel.send(Message(xid: 10, body: .statsRequest(.aggregate(FlowStatsRequest()))))
-        try channel.send(Message(xid: 11, body: .statsRequest(.queue(port: .all, queueID: 0xffff_ffff))))
+        try channel.send(
+            Message(xid: 11, body: .statsRequest(.queue(port: .all, queueID: 0xffff_ffff))))
         try channel.send(Message(xid: 12, body: .queueGetConfigRequest(port: PortNumber(1))))
         try channel.send(Message(xid: 13, body: .echoRequest(Payload([9, 8, 7]))))
         try channel.send(Message(xid: 14, body: .flowMod(FlowMod(match: .any, command: .delete))))
@@ -211,14 +226,20 @@ struct OpenVSwitchTests {
             Message(
                 xid: 15,
                 body: .packetOut(
-                    PacketOut(inPort: .controller, actions: [.output(port: PortNumber(1))], data: Payload(sampleFrame)))))
+                    PacketOut(
+                        inPort: .controller, actions: [.output(port: PortNumber(1))],
+                        data: Payload(sampleFrame)))))
         try channel.send(Message(xid: 16, body: .barrierRequest))
         #expect(try channel.receive(until: { $0.xid == 16 && $0.type == .barrierReply }))
 
         // Bad input as OVS answers it.
         channel.sendRaw(hex("02 05 00 08 00 00 00 20"))  // FEATURES_REQUEST with version 2
-        channel.sendRaw(hex("01 0d 00 18 00 00 00 21 ff ff ff ff ff fd 00 08 00 0c 00 08 00 00 00 00"))  // bad action
-        var flowModBadCommand = try Message(xid: 0x22, body: .flowMod(FlowMod(match: .any, command: .add))).encoded().copyBytes()
+        // A PACKET_OUT with an action of unknown type 12.
+        channel.sendRaw(
+            hex("01 0d 00 18 00 00 00 21 ff ff ff ff ff fd 00 08 00 0c 00 08 00 00 00 00"))
+        var flowModBadCommand = try Message(
+            xid: 0x22, body: .flowMod(FlowMod(match: .any, command: .add))
+        ).encoded().copyBytes()
         flowModBadCommand[57] = 9
         channel.sendRaw(flowModBadCommand)
         channel.sendRaw(hex("01 10 00 0c 00 00 00 23 00 09 00 00"))  // unknown stats type
@@ -230,30 +251,41 @@ struct OpenVSwitchTests {
             _ = try channel.receive(until: { $0.type == .flowRemoved }, seconds: 3)
         }
 
-        func reply(_ xid: UInt32) -> MessageBody? { channel.received.first { $0.xid == xid && $0.type != .echoRequest }?.body }
+        func reply(_ xid: UInt32) -> MessageBody? {
+            channel.received.first { $0.xid == xid && $0.type != .echoRequest }?.body
+        }
 
         // Every message decoded; every one re-encodes to the bytes OVS sent.
         for (message, raw) in zip(channel.received, channel.rawReceived) {
-            #expect(try message.encoded().copyBytes() == raw, "\(OpenFlowPrinter.describe(message))")
+            #expect(
+                try message.encoded().copyBytes() == raw, "\(OpenFlowPrinter.describe(message))")
         }
-        print("Open vSwitch sent \(channel.received.count) messages: "
-            + Set(channel.received.map { "\($0.type)" }).sorted().joined(separator: ", "))
+        print(
+            "Open vSwitch sent \(channel.received.count) messages: "
+                + Set(channel.received.map { "\($0.type)" }).sorted().joined(separator: ", "))
 
         guard case .featuresReply(let features) = reply(2) else {
             Issue.record("no FEATURES_REPLY: \(String(describing: reply(2)))")
             return
         }
         #expect(features.datapathID == 0x0200_0000_0001)
-        #expect(features.ports.contains { $0.portNumber == PortNumber(1) && $0.name.description == "p1" })
+        #expect(
+            features.ports.contains {
+                $0.portNumber == PortNumber(1) && $0.name.description == "p1"
+            })
         #expect(features.ports.contains { $0.portNumber == .local && $0.name.description == "br0" })
         #expect(reply(4) == .getConfigReply(SwitchConfig(flags: [], missSendLength: 128)))
         if case .statsReply(.description(let description), _) = reply(5) {
             #expect(description.manufacturer.description == "Nicira, Inc.")
-            #expect(description.datapath.description.contains("br0") || !description.datapath.bytes.isEmpty)
+            #expect(
+                description.datapath.description.contains("br0")
+                    || !description.datapath.bytes.isEmpty)
         } else {
             Issue.record("no DESC stats reply: \(String(describing: reply(5)))")
         }
-        if case .statsReply(.table(let tables), _) = reply(6) { #expect(!tables.isEmpty) } else {
+        if case .statsReply(.table(let tables), _) = reply(6) {
+            #expect(!tables.isEmpty)
+        } else {
             Issue.record("no TABLE stats reply")
         }
         if case .statsReply(.port(let ports), _) = reply(7) {
@@ -264,14 +296,20 @@ struct OpenVSwitchTests {
         if case .statsReply(.flow(let flows), _) = reply(9) {
             #expect(flows.count == 1)
             if let installed = flows.first {
-                #expect(installed.cookie == 0x42 && installed.priority == 100 && installed.idleTimeout == 60)
+                #expect(
+                    installed.cookie == 0x42 && installed.priority == 100
+                        && installed.idleTimeout == 60)
                 #expect(installed.actions == flow.actions)
-                #expect(installed.match.isStrictlyEqual(to: flow.match), "\(OpenFlowPrinter.describe(match: installed.match))")
+                #expect(
+                    installed.match.isStrictlyEqual(to: flow.match),
+                    "\(OpenFlowPrinter.describe(match: installed.match))")
             }
         } else {
             Issue.record("no FLOW stats reply: \(String(describing: reply(9)))")
         }
-        if case .statsReply(.aggregate(let aggregate), _) = reply(10) { #expect(aggregate.flowCount == 1) } else {
+        if case .statsReply(.aggregate(let aggregate), _) = reply(10) {
+            #expect(aggregate.flowCount == 1)
+        } else {
             Issue.record("no AGGREGATE stats reply")
         }
         #expect(reply(11) != nil)
@@ -282,7 +320,9 @@ struct OpenVSwitchTests {
             if case .flowRemoved(let removed) = message.body { return removed }
             return nil
         }
-        #expect(removed.count == 1 && removed.first?.reason == .delete && removed.first?.cookie == 0x42, "\(channel.received.map { "\($0.xid):\($0.type)" })")
+        #expect(
+            removed.count == 1 && removed.first?.reason == .delete && removed.first?.cookie == 0x42,
+            "\(channel.received.map { "\($0.xid):\($0.type)" })")
 
         func errorKind(_ xid: UInt32) -> ErrorKind? {
             if case .error(let error) = reply(xid) { return error.kind }
@@ -291,7 +331,9 @@ struct OpenVSwitchTests {
         // OVS answers a version-2 request in version 2 (the header of its OFPT_ERROR
         // says 0x02), which an OpenFlow 1.0 decoder rejects; its body says
         // OFPET_BAD_REQUEST/OFPBRC_BAD_VERSION.
-        let versionError = channel.undecodable.first { $0.bytes.count >= 12 && $0.bytes[4...7] == [0, 0, 0, 0x20] }
+        let versionError = channel.undecodable.first {
+            $0.bytes.count >= 12 && $0.bytes[4...7] == [0, 0, 0, 0x20]
+        }
         #expect(versionError?.error == .badVersion(2, type: 1))
         #expect(versionError.map { Array($0.bytes[8..<12]) } == [0, 1, 0, 0])
         #expect(channel.undecodable.count == 1)
@@ -299,7 +341,12 @@ struct OpenVSwitchTests {
         #expect(errorKind(0x22) == .flowModFailed(.badCommand))
         #expect(errorKind(0x23) == .badRequest(.badStat))
         // Our decoder gives the same verdicts on the same bytes.
-        #expect(throws: OpenFlowError.badVersion(2, type: 5)) { try Message.decode(Bits(hex("02 05 00 08 00 00 00 20"))) }
-        print("OVS errors: " + (0x20...0x23).map { "\(String(describing: errorKind(UInt32($0))))" }.joined(separator: "; "))
+        #expect(throws: OpenFlowError.badVersion(2, type: 5)) {
+            try Message.decode(Bits(hex("02 05 00 08 00 00 00 20")))
+        }
+        print(
+            "OVS errors: "
+                + (0x20...0x23).map { "\(String(describing: errorKind(UInt32($0))))" }.joined(
+                    separator: "; "))
     }
 }

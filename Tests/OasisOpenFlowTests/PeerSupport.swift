@@ -66,7 +66,9 @@ func run(
 /// Starts a program that daemonises (forks, and its parent exits once the daemon is
 /// ready) with posix_spawn and reaps the parent with waitpid: Foundation's Process does
 /// not reap such a parent, and the daemon must not inherit any pipe of ours.
-func spawnDaemon(_ path: String, _ arguments: [String], environment: [String: String]) -> ProcessResult {
+func spawnDaemon(_ path: String, _ arguments: [String], environment: [String: String])
+    -> ProcessResult
+{
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -94,7 +96,9 @@ func spawnDaemon(_ path: String, _ arguments: [String], environment: [String: St
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     var pid: pid_t = 0
     let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
-    guard spawned == 0 else { return ProcessResult(status: -1, output: "", error: "posix_spawn: \(spawned)") }
+    guard spawned == 0 else {
+        return ProcessResult(status: -1, output: "", error: "posix_spawn: \(spawned)")
+    }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)

@@ -6,7 +6,8 @@ import Testing
 
 /// The first line of ovs-ofctl's output, without its log lines.
 func firstLine(_ text: String) -> String {
-    text.split(separator: "\n").first { !$0.contains("|WARN|") && !$0.contains("|INFO|") }.map(String.init) ?? ""
+    text.split(separator: "\n").first { !$0.contains("|WARN|") && !$0.contains("|INFO|") }.map(
+        String.init) ?? ""
 }
 
 @Suite("Our encodings decoded by peers: ovs-ofctl ofp-print and tshark")
@@ -45,23 +46,33 @@ struct PeerTests {
             // Key fields, in ovs-ofctl's words.
             switch message.body {
             case .flowMod(let flowMod):
-                #expect(theirs.contains(OpenFlowPrinter.describe(actions: flowMod.actions)), "\(theirs)")
+                #expect(
+                    theirs.contains(OpenFlowPrinter.describe(actions: flowMod.actions)), "\(theirs)"
+                )
                 if flowMod.match == sampleMatch {
-                    for field in ["in_port=1", "dl_vlan=10", "nw_src=10.0.0.0/24", "nw_dst=10.0.0.2", "nw_tos=16", "tp_dst=80"] {
+                    for field in [
+                        "in_port=1", "dl_vlan=10", "nw_src=10.0.0.0/24", "nw_dst=10.0.0.2",
+                        "nw_tos=16", "tp_dst=80",
+                    ] {
                         #expect(theirs.contains(field), "\(field) in \(theirs)")
                     }
                     #expect(!theirs.contains("dl_vlan_pcp") && !theirs.contains(",tp_src="))
                 }
-                if flowMod.command != .add && flowMod.command != .modify && flowMod.command != .delete {
+                if flowMod.command != .add && flowMod.command != .modify
+                    && flowMod.command != .delete
+                {
                     #expect(theirs.contains("priority=\(flowMod.priority)"))
                 }
             case .featuresReply(let features):
-                #expect(text.contains("n_tables:\(features.tableCount), n_buffers:\(features.bufferCount)"))
+                #expect(
+                    text.contains(
+                        "n_tables:\(features.tableCount), n_buffers:\(features.bufferCount)"))
                 for port in features.ports {
                     #expect(text.contains("(\(port.name)): addr:\(port.hardwareAddress)"))
                 }
             case .packetIn(let packetIn):
-                #expect(theirs.contains("total_len=\(packetIn.totalLength) in_port=\(packetIn.inPort)"))
+                #expect(
+                    theirs.contains("total_len=\(packetIn.totalLength) in_port=\(packetIn.inPort)"))
                 #expect(text.contains("tp_src=12345,tp_dst=80"))
             case .statsReply(.flow, let flags):
                 #expect(theirs.contains("flags=[more]") == flags.contains(.more))
@@ -76,7 +87,8 @@ struct PeerTests {
             }
             compared += 1
         }
-        print("ovs-ofctl ofp-print agreed on \(compared) of \(sampleMessages.count) sample messages")
+        print(
+            "ovs-ofctl ofp-print agreed on \(compared) of \(sampleMessages.count) sample messages")
         #expect(compared >= 40)
     }
 
@@ -90,22 +102,31 @@ struct PeerTests {
 
         let fields = try run(
             tshark,
-            ["-r", path, "-d", "tcp.port==6633,openflow", "-T", "fields", "-e", "openflow_1_0.type", "-e", "openflow.xid"])
+            [
+                "-r", path, "-d", "tcp.port==6633,openflow", "-T", "fields", "-e",
+                "openflow_1_0.type", "-e", "openflow.xid",
+            ])
         #expect(fields.status == 0, "\(fields.error)")
-        let rows = fields.output.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        let rows = fields.output.split(separator: "\n").map {
+            $0.split(separator: "\t").map(String.init)
+        }
         #expect(rows.count == messages.count)
         for (row, message) in zip(rows, messages) {
             #expect(row.count == 2, "\(row)")
             guard row.count == 2 else { continue }
             #expect(row[0] == String(message.type.rawValue), "type of xid \(message.xid)")
-            #expect(UInt32(row[1].replacingOccurrences(of: "0x", with: ""), radix: row[1].hasPrefix("0x") ? 16 : 10) == message.xid)
+            #expect(
+                UInt32(
+                    row[1].replacingOccurrences(of: "0x", with: ""),
+                    radix: row[1].hasPrefix("0x") ? 16 : 10) == message.xid)
         }
 
         // Every expert item of warning severity or worse, per frame.
         let problems = try run(
             tshark,
             [
-                "-r", path, "-d", "tcp.port==6633,openflow", "-Y", "_ws.malformed || _ws.expert.severity >= 0x600000",
+                "-r", path, "-d", "tcp.port==6633,openflow", "-Y",
+                "_ws.malformed || _ws.expert.severity >= 0x600000",
                 "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message",
             ])
         #expect(problems.status == 0, "\(problems.error)")
@@ -114,7 +135,9 @@ struct PeerTests {
         // dissected yet" of bodies it does not implement. Anything else is ours.
         let emptyFlowMods = Set(
             messages.enumerated().compactMap { index, message -> Int? in
-                if case .flowMod(let flowMod) = message.body, flowMod.actions.isEmpty { return index + 1 }
+                if case .flowMod(let flowMod) = message.body, flowMod.actions.isEmpty {
+                    return index + 1
+                }
                 return nil
             })
         var tolerated = 0
@@ -128,10 +151,13 @@ struct PeerTests {
                     tolerated += 1
                     continue
                 }
-                Issue.record("tshark: frame \(frame) (\(messages[max(0, frame - 1)].type)): \(item)")
+                Issue.record(
+                    "tshark: frame \(frame) (\(messages[max(0, frame - 1)].type)): \(item)")
             }
         }
-        print("tshark dissected \(messages.count) messages; tolerated \(tolerated) known dissector false positives")
+        print(
+            "tshark dissected \(messages.count) messages; tolerated \(tolerated) known dissector false positives"
+        )
 
         // And our own pcap reader finds the same messages.
         let extracted = OpenFlowPcap.messages(in: Bits(pcap)) ?? []
