@@ -5,6 +5,7 @@ import OasisBits
 
 /// `ofp_action_type`.
 public enum ActionType: UInt16, Hashable, Sendable, CaseIterable {
+    /// In wire order: `OFPAT_OUTPUT` (0) through `OFPAT_ENQUEUE` (11), and `OFPAT_VENDOR`.
     case output = 0, setVLANID, setVLANPriority, stripVLAN, setDLSource, setDLDestination
     case setNWSource, setNWDestination, setNWToS, setTPSource, setTPDestination, enqueue
     case vendor = 0xffff

@@ -27,15 +27,25 @@ enum MatchLayout: HeaderLayout {
 /// destination are wildcarded by prefix: bits 8–13 and 14–19 hold how many low bits
 /// of the address are ignored (32 or more: all of it).
 public struct Wildcards: OptionSet, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt32
+    /// A value from its wire bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// `OFPFW_IN_PORT`.
     public static let inPort = Wildcards(rawValue: 1 << 0)
+    /// `OFPFW_DL_VLAN`.
     public static let dlVlan = Wildcards(rawValue: 1 << 1)
+    /// `OFPFW_DL_SRC`.
     public static let dlSrc = Wildcards(rawValue: 1 << 2)
+    /// `OFPFW_DL_DST`.
     public static let dlDst = Wildcards(rawValue: 1 << 3)
+    /// `OFPFW_DL_TYPE`.
     public static let dlType = Wildcards(rawValue: 1 << 4)
+    /// `OFPFW_NW_PROTO`.
     public static let nwProto = Wildcards(rawValue: 1 << 5)
+    /// `OFPFW_TP_SRC`.
     public static let tpSrc = Wildcards(rawValue: 1 << 6)
+    /// `OFPFW_TP_DST`.
     public static let tpDst = Wildcards(rawValue: 1 << 7)
     /// `OFPFW_NW_SRC_ALL` (32 << 8).
     public static let nwSrcAll = Wildcards(rawValue: 32 << 8)
@@ -45,7 +55,9 @@ public struct Wildcards: OptionSet, Hashable, Sendable {
     public static let nwDstAll = Wildcards(rawValue: 32 << 14)
     /// `OFPFW_NW_DST_MASK` (bits 14–19).
     public static let nwDstMask = Wildcards(rawValue: 0x3f << 14)
+    /// `OFPFW_DL_VLAN_PCP`.
     public static let dlVlanPcp = Wildcards(rawValue: 1 << 20)
+    /// `OFPFW_NW_TOS`.
     public static let nwTos = Wildcards(rawValue: 1 << 21)
     /// `OFPFW_ALL`: every field wildcarded (bits 0–21).
     public static let all = Wildcards(rawValue: (1 << 22) - 1)

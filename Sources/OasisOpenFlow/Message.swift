@@ -5,6 +5,7 @@ import OasisBits
 
 /// `ofp_type`: the message types of OpenFlow 1.0.
 public enum MessageType: UInt8, Hashable, Sendable, CaseIterable {
+    /// In wire order: `OFPT_HELLO` (0) through `OFPT_QUEUE_GET_CONFIG_REPLY` (21).
     case hello = 0, error, echoRequest, echoReply, vendor
     case featuresRequest, featuresReply, getConfigRequest, getConfigReply, setConfig
     case packetIn, flowRemoved, portStatus
@@ -128,11 +129,15 @@ public struct ErrorMessage: Equatable {
 
 /// `ofp_phy_port` (48 bytes): a port's number, address, name, settings and abilities.
 public struct PhysicalPort: Hashable, Sendable {
+    /// The port number (`port_no`).
     public var portNumber: PortNumber
+    /// The port's Ethernet address (`hw_addr`).
     public var hardwareAddress: MACAddress
     /// Up to 16 bytes of name.
     public var name: OpenFlowText
+    /// Administrative settings (`config`).
     public var config: PortConfig
+    /// Link and STP state (`state`).
     public var state: PortState
     /// Current features.
     public var current: PortFeatures
@@ -169,9 +174,11 @@ public struct SwitchFeatures: Hashable, Sendable {
     public var bufferCount: UInt32
     /// Number of flow tables.
     public var tableCount: UInt8
+    /// What the switch supports (`capabilities`).
     public var capabilities: Capabilities
     /// Supported actions, one bit per `ActionType`.
     public var actions: ActionTypes
+    /// The switch's ports.
     public var ports: [PhysicalPort]
 
     /// A features reply.
@@ -203,7 +210,9 @@ public struct SwitchConfig: Hashable, Sendable {
 
 /// `ofp_packet_in_reason`.
 public struct PacketInReason: RawRepresentable, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt8
+    /// A value from its wire bits.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// `OFPR_NO_MATCH`: no flow matched.
     public static let noMatch = PacketInReason(rawValue: 0)
@@ -218,7 +227,9 @@ public struct PacketIn: Equatable {
     public var bufferID: UInt32
     /// The full length of the frame (`data` may hold less).
     public var totalLength: UInt16
+    /// The port the packet arrived on.
     public var inPort: PortNumber
+    /// Why the message was sent (`reason`).
     public var reason: PacketInReason
     /// The frame (or its first `miss_send_len` bytes).
     public var data: Payload
@@ -238,7 +249,9 @@ public struct PacketIn: Equatable {
 
 /// `ofp_flow_removed_reason`.
 public struct FlowRemovedReason: RawRepresentable, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt8
+    /// A value from its wire bits.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// `OFPRR_IDLE_TIMEOUT`.
     public static let idleTimeout = FlowRemovedReason(rawValue: 0)
@@ -250,14 +263,23 @@ public struct FlowRemovedReason: RawRepresentable, Hashable, Sendable {
 
 /// `ofp_flow_removed` (88 bytes).
 public struct FlowRemoved: Hashable, Sendable {
+    /// The fields matched (`ofp_match`).
     public var match: Match
+    /// The controller's opaque flow identifier.
     public var cookie: UInt64
+    /// The flow's priority; higher wins among overlapping wildcard flows.
     public var priority: UInt16
+    /// Why the message was sent (`reason`).
     public var reason: FlowRemovedReason
+    /// How long the flow has been installed, whole seconds.
     public var durationSeconds: UInt32
+    /// How long the flow has been installed beyond `durationSeconds`, in nanoseconds.
     public var durationNanoseconds: UInt32
+    /// Seconds without traffic before the flow expires (0: never).
     public var idleTimeout: UInt16
+    /// Packets counted.
     public var packetCount: UInt64
+    /// Bytes counted.
     public var byteCount: UInt64
 
     /// A flow-removed notice.
@@ -280,16 +302,23 @@ public struct FlowRemoved: Hashable, Sendable {
 
 /// `ofp_port_reason`.
 public struct PortStatusReason: RawRepresentable, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt8
+    /// A value from its wire bits.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// `OFPPR_ADD`: a port was added.
     public static let add = PortStatusReason(rawValue: 0)
+    /// `OFPPR_DELETE`: a port was removed.
     public static let delete = PortStatusReason(rawValue: 1)
+    /// `OFPPR_MODIFY`: some attribute of the port changed.
     public static let modify = PortStatusReason(rawValue: 2)
 }
 
 /// `ofp_port_status` (64 bytes).
 public struct PortStatus: Hashable, Sendable {
+    /// Why the message was sent (`reason`).
     public var reason: PortStatusReason
+    /// The port described.
     public var port: PhysicalPort
     /// A port-status notice.
     public init(reason: PortStatusReason, port: PhysicalPort) {
@@ -304,6 +333,7 @@ public struct PacketOut: Equatable {
     public var bufferID: UInt32
     /// The port the packet is treated as arriving on (`.none` if none).
     public var inPort: PortNumber
+    /// The actions, in order.
     public var actions: [Action]
     /// The frame, when `bufferID` is ``noBuffer`` (a view, no copy).
     public var data: Payload
@@ -322,25 +352,31 @@ public struct PacketOut: Equatable {
 
 /// `ofp_flow_mod_command`.
 public enum FlowModCommand: UInt16, Hashable, Sendable, CaseIterable {
+    /// `OFPFC_ADD`, `OFPFC_MODIFY`, `OFPFC_MODIFY_STRICT`, `OFPFC_DELETE`, `OFPFC_DELETE_STRICT`.
     case add = 0, modify, modifyStrict, delete, deleteStrict
 }
 
 /// `ofp_flow_mod` (72 bytes and actions).
 public struct FlowMod: Equatable {
+    /// The fields matched (`ofp_match`).
     public var match: Match
     /// Opaque controller-issued identifier.
     public var cookie: UInt64
+    /// What to do (`command`).
     public var command: FlowModCommand
     /// Seconds idle before discarding (0: never).
     public var idleTimeout: UInt16
     /// Seconds before discarding (0: never).
     public var hardTimeout: UInt16
+    /// The flow's priority; higher wins among overlapping wildcard flows.
     public var priority: UInt16
     /// A buffered packet to apply the flow to, or ``noBuffer``.
     public var bufferID: UInt32
     /// For DELETE*: only flows that output to this port (`.none`: any).
     public var outPort: PortNumber
+    /// Flags (`flags`).
     public var flags: FlowModFlags
+    /// The actions, in order.
     public var actions: [Action]
 
     /// A flow mod; the defaults are those of `ovs-ofctl add-flow`.
@@ -364,9 +400,11 @@ public struct FlowMod: Equatable {
 
 /// `ofp_port_mod` (32 bytes).
 public struct PortMod: Hashable, Sendable {
+    /// The port number (`port_no`).
     public var portNumber: PortNumber
     /// Must equal the port's address (a sanity check).
     public var hardwareAddress: MACAddress
+    /// Administrative settings (`config`).
     public var config: PortConfig
     /// Which `config` bits to change.
     public var mask: PortConfig
@@ -388,7 +426,9 @@ public struct PortMod: Hashable, Sendable {
 
 /// `ofp_packet_queue`: one queue of a port and its properties.
 public struct PacketQueue: Equatable {
+    /// The queue id.
     public var queueID: UInt32
+    /// The queue's properties.
     public var properties: [QueueProperty]
     /// A queue description.
     public init(queueID: UInt32, properties: [QueueProperty]) {

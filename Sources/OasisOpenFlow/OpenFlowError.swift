@@ -31,6 +31,17 @@ public enum OpenFlowError: Error, Hashable, Sendable {
     /// The encoder ran out of room in the destination view (not an input problem).
     case noRoom(BitsError)
 
+    /// Whether this is a HELLO announcing a newer version than 1.0. Version
+    /// negotiation (OpenFlow 1.0.0 §6.3.1) uses the lower of the two versions, so a
+    /// channel accepts such a HELLO and speaks 1.0, instead of answering
+    /// HELLO_FAILED/INCOMPATIBLE (which is for versions it cannot speak at all).
+    public var isNewerVersionHello: Bool {
+        if case .badVersion(let version, let type) = self {
+            return type == MessageType.hello.rawValue && version > openFlowVersion
+        }
+        return false
+    }
+
     /// The `OFPT_ERROR` type and code that answer this error.
     public var errorKind: ErrorKind {
         switch self {
@@ -145,28 +156,33 @@ public enum HelloFailedCode: UInt16, Hashable, Sendable {
 
 /// `ofp_bad_request_code`.
 public enum BadRequestCode: UInt16, Hashable, Sendable {
+    /// `OFPBRC_BAD_VERSION` … `OFPBRC_BUFFER_UNKNOWN`, in wire order.
     case badVersion = 0, badType, badStat, badVendor, badSubtype, permissionDenied, badLength
     case bufferEmpty, bufferUnknown
 }
 
 /// `ofp_bad_action_code`.
 public enum BadActionCode: UInt16, Hashable, Sendable {
+    /// `OFPBAC_BAD_TYPE` … `OFPBAC_BAD_QUEUE`, in wire order.
     case badType = 0, badLength, badVendor, badVendorType, badOutPort, badArgument
     case permissionDenied, tooMany, badQueue
 }
 
 /// `ofp_flow_mod_failed_code`.
 public enum FlowModFailedCode: UInt16, Hashable, Sendable {
+    /// `OFPFMFC_ALL_TABLES_FULL` … `OFPFMFC_UNSUPPORTED`, in wire order.
     case allTablesFull = 0, overlap, permissionDenied, badEmergencyTimeout, badCommand
     case unsupported
 }
 
 /// `ofp_port_mod_failed_code`.
 public enum PortModFailedCode: UInt16, Hashable, Sendable {
+    /// `OFPPMFC_BAD_PORT`, `OFPPMFC_BAD_HW_ADDR`.
     case badPort = 0, badHardwareAddress
 }
 
 /// `ofp_queue_op_failed_code`.
 public enum QueueOperationFailedCode: UInt16, Hashable, Sendable {
+    /// `OFPQOFC_BAD_PORT`, `OFPQOFC_BAD_QUEUE`, `OFPQOFC_EPERM`.
     case badPort = 0, badQueue, permissionDenied
 }

@@ -114,6 +114,7 @@ public struct Payload: Equatable, CustomStringConvertible {
     /// A copy of the bytes (allocates).
     public var bytes: [UInt8] { bits.copyBytes() }
 
+    /// Whether the two payloads hold the same bytes.
     public static func == (lhs: Payload, rhs: Payload) -> Bool {
         guard lhs.count == rhs.count else { return false }
         return lhs.bits.withUnsafeBytes { left in
@@ -148,21 +149,33 @@ public struct OpenFlowText: Hashable, Sendable, ExpressibleByStringLiteral,
 
 /// `ofp_capabilities`: what a switch supports (FEATURES_REPLY).
 public struct Capabilities: OptionSet, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt32
+    /// A value from its wire bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// `OFPC_FLOW_STATS`: flow statistics.
     public static let flowStats = Capabilities(rawValue: 1 << 0)
+    /// `OFPC_TABLE_STATS`: table statistics.
     public static let tableStats = Capabilities(rawValue: 1 << 1)
+    /// `OFPC_PORT_STATS`: port statistics.
     public static let portStats = Capabilities(rawValue: 1 << 2)
+    /// `OFPC_STP`: 802.1d spanning tree.
     public static let stp = Capabilities(rawValue: 1 << 3)
+    /// `OFPC_RESERVED`: must be zero.
     public static let reserved = Capabilities(rawValue: 1 << 4)
+    /// `OFPC_IP_REASM`: can reassemble IP fragments.
     public static let ipReassembly = Capabilities(rawValue: 1 << 5)
+    /// `OFPC_QUEUE_STATS`: queue statistics.
     public static let queueStats = Capabilities(rawValue: 1 << 6)
+    /// `OFPC_ARP_MATCH_IP`: matches IP addresses in ARP packets.
     public static let arpMatchIP = Capabilities(rawValue: 1 << 7)
 }
 
 /// The FEATURES_REPLY actions bitmap: bit `n` set means action type `n` is supported.
 public struct ActionTypes: OptionSet, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt32
+    /// A value from its wire bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     /// The bit for one action type.
     public init(_ type: ActionType) { self.rawValue = type.rawValue < 32 ? 1 << type.rawValue : 0 }
@@ -172,50 +185,83 @@ public struct ActionTypes: OptionSet, Hashable, Sendable {
 
 /// `ofp_port_config`: administrative settings of a port.
 public struct PortConfig: OptionSet, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt32
+    /// A value from its wire bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// `OFPPC_PORT_DOWN`: administratively down.
     public static let portDown = PortConfig(rawValue: 1 << 0)
+    /// `OFPPC_NO_STP`: 802.1D spanning tree disabled.
     public static let noSTP = PortConfig(rawValue: 1 << 1)
+    /// `OFPPC_NO_RECV`: drop everything but STP received.
     public static let noReceive = PortConfig(rawValue: 1 << 2)
+    /// `OFPPC_NO_RECV_STP`: drop received STP.
     public static let noReceiveSTP = PortConfig(rawValue: 1 << 3)
+    /// `OFPPC_NO_FLOOD`: not part of OFPP_FLOOD.
     public static let noFlood = PortConfig(rawValue: 1 << 4)
+    /// `OFPPC_NO_FWD`: drop packets forwarded to the port.
     public static let noForward = PortConfig(rawValue: 1 << 5)
+    /// `OFPPC_NO_PACKET_IN`: no PACKET_IN for this port.
     public static let noPacketIn = PortConfig(rawValue: 1 << 6)
 }
 
 /// `ofp_port_state`: link state and, in bits 8–9, the STP state.
 public struct PortState: OptionSet, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt32
+    /// A value from its wire bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// `OFPPS_LINK_DOWN`: no physical link.
     public static let linkDown = PortState(rawValue: 1 << 0)
+    /// `OFPPS_STP_LISTEN`: not learning or relaying (value 0 of the STP mask).
     public static let stpListen = PortState(rawValue: 0 << 8)
+    /// `OFPPS_STP_LEARN`: learning, not relaying.
     public static let stpLearn = PortState(rawValue: 1 << 8)
+    /// `OFPPS_STP_FORWARD`: learning and relaying.
     public static let stpForward = PortState(rawValue: 2 << 8)
+    /// `OFPPS_STP_BLOCK`: not part of the spanning tree.
     public static let stpBlock = PortState(rawValue: 3 << 8)
+    /// `OFPPS_STP_MASK`: the bits of the STP state.
     public static let stpMask = PortState(rawValue: 3 << 8)
 }
 
 /// `ofp_port_features`: speeds, media and pause abilities of a port.
 public struct PortFeatures: OptionSet, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt32
+    /// A value from its wire bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// `OFPPF_10MB_HD`.
     public static let half10Mb = PortFeatures(rawValue: 1 << 0)
+    /// `OFPPF_10MB_FD`.
     public static let full10Mb = PortFeatures(rawValue: 1 << 1)
+    /// `OFPPF_100MB_HD`.
     public static let half100Mb = PortFeatures(rawValue: 1 << 2)
+    /// `OFPPF_100MB_FD`.
     public static let full100Mb = PortFeatures(rawValue: 1 << 3)
+    /// `OFPPF_1GB_HD`.
     public static let half1Gb = PortFeatures(rawValue: 1 << 4)
+    /// `OFPPF_1GB_FD`.
     public static let full1Gb = PortFeatures(rawValue: 1 << 5)
+    /// `OFPPF_10GB_FD`.
     public static let full10Gb = PortFeatures(rawValue: 1 << 6)
+    /// `OFPPF_COPPER`.
     public static let copper = PortFeatures(rawValue: 1 << 7)
+    /// `OFPPF_FIBER`.
     public static let fiber = PortFeatures(rawValue: 1 << 8)
+    /// `OFPPF_AUTONEG`.
     public static let autoNegotiation = PortFeatures(rawValue: 1 << 9)
+    /// `OFPPF_PAUSE`.
     public static let pause = PortFeatures(rawValue: 1 << 10)
+    /// `OFPPF_PAUSE_ASYM`.
     public static let pauseAsymmetric = PortFeatures(rawValue: 1 << 11)
 }
 
 /// `ofp_flow_mod_flags`.
 public struct FlowModFlags: OptionSet, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt16
+    /// A value from its wire bits.
     public init(rawValue: UInt16) { self.rawValue = rawValue }
     /// `OFPFF_SEND_FLOW_REM`: send FLOW_REMOVED when the flow expires or is deleted.
     public static let sendFlowRemoved = FlowModFlags(rawValue: 1 << 0)
@@ -227,7 +273,9 @@ public struct FlowModFlags: OptionSet, Hashable, Sendable {
 
 /// `ofp_config_flags`: how the switch handles IP fragments (bits 0–1).
 public struct ConfigFlags: OptionSet, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt16
+    /// A value from its wire bits.
     public init(rawValue: UInt16) { self.rawValue = rawValue }
     /// `OFPC_FRAG_NORMAL`: no special handling.
     public static let fragmentNormal = ConfigFlags([])
@@ -241,7 +289,9 @@ public struct ConfigFlags: OptionSet, Hashable, Sendable {
 
 /// `ofp_stats_reply_flags`.
 public struct StatsReplyFlags: OptionSet, Hashable, Sendable {
+    /// The bits on the wire.
     public var rawValue: UInt16
+    /// A value from its wire bits.
     public init(rawValue: UInt16) { self.rawValue = rawValue }
     /// `OFPSF_REPLY_MORE`: more replies follow with the same xid.
     public static let more = StatsReplyFlags(rawValue: 1)

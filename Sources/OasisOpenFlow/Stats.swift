@@ -4,6 +4,7 @@ import OasisBits
 
 /// `ofp_stats_types`.
 public enum StatsType: UInt16, Hashable, Sendable, CaseIterable {
+    /// `OFPST_DESC` (0) through `OFPST_QUEUE` (5), and `OFPST_VENDOR`.
     case description = 0, flow, aggregate, table, port, queue
     case vendor = 0xffff
 }
@@ -82,16 +83,27 @@ public struct DescriptionStats: Hashable, Sendable {
 
 /// `ofp_flow_stats` (88 bytes and actions).
 public struct FlowStats: Equatable {
+    /// The table (0xff: all tables, in requests).
     public var tableID: UInt8
+    /// The fields matched (`ofp_match`).
     public var match: Match
+    /// How long the flow has been installed, whole seconds.
     public var durationSeconds: UInt32
+    /// How long the flow has been installed beyond `durationSeconds`, in nanoseconds.
     public var durationNanoseconds: UInt32
+    /// The flow's priority; higher wins among overlapping wildcard flows.
     public var priority: UInt16
+    /// Seconds without traffic before the flow expires (0: never).
     public var idleTimeout: UInt16
+    /// Seconds before the flow expires regardless of traffic (0: never).
     public var hardTimeout: UInt16
+    /// The controller's opaque flow identifier.
     public var cookie: UInt64
+    /// Packets counted.
     public var packetCount: UInt64
+    /// Bytes counted.
     public var byteCount: UInt64
+    /// The actions, in order.
     public var actions: [Action]
 
     /// One flow's statistics.
@@ -116,8 +128,11 @@ public struct FlowStats: Equatable {
 
 /// `ofp_aggregate_stats_reply` (24 bytes).
 public struct AggregateStats: Hashable, Sendable {
+    /// Packets counted.
     public var packetCount: UInt64
+    /// Bytes counted.
     public var byteCount: UInt64
+    /// Flows counted.
     public var flowCount: UInt32
     /// Aggregate counters.
     public init(packetCount: UInt64, byteCount: UInt64, flowCount: UInt32) {
@@ -129,14 +144,19 @@ public struct AggregateStats: Hashable, Sendable {
 
 /// `ofp_table_stats` (64 bytes).
 public struct TableStats: Hashable, Sendable {
+    /// The table (0xff: all tables, in requests).
     public var tableID: UInt8
     /// Up to 32 bytes of name.
     public var name: OpenFlowText
     /// The wildcards the table supports.
     public var wildcards: Wildcards
+    /// The most flows the table holds.
     public var maxEntries: UInt32
+    /// Flows in the table now.
     public var activeCount: UInt32
+    /// Packets looked up in the table.
     public var lookupCount: UInt64
+    /// Packets that hit the table.
     public var matchedCount: UInt64
     /// One table's statistics.
     public init(
@@ -155,18 +175,31 @@ public struct TableStats: Hashable, Sendable {
 
 /// `ofp_port_stats` (104 bytes). `UInt64.max` means "not available".
 public struct PortStats: Hashable, Sendable {
+    /// The port number (`port_no`).
     public var portNumber: PortNumber
+    /// Packets received.
     public var rxPackets: UInt64 = 0
+    /// Packets sent.
     public var txPackets: UInt64 = 0
+    /// Bytes received.
     public var rxBytes: UInt64 = 0
+    /// Bytes sent.
     public var txBytes: UInt64 = 0
+    /// Received packets dropped.
     public var rxDropped: UInt64 = 0
+    /// Packets dropped on sending.
     public var txDropped: UInt64 = 0
+    /// Receive errors (all kinds).
     public var rxErrors: UInt64 = 0
+    /// Transmit errors.
     public var txErrors: UInt64 = 0
+    /// Frame alignment errors.
     public var rxFrameErrors: UInt64 = 0
+    /// Receive overruns.
     public var rxOverrunErrors: UInt64 = 0
+    /// CRC errors.
     public var rxCRCErrors: UInt64 = 0
+    /// Collisions.
     public var collisions: UInt64 = 0
     /// Port counters, all zero.
     public init(portNumber: PortNumber) { self.portNumber = portNumber }
@@ -198,10 +231,15 @@ public struct PortStats: Hashable, Sendable {
 
 /// `ofp_queue_stats` (32 bytes).
 public struct QueueStats: Hashable, Sendable {
+    /// The port number (`port_no`).
     public var portNumber: PortNumber
+    /// The queue id.
     public var queueID: UInt32
+    /// Bytes sent.
     public var txBytes: UInt64
+    /// Packets sent.
     public var txPackets: UInt64
+    /// Transmit errors.
     public var txErrors: UInt64
     /// One queue's counters.
     public init(
@@ -218,12 +256,19 @@ public struct QueueStats: Hashable, Sendable {
 
 /// The body of a STATS_REPLY.
 public enum StatsReply: Equatable {
+    /// `OFPST_DESC`: the switch's description.
     case description(DescriptionStats)
+    /// `OFPST_FLOW`: one entry per flow (split over replies with `.more`).
     case flow([FlowStats])
+    /// `OFPST_AGGREGATE`.
     case aggregate(AggregateStats)
+    /// `OFPST_TABLE`: one entry per table.
     case table([TableStats])
+    /// `OFPST_PORT`: one entry per port.
     case port([PortStats])
+    /// `OFPST_QUEUE`: one entry per queue.
     case queue([QueueStats])
+    /// `OFPST_VENDOR`: a vendor id and its bytes.
     case vendor(UInt32, body: Payload)
 
     /// The stats type.
