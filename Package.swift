@@ -74,7 +74,8 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "OasisOpenFlow",
-            dependencies: ["OasisBits"],
+            dependencies: ["OasisBits", "OasisDevices"],
+            exclude: ["README.md"],
             swiftSettings: strict),
         .target(
             name: "OasisDNS",
@@ -121,6 +122,9 @@ let package = Package(
         .executableTarget(
             name: "FuzzUDP", dependencies: ["FuzzSupport", "OasisBits", "OasisNet"],
             path: "Fuzz/FuzzUDP", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzOpenFlow", dependencies: ["FuzzSupport", "OasisBits", "OasisOpenFlow"],
+            path: "Fuzz/FuzzOpenFlow", exclude: ["corpus"], swiftSettings: strict),
 
         // Tests.
         .testTarget(name: "OasisBitsTests", dependencies: ["OasisBits"], swiftSettings: strict),

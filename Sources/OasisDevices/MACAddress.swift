@@ -21,6 +21,13 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
         self.init(rawValue: bytes.reduce(UInt64(0)) { ($0 << 8) | UInt64($1) })
     }
 
+    /// An address from up to six bytes in wire order; missing bytes are zero.
+    public init(_ bytes: [UInt8]) {
+        var value: UInt64 = 0
+        for index in 0..<6 { value = value << 8 | UInt64(index < bytes.count ? bytes[index] : 0) }
+        self.init(rawValue: value)
+    }
+
     /// The six bytes in wire order.
     public var bytes: [UInt8] { (0..<6).map { self[$0] } }
 

@@ -1,1 +1,0 @@
-// OasisOpenFlow: placeholder until the module lands.

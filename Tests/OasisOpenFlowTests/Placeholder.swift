@@ -1,5 +1,0 @@
-import Testing
-
-@testable import OasisOpenFlow
-
-@Test func builds() {}
