@@ -96,7 +96,8 @@ let package = Package(
         .executableTarget(
             name: "oasis-bench",
             dependencies: [
-                "CFloor", "OasisBits", "OasisLoop", "OasisDevices", "OasisNet", "OasisXen",
+                "CFloor", "OasisBits", "OasisLoop", "OasisDevices", "OasisNet", "OasisOpenFlow",
+                "OasisXen",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             path: "bench/Sources/oasis-bench",
@@ -150,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "OasisNetTests", dependencies: ["OasisNet"], swiftSettings: strict),
         .testTarget(
-            name: "OasisCommandTests", dependencies: ["oasis", "OasisLoop"],
+            name: "OasisCommandTests", dependencies: ["oasis", "OasisLoop", "OasisOpenFlow"],
             swiftSettings: strict),
         .testTarget(
             name: "OasisDNSTests", dependencies: ["OasisDNS"], swiftSettings: strict),

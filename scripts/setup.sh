@@ -10,6 +10,7 @@ packages=(
     tshark tcpdump                    # captures read by a dissector we did not write
     ethtool                           # checksum offload off on veths that pcap reads
     python3                           # kernel-side UDP sockets in the stack tests
+    openvswitch-switch openvswitch-common   # OpenFlow peer: ovs-vswitchd, ovs-ofctl
 )
 
 missing=()

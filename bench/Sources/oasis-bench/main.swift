@@ -25,6 +25,7 @@ let groups: [(String, (Report, Int) -> Void)] = [
     ("bits", runBitsBenchmarks),
     ("loop", runLoopBenchmarks),
     ("stack", runStackBenchmarks),
+    ("openflow", runOpenFlowBenchmarks),
     ("xen", runXenBenchmarks),
 ]
 for (group, run) in groups where only == nil || only == group {
