@@ -13,9 +13,9 @@ import Testing
     }
 
     @Test func printsAHelloAndFailsOnATruncatedMessage() throws {
-        var good = try OpenFlowPrintCommand.parse(["010000080000002a"])
+        let good = try OpenFlowPrintCommand.parse(["010000080000002a"])
         try good.run()
-        var bad = try OpenFlowPrintCommand.parse(["0100000800"])
+        let bad = try OpenFlowPrintCommand.parse(["0100000800"])
         #expect(throws: (any Error).self) { try bad.run() }
     }
 }
