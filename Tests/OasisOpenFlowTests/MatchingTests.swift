@@ -133,7 +133,7 @@ struct MatchingTests {
     /// Open vSwitch parses the frame of a PACKET_IN and prints the flow it extracted:
     /// an independent implementation of the same rules.
     @Test func extractionAgreesWithOpenVSwitch() throws {
-        guard let ofctl = requireTool("ovs-ofctl") else { return }
+        let ofctl = try requireTool("ovs-ofctl")
         for frame in extractionFrames {
             let ours = tuple(frame)
             let message = Message(

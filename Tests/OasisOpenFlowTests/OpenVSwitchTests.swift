@@ -117,14 +117,14 @@ private struct ControllerConnection {
 @Suite("A real Open vSwitch talking to us", .serialized)
 struct OpenVSwitchTests {
     @Test func handshakeStatsFlowsAndErrors() throws {
-        guard requireTool("ip", root: true) != nil, let vswitchd = requireTool("ovs-vswitchd"),
-            let ovsdb = requireTool("ovsdb-server"), let tool = requireTool("ovsdb-tool"),
-            let vsctl = requireTool("ovs-vsctl"), let ip = findTool("ip")
-        else { return }
+        let ip = try requireTool("ip", root: true)
+        let vswitchd = try requireTool("ovs-vswitchd")
+        let ovsdb = try requireTool("ovsdb-server")
+        let tool = try requireTool("ovsdb-tool")
+        let vsctl = try requireTool("ovs-vsctl")
         guard FileManager.default.fileExists(atPath: "/usr/share/openvswitch/vswitch.ovsschema")
         else {
-            print("SKIPPED: the Open vSwitch schema is not installed")
-            return
+            try skip("the Open vSwitch schema is not installed")
         }
         let namespace = "oasis-of-\(getpid())"
         let folder = NSTemporaryDirectory() + namespace

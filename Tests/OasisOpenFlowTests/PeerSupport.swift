@@ -4,6 +4,7 @@
 import Foundation
 import Glibc
 import OasisBits
+import Testing
 
 @testable import OasisOpenFlow
 
@@ -16,17 +17,18 @@ func findTool(_ tool: String) -> String? {
     return nil
 }
 
-/// Prints why a peer test does not run; returns nil so callers can `guard let`.
-func skip(_ reason: String) -> String? {
+/// Prints why a peer test does not run and cancels it: Swift Testing reports it as
+/// skipped, never as passed.
+func skip(_ reason: String) throws -> Never {
     print("SKIPPED: \(reason)")
-    return nil
+    try Test.cancel("SKIPPED: \(reason)")
 }
 
-/// `tool`'s path, or nil after printing SKIPPED when it is missing (or when root is
-/// needed and we are not root).
-func requireTool(_ tool: String, root: Bool = false) -> String? {
-    if root && getuid() != 0 { return skip("\(tool) test needs root") }
-    guard let path = findTool(tool) else { return skip("\(tool) is not installed") }
+/// `tool`'s path; when it is missing (or root is needed and we are not root), the test
+/// is skipped with the reason printed.
+func requireTool(_ tool: String, root: Bool = false) throws -> String {
+    if root && getuid() != 0 { try skip("\(tool) test needs root") }
+    guard let path = findTool(tool) else { try skip("\(tool) is not installed") }
     return path
 }
 

@@ -26,7 +26,7 @@ struct PeerTests {
     }
 
     @Test func ovsOfctlPrintsWhatWeEncoded() throws {
-        guard let ofctl = requireTool("ovs-ofctl") else { return }
+        let ofctl = try requireTool("ovs-ofctl")
         var compared = 0
         for message in ovsComparable {
             let bytes = try message.encoded().copyBytes()
@@ -93,7 +93,7 @@ struct PeerTests {
     }
 
     @Test func tsharkDissectsEveryMessageWithoutErrors() throws {
-        guard let tshark = requireTool("tshark") else { return }
+        let tshark = try requireTool("tshark")
         let messages = sampleMessages
         let pcap = try OpenFlowPcap.write(messages)
         let path = NSTemporaryDirectory() + "oasis-openflow-\(getpid()).pcap"
