@@ -90,3 +90,96 @@ extension DatagramService {
         try send(Bits(bytes, headroom: 128), to: destination, from: port)
     }
 }
+
+/// Datagrams for one port as an async sequence, on the loop:
+///
+/// ```swift
+/// for await datagram in try DatagramReceiver(listeningOn: 5353, of: udp) {
+///     try udp.send(answer(datagram.payload), to: datagram.source, from: 5353)
+/// }
+/// ```
+///
+/// Datagrams that arrive while nobody is waiting queue up to `capacity`; beyond that
+/// they are dropped and counted in ``dropped`` (a slow reader must not make the stack
+/// hold every buffer). Confined to the loop's thread, like the views it hands out.
+public final class DatagramReceiver: AsyncSequence, AsyncIteratorProtocol {
+    public typealias Element = Datagram
+    public typealias Failure = Never
+
+    private var queue: [Datagram] = []
+    private var head = 0
+    private var waiter: UnsafeContinuation<Handover?, Never>?
+
+    /// A datagram handed from the listener callback to the waiting task. Both run on the
+    /// loop's thread (the task on the loop's executor), so nothing crosses threads; the
+    /// box only tells the compiler what the loop guarantees.
+    private struct Handover: @unchecked Sendable {
+        let datagram: Datagram
+    }
+    private var finished = false
+    /// The most datagrams held while nobody reads.
+    public let capacity: Int
+    /// Datagrams dropped because the queue was full.
+    public private(set) var dropped: UInt64 = 0
+    private let stop: () -> Void
+
+    /// Listens on `port` of `service` and delivers what arrives through the sequence.
+    public init(listeningOn port: UInt16, of service: some DatagramService, capacity: Int = 256)
+        throws(DatagramError)
+    {
+        self.capacity = capacity
+        stop = { [weak service] in service?.stopListening(port: port) }
+        try service.listen(port: port) { [weak self] datagram in self?.deliver(datagram) }
+    }
+
+    private func deliver(_ datagram: Datagram) {
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: Handover(datagram: datagram))
+        } else if queue.count - head < capacity {
+            queue.append(datagram)
+        } else {
+            dropped &+= 1
+        }
+    }
+
+    /// The next datagram; nil once ``finish()`` was called.
+    public nonisolated(nonsending) func next() async -> Datagram? {
+        if let datagram = takeQueued() { return datagram }
+        if finished { return nil }
+        // The body may run after an executor hop, when a datagram has already been
+        // queued: it checks the queue again before it waits.
+        return await withUnsafeContinuation {
+            (continuation: UnsafeContinuation<Handover?, Never>) in
+            if let datagram = takeQueued() {
+                continuation.resume(returning: Handover(datagram: datagram))
+            } else if finished {
+                continuation.resume(returning: nil)
+            } else {
+                waiter = continuation
+            }
+        }?.datagram
+    }
+
+    private func takeQueued() -> Datagram? {
+        guard head < queue.count else { return nil }
+        let datagram = queue[head]
+        head += 1
+        if head == queue.count {
+            queue.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return datagram
+    }
+
+    /// Stops listening; a pending ``next()`` returns nil.
+    public func finish() {
+        guard !finished else { return }
+        finished = true
+        stop()
+        waiter?.resume(returning: nil)
+        waiter = nil
+    }
+
+    public func makeAsyncIterator() -> DatagramReceiver { self }
+}

@@ -66,6 +66,11 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
     public private(set) var echoRepliesSent: UInt64 = 0
     public private(set) var datagramsDelivered: UInt64 = 0
     public private(set) var datagramsSent: UInt64 = 0
+    /// Bytes held by datagrams waiting for their missing fragments (bounded by
+    /// ``IPv4StackConfiguration/reassembly``).
+    public var reassemblyBytesHeld: Int { reassembler.bytesHeld }
+    /// Entries in the ARP cache (bounded by ``IPv4StackConfiguration/arp``).
+    public var arpEntries: Int { arp.count }
 
     private let loop: EventLoop
     private var arp: ArpCache
