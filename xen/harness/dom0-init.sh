@@ -161,6 +161,7 @@ domu() {
     2/connected | 4/connected) mark "netback PASS $vif, backend state $state, hotplug-status $hotplug" ;;
     *) mark "netback FAIL $vif: backend state $state, hotplug-status $hotplug" ;;
     esac
+    xenstore-ls -f "/local/domain/0/backend/vif/$domid" "$fe" 2>&1 | sed 's/^/xenstore| /'
     ip addr add 192.0.2.1/24 dev "$vif"
     ip link set "$vif" up
     # The domU reports through its console, which xenconsoled writes to $log.
@@ -169,7 +170,6 @@ domu() {
     if grep -q "OASIS-DOMU: payload running" "$log" && wait_until 300 xs_is "$fe/state" 4; then
         connected=yes
     fi
-    xenstore-ls -f "/local/domain/0/backend/vif/$domid" "$fe" 2>&1 | sed 's/^/xenstore| /'
     if [ "$connected" = yes ]; then
         mark "netfront PASS frontend Connected"
         oasis-net-test "$mode" 192.0.2.2
@@ -183,7 +183,8 @@ domu() {
         mark "udp UNAVAILABLE no netfront"
     fi
     xl list
-    xl destroy oasis-domu
+    # the domU powers itself off when its payload exits; else end it here
+    xl destroy "$domid" 2>/dev/null
     sed 's/^/domU| /' "$log"
 }
 

@@ -90,11 +90,13 @@ dom0)
     install_file "$here/dom0-init.sh" /init
     install_file "$here/net-test.sh" /usr/bin/oasis-net-test
     install_file "$here/vif-oasis" /etc/xen/scripts/vif-oasis
+    # dom0's memory is fixed by dom0_mem: xl must not try to balloon it down
+    echo 'autoballoon="off"' >"$image/etc/xen/xl.conf"
     mkdir -p "$image"/var/lib/xen "$image"/var/lib/xenstored "$image"/var/log/xen/console
     modules drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs drivers/xen/xen-evtchn \
         drivers/xen/xen-gntdev drivers/xen/xen-gntalloc drivers/net/xen-netback/xen-netback
     if [ -n "$domu_cpio" ]; then
-        install_file "$root/boot/vmlinuz-$kernel_version" /boot/vmlinuz
+        install_file "$cache/vmlinux-$kernel_version" /boot/vmlinuz
         install_file "$domu_cpio" /boot/domu.cpio
         install_file "$here/domu.cfg" /etc/xen/oasis-domu.cfg
     fi

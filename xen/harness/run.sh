@@ -56,11 +56,14 @@ gcc -static -O2 -Wall -Wextra -o "$out/udp-echo-client" "$here/udp-echo-client.c
 step "images"
 xen=$out/xen-4.17
 [ "$xen" -nt "$cache/root/boot/xen-4.17-amd64.gz" ] || gunzip -c "$cache/root/boot/xen-4.17-amd64.gz" >"$xen"
-vmlinuz=$(ls "$cache"/root/boot/vmlinuz-*)
+vmlinuz=$cache/vmlinux-$(sed "s/^linux-image-//" "$cache/kernel")
 bash "$here/initramfs.sh" domu "$out/domu.cpio" "$cache" "$oasis"
 bash "$here/initramfs.sh" dom0 "$out/dom0-selfloop.cpio" "$cache" "$oasis"
 bash "$here/initramfs.sh" dom0 "$out/dom0-domu.cpio" "$cache" "$oasis" "$out/domu.cpio"
 
+# the kernel's own messages slow the boot under emulation: OASIS_XEN_KERNEL_LOG=1 shows them
+kernel_extra=quiet
+[ "${OASIS_XEN_KERNEL_LOG:-0}" = 1 ] && kernel_extra=
 qemu_pid=
 cleanup() { if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; fi; }
 trap cleanup EXIT
@@ -74,8 +77,8 @@ boot() {
     t=$(date +%s.%N)
     qemu-system-x86_64 -accel tcg -cpu qemu64 -m 2048 -smp 2 -nographic -monitor none \
         -serial "file:$log" -no-reboot -nic none -kernel "$xen" \
-        -append "console=com1 com1=115200 dom0_mem=768M,max:768M dom0_max_vcpus=2 noreboot" \
-        -initrd "$vmlinuz console=hvc0 earlyprintk=xen rdinit=/init oasis.mode=$mode modprobe.blacklist=xen_netfront,$image" \
+        -append "console=com1 com1=115200 dom0_mem=768M,max:768M dom0_max_vcpus=2 noreboot console_timestamps=boot" \
+        -initrd "$vmlinuz console=hvc0 earlyprintk=xen rdinit=/init oasis.mode=$mode $kernel_extra modprobe.blacklist=xen_netfront,$image" \
         </dev/null >"$out/$mode.qemu.log" 2>&1 &
     qemu_pid=$!
     ready_at[$mode]=- done_at[$mode]=-
