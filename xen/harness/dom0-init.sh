@@ -118,19 +118,12 @@ stop_payload() {
 selfloop() {
     fe=/local/domain/0/device/vif/0
     be=/local/domain/0/backend/vif/0/0
-    mac=00:16:3e:00:00:02
-    # The frontend first, then the backend; its state last, since netback probes a
-    # backend only once its state reads Initialising.
-    xenstore-write "$fe/backend" "$be" "$fe/backend-id" 0 "$fe/handle" 0 "$fe/mac" "$mac" "$fe/state" 1
-    xenstore-write "$be/frontend" "$fe" "$be/frontend-id" 0 "$be/online" 1 "$be/handle" 0 \
-        "$be/mac" "$mac" "$be/type" vif "$be/script" /etc/xen/scripts/vif-oasis
-    xenstore-write "$be/state" 1
-    if wait_until 100 test -e /sys/class/net/vif0.0 && wait_until 50 xs_is "$be/state" 2; then
+    # the nodes by hand (xen/configs/dom0-vif.sh, the same script users run)
+    if oasis-dom0-vif create 0 00:16:3e:00:00:02 && xs_is "$be/state" 2; then
         mark "netback PASS vif0.0 created, backend state InitWait (2)"
     else
         mark "netback FAIL vif0.0 $(echo /sys/class/net/*), backend state $(xenstore-read "$be/state" 2>&1)"
     fi
-    xenstore-write "$be/hotplug-status" connected
     ip addr add 192.0.2.1/24 dev vif0.0
     ip link set vif0.0 up
     xenstore-ls -f /local/domain/0/backend/vif /local/domain/0/device/vif 2>&1 | sed 's/^/xenstore| /'
@@ -140,6 +133,11 @@ selfloop() {
     else
         mark "ping UNAVAILABLE no netfront"
         mark "udp UNAVAILABLE no netfront"
+    fi
+    if oasis-dom0-vif destroy 0; then
+        mark "teardown PASS vif0.0 removed"
+    else
+        mark "teardown FAIL backend state $(xenstore-read "$be/state" 2>&1)"
     fi
 }
 

@@ -90,6 +90,7 @@ dom0)
     install_file "$here/dom0-init.sh" /init
     install_file "$here/net-test.sh" /usr/bin/oasis-net-test
     install_file "$here/vif-oasis" /etc/xen/scripts/vif-oasis
+    install_file "$here/../configs/dom0-vif.sh" /usr/bin/oasis-dom0-vif
     # dom0's memory is fixed by dom0_mem: xl must not try to balloon it down
     echo 'autoballoon="off"' >"$image/etc/xen/xl.conf"
     mkdir -p "$image"/var/lib/xen "$image"/var/lib/xenstored "$image"/var/log/xen/console

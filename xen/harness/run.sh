@@ -105,7 +105,7 @@ boot() {
 }
 
 declare -A checks=(
-    [selfloop]="dom0-hello dom0-dev-xen netback netfront ping udp"
+    [selfloop]="dom0-hello dom0-dev-xen netback netfront ping udp teardown"
     [domu]="dom0-hello dom0-dev-xen xl-create netback domu-no-netfront domu-dev-xen domu-hello netfront ping udp"
 )
 passed=0 failed=0 unavailable=0
