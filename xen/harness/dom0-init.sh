@@ -143,6 +143,18 @@ selfloop() {
 
 domu() {
     log=/var/log/xen/console/guest-oasis-domu.log
+    # the example configs for real hosts (xen/configs) must at least parse
+    bad=""
+    for cfg in /etc/xen/examples/*.cfg; do
+        xl create -n "$cfg" >/tmp/dry-run.log 2>&1 && continue
+        sed 's/^/xl| /' /tmp/dry-run.log
+        bad="$bad $cfg"
+    done
+    if [ -z "$bad" ]; then
+        mark "example-configs PASS $(echo /etc/xen/examples/*.cfg) parse (xl create -n)"
+    else
+        mark "example-configs FAIL xl create -n rejects$bad"
+    fi
     if xl create /etc/xen/oasis-domu.cfg; then
         domid=$(xl domid oasis-domu)
         mark "xl-create PASS domain $domid"

@@ -100,6 +100,8 @@ dom0)
         install_file "$cache/vmlinux-$kernel_version" /boot/vmlinuz
         install_file "$domu_cpio" /boot/domu.cpio
         install_file "$here/domu.cfg" /etc/xen/oasis-domu.cfg
+        install_file "$here/../configs/oasis-domu.cfg" /etc/xen/examples/oasis-domu.cfg
+        install_file "$here/../configs/oasis-domu-pvh.cfg" /etc/xen/examples/oasis-domu-pvh.cfg
     fi
     ;;
 domu)

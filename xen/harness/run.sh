@@ -106,7 +106,7 @@ boot() {
 
 declare -A checks=(
     [selfloop]="dom0-hello dom0-dev-xen netback netfront ping udp teardown"
-    [domu]="dom0-hello dom0-dev-xen xl-create netback domu-no-netfront domu-dev-xen domu-hello netfront ping udp"
+    [domu]="dom0-hello dom0-dev-xen example-configs xl-create netback domu-no-netfront domu-dev-xen domu-hello netfront ping udp"
 )
 passed=0 failed=0 unavailable=0
 results=()
