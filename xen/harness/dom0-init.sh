@@ -4,6 +4,9 @@
 # oasis.mode= on the kernel command line:
 #   selfloop  the Oasis netfront as a process in dom0, against dom0's own netback
 #   domu      the Oasis netfront in a PV domU made by `xl create`
+#   control   no Oasis netfront: the kernel's xen-netfront in dom0, moved into a
+#             network namespace, with `oasis stack --backend socket` behind it. It
+#             checks the network test and the vif plumbing against real netback.
 # Every result is a line "OASIS-XEN-TEST: MODE NAME PASS|FAIL|UNAVAILABLE detail" on
 # the console (Xen's serial port); run.sh greps them. It ends with poweroff, which ends
 # QEMU. As PID 1 it must never exit, so there is no `set -e` here.
@@ -198,8 +201,43 @@ domu() {
     sed 's/^/domU| /' "$log"
 }
 
+control() {
+    fe=/local/domain/0/device/vif/0
+    if oasis-dom0-vif create 0 00:16:3e:00:00:02; then
+        mark "netback PASS vif0.0 created, backend state InitWait (2)"
+    else
+        mark "netback FAIL"
+    fi
+    ip addr add 192.0.2.1/24 dev vif0.0
+    ip link set vif0.0 up
+    insmod "/lib/modules/$kver/xen-netfront.ko"
+    if wait_until 300 xs_is "$fe/state" 4; then
+        mark "netfront PASS the kernel's xen-netfront Connected (control, not Oasis)"
+    else
+        mark "netfront FAIL the kernel's xen-netfront: frontend state $(xenstore-read "$fe/state" 2>&1)"
+    fi
+    eth=""
+    for n in /sys/class/net/*; do
+        case ${n##*/} in lo | vif*) ;; *) eth=${n##*/} ;; esac
+    done
+    # The kernel's netfront lives in a namespace of its own, so that dom0's traffic
+    # to 192.0.2.2 crosses netback instead of the loopback.
+    unshare -n sleep 600 &
+    holder=$!
+    sleep 0.2
+    /usr/sbin/ip link set "$eth" netns "$holder"   # iproute2: busybox sh prefers its own applets
+    nsenter -t "$holder" -n sh -c "ip link set lo up; ip addr add 192.0.2.2/24 dev $eth; ip link set $eth up"
+    nsenter -t "$holder" -n oasis stack --backend socket --ip 192.0.2.2/24 >/tmp/stack.log 2>&1 &
+    payload=$!
+    sleep 1
+    oasis-net-test "$mode" 192.0.2.2
+    stop_payload
+    kill "$holder"
+}
+
 case $mode in
 selfloop) selfloop ;;
+control) control ;;
 domu) domu ;;
 *) say "no oasis.mode= on the command line: only the boot was checked" ;;
 esac

@@ -3,12 +3,15 @@
 # than it would gunzip it) for one of the harness's guests.
 #
 #   initramfs.sh dom0 OUT.cpio CACHE OASIS [DOMU_CPIO]
+#   initramfs.sh dom0-control OUT.cpio CACHE OASIS
 #   initramfs.sh domu OUT.cpio CACHE OASIS
 #
 # CACHE is the folder fetch.sh prints, OASIS the payload binary. dom0 gets the Xen
 # tools, the netback and device modules and, given DOMU_CPIO, the domU's kernel, its
 # initramfs and its xl config; a domU gets only the device modules its userspace
-# netfront needs (never xen-netfront). Each binary's shared libraries come from the
+# netfront needs (never xen-netfront). dom0-control is dom0 plus the kernel's own
+# xen-netfront and iproute2's ip (network namespaces): the control mode checks the
+# harness's network test against real netback without the Oasis netfront. Each binary's shared libraries come from the
 # cache's unpacked packages first, else from this (Debian 12) machine, found by ldd.
 # The stack's arguments come from OASIS_XEN_STACK_ARGS.
 set -euo pipefail
@@ -79,7 +82,7 @@ install_file "$oasis" /usr/bin/oasis
 printf '%s\n' "$stack_args" >"$image/etc/oasis/stack-args"
 
 case $role in
-dom0)
+dom0 | dom0-control)
     for b in xenstored xenconsoled xen-init-dom0 xl xenconsole; do
         install_file "$root/usr/lib/xen-4.17/bin/$b" "/usr/lib/xen-4.17/bin/$b"
         ln -s "/usr/lib/xen-4.17/bin/$b" "$image/usr/sbin/$b"
@@ -96,6 +99,10 @@ dom0)
     mkdir -p "$image"/var/lib/xen "$image"/var/lib/xenstored "$image"/var/log/xen/console
     modules drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs drivers/xen/xen-evtchn \
         drivers/xen/xen-gntdev drivers/xen/xen-gntalloc drivers/net/xen-netback/xen-netback
+    if [ "$role" = dom0-control ]; then
+        modules drivers/net/xen-netfront
+        install_file /usr/bin/ip /usr/sbin/ip
+    fi
     if [ -n "$domu_cpio" ]; then
         install_file "$cache/vmlinux-$kernel_version" /boot/vmlinuz
         install_file "$domu_cpio" /boot/domu.cpio
@@ -110,13 +117,13 @@ domu)
     modules drivers/xen/xen-evtchn drivers/xen/xen-gntdev drivers/xen/xen-gntalloc
     ;;
 *)
-    echo "initramfs: role must be dom0 or domu" >&2
+    echo "initramfs: role must be dom0, dom0-control or domu" >&2
     exit 2
     ;;
 esac
 copy_libraries
 chmod 755 "$image/init"
-if find "$image" -name 'xen-netfront*' | grep -q .; then
+if [ "$role" != dom0-control ] && find "$image" -name 'xen-netfront*' | grep -q .; then
     echo "initramfs: xen-netfront must not be in the image" >&2
     exit 1
 fi

@@ -8,9 +8,10 @@ mode=$1 address=$2
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 mark() { echo "OASIS-XEN-TEST: $mode $* (dom0 uptime $(uptime_s) s)"; }
 
+# iputils ping by its path (busybox sh would run its own applet for a bare "ping");
 # one ping to settle ARP before the measured run (the stack also announces itself)
-ping -c 1 -W 5 "$address" >/dev/null 2>&1
-ping -c 20 -i 0.05 -W 2 "$address" >/tmp/ping.log 2>&1
+/usr/bin/ping -c 1 -W 5 "$address" >/dev/null 2>&1
+/usr/bin/ping -c 20 -i 0.05 -W 2 "$address" >/tmp/ping.log 2>&1
 sed 's/^/ping| /' /tmp/ping.log
 rtt=$(grep -E '^(rtt|round-trip)' /tmp/ping.log)
 if grep -q ' 0% packet loss' /tmp/ping.log; then

@@ -6,7 +6,9 @@
 # check passed. Nothing leaves QEMU (-nic none).
 #
 #   OASIS_XEN_CACHE       cache folder for the packages (default /var/cache/oasis-xen)
-#   OASIS_XEN_MODES       modes to boot (default "selfloop domu")
+#   OASIS_XEN_MODES       modes to boot (default "control selfloop domu"); control runs
+#                         the network test through real netback to the kernel's own
+#                         netfront, with no Oasis netfront: it checks the harness
 #   OASIS_XEN_PAYLOAD     a prebuilt oasis binary instead of building one
 #   OASIS_XEN_STACK_ARGS  arguments of `oasis stack` in the guests
 #                         (default "--backend xen --ip 192.0.2.2/24")
@@ -16,7 +18,7 @@ cd "$(dirname "$0")/../.."
 export PATH=/opt/swift/usr/bin:$PATH
 here=xen/harness
 out=xen/out
-modes=${OASIS_XEN_MODES:-selfloop domu}
+modes=${OASIS_XEN_MODES:-control selfloop domu}
 timeout=${OASIS_XEN_TIMEOUT:-150}
 mkdir -p "$out"
 started=$(date +%s.%N)
@@ -59,6 +61,7 @@ xen=$out/xen-4.17
 vmlinuz=$cache/vmlinux-$(sed "s/^linux-image-//" "$cache/kernel")
 bash "$here/initramfs.sh" domu "$out/domu.cpio" "$cache" "$oasis"
 bash "$here/initramfs.sh" dom0 "$out/dom0-selfloop.cpio" "$cache" "$oasis"
+bash "$here/initramfs.sh" dom0-control "$out/dom0-control.cpio" "$cache" "$oasis"
 bash "$here/initramfs.sh" dom0 "$out/dom0-domu.cpio" "$cache" "$oasis" "$out/domu.cpio"
 
 # the kernel's own messages slow the boot under emulation: OASIS_XEN_KERNEL_LOG=1 shows them
@@ -72,7 +75,10 @@ trap cleanup EXIT
 declare -A ready_at done_at
 boot() {
     local mode=$1 log=$out/$1.serial.log image=$out/dom0-selfloop.cpio t
-    [ "$mode" = domu ] && image=$out/dom0-domu.cpio
+    case $mode in
+    domu) image=$out/dom0-domu.cpio ;;
+    control) image=$out/dom0-control.cpio ;;
+    esac
     : >"$log"
     t=$(date +%s.%N)
     qemu-system-x86_64 -accel tcg -cpu qemu64 -m 2048 -smp 2 -nographic -monitor none \
@@ -105,6 +111,7 @@ boot() {
 }
 
 declare -A checks=(
+    [control]="dom0-hello netback netfront ping udp"
     [selfloop]="dom0-hello dom0-dev-xen netback netfront ping udp teardown"
     [domu]="dom0-hello dom0-dev-xen example-configs xl-create netback domu-no-netfront domu-dev-xen domu-hello netfront ping udp"
 )
