@@ -19,14 +19,13 @@ fe=/local/domain/0/device/vif/$handle
 be=/local/domain/0/backend/vif/0/$handle
 vif=vif0.$handle
 
-# wait_for TENTHS COMMAND...: retries every 0.1 s
+# wait_for SECONDS COMMAND...: retries every 0.2 s until SECONDS of uptime passed
 wait_for() {
-    n=$1
+    deadline=$(($(cut -d. -f1 /proc/uptime) + $1))
     shift
     while ! "$@" >/dev/null 2>&1; do
-        n=$((n - 1))
-        [ "$n" -gt 0 ] || return 1
-        sleep 0.1
+        [ "$(cut -d. -f1 /proc/uptime)" -lt "$deadline" ] || return 1
+        sleep 0.2
     done
 }
 state_is() { [ "$(xenstore-read "$1/state" 2>/dev/null)" = "$2" ]; }
@@ -43,11 +42,11 @@ create)
         "$be/handle" "$handle" "$be/mac" "$mac" "$be/type" vif \
         "$be/script" /etc/xen/scripts/vif-oasis || exit 1
     xenstore-write "$be/state" 1 || exit 1
-    if ! wait_for 100 test -e "/sys/class/net/$vif"; then
+    if ! wait_for 20 test -e "/sys/class/net/$vif"; then
         echo "dom0-vif: netback made no $vif (is xen-netback loaded?)" >&2
         exit 1
     fi
-    if ! wait_for 50 state_is "$be" 2; then
+    if ! wait_for 10 state_is "$be" 2; then
         echo "dom0-vif: backend state $(xenstore-read "$be/state" 2>&1), not InitWait (2)" >&2
         exit 1
     fi
@@ -62,10 +61,10 @@ destroy)
     fi
     # the frontend says Closed; netback follows, then both sides go
     xenstore-write "$fe/state" 6 2>/dev/null
-    wait_for 50 state_is "$be" 6 || echo "dom0-vif: backend state $(xenstore-read "$be/state" 2>&1), not Closed (6)" >&2
+    wait_for 10 state_is "$be" 6 || echo "dom0-vif: backend state $(xenstore-read "$be/state" 2>&1), not Closed (6)" >&2
     xenstore-rm "$be" 2>/dev/null
     xenstore-rm "$fe" 2>/dev/null
-    if wait_for 50 test ! -e "/sys/class/net/$vif"; then
+    if wait_for 10 test ! -e "/sys/class/net/$vif"; then
         echo "dom0-vif: $vif removed"
     else
         echo "dom0-vif: $vif is still there" >&2

@@ -30,14 +30,16 @@ finish() {
     poweroff -f
     sleep 60
 }
-# wait_until TENTHS COMMAND...: retries COMMAND every 0.1 s; fails after TENTHS tries
+# wait_until SECONDS COMMAND...: retries COMMAND every 0.2 s until it succeeds or
+# SECONDS of uptime passed (a deadline, not a count: under a loaded emulator each
+# try takes longer than its sleep)
+now_s() { cut -d. -f1 /proc/uptime; }
 wait_until() {
-    n=$1
+    deadline=$(($(now_s) + $1))
     shift
     while ! "$@" >/dev/null 2>&1; do
-        n=$((n - 1))
-        [ "$n" -gt 0 ] || return 1
-        sleep 0.1
+        [ "$(now_s)" -lt "$deadline" ] || return 1
+        sleep 0.2
     done
 }
 xs_is() { [ "$(xenstore-read "$1" 2>/dev/null)" = "$2" ]; }
@@ -57,7 +59,7 @@ for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc xen-netback; do
 done
 mount -t xenfs xenfs /proc/xen || { say "dom0 FAIL: mount xenfs"; finish; }
 xenstored --pid-file=/run/xenstored.pid || { say "dom0 FAIL: xenstored"; finish; }
-wait_until 100 xenstore-list / || { say "dom0 FAIL: xenstore does not answer"; finish; }
+wait_until 20 xenstore-list / || { say "dom0 FAIL: xenstore does not answer"; finish; }
 xen-init-dom0 || { say "dom0 FAIL: xen-init-dom0"; finish; }
 xenconsoled --log=guest --log-dir=/var/log/xen/console --pid-file=/run/xen/xenconsoled.pid ||
     { say "dom0 FAIL: xenconsoled"; finish; }
@@ -84,12 +86,11 @@ run_payload() {
     # shellcheck disable=SC2086 # the arguments are words on purpose
     oasis stack $stack_args >/tmp/stack.log 2>&1 &
     payload=$!
-    n=300
-    while [ "$n" -gt 0 ]; do
+    deadline=$(($(now_s) + 30))
+    while [ "$(now_s)" -lt "$deadline" ]; do
         xs_is "$fe/state" 4 && break
         kill -0 "$payload" 2>/dev/null || break
-        sleep 0.1
-        n=$((n - 1))
+        sleep 0.2
     done
     if xs_is "$fe/state" 4; then
         mark "netfront PASS frontend Connected"
@@ -158,6 +159,9 @@ domu() {
     else
         mark "example-configs FAIL xl create -n rejects$bad"
     fi
+    # relay the domU's console to ours as it comes (tail -F: xenconsoled makes the file)
+    # (a shell loop, not sed: sed's buffered output dies with it)
+    tail -n +1 -s 1 -F "$log" 2>/dev/null | while IFS= read -r line; do echo "domU| $line"; done &
     if xl create /etc/xen/oasis-domu.cfg; then
         domid=$(xl domid oasis-domu)
         mark "xl-create PASS domain $domid"
@@ -178,9 +182,9 @@ domu() {
     ip addr add 192.0.2.1/24 dev "$vif"
     ip link set "$vif" up
     # The domU reports through its console, which xenconsoled writes to $log.
-    wait_until 600 grep -q "OASIS-DOMU: payload" "$log" || true
+    wait_until 60 grep -q "OASIS-DOMU: payload" "$log" || true
     connected=no
-    if grep -q "OASIS-DOMU: payload running" "$log" && wait_until 300 xs_is "$fe/state" 4; then
+    if grep -q "OASIS-DOMU: payload running" "$log" && wait_until 30 xs_is "$fe/state" 4; then
         connected=yes
     fi
     if [ "$connected" = yes ]; then
@@ -198,7 +202,7 @@ domu() {
     xl list
     # the domU powers itself off when its payload exits; else end it here
     xl destroy "$domid" 2>/dev/null
-    sed 's/^/domU| /' "$log"
+    sleep 1    # the relay catches up; poweroff ends it
 }
 
 control() {
@@ -211,7 +215,7 @@ control() {
     ip addr add 192.0.2.1/24 dev vif0.0
     ip link set vif0.0 up
     insmod "/lib/modules/$kver/xen-netfront.ko"
-    if wait_until 300 xs_is "$fe/state" 4; then
+    if wait_until 30 xs_is "$fe/state" 4; then
         mark "netfront PASS the kernel's xen-netfront Connected (control, not Oasis)"
     else
         mark "netfront FAIL the kernel's xen-netfront: frontend state $(xenstore-read "$fe/state" 2>&1)"
