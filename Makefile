@@ -2,12 +2,14 @@
 #   make run    the main job on its built-in default
 #   make test   the whole test suite (what CI runs)
 #   make bench  the benchmark harness; writes bench/out/ and prints the figures
+#   make xen-test  real Xen 4.17 under QEMU: the Oasis netfront against real netback
+#               (xen/harness/run.sh; packages cached in /var/cache/oasis-xen)
 export PATH := /opt/swift/usr/bin:$(PATH)
 
 SWIFT_BUILD_FLAGS ?=
 BIN = .build/debug
 
-.PHONY: setup build release run test test-unit lint fuzz bench clean
+.PHONY: setup build release run test test-unit lint fuzz bench xen-test clean
 
 setup:
 	@bash scripts/setup.sh
@@ -33,5 +35,8 @@ fuzz: setup
 bench: setup
 	bash bench/run.sh
 
+xen-test:
+	bash xen/harness/run.sh
+
 clean:
-	rm -rf .build bench/.build bench/out
+	rm -rf .build .build-xen bench/.build bench/out xen/out
