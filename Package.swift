@@ -80,6 +80,7 @@ let package = Package(
         .target(
             name: "OasisDNS",
             dependencies: ["OasisBits"],
+            exclude: ["README.md"],
             swiftSettings: strict),
         .executableTarget(
             name: "oasis",
@@ -126,6 +127,12 @@ let package = Package(
         .executableTarget(
             name: "FuzzOpenFlow", dependencies: ["FuzzSupport", "OasisBits", "OasisOpenFlow"],
             path: "Fuzz/FuzzOpenFlow", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzDNSMessage", dependencies: ["FuzzSupport", "OasisBits", "OasisDNS"],
+            path: "Fuzz/FuzzDNSMessage", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzZoneFile", dependencies: ["FuzzSupport", "OasisDNS"],
+            path: "Fuzz/FuzzZoneFile", exclude: ["corpus"], swiftSettings: strict),
 
         // Tests.
         .testTarget(name: "OasisBitsTests", dependencies: ["OasisBits"], swiftSettings: strict),

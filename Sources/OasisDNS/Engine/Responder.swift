@@ -1,0 +1,536 @@
+import OasisBits
+
+/// One RRset chosen for the response: where it goes and under which owner name.
+struct PlannedRRSet {
+    /// 0 answer, 1 authority, 2 additional.
+    var section: UInt8
+    /// Whether this is the SOA of a negative answer (RFC 2308 §3: TTL capped by MINIMUM).
+    var negative: Bool
+    var ownerLength: UInt8
+    /// The owner's wire bytes in the arena, or -1: the question's name (written as a
+    /// pointer to offset 12, as NSD does, so the answer echoes the query's case).
+    var ownerOffset: Int32
+    var rrset: Int32
+}
+
+/// The state of answering one query: the plan of RRsets, then the encoding. Lives on
+/// the stack for the duration of one `respond` call.
+struct Responder {
+    let store: ZoneStore
+    let arena: UnsafeRawBufferPointer
+    /// [0, 256): the name being looked up, lowercased; [256, 512): a second name.
+    let scratch: UnsafeMutableRawBufferPointer
+    var plan = InlineArray<96, PlannedRRSet>(
+        repeating: PlannedRRSet(
+            section: 0, negative: false, ownerLength: 0, ownerOffset: 0, rrset: 0))
+    var planCount = 0
+    var authoritative = true
+    var rcode: UInt8 = 0
+    var qtype: UInt16 = 0
+    /// The name is in none of our zones: with EDNS, say so with an Extended DNS Error.
+    var notAuthoritative = false
+    /// QCLASS ANY: NSD leaves the authority section out.
+    var classAny = false
+
+    init(store: ZoneStore, arena: UnsafeRawBufferPointer, scratch: UnsafeMutableRawBufferPointer) {
+        self.store = store
+        self.arena = arena
+        self.scratch = scratch
+    }
+
+    // MARK: The query
+
+    mutating func respond(to query: Bits, transport: Transport, writer: inout MessageWriter) -> Int?
+    {
+        // Shorter than a header, or a response: drop (RFC 1035 §4.1.1; NSD does).
+        guard let header = try? query.header(MessageHeader.self),
+            header[MessageHeader.isResponse] == 0
+        else { return nil }
+        guard (try? writer.reserve(MessageHeader.size)) != nil,
+            var out = try? writer.bits.header(MessageHeader.self)
+        else { return nil }
+        out[MessageHeader.id] = header[MessageHeader.id]
+        out[MessageHeader.flags] = 0x8000
+        out[MessageHeader.opcode] = header[MessageHeader.opcode]
+        out[MessageHeader.recursionDesired] = header[MessageHeader.recursionDesired]
+        out[MessageHeader.questionCount] = 0
+        out[MessageHeader.answerCount] = 0
+        out[MessageHeader.authorityCount] = 0
+        out[MessageHeader.additionalCount] = 0
+        func headerOnly(_ code: ResponseCode) -> Int {
+            out[MessageHeader.rcode] = UInt8(code.rawValue)
+            return writer.count
+        }
+        // RFC 1035 §4.1.1: only QUERY is implemented.
+        guard header[MessageHeader.opcode] == 0 else { return headerOnly(.notImplemented) }
+        // A query has one question and nothing in the answer and authority sections;
+        // NSD also rejects a query with a response code set. FORMERR, header only.
+        guard header[MessageHeader.questionCount] == 1, header[MessageHeader.answerCount] == 0,
+            header[MessageHeader.authorityCount] == 0, header[MessageHeader.rcode] == 0
+        else { return headerOnly(.formatError) }
+        let nameBuffer = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<256])
+        guard
+            let (nameLength, afterName) = try? query.readName(
+                at: MessageHeader.size, into: nameBuffer),
+            let type: UInt16 = try? query.read(at: afterName),
+            let qclass: UInt16 = try? query.read(at: afterName + 2)
+        else { return headerOnly(.formatError) }
+        qtype = type
+        // The additional section may hold one OPT (RFC 6891 §6.1.1); other records
+        // (TSIG, which we do not implement) are skipped.
+        var edns: (size: UInt16, version: UInt8, dnssecOK: Bool)?
+        var offset = afterName + 4
+        let otherName = UnsafeMutableRawBufferPointer(rebasing: scratch[256..<512])
+        for _ in 0..<header[MessageHeader.additionalCount] {
+            guard let (ownerLength, next) = try? query.readName(at: offset, into: otherName),
+                let fixed = try? query.slice(from: next, length: 10),
+                let rdataLength: UInt16 = try? fixed.read(at: 8),
+                let rdata = try? query.slice(from: next + 10, length: Int(rdataLength))
+            else { return headerOnly(.formatError) }
+            offset = next + 10 + Int(rdataLength)
+            guard (try? fixed.read(UInt16.self, at: 0)) == RecordType.opt.rawValue else { continue }
+            guard edns == nil, ownerLength == 1, validOptions(rdata) else {
+                return headerOnly(.formatError)
+            }
+            let ttl = (try? fixed.read(UInt32.self, at: 4)) ?? 0
+            edns = (
+                (try? fixed.read(UInt16.self, at: 2)) ?? 512, UInt8((ttl >> 16) & 0xff),
+                ttl & 0x8000 != 0
+            )
+        }
+        // The question, echoed as asked (RFC 1035 §7.3 — the query's case).
+        let questionMark = writer.mark
+        _ = try? writer.append(bytes: UnsafeRawBufferPointer(rebasing: nameBuffer[0..<nameLength]))
+        _ = try? writer.append(type)
+        _ = try? writer.append(qclass)
+        writer.remember(nameAt: MessageHeader.size)
+        out[MessageHeader.questionCount] = 1
+        for index in 0..<nameLength { nameBuffer[index] = asciiLower(nameBuffer[index]) }
+
+        let serverPayload: Int
+        switch transport {
+        case .tcp:
+            // The OPT still advertises the UDP size (NSD), the answer may use 64 KiB.
+            serverPayload = Transport.defaultPayloadSize
+            writer.limit = min(writer.limit, 65535)
+        case .udp(let maximum):
+            serverPayload = max(512, min(maximum, 65535))
+            let clientPayload = edns.map { max(512, Int($0.size)) } ?? 512
+            writer.limit = min(writer.limit, min(clientPayload, serverPayload))
+        }
+        let optSize = edns == nil ? 0 : 11
+        func withOPT(_ code: ResponseCode, records: (answer: Int, authority: Int, additional: Int))
+            -> Int
+        {
+            out[MessageHeader.rcode] = UInt8(code.rawValue & 0xf)
+            out[MessageHeader.answerCount] = UInt16(records.answer)
+            out[MessageHeader.authorityCount] = UInt16(records.authority)
+            out[MessageHeader.additionalCount] = UInt16(records.additional)
+            if let edns {
+                // RFC 6891 §6.1.3: our payload size, the high rcode bits, version 0;
+                // DO copied back (RFC 3225 §3).
+                writer.limit += optSize
+                _ = try? writer.append(UInt8(0))
+                _ = try? writer.append(RecordType.opt.rawValue)
+                _ = try? writer.append(UInt16(min(serverPayload, 65535)))
+                _ = try? writer.append(
+                    UInt32(code.rawValue >> 4) << 24 | (edns.dnssecOK ? 0x8000 : 0))
+                if notAuthoritative {
+                    // RFC 8914 §4.21: Extended DNS Error 20, "Not Authoritative" (NSD).
+                    writer.limit += 6
+                    _ = try? writer.append(UInt16(6))
+                    _ = try? writer.append(UInt16(15))
+                    _ = try? writer.append(UInt16(2))
+                    _ = try? writer.append(UInt16(20))
+                } else {
+                    _ = try? writer.append(UInt16(0))
+                }
+                out[MessageHeader.additionalCount] = UInt16(records.additional + 1)
+            }
+            return writer.count
+        }
+        writer.limit -= optSize
+        // RFC 6891 §6.1.3: an EDNS version we do not speak gets BADVERS, nothing else.
+        if let edns, edns.version != 0 { return withOPT(.badVersion, records: (0, 0, 0)) }
+        // Only class IN is served. As NSD: QCLASS ANY is answered as IN without AA
+        // and without an authority section; CH (where NSD would serve id.server) is
+        // REFUSED with the question; any other class is REFUSED without it.
+        if qclass == RecordClass.any.rawValue {
+            authoritative = false
+            classAny = true
+        } else if qclass != RecordClass.internet.rawValue {
+            notAuthoritative = true
+            if qclass != RecordClass.chaos.rawValue {
+                writer.rollBack(to: questionMark)
+                out[MessageHeader.questionCount] = 0
+            }
+            return withOPT(.refused, records: (0, 0, 0))
+        }
+        // Zone transfers are not served: AXFR over UDP is NOTIMP (RFC 5936 §4.2 says
+        // UDP AXFR is not defined), otherwise REFUSED, as NSD without `provide-xfr`.
+        if type == RecordType.axfr.rawValue || type == RecordType.ixfr.rawValue {
+            if case .udp = transport, type == RecordType.axfr.rawValue {
+                return withOPT(.notImplemented, records: (0, 0, 0))
+            }
+            return withOPT(.refused, records: (0, 0, 0))
+        }
+
+        resolve(nameLength: nameLength, ownerOffset: -1, depth: 0)
+        addAdditionalAddresses()
+        let counts = encode(into: &writer, header: &out)
+        out[MessageHeader.authoritative] =
+            authoritative && rcode != ResponseCode.refused.rawValue ? 1 : 0
+        return withOPT(ResponseCode(rawValue: UInt16(rcode)), records: counts)
+    }
+
+    // MARK: RFC 1034 §4.3.2
+
+    /// Looks up the lowercased name in `scratch[0..<nameLength]`, adding to the plan.
+    /// `ownerOffset` is how to write this name as an owner (-1: the question).
+    mutating func resolve(nameLength: Int, ownerOffset: Int32, depth: Int) {
+        var labelStarts = InlineArray<128, UInt8>(repeating: 0)
+        var labelCount = 0
+        var position = 0
+        while scratch[position] != 0 {
+            labelStarts[labelCount] = UInt8(position)
+            labelCount += 1
+            position += 1 + Int(scratch[position])
+        }
+        labelStarts[labelCount] = UInt8(position)
+        let name = UnsafeRawBufferPointer(rebasing: scratch[0..<nameLength])
+        // Step 2: the closest enclosing zone, longest suffix first.
+        var zone = -1
+        var apexLabel = 0
+        for label in 0...labelCount {
+            let start = Int(labelStarts[label])
+            if let found = findZone(UnsafeRawBufferPointer(rebasing: name[start...])) {
+                zone = found
+                apexLabel = label
+                // RFC 4035 §3.1.4.1: DS at a child's apex is the parent's data; if we
+                // serve the parent too, it answers (NSD does the same).
+                if label == 0 && qtype == RecordType.ds.rawValue && labelCount > 0 { continue }
+                break
+            }
+        }
+        guard zone >= 0 else {
+            // RFC 1034 §4.3.2 step 2 would refer the client upward; an authoritative-only
+            // server refuses instead (NSD). A CNAME leaving our zones just ends the chain.
+            if depth == 0 {
+                rcode = UInt8(ResponseCode.refused.rawValue)
+                authoritative = false
+                notAuthoritative = true
+            }
+            return
+        }
+        // Step 3: down from the apex, one label at a time, to the name or the closest
+        // encloser, stopping at a zone cut.
+        var node = Int(store.zones[zone].apex)
+        var label = apexLabel - 1
+        while label >= 0 {
+            let start = Int(labelStarts[label])
+            guard let child = findNode(zone, UnsafeRawBufferPointer(rebasing: name[start...]))
+            else { break }
+            node = child
+            // A cut: refer (step 3b), unless the question is DS at the cut itself,
+            // which the parent answers (RFC 4035 §3.1.4.1).
+            if store.nodes[child].flags & ZoneStore.Node.delegation != 0
+                && !(label == 0 && qtype == RecordType.ds.rawValue)
+            {
+                if depth == 0 { authoritative = false }
+                let ns = rrset(of: child, type: RecordType.ns.rawValue)!
+                add(
+                    section: 1, ownerOffset: nodeOwner(child),
+                    ownerLength: store.nodes[child].nameLength, rrset: ns)
+                return
+            }
+            label -= 1
+        }
+        if label < 0 {
+            answer(
+                node: node, zone: zone, ownerOffset: ownerOffset, ownerLength: UInt8(nameLength),
+                depth: depth)
+            return
+        }
+        // Step 3c: no exact match. RFC 4592 §3.3.1: a wildcard child of the closest
+        // encloser answers; an empty non-terminal closest encloser has none (its
+        // existence blocks synthesis from above).
+        if store.nodes[node].flags & ZoneStore.Node.wildcardChild != 0 {
+            let encloser = Int(labelStarts[label + 1])
+            let wildcard = UnsafeMutableRawBufferPointer(rebasing: scratch[256..<512])
+            wildcard[0] = 1
+            wildcard[1] = UInt8(ascii: "*")
+            let suffixLength = nameLength - encloser
+            UnsafeMutableRawBufferPointer(rebasing: wildcard[2..<(2 + suffixLength)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: name[encloser..<nameLength]))
+            if let source = findNode(
+                zone, UnsafeRawBufferPointer(rebasing: wildcard[0..<(2 + suffixLength)]))
+            {
+                answer(
+                    node: source, zone: zone, ownerOffset: ownerOffset,
+                    ownerLength: UInt8(nameLength), depth: depth)
+                return
+            }
+        }
+        // Name error (RFC 2308 §2.1): NXDOMAIN with the zone's SOA.
+        rcode = UInt8(ResponseCode.nameError.rawValue)
+        addNegativeSOA(zone)
+    }
+
+    /// Step 3a (or the synthesis of 3c): `node` holds the data for the name.
+    mutating func answer(node: Int, zone: Int, ownerOffset: Int32, ownerLength: UInt8, depth: Int) {
+        let info = store.nodes[node]
+        if qtype == RecordType.any.rawValue {
+            guard info.rrsetCount > 0 else {
+                addNegativeSOA(zone)
+                return
+            }
+            // RFC 8482 §4.1: one RRset is enough for ANY. NSD gives the first one
+            // loaded (file order), with no authority or additional data; so do we.
+            add(
+                section: 0, ownerOffset: ownerOffset, ownerLength: ownerLength,
+                rrset: Int(info.rrsetStart))
+            return
+        }
+        if qtype != RecordType.cname.rawValue,
+            let cname = rrset(of: node, type: RecordType.cname.rawValue)
+        {
+            // RFC 1034 §4.3.2 step 3a / RFC 2181 §10.1: the CNAME, then its target.
+            // A CNAME already in the answer is a loop: stop there.
+            guard !planned(cname),
+                add(section: 0, ownerOffset: ownerOffset, ownerLength: ownerLength, rrset: cname)
+            else { return }
+            guard depth + 1 < AuthoritativeEngine.maximumChainLength else { return }
+            let targetOffset = Int(store.rrsets[cname].rdataOffset) + 2
+            let targetLength = wireNameLength(arena, from: targetOffset)
+            for index in 0..<targetLength {
+                scratch[index] = asciiLower(arena[targetOffset + index])
+            }
+            resolve(nameLength: targetLength, ownerOffset: Int32(targetOffset), depth: depth + 1)
+            return
+        }
+        if let found = rrset(of: node, type: qtype) {
+            add(section: 0, ownerOffset: ownerOffset, ownerLength: ownerLength, rrset: found)
+            // NSD puts the zone's NS RRset in the authority section of positive answers.
+            let ns = store.zones[zone].ns
+            if ns >= 0 && !planned(Int(ns)) {
+                let apex = Int(store.zones[zone].apex)
+                add(
+                    section: 1, ownerOffset: nodeOwner(apex),
+                    ownerLength: store.nodes[apex].nameLength, rrset: Int(ns))
+            }
+            return
+        }
+        // No data (RFC 2308 §2.2): NOERROR, the SOA in authority.
+        addNegativeSOA(zone)
+    }
+
+    mutating func addNegativeSOA(_ zone: Int) {
+        let apex = Int(store.zones[zone].apex)
+        let soa = Int(store.zones[zone].soa)
+        guard !planned(soa) else { return }
+        _ = add(
+            section: 1, ownerOffset: nodeOwner(apex), ownerLength: store.nodes[apex].nameLength,
+            rrset: soa, negative: true)
+    }
+
+    /// RFC 1034 §4.3.2 step 6 (and §3.3.9, RFC 2782): addresses of in-zone NS, MX and
+    /// SRV targets, glue included, in the additional section.
+    mutating func addAdditionalAddresses() {
+        var index = 0
+        let end = planCount
+        while index < end {
+            let entry = plan[index]
+            index += 1
+            guard entry.section < 2 else { continue }
+            let set = store.rrsets[Int(entry.rrset)]
+            let skip: Int
+            switch set.type {
+            case RecordType.ns.rawValue: skip = 0
+            case RecordType.mx.rawValue: skip = 2
+            case RecordType.srv.rawValue: skip = 6
+            default: continue
+            }
+            var rdata = Int(set.rdataOffset)
+            for _ in 0..<Int(set.count) {
+                let length = Int(arena[rdata]) << 8 | Int(arena[rdata + 1])
+                let target = rdata + 2 + skip
+                rdata += 2 + length
+                let targetLength = wireNameLength(arena, from: target)
+                let name = UnsafeMutableRawBufferPointer(
+                    rebasing: scratch[256..<(256 + targetLength)])
+                for offset in 0..<targetLength { name[offset] = asciiLower(arena[target + offset]) }
+                guard let node = findNodeInEnclosingZone(UnsafeRawBufferPointer(name)) else {
+                    continue
+                }
+                for type in [RecordType.a.rawValue, RecordType.aaaa.rawValue] {
+                    if let addresses = rrset(of: node, type: type), !planned(addresses) {
+                        add(
+                            section: 2, ownerOffset: nodeOwner(node),
+                            ownerLength: store.nodes[node].nameLength, rrset: addresses)
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Lookups
+
+    func findZone(_ name: UnsafeRawBufferPointer) -> Int? {
+        let mask = store.apexSlots.count - 1
+        var slot = Int(truncatingIfNeeded: hashName(name, from: 0, length: name.count)) & mask
+        while true {
+            let entry = store.apexSlots[slot]
+            if entry == 0 { return nil }
+            let zone = Int(entry) - 1
+            if nodeNamed(Int(store.zones[zone].apex), name) { return zone }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    func findNode(_ zone: Int, _ name: UnsafeRawBufferPointer) -> Int? {
+        let info = store.zones[zone]
+        var slot =
+            Int(truncatingIfNeeded: hashName(name, from: 0, length: name.count)) & info.slotMask
+        while true {
+            let entry = store.slots[info.slotBase + slot]
+            if entry == 0 { return nil }
+            if nodeNamed(Int(entry) - 1, name) { return Int(entry) - 1 }
+            slot = (slot + 1) & info.slotMask
+        }
+    }
+
+    /// The node for `name` (lowercased) in the closest enclosing zone we serve.
+    func findNodeInEnclosingZone(_ name: UnsafeRawBufferPointer) -> Int? {
+        var start = 0
+        while true {
+            if let zone = findZone(UnsafeRawBufferPointer(rebasing: name[start...])) {
+                return findNode(zone, name)
+            }
+            if name[start] == 0 { return nil }
+            start += 1 + Int(name[start])
+        }
+    }
+
+    /// Whether node `index` is named `name` (lowercased).
+    @inline(__always)
+    func nodeNamed(_ index: Int, _ name: UnsafeRawBufferPointer) -> Bool {
+        let node = store.nodes[index]
+        guard Int(node.nameLength) == name.count else { return false }
+        let base = Int(node.nameOffset)
+        for offset in 0..<name.count where asciiLower(arena[base + offset]) != name[offset] {
+            return false
+        }
+        return true
+    }
+
+    func rrset(of node: Int, type: UInt16) -> Int? {
+        let info = store.nodes[node]
+        let first = Int(info.rrsetStart)
+        for index in first..<(first + Int(info.rrsetCount)) where store.rrsets[index].type == type {
+            return index
+        }
+        return nil
+    }
+
+    func nodeOwner(_ node: Int) -> Int32 { Int32(store.nodes[node].nameOffset) }
+
+    func planned(_ rrset: Int) -> Bool {
+        for index in 0..<planCount where plan[index].rrset == Int32(rrset) { return true }
+        return false
+    }
+
+    @discardableResult
+    mutating func add(
+        section: UInt8, ownerOffset: Int32, ownerLength: UInt8, rrset: Int, negative: Bool = false
+    ) -> Bool {
+        guard planCount < 96, !(section == 1 && classAny) else { return false }
+        plan[planCount] = PlannedRRSet(
+            section: section, negative: negative, ownerLength: ownerLength,
+            ownerOffset: ownerOffset, rrset: Int32(rrset))
+        planCount += 1
+        return true
+    }
+
+    // MARK: Encoding
+
+    /// Writes the planned RRsets, answer first. An RRset is written whole or not at
+    /// all. One that does not fit in the answer section (or the authority section of
+    /// an answer with no answer records: a referral or a negative answer) sets TC and
+    /// ends the response; elsewhere it is left out silently, and so is everything
+    /// after it — what NSD does (checked by experiment: a truncated answer is the
+    /// header, the question and the OPT).
+    mutating func encode(into writer: inout MessageWriter, header: inout Header<MessageHeader>) -> (
+        Int, Int, Int
+    ) {
+        var counts = (0, 0, 0)
+        sections: for section in UInt8(0)...2 {
+            for index in 0..<planCount where plan[index].section == section {
+                let entry = plan[index]
+                let mark = writer.mark
+                do {
+                    let written = try write(entry, into: &writer)
+                    switch section {
+                    case 0: counts.0 += written
+                    case 1: counts.1 += written
+                    default: counts.2 += written
+                    }
+                } catch {
+                    writer.rollBack(to: mark)
+                    if section == 0 || (section == 1 && counts.0 == 0) {
+                        header[MessageHeader.truncated] = 1
+                    }
+                    break sections
+                }
+            }
+        }
+        return counts
+    }
+
+    func write(_ entry: PlannedRRSet, into writer: inout MessageWriter) throws(MessageFull) -> Int {
+        let set = store.rrsets[Int(entry.rrset)]
+        var ttl = set.ttl
+        var rdata = Int(set.rdataOffset)
+        if entry.negative {
+            // RFC 2308 §3: the lesser of the SOA's TTL and its MINIMUM field.
+            let length = Int(arena[rdata]) << 8 | Int(arena[rdata + 1])
+            let minimumAt = rdata + 2 + length - 4
+            let minimum =
+                UInt32(arena[minimumAt]) << 24 | UInt32(arena[minimumAt + 1]) << 16
+                | UInt32(arena[minimumAt + 2]) << 8 | UInt32(arena[minimumAt + 3])
+            ttl = min(ttl, minimum)
+        }
+        let type = RecordType(rawValue: set.type)
+        for _ in 0..<Int(set.count) {
+            if entry.ownerOffset < 0 {
+                try writer.appendPointer(to: MessageHeader.size)
+            } else {
+                let start = Int(entry.ownerOffset)
+                try writer.appendName(
+                    UnsafeRawBufferPointer(
+                        rebasing: arena[start..<(start + Int(entry.ownerLength))]), compress: true)
+            }
+            try writer.append(set.type)
+            try writer.append(RecordClass.internet.rawValue)
+            try writer.append(ttl)
+            let length = Int(arena[rdata]) << 8 | Int(arena[rdata + 1])
+            let lengthAt = writer.count
+            try writer.append(UInt16(0))
+            try writer.appendRecordData(
+                UnsafeRawBufferPointer(rebasing: arena[(rdata + 2)..<(rdata + 2 + length)]),
+                type: type)
+            writer.patch(UInt16(writer.count - lengthAt - 2), at: lengthAt)
+            rdata += 2 + length
+        }
+        return Int(set.count)
+    }
+}
+
+/// Whether EDNS option TLVs fill `rdata` exactly (RFC 6891 §6.1.2).
+func validOptions(_ rdata: Bits) -> Bool {
+    var index = 0
+    while index < rdata.count {
+        guard let length: UInt16 = try? rdata.read(at: index + 2) else { return false }
+        index += 4 + Int(length)
+    }
+    return index == rdata.count
+}

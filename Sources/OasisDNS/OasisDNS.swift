@@ -1,1 +1,0 @@
-// OasisDNS: placeholder until the module lands.

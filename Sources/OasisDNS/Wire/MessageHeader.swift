@@ -1,0 +1,152 @@
+import OasisBits
+
+/// The fixed 12-byte DNS message header (RFC 1035 §4.1.1), flags included.
+///
+/// The flag word is declared as sub-byte ``Field``s, so that no code in this module
+/// shifts or masks header bits by hand:
+///
+/// ```
+///  0  1  2  3  4  5  6  7  8  9 10 11 12 13 14 15
+/// |QR|  Opcode   |AA|TC|RD|RA| Z|AD|CD|   RCODE   |
+/// ```
+public enum MessageHeader: HeaderLayout {
+    /// The query identifier, copied into the response.
+    public static let id = Field<UInt16>.first()
+    /// Query (0) or response (1).
+    public static let isResponse = Field<UInt8>.after(id, bits: 1)
+    /// The kind of query; 0 is a standard QUERY.
+    public static let opcode = Field<UInt8>.after(isResponse, bits: 4)
+    /// Authoritative Answer.
+    public static let authoritative = Field<UInt8>.after(opcode, bits: 1)
+    /// TrunCation: the answer did not fit the transport.
+    public static let truncated = Field<UInt8>.after(authoritative, bits: 1)
+    /// Recursion Desired (copied into the response).
+    public static let recursionDesired = Field<UInt8>.after(truncated, bits: 1)
+    /// Recursion Available.
+    public static let recursionAvailable = Field<UInt8>.after(recursionDesired, bits: 1)
+    /// Reserved; must be zero (RFC 1035 §4.1.1).
+    public static let zero = Field<UInt8>.after(recursionAvailable, bits: 1)
+    /// Authentic Data (RFC 4035 §3.2.3).
+    public static let authenticData = Field<UInt8>.after(zero, bits: 1)
+    /// Checking Disabled (RFC 4035 §3.2.2).
+    public static let checkingDisabled = Field<UInt8>.after(authenticData, bits: 1)
+    /// The low four bits of the response code (EDNS carries the high eight).
+    public static let rcode = Field<UInt8>.after(checkingDisabled, bits: 4)
+    /// The whole flag word, for copying.
+    public static let flags = Field<UInt16>.at(byte: 2)
+    /// Number of entries in the question section.
+    public static let questionCount = Field<UInt16>.at(byte: 4)
+    /// Number of resource records in the answer section.
+    public static let answerCount = Field<UInt16>.after(questionCount)
+    /// Number of resource records in the authority section.
+    public static let authorityCount = Field<UInt16>.after(answerCount)
+    /// Number of resource records in the additional section.
+    public static let additionalCount = Field<UInt16>.after(authorityCount)
+    /// 12 bytes.
+    public static let size = additionalCount.end
+}
+
+/// A resource record type (RFC 1035 §3.2.2 and later registrations).
+public struct RecordType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The 16-bit code on the wire.
+    public var rawValue: UInt16
+    /// The type with code `rawValue`.
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    public static let a = RecordType(rawValue: 1)
+    public static let ns = RecordType(rawValue: 2)
+    public static let cname = RecordType(rawValue: 5)
+    public static let soa = RecordType(rawValue: 6)
+    public static let ptr = RecordType(rawValue: 12)
+    public static let mx = RecordType(rawValue: 15)
+    public static let txt = RecordType(rawValue: 16)
+    public static let aaaa = RecordType(rawValue: 28)
+    public static let srv = RecordType(rawValue: 33)
+    public static let opt = RecordType(rawValue: 41)
+    public static let ds = RecordType(rawValue: 43)
+    public static let caa = RecordType(rawValue: 257)
+    /// Meta-types that only appear in questions (RFC 1035 §3.2.3).
+    public static let ixfr = RecordType(rawValue: 251)
+    public static let axfr = RecordType(rawValue: 252)
+    public static let any = RecordType(rawValue: 255)
+
+    static let mnemonics: [(String, RecordType)] = [
+        ("A", .a), ("NS", .ns), ("CNAME", .cname), ("SOA", .soa), ("PTR", .ptr),
+        ("MX", .mx), ("TXT", .txt), ("AAAA", .aaaa), ("SRV", .srv), ("OPT", .opt),
+        ("DS", .ds), ("CAA", .caa), ("IXFR", .ixfr), ("AXFR", .axfr), ("ANY", .any),
+    ]
+
+    /// The type named `text`: a mnemonic (any case) or RFC 3597's `TYPEnnn`.
+    public init?(mnemonic text: some StringProtocol) {
+        let upper = text.uppercased()
+        if let known = RecordType.mnemonics.first(where: { $0.0 == upper }) {
+            self = known.1
+        } else if upper.hasPrefix("TYPE"), let code = UInt16(upper.dropFirst(4)),
+            upper.count > 4, upper.dropFirst(4).allSatisfy(\.isNumber)
+        {
+            self.init(rawValue: code)
+        } else {
+            return nil
+        }
+    }
+
+    /// The mnemonic, or `TYPEnnn` (RFC 3597 §5) for types without one here.
+    public var description: String {
+        RecordType.mnemonics.first(where: { $0.1 == self })?.0 ?? "TYPE\(rawValue)"
+    }
+}
+
+/// A resource record class; only IN is served.
+public struct RecordClass: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The 16-bit code on the wire.
+    public var rawValue: UInt16
+    /// The class with code `rawValue`.
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    public static let internet = RecordClass(rawValue: 1)
+    public static let chaos = RecordClass(rawValue: 3)
+    public static let hesiod = RecordClass(rawValue: 4)
+    public static let none = RecordClass(rawValue: 254)
+    public static let any = RecordClass(rawValue: 255)
+
+    /// The class named `text`: IN, CH, HS, ANY or RFC 3597's `CLASSnnn`.
+    public init?(mnemonic text: some StringProtocol) {
+        switch text.uppercased() {
+        case "IN": self = .internet
+        case "CH": self = .chaos
+        case "HS": self = .hesiod
+        case let other where other.hasPrefix("CLASS") && other.count > 5:
+            guard other.dropFirst(5).allSatisfy(\.isNumber),
+                let code = UInt16(other.dropFirst(5))
+            else { return nil }
+            self.init(rawValue: code)
+        default: return nil
+        }
+    }
+
+    /// The mnemonic, or `CLASSnnn`.
+    public var description: String {
+        switch self {
+        case .internet: "IN"
+        case .chaos: "CH"
+        case .hesiod: "HS"
+        case .any: "ANY"
+        default: "CLASS\(rawValue)"
+        }
+    }
+}
+
+/// A response code: four bits in the header, eight more in an EDNS OPT (RFC 6891 §6.1.3).
+public struct ResponseCode: RawRepresentable, Hashable, Sendable {
+    /// The 12-bit code.
+    public var rawValue: UInt16
+    /// The code `rawValue`.
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    public static let noError = ResponseCode(rawValue: 0)
+    public static let formatError = ResponseCode(rawValue: 1)
+    public static let serverFailure = ResponseCode(rawValue: 2)
+    public static let nameError = ResponseCode(rawValue: 3)
+    public static let notImplemented = ResponseCode(rawValue: 4)
+    public static let refused = ResponseCode(rawValue: 5)
+    /// RFC 6891 §6.1.3: the OPT's version is not supported.
+    public static let badVersion = ResponseCode(rawValue: 16)
+}

@@ -1,0 +1,66 @@
+/// A zone file that cannot be loaded: which file, which line and what is wrong, in the
+/// manner of `nsd-checkzone` (`example.zone:12: bad TTL '1x'`).
+public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The file (as given, or as resolved for `$INCLUDE`), or `<text>`.
+    public var file: String
+    /// The line the offending entry starts on, from 1 (0: the file as a whole).
+    public var line: Int
+    /// What is wrong.
+    public var problem: Problem
+
+    public init(file: String, line: Int, problem: Problem) {
+        self.file = file
+        self.line = line
+        self.problem = problem
+    }
+
+    /// What can be wrong with a zone file.
+    public enum Problem: Hashable, Sendable {
+        case cannotRead(errno: Int32)
+        case unterminatedString
+        case unbalancedParentheses
+        case unknownDirective(String)
+        case missingArgument(String)
+        case badName(String, NameSyntaxError)
+        case badTTL(String)
+        case unknownType(String)
+        case unsupportedClass(String)
+        /// The RDATA of the type does not parse; the text says which field and why.
+        case badRecordData(type: String, reason: String)
+        case noPreviousOwner
+        case noTTL
+        case includeTooDeep
+        case outOfZone(String)
+        case noSOA
+        case multipleSOA
+        case cnameAndOtherData(String)
+        case multipleCNAME(String)
+        case emptyFile
+    }
+
+    public var description: String {
+        let what: String
+        switch problem {
+        case .cannotRead(let code): what = "cannot read the file (errno \(code))"
+        case .unterminatedString: what = "unterminated quoted string"
+        case .unbalancedParentheses: what = "unbalanced parentheses"
+        case .unknownDirective(let name): what = "unknown directive '\(name)'"
+        case .missingArgument(let name): what = "\(name) needs an argument"
+        case .badName(let text, let reason): what = "bad domain name '\(text)' (\(reason))"
+        case .badTTL(let text): what = "bad TTL '\(text)'"
+        case .unknownType(let text): what = "unknown record type '\(text)'"
+        case .unsupportedClass(let text): what = "class '\(text)' not served (only IN)"
+        case .badRecordData(let type, let reason): what = "bad \(type) data: \(reason)"
+        case .noPreviousOwner: what = "blank owner with no previous owner"
+        case .noTTL: what = "no TTL given and no $TTL in effect"
+        case .includeTooDeep: what = "$INCLUDE nested too deeply (a loop?)"
+        case .outOfZone(let name): what = "'\(name)' is outside the zone"
+        case .noSOA: what = "the zone has no SOA record at its apex"
+        case .multipleSOA: what = "the zone has more than one SOA record"
+        case .cnameAndOtherData(let name): what = "CNAME and other data at '\(name)'"
+        case .multipleCNAME(let name): what = "more than one CNAME at '\(name)'"
+        case .emptyFile: what = "no records"
+        }
+        return "\(file):\(line): \(what)"
+    }
+}

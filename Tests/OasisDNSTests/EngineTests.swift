@@ -1,0 +1,139 @@
+import OasisBits
+import Testing
+
+@testable import OasisDNS
+
+/// The engine on its own (no peer needed): the RFC behaviours the NSD differential
+/// test also covers, checked here so they hold on machines without NSD.
+@Suite struct EngineTests {
+    static let zoneText = ##"""
+        $TTL 3600
+        @ SOA ns hostmaster 1 7200 3600 1209600 300
+        @ NS ns
+        ns A 192.0.2.1
+        www A 192.0.2.2
+        alias CNAME www
+        loop1 CNAME loop2
+        loop2 CNAME loop1
+        *.wild A 192.0.2.3
+        a.b.ent A 192.0.2.4
+        *.ent A 192.0.2.5
+        sub NS ns.sub
+        ns.sub A 192.0.2.6
+        """##
+
+    let engine: AuthoritativeEngine = {
+        let origin = try! DomainName(parsing: "example.")
+        let records = try! ZoneFileParser.parse(text: zoneText, origin: origin)
+        return try! AuthoritativeEngine(zones: [Zone(origin: origin, records: records)])
+    }()
+
+    func ask(_ name: String, _ type: RecordType, edns: EDNS? = nil, transport: Transport = .udp)
+        throws -> Message
+    {
+        let answer = try #require(
+            engineAnswer(
+                engine, queryBytes(name: name, type: type, edns: edns), transport: transport))
+        return try Message(parsing: Bits(answer))
+    }
+
+    @Test func positiveAnswerEchoesCaseAndSetsAA() throws {
+        let reply = try ask("WwW.Example.", .a)
+        #expect(reply.authoritative && reply.rcode == .noError)
+        let asked = try DomainName(parsing: "WwW.Example.")
+        #expect(reply.questions[0].name.wire == asked.wire)
+        #expect(reply.answers.map(\.data) == [.a(0xc000_0202)])
+        #expect(reply.authority.map(\.type) == [.ns])
+        #expect(reply.additional.map(\.data) == [.a(0xc000_0201)])
+    }
+
+    @Test func negativeAnswersCarryTheSOAWithTheMinimumTTL() throws {
+        let nx = try ask("nope.example.", .a)
+        #expect(nx.rcode == .nameError && nx.authority.map(\.ttl) == [300])
+        let nodata = try ask("www.example.", .txt)
+        #expect(
+            nodata.rcode == .noError && nodata.answers.isEmpty
+                && nodata.authority.map(\.type) == [.soa])
+    }
+
+    @Test func cnameChainsAndLoops() throws {
+        let alias = try ask("alias.example.", .a)
+        #expect(alias.answers.map(\.type) == [.cname, .a])
+        let loop = try ask("loop1.example.", .a)
+        #expect(loop.answers.map(\.type) == [.cname, .cname] && loop.rcode == .noError)
+    }
+
+    @Test func wildcardsAndEmptyNonTerminals() throws {
+        let wild = try ask("x.y.wild.example.", .a)
+        #expect(wild.answers.map(\.name) == [try DomainName(parsing: "x.y.wild.example.")])
+        // b.ent exists (empty non-terminal): NODATA, and it blocks *.ent below it.
+        let ent = try ask("b.ent.example.", .a)
+        #expect(ent.rcode == .noError && ent.answers.isEmpty)
+        #expect(try ask("z.b.ent.example.", .a).rcode == .nameError)
+        #expect(try ask("z.ent.example.", .a).answers.map(\.data) == [.a(0xc000_0205)])
+    }
+
+    @Test func referralWithGlue() throws {
+        let referral = try ask("www.sub.example.", .a)
+        #expect(!referral.authoritative && referral.answers.isEmpty)
+        #expect(referral.authority.map(\.type) == [.ns])
+        #expect(referral.additional.map(\.data) == [.a(0xc000_0206)])
+    }
+
+    @Test func refusedBadVersionAndMalformed() throws {
+        #expect(try ask("www.example.org.", .a).rcode == .refused)
+        let badVersion = try ask("www.example.", .a, edns: EDNS(version: 1))
+        #expect(badVersion.rcode == .badVersion && badVersion.edns?.version == 0)
+        var query = queryBytes(name: "www.example.", type: .a)
+        query[5] = 2
+        let formerr = try Message(
+            parsing: Bits(try #require(engineAnswer(engine, query, transport: .udp))))
+        #expect(formerr.rcode == .formatError && formerr.questions.isEmpty)
+        query[2] = 0x80
+        #expect(engineAnswer(engine, query, transport: .udp) == nil)
+        #expect(engineAnswer(engine, [1, 2, 3], transport: .udp) == nil)
+    }
+
+    @Test func truncationOverUDPAndFullOverTCP() throws {
+        let origin = try DomainName(parsing: "big.")
+        var text = "$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n"
+        for index in 0..<30 { text += "@ TXT \"\(index) \(String(repeating: "x", count: 100))\"\n" }
+        let records = try ZoneFileParser.parse(text: text, origin: origin)
+        let big = try AuthoritativeEngine(zones: [Zone(origin: origin, records: records)])
+        let query = queryBytes(name: "big.", type: .txt)
+        let udp = try #require(engineAnswer(big, query, transport: .udp))
+        let truncated = try Message(parsing: Bits(udp))
+        #expect(udp.count <= 512 && truncated.truncated && truncated.answers.isEmpty)
+        let tcp = try Message(
+            parsing: Bits(try #require(engineAnswer(big, query, transport: .tcp))))
+        #expect(!tcp.truncated && tcp.answers.count == 30)
+    }
+
+    /// Lookups go through hash tables: a zone of 200 000 names answers like a small one.
+    @Test func largeZone() throws {
+        let origin = try DomainName(parsing: "large.")
+        var records = [
+            ResourceRecord(
+                name: origin, type: .soa, ttl: 60,
+                data: .soa(
+                    StartOfAuthority(
+                        primary: origin, mailbox: origin, serial: 1, refresh: 2, retry: 3,
+                        expire: 4,
+                        minimum: 5)))
+        ]
+        for index in 0..<200_000 {
+            records.append(
+                ResourceRecord(
+                    name: try origin.prepending(label: Array("h\(index)".utf8)), type: .a, ttl: 60,
+                    data: .a(UInt32(index))))
+        }
+        let large = try AuthoritativeEngine(zones: [Zone(origin: origin, records: records)])
+        #expect(large.statistics.names == 200_001)
+        for index in stride(from: 0, to: 200_000, by: 9973) {
+            let answer = try #require(
+                engineAnswer(large, queryBytes(name: "H\(index).large.", type: .a), transport: .udp)
+            )
+            #expect(try Message(parsing: Bits(answer)).answers.map(\.data) == [.a(UInt32(index))])
+        }
+    }
+}

@@ -1,5 +1,0 @@
-import Testing
-
-@testable import OasisDNS
-
-@Test func builds() {}

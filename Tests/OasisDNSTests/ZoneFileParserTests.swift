@@ -1,0 +1,214 @@
+import Foundation
+import Testing
+
+@testable import OasisDNS
+
+@Suite struct ZoneFileParserTests {
+    let origin = try! DomainName(parsing: "example.com.")
+
+    func parse(_ text: String) throws(ZoneFileError) -> [ResourceRecord] {
+        try ZoneFileParser.parse(
+            text: text, fileName: "t.zone", origin: origin, allowIncludes: false)
+    }
+
+    func name(_ text: String) -> DomainName { try! DomainName(parsing: text) }
+
+    @Test func directivesOwnersTTLsAndClasses() throws {
+        let records = try parse(
+            """
+            $TTL 1h30m
+            @ IN SOA ns1 hostmaster ( 1 ; serial
+                     2h 1h 2w 5m )
+              NS ns1            ; blank owner: the previous one
+            www 60 IN A 192.0.2.1
+            www IN 70 A 192.0.2.2
+                A 192.0.2.3
+            $ORIGIN sub.example.com.
+            host AAAA 2001:db8::1
+            abs.example.net. 1W A 192.0.2.4
+            """)
+        #expect(records.count == 7)
+        #expect(records[0].ttl == 5400 && records[0].name == origin)
+        guard case .soa(let soa) = records[0].data else { Issue.record("no SOA"); return }
+        #expect(
+            soa.primary == name("ns1.example.com.") && soa.refresh == 7200
+                && soa.expire == 1_209_600 && soa.minimum == 300)
+        #expect(records[1].name == origin && records[1].type == .ns)
+        #expect(records[2].ttl == 60 && records[3].ttl == 70 && records[4].ttl == 5400)
+        #expect(records[4].name == name("www.example.com."))
+        #expect(records[5].name == name("host.sub.example.com."))
+        #expect(
+            records[5].data
+                == .aaaa([0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1]))
+        #expect(records[6].name == name("abs.example.net.") && records[6].ttl == 604800)
+    }
+
+    @Test func lastTTLWithoutDollarTTL() throws {
+        let records = try parse("@ 300 SOA a b 1 2 3 4 5\nwww A 192.0.2.1\n")
+        #expect(records[1].ttl == 300)
+    }
+
+    @Test func escapesInNamesAndStrings() throws {
+        let records = try parse(
+            ##"""
+            $TTL 60
+            a\.b TXT "say \"hi\"" \065\066 "semi;colon" "paren(" multi\ word
+            \@sign CNAME target\.dot
+            """##)
+        #expect(records[0].name.wire == [3, 0x61, 0x2e, 0x62] + origin.wire)
+        #expect(
+            records[0].data
+                == .txt([
+                    Array(#"say "hi""#.utf8), Array("AB".utf8), Array("semi;colon".utf8),
+                    Array("paren(".utf8), Array("multi word".utf8),
+                ]))
+        #expect(records[1].name.wire.prefix(6) == [5, 0x40, 0x73, 0x69, 0x67, 0x6e])
+        #expect(records[1].data == .cname(try DomainName(parsing: #"target\.dot.example.com."#)))
+        #expect(records[0].name.description == #"a\.b.example.com."#)
+    }
+
+    @Test func rfc3597UnknownTypesAndData() throws {
+        let records = try parse(
+            ##"""
+            $TTL 60
+            x TYPE1234 \# 4 DEAD beef
+            y TYPE999 \# 0
+            z A \# 4 C0000201
+            w CLASS1 TYPE16 \# 3 026869
+            """##)
+        #expect(
+            records[0].type == RecordType(rawValue: 1234)
+                && records[0].data == .opaque([0xde, 0xad, 0xbe, 0xef]))
+        #expect(records[1].data == .opaque([]))
+        #expect(records[2].data == .a(0xc000_0201))
+        #expect(records[3].data == .txt([Array("hi".utf8)]))
+        #expect(records[0].description.hasSuffix(##"TYPE1234 \# 4 deadbeef"##))
+    }
+
+    @Test func everyKnownType() throws {
+        let records = try parse(
+            """
+            $TTL 60
+            @ MX 10 mail
+            @ SRV 1 2 3 target
+            @ CAA 128 issue "ca.example.net; account=1"
+            @ PTR host.example.org.
+            @ AAAA ::ffff:192.0.2.1
+            """)
+        #expect(records[0].data == .mx(preference: 10, exchange: name("mail.example.com.")))
+        #expect(
+            records[1].data
+                == .srv(priority: 1, weight: 2, port: 3, target: name("target.example.com.")))
+        #expect(
+            records[2].data
+                == .caa(
+                    flags: 128, tag: Array("issue".utf8),
+                    value: Array("ca.example.net; account=1".utf8)))
+        #expect(records[3].data == .ptr(name("host.example.org.")))
+        #expect(
+            records[4].data == .aaaa([UInt8](repeating: 0, count: 10) + [0xff, 0xff, 192, 0, 2, 1]))
+    }
+
+    @Test func includeIsRelativeToTheIncludingFile() throws {
+        let folder = temporaryFolder("oasis-zone-include")
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(
+            atPath: folder + "/inc", withIntermediateDirectories: true)
+        try write(
+            "$TTL 60\n@ SOA ns h 1 2 3 4 5\n$INCLUDE inc/hosts sub\nafter A 192.0.2.9\n",
+            to: folder + "/main.zone")
+        try write("host A 192.0.2.1\n$INCLUDE more\n", to: folder + "/inc/hosts")
+        try write("deeper A 192.0.2.2\n", to: folder + "/inc/more")
+        let records = try ZoneFileParser.parse(file: folder + "/main.zone", origin: origin)
+        #expect(
+            records.map(\.name) == [
+                origin, name("host.sub.example.com."), name("deeper.sub.example.com."),
+                name("after.example.com."),
+            ])
+        let loop = folder + "/loop.zone"
+        try write("$INCLUDE loop.zone\n", to: loop)
+        #expect(throws: ZoneFileError(file: loop, line: 1, problem: .includeTooDeep)) {
+            try ZoneFileParser.parse(file: loop, origin: origin)
+        }
+        #expect(
+            throws: ZoneFileError(
+                file: folder + "/nope", line: 0, problem: .cannotRead(errno: ENOENT))
+        ) {
+            try ZoneFileParser.parse(file: folder + "/nope", origin: origin)
+        }
+    }
+
+    @Test(arguments: [
+        ("$TTL 60\nwww A 192.0.2.1\nbad 1x A 192.0.2.1\n", 3, ZoneFileError.Problem.badTTL("1x")),
+        (
+            "$TTL 60\nwww A 192.0.2.256\n", 2,
+            .badRecordData(type: "A", reason: "bad IPv4 address '192.0.2.256'")
+        ),
+        ("$TTL 60\nwww FOO 1\n", 2, .unknownType("FOO")),
+        ("$TTL 60\nwww CH A 192.0.2.1\n", 2, .unsupportedClass("CH")),
+        ("$TTL 60\nwww TXT \"open\n\n", 2, .unterminatedString),
+        ("$TTL 60\n@ SOA ( a b 1 2 3 4 5\n\n", 2, .unbalancedParentheses),
+        ("$TTL 60\n@ A 192.0.2.1 )\n", 2, .unbalancedParentheses),
+        ("$FOO bar\n", 1, .unknownDirective("$FOO")),
+        ("$TTL\n", 1, .missingArgument("$TTL")),
+        (" A 192.0.2.1\n", 1, .noPreviousOwner),
+        ("www A 192.0.2.1\n", 1, .noTTL),
+        ("$TTL 60\na..b A 192.0.2.1\n", 2, .badName("a..b", .emptyLabel)),
+        (
+            "$TTL 60\n\(String(repeating: "a", count: 64)) A 192.0.2.1\n", 2,
+            .badName(String(repeating: "a", count: 64), .labelTooLong)
+        ),
+        (
+            "$TTL 60\nx TYPE5000 1 2\n", 2,
+            .badRecordData(
+                type: "TYPE5000",
+                reason: "no presentation format known for TYPE5000: use \\# (RFC 3597)")
+        ),
+        (
+            "$TTL 60\nx TYPE1 \\# 3 c00002\n", 2,
+            .badRecordData(type: "A", reason: "the \\# data is not a valid A RDATA")
+        ),
+        (
+            "$TTL 60\n\nx MX 10\n", 3,
+            .badRecordData(type: "MX", reason: "expected 2 fields, found 1")
+        ),
+        (
+            "$TTL 60\nx AAAA 2001:db8::1::2\n", 2,
+            .badRecordData(type: "AAAA", reason: "bad IPv6 address '2001:db8::1::2'")
+        ),
+        (
+            "$TTL 60\nx TXT \"\\300\"\n", 2,
+            .badRecordData(type: "TXT", reason: "bad escape in '\\300'")
+        ),
+    ])
+    func brokenFilesNameTheLine(text: String, line: Int, problem: ZoneFileError.Problem) {
+        do {
+            _ = try parse(text)
+            Issue.record("parsed: \(text)")
+        } catch {
+            #expect(
+                error == ZoneFileError(file: "t.zone", line: line, problem: problem), "\(error)")
+            #expect(error.description.hasPrefix("t.zone:\(line): "))
+        }
+    }
+
+    @Test func zoneValidation() throws {
+        func check(_ text: String) throws(ZoneFileError) {
+            try Zone(origin: origin, records: try parse(text), source: "t.zone").validate()
+        }
+        #expect(throws: ZoneFileError(file: "t.zone", line: 0, problem: .noSOA)) {
+            try check("$TTL 1\nwww A 192.0.2.1\n")
+        }
+        #expect(
+            throws: ZoneFileError(file: "t.zone", line: 0, problem: .outOfZone("www.example.org."))
+        ) {
+            try check("$TTL 1\n@ SOA a b 1 2 3 4 5\nwww.example.org. A 192.0.2.1\n")
+        }
+        #expect(
+            throws: ZoneFileError(
+                file: "t.zone", line: 0, problem: .cnameAndOtherData("www.example.com."))
+        ) {
+            try check("$TTL 1\n@ SOA a b 1 2 3 4 5\nwww CNAME a\nwww A 192.0.2.1\n")
+        }
+    }
+}
