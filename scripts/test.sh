@@ -26,3 +26,14 @@ if [ -x scripts/fuzz.sh ]; then
     echo "== fuzz smoke"
     FUZZ_RUNS=${FUZZ_RUNS:-20000} bash scripts/fuzz.sh
 fi
+
+# Real Xen 4.17 under QEMU: the Oasis netfront against real netback, in dom0 and in a
+# PV domU (xen/harness/run.sh; about 3 minutes with a warm package cache).
+if [ "${OASIS_SKIP_XEN:-0}" = 1 ]; then
+    echo "SKIPPED: xen-test: OASIS_SKIP_XEN=1"
+elif [ "$(id -u)" -ne 0 ]; then
+    echo "SKIPPED: xen-test: needs root (QEMU host tools, initramfs device nodes)"
+else
+    echo "== xen-test"
+    bash xen/harness/run.sh
+fi
