@@ -128,6 +128,9 @@ let package = Package(
             name: "FuzzOpenFlow", dependencies: ["FuzzSupport", "OasisBits", "OasisOpenFlow"],
             path: "Fuzz/FuzzOpenFlow", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
+            name: "FuzzXenRing", dependencies: ["FuzzSupport", "OasisXen"],
+            path: "Fuzz/FuzzXenRing", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
             name: "FuzzDNSMessage", dependencies: ["FuzzSupport", "OasisBits", "OasisDNS"],
             path: "Fuzz/FuzzDNSMessage", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
