@@ -3,24 +3,7 @@
 
 import CFloor
 import OasisBits
-
-/// The fixed IPv4 header as a declared layout: what a parser reads per packet.
-enum BenchIPv4: HeaderLayout {
-    static let version = Field<UInt8>.first(bits: 4)
-    static let ihl = Field<UInt8>.after(version, bits: 4)
-    static let typeOfService = Field<UInt8>.after(ihl)
-    static let totalLength = Field<UInt16>.after(typeOfService)
-    static let identification = Field<UInt16>.after(totalLength)
-    static let flags = Field<UInt8>.after(identification, bits: 3)
-    static let fragmentOffset = Field<UInt16>.after(flags, bits: 13)
-    static let timeToLive = Field<UInt8>.after(fragmentOffset)
-    static let `protocol` = Field<UInt8>.after(timeToLive)
-    static let checksum = Field<UInt16>.after(`protocol`)
-    static let source = Field<UInt32>.after(checksum)
-    static let destination = Field<UInt32>.after(source)
-    static let size = destination.end
-    static let constants: [Constant] = [.init(version, equals: 4)]
-}
+import OasisNet
 
 func runBitsBenchmarks(_ report: Report, scale: Int) {
     for size in [64, 1500] {
@@ -82,10 +65,10 @@ func runBitsBenchmarks(_ report: Report, scale: Int) {
         var accumulator: UInt64 = 0
         for _ in 0..<n {
             _ = oasis_floor_opaque(nil)  // memory may have changed: read the header again
-            guard let h = try? packet.header(BenchIPv4.self) else { continue }
-            accumulator &+= UInt64(h[BenchIPv4.ihl]) &+ UInt64(h[BenchIPv4.totalLength])
-            accumulator &+= UInt64(h[BenchIPv4.fragmentOffset]) &+ UInt64(h[BenchIPv4.protocol])
-            accumulator &+= UInt64(h[BenchIPv4.source]) &+ UInt64(h[BenchIPv4.destination])
+            guard let h = try? packet.header(IPv4Header.self) else { continue }
+            accumulator &+= UInt64(h[IPv4Header.ihl]) &+ UInt64(h[IPv4Header.totalLength])
+            accumulator &+= UInt64(h[IPv4Header.fragmentOffset]) &+ UInt64(h[IPv4Header.protocol])
+            accumulator &+= UInt64(h[IPv4Header.source]) &+ UInt64(h[IPv4Header.destination])
         }
         blackHole(accumulator)
     }
