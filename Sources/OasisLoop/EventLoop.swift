@@ -54,13 +54,15 @@ public final class EventLoop: @unchecked Sendable {
     var virtualNow: Int64 = 0
     var descriptors: [CInt: DescriptorRecord] = [:]
     var nextDescriptorGeneration: UInt32 = 0
-    /// Trampoline state: true while promise callbacks are running.
-    @usableFromInline var firing = false
+    /// Trampoline state: true while promise callbacks are running. Unchecked
+    /// exclusivity (as for `fireQueue`): loop-confined, and only ever accessed
+    /// instantaneously, mostly from promise code inlined into other modules.
+    @exclusivity(unchecked) @usableFromInline var firing = false
     /// Ready phases run since the last descriptor poll while the loop stayed busy.
     var busyPhases = 0
     /// How many busy ready phases may pass between two non-blocking polls.
     static let busyPhasesPerPoll = 32
-    @usableFromInline var fireQueue = Deque<any PromiseNode>()
+    @exclusivity(unchecked) @usableFromInline var fireQueue = Deque<DeferredFire>()
     var inboxScratch = Deque<InboxWork>()
     var isRunning = false
     /// Tasks started by `promise(_:)` that have not finished: they keep `run()` alive.
@@ -201,20 +203,14 @@ public final class EventLoop: @unchecked Sendable {
         return (promise, Resolver(promise))
     }
 
-    /// The promise trampoline (see ``Promise``): runs `node`'s callbacks now, or,
-    /// when called from inside a callback, right after the current callback returns.
+    /// The rest of the promise trampoline (see ``Promise``): runs the callbacks of
+    /// promises settled inside a callback, in the order they settled, until none is
+    /// left. Called by the outermost settle, with `firing` set.
     @usableFromInline
-    func fire(_ node: any PromiseNode) {
-        if firing {
-            fireQueue.append(node)
-            return
-        }
-        firing = true
-        node.runCallbacks()
+    func runDeferredFires() {
         while let next = fireQueue.popFirst() {
-            next.runCallbacks()
+            next.run(next.node)
         }
-        firing = false
     }
 
     // MARK: Running
