@@ -314,6 +314,15 @@ public final class EventLoop: @unchecked Sendable {
                 if busyPhases < EventLoop.busyPhasesPerPoll { continue }
             }
             busyPhases = 0
+            // Virtual clock, nothing ready and no descriptor registered: a poll could
+            // report only the wake-up eventfd, and what it announces (inbox work, a
+            // stop) the loop reads from its flags without a system call. Jump to the
+            // next deadline straight away. With any descriptor registered, it is
+            // polled (without blocking) before every jump, as before.
+            if clock == .virtual, !busy, descriptors.isEmpty, let next = timers.nextDeadline {
+                virtualNow = max(virtualNow, min(next, timeLimit ?? next))
+                continue
+            }
             let timeout: CInt
             if busy {
                 timeout = 0
