@@ -170,8 +170,27 @@ extension Bits {
     }
 
     /// The `width` bits at `bitOffset` (in `1...64`, inside the view), in the low end.
-    @inlinable
+    ///
+    /// The common case — big-endian, covered by one 64-bit load inside the view — is
+    /// inlined, so that with a field's constants it folds to a load and two shifts;
+    /// the rest is out of line.
+    @inlinable @inline(__always)
     internal func _loadRaw(_ bitOffset: Int, _ width: Int, _ order: ByteOrder) -> UInt64 {
+        let first = bitOffset &>> 3
+        let lead = bitOffset & 7
+        if order == .bigEndian && lead &+ width <= 64 && first &+ 8 <= _count {
+            let word = UInt64(
+                bigEndian: UnsafeRawPointer(_start).loadUnaligned(
+                    fromByteOffset: first, as: UInt64.self))
+            return (word &<< UInt64(lead)) &>> UInt64(64 &- width)
+        }
+        return _loadRawSlow(bitOffset, width, order)
+    }
+
+    /// ``_loadRaw(_:_:_:)`` for the other cases: little-endian, near the end of the
+    /// view, or wider than one load.
+    @inlinable
+    internal func _loadRawSlow(_ bitOffset: Int, _ width: Int, _ order: ByteOrder) -> UInt64 {
         if order == .littleEndian {
             // Whole aligned bytes (Field's precondition), least significant first.
             var value: UInt64 = 0

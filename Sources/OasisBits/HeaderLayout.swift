@@ -100,7 +100,7 @@ public struct Header<Layout: HeaderLayout> {
     /// The value of `field`; writing keeps only its low `field.bitWidth` bits.
     @inlinable
     public subscript<Value>(field: Field<Value>) -> Value {
-        get {
+        @inline(__always) get {
             precondition(field.endBit <= Layout.size &* 8, "Field lies outside this header")
             return _bits._load(field)
         }
@@ -118,7 +118,7 @@ extension Bits {
     /// Fails with ``BitsError/truncated(offset:length:available:)`` if the view is
     /// shorter than `Layout.size`, or ``BitsError/constantMismatch(bitOffset:bitWidth:expected:found:)``
     /// for the first constant that does not hold.
-    @inlinable
+    @inlinable @inline(__always)
     public func header<Layout: HeaderLayout>(_: Layout.Type) throws(BitsError) -> Header<Layout> {
         let size = Layout.size
         guard size >= 0, size <= _count else {

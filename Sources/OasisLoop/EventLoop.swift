@@ -48,23 +48,32 @@ public final class EventLoop: @unchecked Sendable {
     let stopFlag = Atomic<Bool>(false)
 
     // MARK: Confined to the loop's thread
+    //
+    // Exclusivity is not checked at run time for these (`@exclusivity(unchecked)`):
+    // they are touched only on the loop's thread, and every access is short and calls
+    // no user code while it lasts — a deque append or pop, a dictionary get or set, a
+    // `TimerQueue` method (which hands actions back rather than running them). The
+    // loop touches several of them per iteration, so each dynamic check (a runtime
+    // call and a thread-local look-up) was a large part of an async hop's cost.
 
-    @usableFromInline var ready = Deque<Work>()
-    @usableFromInline var timers = TimerQueue()
-    var virtualNow: Int64 = 0
-    var descriptors: [CInt: DescriptorRecord] = [:]
-    var nextDescriptorGeneration: UInt32 = 0
-    /// Trampoline state: true while promise callbacks are running.
-    @usableFromInline var firing = false
+    @exclusivity(unchecked) @usableFromInline var ready = Deque<Work>()
+    @exclusivity(unchecked) @usableFromInline var timers = TimerQueue()
+    @exclusivity(unchecked) var virtualNow: Int64 = 0
+    @exclusivity(unchecked) var descriptors: [CInt: DescriptorRecord] = [:]
+    @exclusivity(unchecked) var nextDescriptorGeneration: UInt32 = 0
+    /// Trampoline state: true while promise callbacks are running. Unchecked
+    /// exclusivity (as for `fireQueue`): loop-confined, and only ever accessed
+    /// instantaneously, mostly from promise code inlined into other modules.
+    @exclusivity(unchecked) @usableFromInline var firing = false
     /// Ready phases run since the last descriptor poll while the loop stayed busy.
-    var busyPhases = 0
+    @exclusivity(unchecked) var busyPhases = 0
     /// How many busy ready phases may pass between two non-blocking polls.
     static let busyPhasesPerPoll = 32
-    @usableFromInline var fireQueue = Deque<any PromiseNode>()
-    var inboxScratch = Deque<InboxWork>()
-    var isRunning = false
+    @exclusivity(unchecked) @usableFromInline var fireQueue = Deque<DeferredFire>()
+    @exclusivity(unchecked) var inboxScratch = Deque<InboxWork>()
+    @exclusivity(unchecked) var isRunning = false
     /// Tasks started by `promise(_:)` that have not finished: they keep `run()` alive.
-    var outstandingTasks = 0
+    @exclusivity(unchecked) var outstandingTasks = 0
 
     /// Builds a loop reading time from `clock`.
     ///
@@ -201,20 +210,14 @@ public final class EventLoop: @unchecked Sendable {
         return (promise, Resolver(promise))
     }
 
-    /// The promise trampoline (see ``Promise``): runs `node`'s callbacks now, or,
-    /// when called from inside a callback, right after the current callback returns.
+    /// The rest of the promise trampoline (see ``Promise``): runs the callbacks of
+    /// promises settled inside a callback, in the order they settled, until none is
+    /// left. Called by the outermost settle, with `firing` set.
     @usableFromInline
-    func fire(_ node: any PromiseNode) {
-        if firing {
-            fireQueue.append(node)
-            return
-        }
-        firing = true
-        node.runCallbacks()
+    func runDeferredFires() {
         while let next = fireQueue.popFirst() {
-            next.runCallbacks()
+            next.run(next.node)
         }
-        firing = false
     }
 
     // MARK: Running
@@ -237,7 +240,7 @@ public final class EventLoop: @unchecked Sendable {
         // function costs a metadata lookup per iteration).
         let settled = SettledFlag()
         promise.onResult { _ in settled.value = true }
-        try runLoop(until: { settled.value }, timeLimit: nil)
+        try runLoop(until: settled, timeLimit: nil)
         guard let outcome = promise.result else {
             throw LoopError.stoppedBeforeSettled
         }
@@ -255,7 +258,7 @@ public final class EventLoop: @unchecked Sendable {
         try runLoop(until: nil, timeLimit: limit)
     }
 
-    func runLoop(until done: (() -> Bool)?, timeLimit: Int64?) throws(LoopError) {
+    func runLoop(until done: SettledFlag?, timeLimit: Int64?) throws(LoopError) {
         precondition(!isRunning, "EventLoop.run is not reentrant")
         isRunning = true
         // The loop now belongs to this thread (and stays with it after `run` returns).
@@ -272,7 +275,7 @@ public final class EventLoop: @unchecked Sendable {
                 stopFlag.store(false, ordering: .relaxed)
                 return
             }
-            if let done, done() { return }
+            if let done, done.value { return }
 
             // 1. Work other threads handed over, behind what is already ready.
             drainInbox()
@@ -283,9 +286,9 @@ public final class EventLoop: @unchecked Sendable {
                 run(work)
             }
             // 3. Timers due now, armed before this phase began.
-            fireDueTimers()
+            if let first = timers.nextDeadline, first <= nowNanoseconds { fireDueTimers() }
 
-            if let done, done() { return }
+            if let done, done.value { return }
             let hasPendingInbox = inboxFlag.load(ordering: .relaxed)
             let busy = !ready.isEmpty || hasPendingInbox
             if let limit = timeLimit, !busy {
@@ -311,6 +314,15 @@ public final class EventLoop: @unchecked Sendable {
                 if busyPhases < EventLoop.busyPhasesPerPoll { continue }
             }
             busyPhases = 0
+            // Virtual clock, nothing ready and no descriptor registered: a poll could
+            // report only the wake-up eventfd, and what it announces (inbox work, a
+            // stop) the loop reads from its flags without a system call. Jump to the
+            // next deadline straight away. With any descriptor registered, it is
+            // polled (without blocking) before every jump, as before.
+            if clock == .virtual, !busy, descriptors.isEmpty, let next = timers.nextDeadline {
+                virtualNow = max(virtualNow, min(next, timeLimit ?? next))
+                continue
+            }
             let timeout: CInt
             if busy {
                 timeout = 0
@@ -372,5 +384,5 @@ enum CurrentLoopKey {
 
 /// Set once by a promise callback; read by ``EventLoop/run(until:)`` each iteration.
 final class SettledFlag {
-    var value = false
+    @exclusivity(unchecked) var value = false
 }

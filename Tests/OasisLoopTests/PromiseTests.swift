@@ -63,6 +63,38 @@ struct Boom: Error, Equatable { let tag: Int }
         #expect(loop.now == .seconds(1))
     }
 
+    /// Values of every size live in the promise (in place, or in a cell when larger
+    /// than its storage) and are released with it.
+    @Test func valuesOfAnySizeAreKeptAndReleased() throws {
+        final class Token {}
+        struct Large { var token: Token; var words: (Int, Int, Int, Int, Int, Int) }
+        let loop = try EventLoop(clock: .virtual)
+        weak var small: Token?
+        weak var large: Token?
+        do {
+            let (p, r) = loop.makePromise(of: Token.self)
+            let (q, s) = loop.makePromise(of: Large.self)
+            let mapped = q.map { $0.words.5 }
+            do {
+                let a = Token()
+                let b = Token()
+                small = a
+                large = b
+                r.resolve(a)
+                s.resolve(Large(token: b, words: (1, 2, 3, 4, 5, 6)))
+            }
+            #expect(p.result.map { try? $0.get() } != nil)
+            #expect(try q.result?.get().words.5 == 6)
+            #expect(try mapped.result?.get() == 6)
+            #expect(
+                Promise(on: loop, value: Large(token: Token(), words: (0, 0, 0, 0, 0, 7))).result
+                    .map { try? $0.get().words.5 } == 7)
+            #expect(small != nil && large != nil)
+        }
+        #expect(small == nil)
+        #expect(large == nil)
+    }
+
     @Test func bindOnSettledPromiseRunsImmediately() throws {
         let loop = try EventLoop(clock: .virtual)
         let q = Promise(on: loop, value: 1).bind { Promise(on: loop, value: $0 + 1) }.map {

@@ -44,8 +44,11 @@ func monotonicNanoseconds() -> UInt64 {
 
 /// Runs `body(operations)` `runs` times after one warm-up run and returns the median
 /// nanoseconds per operation; then one more run with allocation counting on.
+/// Timed runs per figure (`--runs`).
+nonisolated(unsafe) var timedRuns = 7
+
 func measure(
-    operations: Int, runs: Int = 7, _ body: (Int) -> Void
+    operations: Int, runs: Int = timedRuns, _ body: (Int) -> Void
 ) -> (nanoseconds: Double, allocations: Double?) {
     body(max(1, operations / 10))  // warm-up: caches, pools, lazy statics
     var samples: [Double] = []
