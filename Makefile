@@ -18,7 +18,7 @@ build: setup
 	swift build $(SWIFT_BUILD_FLAGS)
 
 release: setup
-	swift build -c release $(SWIFT_BUILD_FLAGS)
+	swift build -c release --product oasis $(SWIFT_BUILD_FLAGS)
 
 run: release
 	bash scripts/run-default.sh .build/release/oasis
