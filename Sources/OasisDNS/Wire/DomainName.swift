@@ -249,6 +249,10 @@ extension Bits {
         var position = offset
         var end = -1
         var length = 0
+        // Pointers only go backwards, so they cannot loop; but a chain of them can still
+        // be thousands long and cost a query milliseconds. A name has at most 127 labels
+        // and needs no more pointers than that.
+        var hops = 0
         while true {
             let byte: UInt8 = try WireError.wrap { () throws(BitsError) in try read(at: position) }
             switch byte & 0xc0 {
@@ -276,6 +280,8 @@ extension Bits {
                 }
                 let target = Int(byte & 0x3f) << 8 | Int(low)
                 guard target < position else { throw .badPointer(offset: position, target: target) }
+                hops += 1
+                guard hops <= 127 else { throw .badPointer(offset: position, target: target) }
                 if end < 0 { end = position + 2 }
                 position = target
             default:
