@@ -69,7 +69,10 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "OasisNet",
-            dependencies: ["OasisBits", "OasisLoop", "OasisDevices"],
+            dependencies: [
+                "OasisBits", "OasisLoop", "OasisDevices",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
             exclude: ["README.md"],
             swiftSettings: strict),
         .target(

@@ -35,6 +35,10 @@ public struct ArpCache {
         /// Most packets queued per unresolved address (RFC 1122 §2.3.2.2 asks for at
         /// least one).
         public var waitingPerAddress: Int = 4
+        /// At most this many packets wait across all addresses: packets waiting for ARP
+        /// hold buffers, and a flood aimed at unresolvable neighbours must not hold them
+        /// all.
+        public var maximumWaiting: Int = 64
         /// Time between requests for the same address (RFC 1122 §2.3.2.1: at most one
         /// per second).
         public var retryInterval: Duration = .seconds(1)
@@ -83,6 +87,8 @@ public struct ArpCache {
     public private(set) var drops = DropCounters<ArpDropReason>()
 
     @usableFromInline internal var entries: [IPv4Address: Entry] = [:]
+    /// Packets waiting across all entries (bounded by `maximumWaiting`).
+    public private(set) var waitingCount = 0
 
     /// A cache for the interface at `mac` with `address`.
     public init(mac: MACAddress, address: IPv4Address, configuration: Configuration = .init()) {
@@ -115,11 +121,14 @@ public struct ArpCache {
                 entries[ip]!.mac = nil
                 entries[ip]!.requestsSent = 0
             }
-            guard entries[ip]!.waiting.count < configuration.waitingPerAddress else {
+            guard entries[ip]!.waiting.count < configuration.waitingPerAddress,
+                waitingCount < configuration.maximumWaiting
+            else {
                 drops.count(.queueFull)
                 return .dropped
             }
             entries[ip]!.waiting.append(packet)
+            waitingCount += 1
             if entries[ip]!.requestsSent == 0 {
                 entries[ip]!.requestsSent = 1
                 entries[ip]!.lastRequestAt = now
@@ -127,10 +136,13 @@ public struct ArpCache {
             }
             return .queued(request: nil)
         }
-        guard configuration.waitingPerAddress > 0, makeRoom() else {
+        guard configuration.waitingPerAddress > 0, waitingCount < configuration.maximumWaiting,
+            makeRoom()
+        else {
             drops.count(.queueFull)
             return .dropped
         }
+        waitingCount += 1
         var waiting: [Bits] = []
         waiting.reserveCapacity(configuration.waitingPerAddress)
         waiting.append(packet)
@@ -178,6 +190,7 @@ public struct ArpCache {
     /// The next packet waiting for `ip`, oldest first, once it is resolved.
     public mutating func takeWaiting(for ip: IPv4Address) -> Bits? {
         guard entries[ip]?.mac != nil, entries[ip]?.waiting.isEmpty == false else { return nil }
+        waitingCount -= 1
         return entries[ip]!.waiting.removeFirst()
     }
 
@@ -198,6 +211,7 @@ public struct ArpCache {
             guard now - entry.lastRequestAt >= configuration.retryInterval else { continue }
             if entry.requestsSent >= configuration.maximumRequests {
                 drops.count(.resolutionFailed, UInt64(entry.waiting.count))
+                waitingCount -= entry.waiting.count
                 expired = ip
                 break
             }
@@ -259,6 +273,7 @@ public struct ArpCache {
         }
         if let (ip, _) = oldest {
             drops.count(.evicted, UInt64(max(1, entries[ip]!.waiting.count)))
+            waitingCount -= entries[ip]!.waiting.count
             entries[ip] = nil
         }
         return true

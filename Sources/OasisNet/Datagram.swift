@@ -3,6 +3,7 @@
 // (`SocketDatagrams`), so one application runs on either — the tutorial's
 // unix-direct and unix-socket.
 
+import DequeModule
 import OasisBits
 
 /// An IPv4 address and a port.
@@ -106,8 +107,7 @@ public final class DatagramReceiver: AsyncSequence, AsyncIteratorProtocol {
     public typealias Element = Datagram
     public typealias Failure = Never
 
-    private var queue: [Datagram] = []
-    private var head = 0
+    private var queue = Deque<Datagram>()
     private var waiter: UnsafeContinuation<Handover?, Never>?
 
     /// A datagram handed from the listener callback to the waiting task. Both run on the
@@ -136,7 +136,7 @@ public final class DatagramReceiver: AsyncSequence, AsyncIteratorProtocol {
         if let waiter {
             self.waiter = nil
             waiter.resume(returning: Handover(datagram: datagram))
-        } else if queue.count - head < capacity {
+        } else if queue.count < capacity {
             queue.append(datagram)
         } else {
             dropped &+= 1
@@ -156,20 +156,16 @@ public final class DatagramReceiver: AsyncSequence, AsyncIteratorProtocol {
             } else if finished {
                 continuation.resume(returning: nil)
             } else {
+                precondition(waiter == nil, "DatagramReceiver: one reader at a time")
                 waiter = continuation
             }
         }?.datagram
     }
 
+    /// The oldest queued datagram, released from the queue so that its buffer returns
+    /// to the pool as soon as the reader drops it.
     private func takeQueued() -> Datagram? {
-        guard head < queue.count else { return nil }
-        let datagram = queue[head]
-        head += 1
-        if head == queue.count {
-            queue.removeAll(keepingCapacity: true)
-            head = 0
-        }
-        return datagram
+        queue.popFirst()
     }
 
     /// Stops listening; a pending ``next()`` returns nil.

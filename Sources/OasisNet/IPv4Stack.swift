@@ -15,6 +15,7 @@ public struct IPv4StackConfiguration: Sendable {
     public var arp: ArpCache.Configuration = {
         var arp = ArpCache.Configuration()
         arp.waitingPerAddress = 64
+        arp.maximumWaiting = 128  // far below a device pool's buffers
         return arp
     }()
     public var reassembly = IPv4Reassembler.Configuration()
@@ -128,9 +129,15 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
             ownDrops.ethernet.count(.notForUs)
             return
         }
+        // The stack lives on no VLAN: answering tagged frames untagged would cross
+        // VLAN boundaries on a trunk.
+        guard ethernet.outerTag == nil else {
+            ownDrops.ethernet.count(.unsupportedFormat)
+            return
+        }
         switch ethernet.etherType {
         case .arp: receiveArp(payload)
-        case .ipv4: receiveIPv4(payload)
+        case .ipv4: receiveIPv4(payload, linkBroadcast: ethernet.destination.isBroadcast)
         default: ownDrops.ethernet.count(.unknownEtherType)
         }
     }
@@ -152,7 +159,12 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
         }
     }
 
-    private func receiveIPv4(_ payload: Bits) {
+    /// The subnet's broadcast address; none for /31 and /32 (RFC 3021).
+    private var subnetBroadcast: IPv4Address? {
+        configuration.network.prefixLength >= 31 ? nil : configuration.network.broadcast
+    }
+
+    private func receiveIPv4(_ payload: Bits, linkBroadcast: Bool) {
         var header: IPv4Repr
         let packet: IPv4Packet
         do {
@@ -162,19 +174,24 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
             return
         }
         let destination = header.destination
-        guard
-            destination == address || destination == .broadcast
-                || destination == configuration.network.broadcast
-        else {
+        let toBroadcast = destination == .broadcast || destination == subnetBroadcast
+        // RFC 1122 §3.3.6: a unicast datagram in a link-layer broadcast is discarded.
+        guard destination == address && !linkBroadcast || toBroadcast else {
             ownDrops.ipv4.count(.notForUs)
             return
         }
-        // RFC 1122 §3.2.1.3: a broadcast or multicast source is discarded.
-        guard !header.source.isBroadcast, !header.source.isMulticast else {
+        // RFC 1122 §3.2.1.3: no answer may go to an unspecified, broadcast, multicast,
+        // loopback or reserved (240/4) source, nor to ourselves.
+        let source = header.source
+        guard !source.isBroadcast, !source.isMulticast, !source.isUnspecified,
+            !source.isLoopback, source.rawValue >> 28 != 0xf, source != subnetBroadcast,
+            source != address
+        else {
             ownDrops.ipv4.count(.badSourceAddress)
             return
         }
         var data = packet.payload
+        let reassembled = header.isFragment
         if header.isFragment {
             switch reassembler.insert(header, payload: data, now: loop.now) {
             case .complete(let whole, let wholePayload):
@@ -189,7 +206,7 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
         }
         switch header.protocol {
         case .icmp: receiveICMP(header, data)
-        case .udp: receiveUDP(header, data, original: packet)
+        case .udp: receiveUDP(header, data, original: reassembled ? nil : packet)
         default: ownDrops.ipv4.count(.unknownProtocol)
         }
     }
@@ -223,7 +240,10 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
         sendIPv4(data, protocol: .icmp, to: header.source)
     }
 
-    private func receiveUDP(_ header: IPv4Repr, _ datagram: Bits, original: IPv4Packet) {
+    /// `original` is the packet to quote in a port unreachable; nil for a reassembled
+    /// datagram (RFC 1122 §3.2.2: no ICMP error about a non-initial fragment, and the
+    /// fragment that completed it is rarely the first).
+    private func receiveUDP(_ header: IPv4Repr, _ datagram: Bits, original: IPv4Packet?) {
         let udp: UDPRepr
         let data: Bits
         do {
@@ -236,7 +256,7 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
         guard let listener = listeners[udp.destinationPort] else {
             ownDrops.udp.count(.noListener)
             // RFC 1122 §3.2.2.1 / §4.1.3.1: port unreachable, never for broadcasts.
-            if header.destination == address {
+            if header.destination == address, let original {
                 sendPortUnreachable(for: original, to: header.source)
             }
             return
@@ -314,7 +334,8 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
         var header = IPv4Repr(
             source: address, destination: destination, protocol: `protocol`,
             payloadLength: payload.count, identification: identification)
-        let mtu = device.mtu
+        // A fragment is built in one pool buffer: no larger than what one holds.
+        let mtu = min(device.mtu, Buffer.pageSize - BufferPool.defaultHeadroom - 22)
         if payload.count + IPv4Repr.headerLength <= mtu {
             var packet = payload
             do {
@@ -342,7 +363,7 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
     /// Resolves the next hop and sends, or queues the packet behind an ARP request.
     private func route(_ packet: Bits, to destination: IPv4Address) {
         let nextHop: IPv4Address
-        if destination == .broadcast || destination == configuration.network.broadcast {
+        if destination == .broadcast || destination == subnetBroadcast {
             transmit(packet, to: .broadcast)
             return
         } else if configuration.network.contains(destination) {
@@ -353,7 +374,15 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
             ownDrops.ipv4.count(.notForUs)  // no route
             return
         }
-        switch arp.resolve(nextHop, now: loop.now, waiting: packet) {
+        if let mac = arp.lookup(nextHop, now: loop.now) {
+            transmit(packet, to: mac)
+            return
+        }
+        // Waiting for ARP: queue a copy, so the packet holds no device buffer while it
+        // waits and the caller's buffer can be reused (a reply to another sender built
+        // in front of the same payload) without rewriting the queued one.
+        let copy = Bits(packet.copyBytes(), headroom: StackLayout.headersRoom)
+        switch arp.resolve(nextHop, now: loop.now, waiting: copy) {
         case .resolved(let mac):
             transmit(packet, to: mac)
         case .queued(let request):

@@ -98,12 +98,17 @@ struct StackCommand: ParsableCommand {
                 let own = try OwnNamespace.create(
                     hostAddress: network.peerAddress, network: network)
                 namespace = own
-                device = try NetworkNamespace.withEntered(path: own.path) {
-                    try TapDevice(
-                        attachingTo: "tap0", on: loop, macAddress: macAddress,
-                        options: vnetHeader ? [.vnetHeader] : [])
+                do {
+                    device = try NetworkNamespace.withEntered(path: own.path) {
+                        try TapDevice(
+                            attachingTo: "tap0", on: loop, macAddress: macAddress,
+                            options: vnetHeader ? [.vnetHeader] : [])
+                    }
+                    try own.configureKernelSide()
+                } catch {
+                    own.remove()  // the defer below is not registered yet
+                    throw error
                 }
-                try own.configureKernelSide()
             }
             defer { namespace?.remove() }
             try serve(
@@ -193,6 +198,9 @@ struct StackCommand: ParsableCommand {
 
     private func runUntilStopped(_ loop: EventLoop) throws {
         if let seconds {
+            guard seconds.isFinite, seconds > 0, seconds < 1e9 else {
+                throw ValidationError("--seconds must be a positive number of seconds")
+            }
             loop.schedule(after: .milliseconds(Int(seconds * 1000))) { loop.stop() }
         }
         // Runs until stopped: the device's descriptor keeps the loop alive.

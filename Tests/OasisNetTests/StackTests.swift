@@ -192,3 +192,47 @@ import Testing
         #expect(arpFailures >= 1)
     }
 }
+
+@Suite struct StackSourceAddressTests {
+    /// An echo request from `source`, sent to the stack at 192.0.2.2; returns the number
+    /// of frames the stack sent back.
+    func answers(from source: IPv4Address, toLinkBroadcast: Bool = false) throws -> Int {
+        let loop = try EventLoop(clock: .virtual)
+        let (serverEnd, raw) = MemoryDevice.pair(on: loop)
+        var configuration = IPv4StackConfiguration(network: IPv4Network("192.0.2.2/24")!)
+        configuration.gratuitousArp = false
+        let stack = IPv4Stack(device: serverEnd, configuration: configuration, on: loop)
+        try stack.start()
+        var replies = 0
+        try raw.start { _ in replies += 1 }
+        var message = Bits([UInt8](repeating: 0x5a, count: 32), headroom: 128)
+        try ICMPv4Repr.echoRequest(identifier: 1, sequenceNumber: 1).emit(prependingTo: &message)
+        try IPv4Repr(
+            source: source, destination: IPv4Address("192.0.2.2")!, protocol: .icmp,
+            payloadLength: message.count
+        ).emit(prependingTo: &message)
+        try EthernetRepr(
+            destination: toLinkBroadcast ? .broadcast : serverEnd.macAddress,
+            source: MACAddress(0x0200_0000_0001), etherType: .ipv4
+        ).emit(prependingTo: &message)
+        let frame = message
+        loop.enqueue { try? raw.transmit(frame) }
+        try loop.advance(by: .seconds(5))
+        return replies
+    }
+
+    @Test func answersAnOrdinaryNeighbour() throws {
+        // The reply waits for ARP: the stack asks (1 request, then retries) — it sends.
+        #expect(try answers(from: IPv4Address("192.0.2.1")!) > 0)
+    }
+
+    @Test func neverAnswersImpossibleSources() throws {
+        for source in ["192.0.2.255", "0.0.0.0", "127.0.0.1", "240.0.0.1", "192.0.2.2"] {
+            #expect(try answers(from: IPv4Address(source)!) == 0, "answered \(source)")
+        }
+    }
+
+    @Test func dropsUnicastIPInALinkBroadcast() throws {
+        #expect(try answers(from: IPv4Address("192.0.2.1")!, toLinkBroadcast: true) == 0)
+    }
+}
