@@ -31,7 +31,7 @@ for target in $targets; do
     corpus="$scratch/corpus/$target"
     mkdir -p "$corpus"
     seeds="Fuzz/$target/corpus"
-    "$scratch/$target" -runs="$runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+    "$scratch/$target" -runs="$runs" -max_len=4096 -timeout=2 -rss_limit_mb=2048 \
         -artifact_prefix="$scratch/crashes/$target-" -print_final_stats=1 \
         "$corpus" $( [ -d "$seeds" ] && echo "$seeds" ) 2>"$scratch/$target.log" \
         || { tail -n 40 "$scratch/$target.log"; echo "fuzz: $target FAILED (input in $scratch/crashes/)"; exit 1; }

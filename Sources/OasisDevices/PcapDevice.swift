@@ -36,8 +36,17 @@ public final class PcapDevice: NetworkDevice {
             handle = try PcapHandle.live(
                 interface: interface, promiscuous: true, immediate: true, direction: .incoming,
                 nonBlocking: true)
-        } catch {
+            // The stack speaks Ethernet: a tun device or a cooked capture would be misread.
+            guard try handle?.linkType == 1 else {  // DLT_EN10MB
+                handle?.close()
+                throw DeviceError.unavailable("\(interface): not an Ethernet interface")
+            }
+        } catch let error as PcapError {
             throw .pcap(error)
+        } catch let error as DeviceError {
+            throw error
+        } catch {
+            throw .unavailable("\(interface): \(error)")
         }
         name = interface
         self.macAddress = macAddress

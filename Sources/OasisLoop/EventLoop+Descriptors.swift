@@ -279,7 +279,7 @@ extension EventLoop {
 /// let bound = LoopBound(resolver, on: loop)
 /// worker.start { result in loop.execute { bound.value.resolve(result) } }
 /// ```
-// @unchecked Sendable: the wrapped value is only read on its loop's thread (asserted
+// @unchecked Sendable: the wrapped value is only read on its loop's thread (checked
 // in debug builds); moving the reference between threads is what it is for.
 public struct LoopBound<Value>: @unchecked Sendable {
     @usableFromInline let wrapped: Value
@@ -296,7 +296,7 @@ public struct LoopBound<Value>: @unchecked Sendable {
     /// The value. Read it on the loop's thread only.
     @inlinable
     public var value: Value {
-        assert(loop.inLoopThread, "LoopBound.value read off its loop's thread")
+        precondition(loop.inLoopThread, "LoopBound.value read off its loop's thread")
         return wrapped
     }
 }

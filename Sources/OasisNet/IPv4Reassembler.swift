@@ -93,6 +93,10 @@ public struct IPv4Reassembler {
     public var count: Int { datagrams.count }
 
     /// Takes one fragment: `header` is its parsed header, `payload` its data.
+    /// The most fragments one datagram may arrive in (a 64 KiB datagram over a 1500-byte
+    /// MTU takes 45).
+    public static let maximumFragments = 64
+
     public mutating func insert(_ header: IPv4Repr, payload: Bits, now: Duration) -> Outcome {
         expire(now: now)
         let start = header.fragmentOffset
@@ -115,6 +119,11 @@ public struct IPv4Reassembler {
             datagrams[key] = Datagram(
                 buffer: buffer, createdAt: now, ranges: [], received: 0, totalLength: nil,
                 first: nil)
+        }
+        // A bounded number of fragments per datagram: each costs a scan (and a copy) of
+        // the ranges, and the ranges are not in `bytesHeld`. Linux's limit is similar.
+        guard datagrams[key]!.ranges.count < Self.maximumFragments else {
+            return drop(key, .badFragment)
         }
         var datagram = datagrams[key]!
         // Consistency with the end of the datagram.

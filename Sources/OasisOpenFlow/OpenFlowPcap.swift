@@ -122,7 +122,12 @@ public enum OpenFlowPcap {
     /// file (Ethernet, Linux cooked v1/v2 or raw IPv4 link types), framed per direction
     /// of each connection. Segments are taken in capture order (no reordering or
     /// retransmission handling). Returns `nil` if the bytes are not a pcap file.
-    public static func messages(in file: Bits, port: UInt16 = 6633) -> [Extracted]? {
+    /// The most TCP connections ``messages(in:port:maximumConnections:)`` follows at once.
+    public static let defaultMaximumConnections = 64
+
+    public static func messages(
+        in file: Bits, port: UInt16 = 6633, maximumConnections: Int = defaultMaximumConnections
+    ) -> [Extracted]? {
         guard let header = try? file.header(PcapFileHeader.self) else { return nil }
         let magic = header[PcapFileHeader.magic]
         guard magic == 0xa1b2_c3d4 || magic == 0xa1b2_3c4d else { return nil }
@@ -139,6 +144,17 @@ public enum OpenFlowPcap {
             guard let (key, toPort, payload) = tcpPayload(packet, linkType: linkType, port: port),
                 !payload.isEmpty
             else { continue }
+            // Each connection's framer buffers up to two messages: a capture with many
+            // connections must not reserve memory without bound.
+            if framers[key] == nil && framers.count >= maximumConnections {
+                found.append(
+                    Extracted(
+                        toPort: toPort,
+                        message: .failure(
+                            .badLength(
+                                type: 0, length: 0, expected: "a connection within the limit"))))
+                continue
+            }
             var framer = framers[key] ?? MessageFramer()
             var remaining = payload
             while !remaining.isEmpty {
