@@ -80,7 +80,11 @@ struct DNSCommand: ParsableCommand {
 
         switch backend {
         case .socket:
-            let sockets = SocketDatagrams(address: address ?? IPv4Address(127, 0, 0, 1), on: loop)
+            // A receive buffer of 1 MiB, like NSD's: a burst of queries waits in it
+            // instead of being dropped by the kernel.
+            let sockets = SocketDatagrams(
+                address: address ?? IPv4Address(127, 0, 0, 1), on: loop,
+                receiveBufferBytes: 1 << 20)
             try service.serveUDP(on: sockets, port: port)
             var limits = DNSOverTCPLimits()
             limits.connections = tcpConnections

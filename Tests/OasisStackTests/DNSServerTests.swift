@@ -126,6 +126,7 @@ final class RunningNSD {
               server-count: 1
               username: ""
               chroot: ""
+              rrl-ratelimit: 0
               ip-address: 127.0.0.1@\(port)
               zonesdir: "\(folder)"
               pidfile: "\(folder)/nsd.pid"
