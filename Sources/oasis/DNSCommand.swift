@@ -59,6 +59,16 @@ struct DNSCommand: ParsableCommand {
             throw ValidationError("--maximum-udp-payload must be within 512...4096")
         }
         if tcpConnections < 1 { throw ValidationError("--tcp-connections must be positive") }
+        if backend == .socket {
+            let stackOnly: [(String, Bool)] = [
+                ("--tap", stackOptions.tap != nil), ("--pcap", stackOptions.pcap != nil),
+                ("--mac", stackOptions.mac != nil), ("--capture", stackOptions.capture != nil),
+                ("--vnet-header", stackOptions.vnetHeader),
+            ]
+            for (name, given) in stackOnly where given {
+                throw ValidationError("\(name) is for the Oasis stack (--backend tap or pcap)")
+            }
+        }
     }
 
     func run() throws {

@@ -615,6 +615,46 @@ func withDNSOnSockets(
         }
     }
 
+    @Test func digOverTheOasisStackThroughPcapOnAVethWithACapture() throws {
+        guard access(oasisPath, X_OK) == 0 else {
+            try skip("dns pcap", "\(oasisPath) is not built")
+        }
+        guard isInstalled("dig") else { try skip("dns pcap", "dig is not installed") }
+        guard isInstalled("ethtool") else { try skip("dns pcap", "ethtool is not installed") }
+        let folder = try writeTestZones()
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let capture = folder + "/dns.pcap"
+        try withTestNamespace("digOverTheOasisStackThroughPcap") { namespace in
+            try namespace.runChecked([
+                "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb",
+            ])
+            try namespace.runChecked(["ip", "link", "set", "va", "up"])
+            try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "vb"])
+            try namespace.runChecked(["ip", "link", "set", "vb", "up"])
+            try namespace.runChecked(["ethtool", "-K", "vb", "tx", "off"])
+            let server = try RunningDNS(
+                [
+                    "--zone", folder + "/example.test.zone", "--backend", "pcap", "--pcap", "va",
+                    "--ip", "192.0.2.2/24", "--mac", stackMAC, "--listen", "53", "--capture",
+                    capture,
+                ], namespace: namespace)
+            defer { print("dns pcap: oasis said:\n\(server.stop())") }
+            try waitForPing(namespace, "192.0.2.2")
+            let answer = try digText(
+                "192.0.2.2", port: 53, [("www.example.test", "A"), ("x.wild.example.test", "TXT")],
+                options: ["+notcp"], namespace: namespace)
+            #expect(answer.contains("www.example.test.\t3600\tIN\tA\t192.0.2.81"), "\(answer)")
+            #expect(answer.contains("x.wild.example.test.\t3600\tIN\tTXT\t\"wild card\""))
+        }
+        guard isInstalled("tshark") else { return }
+        let dns = try run(["tshark", "-r", capture, "-Y", "dns.flags.response == 1"])
+        #expect(dns.output.split(separator: "\n").count == 2, "\(dns.output)")
+        let bad = try run([
+            "tshark", "-r", capture, "-Y", "_ws.malformed || _ws.expert.severity >= warning",
+        ])
+        #expect(bad.output.isEmpty, "tshark flagged: \(bad.output)")
+    }
+
     @Test func aZoneFileErrorIsReportedAsFileLineAndExitsNonZero() throws {
         guard access(oasisPath, X_OK) == 0 else {
             try skip("zone error", "\(oasisPath) is not built")
@@ -627,6 +667,11 @@ func withDNSOnSockets(
         let result = try run([oasisPath, "dns", "--zone", path, "--listen", "127.0.0.1:1"])
         #expect(result.status != 0)
         #expect(result.errorOutput.contains("\(path):5: "), "\(result.errorOutput)")
+        let misused = try run([
+            oasisPath, "dns", "--zone", folder + "/example.test.zone", "--capture", "/tmp/x.pcap",
+        ])
+        #expect(
+            misused.status != 0 && misused.errorOutput.contains("--capture is for the Oasis stack"))
         let missing = try run([oasisPath, "dns", "--zone", folder + "/none.zone"])
         #expect(missing.status != 0)
         #expect(missing.errorOutput.contains("none.zone"), "\(missing.errorOutput)")
