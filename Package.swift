@@ -91,6 +91,7 @@ let package = Package(
                 "OasisBits", "OasisLoop", "OasisDevices", "OasisXen", "OasisNet", "OasisOpenFlow",
                 "OasisDNS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict),
 

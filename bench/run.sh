@@ -30,5 +30,13 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
 else
     echo "devices: skipped (needs root for namespaces and TAP)" | tee -a "$out"
 fi
+# DNS: `oasis dns` beside NSD under dnsperf, at four zone sizes.
+if [ "$(id -u)" -eq 0 ] && command -v dnsperf >/dev/null && command -v nsd >/dev/null \
+    && command -v dig >/dev/null; then
+    echo "dns: oasis dns and NSD under dnsperf (bench/dns.sh)"
+    bash bench/dns.sh "$bin/oasis" "${DNS_SECONDS:-4}" | tee -a "$out"
+else
+    echo "dns: skipped (needs root, dnsperf, nsd and dig)" | tee -a "$out"
+fi
 echo
 echo "written: $out"

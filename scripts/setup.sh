@@ -11,6 +11,7 @@ packages=(
     ethtool                           # checksum offload off on veths that pcap reads
     python3                           # kernel-side UDP sockets in the stack tests
     openvswitch-switch openvswitch-common   # OpenFlow peer: ovs-vswitchd, ovs-ofctl
+    nsd bind9-dnsutils knot-dnsutils dnsperf  # DNS peers: NSD, dig, kdig; load for the bench
 )
 
 missing=()

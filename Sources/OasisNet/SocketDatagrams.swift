@@ -14,10 +14,17 @@ public final class SocketDatagrams: DatagramService {
     private let loop: EventLoop
     private let pool = BufferPool(limit: 256)
     private var sockets: [UInt16: CInt] = [:]
+    /// The kernel receive buffer asked for each socket, or nil for the system default
+    /// (about 200 KiB: a burst of a few hundred datagrams overflows it).
+    public let receiveBufferBytes: Int?
 
-    public init(address: IPv4Address = .any, on loop: EventLoop) {
+    /// Sockets bound to `address`; with `receiveBufferBytes`, each socket's kernel
+    /// receive buffer is set to it (`SO_RCVBUFFORCE` when privileged, else `SO_RCVBUF`,
+    /// which the kernel caps at `net.core.rmem_max`).
+    public init(address: IPv4Address = .any, on loop: EventLoop, receiveBufferBytes: Int? = nil) {
         self.address = address
         self.loop = loop
+        self.receiveBufferBytes = receiveBufferBytes
     }
 
     public func listen(port: UInt16, _ handler: @escaping (Datagram) -> Void)
@@ -47,6 +54,13 @@ public final class SocketDatagrams: DatagramService {
         guard fd >= 0 else { throw .system(operation: "socket", errno: errno) }
         var one: CInt = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
+        if let receiveBufferBytes {
+            var size = CInt(clamping: receiveBufferBytes)
+            let length = socklen_t(MemoryLayout<CInt>.size)
+            if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, length) != 0 {
+                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, length)
+            }
+        }
         var socketAddress = SocketDatagrams.socketAddress(address, port)
         let bound = withUnsafePointer(to: &socketAddress) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {

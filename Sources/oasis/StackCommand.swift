@@ -38,26 +38,7 @@ struct StackCommand: ParsableCommand {
     @Option(help: "Xen: pages granted to the backend for packet buffers.")
     var xenBufferPages = 768
 
-    @Option(help: "The stack's address and subnet.")
-    var ip = "192.0.2.2/24"
-
-    @Option(help: "The gateway for other subnets.")
-    var gateway: String?
-
-    @Option(help: "Attach to this existing TAP device in the current namespace.")
-    var tap: String?
-
-    @Option(help: "Run on this interface through libpcap (--backend pcap).")
-    var pcap: String?
-
-    @Option(help: "The stack's Ethernet address (default: locally administered).")
-    var mac: String?
-
-    @Option(help: "Write every frame in and out to this pcap file.")
-    var capture: String?
-
-    @Flag(help: "TAP: carry a virtio-net header and let the kernel offload checksums.")
-    var vnetHeader = false
+    @OptionGroup var stackOptions: StackOptions
 
     @Option(help: "UDP port of the echo service.")
     var echoPort: UInt16 = 7
@@ -66,83 +47,45 @@ struct StackCommand: ParsableCommand {
     var seconds: Double?
 
     func run() throws {
-        guard let network = IPv4Network(ip) else {
-            throw ValidationError("--ip must be ADDRESS/PREFIX, e.g. 192.0.2.2/24")
-        }
-        let gatewayAddress = try gateway.map { text in
-            guard let address = IPv4Address(text) else {
-                throw ValidationError("--gateway must be an IPv4 address")
-            }
-            return address
-        }
-        let macAddress = try mac.map { text in
-            guard let address = MACAddress(text) else {
-                throw ValidationError("--mac must look like 02:00:00:00:00:02")
-            }
-            return address
-        }
-        var configuration = IPv4StackConfiguration(network: network, gateway: gatewayAddress)
-        configuration.gratuitousArp = true
+        let configuration = try stackOptions.configuration()
         let loop = try EventLoop()
         let stopper = SignalStopper(loop: loop)
+        let echo = EchoApplication(echoPort: echoPort, seconds: seconds)
 
         switch backend {
         case .tap:
-            var namespace: OwnNamespace? = nil
-            let device: TapDevice
-            if let tap {
-                device = try TapDevice(
-                    attachingTo: tap, on: loop, macAddress: macAddress,
-                    options: vnetHeader ? [.vnetHeader] : [])
-            } else {
-                let own = try OwnNamespace.create(
-                    hostAddress: network.peerAddress, network: network)
-                namespace = own
-                do {
-                    device = try NetworkNamespace.withEntered(path: own.path) {
-                        try TapDevice(
-                            attachingTo: "tap0", on: loop, macAddress: macAddress,
-                            options: vnetHeader ? [.vnetHeader] : [])
-                    }
-                    try own.configureKernelSide()
-                } catch {
-                    own.remove()  // the defer below is not registered yet
-                    throw error
-                }
-            }
-            defer { namespace?.remove() }
-            try serve(
-                device: device, configuration: configuration, loop: loop, namespace: namespace)
+            try stackOptions.runOnTap(echo, loop: loop)
         case .pcap:
-            guard let pcap else { throw ValidationError("--backend pcap needs --pcap IFACE") }
-            let device = try PcapDevice(
-                interface: pcap, on: loop, macAddress: macAddress ?? MACAddress(0x0200_0a5e_0002))
-            try serve(device: device, configuration: configuration, loop: loop, namespace: nil)
+            try stackOptions.runOnPcap(echo, loop: loop)
         case .memory:
             try MemoryDemo.run(configuration: configuration, loop: loop, echoPort: echoPort)
             return
         case .socket:
-            let sockets = SocketDatagrams(address: network.address, on: loop)
+            let sockets = SocketDatagrams(address: configuration.network.address, on: loop)
             try UDPEcho.start(on: sockets, port: echoPort)
-            Console.log("oasis: UDP echo on kernel sockets at \(network.address):\(echoPort)")
-            try runUntilStopped(loop)
+            Console.log(
+                "oasis: UDP echo on kernel sockets at \(configuration.network.address):\(echoPort)")
+            try runUntilStopped(loop, seconds: seconds)
             sockets.close()
         case .xen:
             if let xenSim {
                 let xen = try SimulatedHypervisor.connect(to: xenSim)
                 defer { xen.close() }
-                try serveNetfront(facilities: xen, configuration: configuration, loop: loop)
+                try serveNetfront(
+                    facilities: xen, configuration: configuration, loop: loop, echo: echo)
             } else {
                 let xen = try XenLibraries.open()
                 defer { xen.close() }
-                try serveNetfront(facilities: xen, configuration: configuration, loop: loop)
+                try serveNetfront(
+                    facilities: xen, configuration: configuration, loop: loop, echo: echo)
             }
         }
         _ = stopper
     }
 
     private func serveNetfront<Facilities: XenFacilities>(
-        facilities: Facilities, configuration: IPv4StackConfiguration, loop: EventLoop
+        facilities: Facilities, configuration: IPv4StackConfiguration, loop: EventLoop,
+        echo: EchoApplication
     ) throws {
         let netfront = try Netfront(
             facilities: facilities, vif: vif, on: loop, bufferPages: xenBufferPages)
@@ -156,28 +99,20 @@ struct StackCommand: ParsableCommand {
         Console.log(
             "oasis: \(netfront.name) connected to backend \(netfront.backendPath) "
                 + "(\(netfront.backendDomain))")
-        try serve(device: netfront, configuration: configuration, loop: loop, namespace: nil)
+        try stackOptions.run(
+            echo, device: netfront, configuration: configuration, loop: loop, namespace: nil)
         if let failure { throw failure }
     }
 
-    private func serve<Device: NetworkDevice>(
-        device: Device, configuration: IPv4StackConfiguration, loop: EventLoop,
-        namespace: OwnNamespace?
-    ) throws {
-        if let capture {
-            let capturing = try CapturingDevice(device, path: capture)
-            try serveStack(
-                IPv4Stack(device: capturing, configuration: configuration, on: loop), loop: loop,
-                namespace: namespace)
-        } else {
-            try serveStack(
-                IPv4Stack(device: device, configuration: configuration, on: loop), loop: loop,
-                namespace: namespace)
-        }
-    }
+}
 
-    private func serveStack<Device: NetworkDevice>(
-        _ stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?
+/// The ping responder (the stack's own) and UDP echo on `echoPort`.
+struct EchoApplication: StackApplication {
+    var echoPort: UInt16
+    var seconds: Double?
+
+    func run<Device: NetworkDevice>(
+        on stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?
     ) throws {
         try stack.start()
         try UDPEcho.start(on: stack, port: echoPort)
@@ -188,23 +123,12 @@ struct StackCommand: ParsableCommand {
             Console.log(
                 "oasis: ping it with: ip netns exec \(namespace.name) ping \(stack.address)")
         }
-        try runUntilStopped(loop)
+        try runUntilStopped(loop, seconds: seconds)
         Console.log("oasis: device \(stack.device.counters)")
         Console.log(
             "oasis: echo replies \(stack.echoRepliesSent), datagrams in \(stack.datagramsDelivered) "
                 + "out \(stack.datagramsSent), drops \(stack.drops.summary)")
         stack.stop()
-    }
-
-    private func runUntilStopped(_ loop: EventLoop) throws {
-        if let seconds {
-            guard seconds.isFinite, seconds > 0, seconds < 1e9 else {
-                throw ValidationError("--seconds must be a positive number of seconds")
-            }
-            loop.schedule(after: .milliseconds(Int(seconds * 1000))) { loop.stop() }
-        }
-        // Runs until stopped: the device's descriptor keeps the loop alive.
-        try loop.run()
     }
 }
 

@@ -1,0 +1,269 @@
+// `oasis dns`: the authoritative DNS server. Zones are read from master files and
+// compiled into the engine once; the server answers over UDP on kernel sockets (with
+// TCP beside it) or on the Oasis stack over a TAP or libpcap (UDP).
+
+import ArgumentParser
+import Glibc
+import OasisDNS
+import OasisDevices
+import OasisLoop
+import OasisNet
+
+struct DNSCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dns",
+        abstract: "Serve zones as an authoritative DNS server.",
+        discussion: """
+            Each --zone is a master file (RFC 1035), as NSD and BIND read them. Its origin \
+            is ORIGIN when given as ORIGIN=FILE, else the file's leading $ORIGIN, else the \
+            owner of its first record when absolute, else the file's name without .zone. \
+            A zone that does not load is reported as file:line: problem, and nothing is \
+            served. With --backend socket (the default) the server answers UDP and TCP on \
+            kernel sockets at --listen. With --backend tap or pcap it answers UDP on the \
+            Oasis stack at --ip (port from --listen, 53 by default), on a TAP in a \
+            namespace of its own (or --tap NAME), or through libpcap on --pcap IFACE. \
+            Statistics are printed on exit (SIGINT, SIGTERM or --seconds).
+            """)
+
+    @Option(
+        help: ArgumentHelp(
+            "A zone to serve (repeatable).", valueName: "[origin=]file"))
+    var zone: [String] = []
+
+    @Option(help: "Where packets go: socket, tap, pcap.")
+    var backend: Backend = .socket
+
+    @Option(
+        help: ArgumentHelp(
+            "Address and port to answer on (socket: 127.0.0.1:53; tap/pcap: the port only).",
+            valueName: "address:port"))
+    var listen: String?
+
+    @OptionGroup var stackOptions: StackOptions
+
+    @Option(help: "The largest UDP answer to an EDNS client.")
+    var maximumUDPPayload = Transport.defaultPayloadSize
+
+    @Option(help: "TCP: connections served at once.")
+    var tcpConnections = 128
+
+    @Option(help: "TCP: seconds without progress before a connection is closed.")
+    var tcpIdleTimeout = 10.0
+
+    @Option(help: "Stop after this many seconds (default: run until interrupted).")
+    var seconds: Double?
+
+    func validate() throws {
+        if zone.isEmpty { throw ValidationError("give at least one --zone FILE") }
+        if maximumUDPPayload < 512 || maximumUDPPayload > 4096 {
+            throw ValidationError("--maximum-udp-payload must be within 512...4096")
+        }
+        if tcpConnections < 1 { throw ValidationError("--tcp-connections must be positive") }
+        if backend == .socket {
+            let stackOnly: [(String, Bool)] = [
+                ("--tap", stackOptions.tap != nil), ("--pcap", stackOptions.pcap != nil),
+                ("--mac", stackOptions.mac != nil), ("--capture", stackOptions.capture != nil),
+                ("--vnet-header", stackOptions.vnetHeader),
+            ]
+            for (name, given) in stackOnly where given {
+                throw ValidationError("\(name) is for the Oasis stack (--backend tap or pcap)")
+            }
+        }
+    }
+
+    func run() throws {
+        let (address, port) = try listenEndpoint()
+        let engine: AuthoritativeEngine
+        do {
+            engine = try DNSCommand.loadZones(zone)
+        } catch {
+            printError(error.message)
+            throw ExitCode(1)
+        }
+        let names = engine.statistics
+        let loop = try EventLoop()
+        let stopper = SignalStopper(loop: loop)
+        let service = DNSService(engine: engine, maximumUDPPayload: maximumUDPPayload)
+        let loaded =
+            "\(zone.count) zone\(zone.count == 1 ? "" : "s"), \(names.names) names, "
+            + "\(names.rrsets) RRsets"
+
+        switch backend {
+        case .socket:
+            // A receive buffer of 1 MiB, like NSD's: a burst of queries waits in it
+            // instead of being dropped by the kernel.
+            let sockets = SocketDatagrams(
+                address: address ?? IPv4Address(127, 0, 0, 1), on: loop,
+                receiveBufferBytes: 1 << 20)
+            try service.serveUDP(on: sockets, port: port)
+            var limits = DNSOverTCPLimits()
+            limits.connections = tcpConnections
+            limits.idleTimeout = try milliseconds(tcpIdleTimeout, option: "--tcp-idle-timeout")
+            let tcp = try DNSOverTCP(
+                engine: engine, address: sockets.address, port: port, on: loop, limits: limits)
+            Console.log(
+                "oasis: dns on kernel sockets at \(sockets.address):\(port) (UDP and TCP), \(loaded)"
+            )
+            try runUntilStopped(loop, seconds: seconds)
+            Console.log("oasis: dns udp: \(service.udp.summary)")
+            Console.log("oasis: dns tcp: \(tcp.summary)")
+            tcp.close()
+            sockets.close()
+        case .tap, .pcap:
+            if let address, address != .any, address != (try stackOptions.network()).address {
+                throw ValidationError(
+                    "--listen: the Oasis stack answers at --ip; give only a port (or 0.0.0.0:PORT)")
+            }
+            let application = DNSOnStack(
+                service: service, port: port, seconds: seconds, loaded: loaded)
+            if backend == .tap {
+                try stackOptions.runOnTap(application, loop: loop)
+            } else {
+                try stackOptions.runOnPcap(application, loop: loop)
+            }
+        case .memory, .xen:
+            throw BackendNotBuilt(backend: backend, command: "dns")
+        }
+        _ = stopper
+    }
+
+    /// --listen as an address (nil when only a port is given) and a port.
+    private func listenEndpoint() throws -> (IPv4Address?, UInt16) {
+        guard let listen else { return (nil, 53) }
+        let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+        let portText = parts.count == 1 ? parts[0] : parts[parts.count - 1]
+        guard parts.count <= 2, let port = UInt16(portText) else {
+            throw ValidationError("--listen must be ADDRESS:PORT or PORT")
+        }
+        guard parts.count == 2 else { return (nil, port) }
+        guard let address = IPv4Address(parts[0]) else {
+            throw ValidationError("--listen: '\(parts[0])' is not an IPv4 address")
+        }
+        return (address, port)
+    }
+
+    struct ZoneLoadFailure: Error {
+        var message: String
+    }
+
+    /// Reads every zone and compiles the engine; the zones' records are released
+    /// before returning (the engine keeps its own compact copy).
+    static func loadZones(_ specifications: [String]) throws(ZoneLoadFailure) -> AuthoritativeEngine
+    {
+        var zones: [Zone] = []
+        for specification in specifications {
+            let (originText, path) = splitZoneSpecification(specification)
+            let text = originText ?? guessOrigin(path: path)
+            guard let origin = try? DomainName(parsing: text.hasSuffix(".") ? text : text + ".")
+            else {
+                throw ZoneLoadFailure(message: "\(path): '\(text)' is not a zone name")
+            }
+            do {
+                let zone = try Zone.load(file: path, origin: origin)
+                try zone.validate()
+                zones.append(zone)
+            } catch {
+                throw ZoneLoadFailure(
+                    message: "\(describe(error))\nzone \(origin) file \(path) has 1 errors")
+            }
+        }
+        do {
+            let engine = try AuthoritativeEngine(zones: zones)
+            zones = []
+            releaseFreedMemory()
+            return engine
+        } catch {
+            throw ZoneLoadFailure(message: describe(error))
+        }
+    }
+
+    /// `file:line: problem`, as nsd-checkzone prints it (`file: problem` for the zone
+    /// as a whole).
+    static func describe(_ error: ZoneFileError) -> String {
+        let text = error.description
+        guard error.line == 0 else { return "error: " + text }
+        let prefix = "\(error.file):0: "
+        return "error: \(error.file): " + text.dropFirst(text.hasPrefix(prefix) ? prefix.count : 0)
+    }
+
+    static func splitZoneSpecification(_ text: String) -> (origin: String?, path: String) {
+        guard let equals = text.firstIndex(of: "="), !text[..<equals].contains("/") else {
+            return (nil, text)
+        }
+        return (String(text[..<equals]), String(text[text.index(after: equals)...]))
+    }
+
+    /// The file's leading `$ORIGIN`, else its first owner when absolute, else its name.
+    static func guessOrigin(path: String) -> String {
+        var name = String(path.split(separator: "/").last ?? Substring(path))
+        for suffix in [".zone", ".db"] where name.hasSuffix(suffix) {
+            name.removeLast(suffix.count)
+        }
+        guard let file = fopen(path, "r") else { return name }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>? = nil
+        var capacity = 0
+        defer { free(line) }
+        for _ in 0..<100 {
+            guard getline(&line, &capacity, file) >= 0, let line else { break }
+            let text = String(cString: line)
+            let content =
+                text.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)
+                .first ?? ""
+            let words = content.split(whereSeparator: {
+                $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r"
+            })
+            guard let first = words.first else { continue }
+            if first.uppercased() == "$ORIGIN" {
+                return words.count > 1 ? String(words[1]) : name
+            }
+            if first.hasPrefix("$") { continue }
+            if content.first == " " || content.first == "\t" { break }
+            return first.hasSuffix(".") ? String(first) : name
+        }
+        return name
+    }
+}
+
+/// The DNS service on an Oasis stack (UDP).
+struct DNSOnStack: StackApplication {
+    var service: DNSService
+    var port: UInt16
+    var seconds: Double?
+    var loaded: String
+
+    func run<Device: NetworkDevice>(
+        on stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?
+    ) throws {
+        try stack.start()
+        try service.serveUDP(on: stack, port: port)
+        Console.log(
+            "oasis: dns on the Oasis stack at \(stack.configuration.network) port \(port) on "
+                + "\(stack.device.name) (\(stack.device.macAddress)), \(loaded)")
+        if let namespace {
+            Console.log(
+                "oasis: ask it with: ip netns exec \(namespace.name) dig @\(stack.address) "
+                    + "-p \(port) NAME")
+        }
+        try runUntilStopped(loop, seconds: seconds)
+        Console.log("oasis: dns udp: \(service.udp.summary)")
+        Console.log("oasis: device \(stack.device.counters)")
+        Console.log("oasis: stack drops \(stack.drops.summary)")
+        stack.stop()
+    }
+}
+
+/// Gives the heap's free pages back to the system (glibc's `malloc_trim`, looked up at
+/// run time: the Glibc module does not declare it), so that the resident size after
+/// loading is the engine's, not the parser's garbage.
+func releaseFreedMemory() {
+    typealias Trim = @convention(c) (Int) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+    _ = unsafeBitCast(symbol, to: Trim.self)(0)
+}
+
+/// Writes a line to standard error.
+func printError(_ message: String) {
+    var text = message + "\n"
+    text.withUTF8 { bytes in _ = Glibc.write(STDERR_FILENO, bytes.baseAddress, bytes.count) }
+}

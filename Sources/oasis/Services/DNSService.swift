@@ -1,0 +1,77 @@
+// The authoritative DNS server's UDP side, written once against the Datagram surface:
+// it runs on the Oasis stack (TAP, pcap) and on kernel sockets unchanged. The TCP side
+// (kernel sockets only, until the stack has TCP) is DNSOverTCP.swift.
+
+import OasisBits
+import OasisDNS
+import OasisNet
+
+/// What a DNS server has done, for the report on exit.
+struct DNSStatistics {
+    /// Queries received (datagrams, or complete TCP messages).
+    var queries: UInt64 = 0
+    /// Answers sent (FORMERR and REFUSED included).
+    var responses: UInt64 = 0
+    /// Queries left unanswered because the engine drops them: shorter than a header,
+    /// or a response (QR set).
+    var dropsUnanswerable: UInt64 = 0
+    /// Queries left unanswered because no reply buffer was free.
+    var dropsNoBuffer: UInt64 = 0
+    /// Answers the transport refused to send.
+    var dropsSendFailed: UInt64 = 0
+
+    var drops: UInt64 { dropsUnanswerable &+ dropsNoBuffer &+ dropsSendFailed }
+
+    var summary: String {
+        "queries \(queries), responses \(responses), drops \(drops) "
+            + "(unanswerable \(dropsUnanswerable), no buffer \(dropsNoBuffer), "
+            + "send failed \(dropsSendFailed))"
+    }
+}
+
+/// An authoritative DNS server over UDP: every datagram on its port goes to the
+/// engine, and the answer is built in a buffer of the server's own pool with room in
+/// front for the headers, so the Oasis stack prepends UDP, IPv4 and Ethernet in place.
+final class DNSService {
+    let engine: AuthoritativeEngine
+    /// The ceiling of UDP answers to EDNS clients (the engine's default: 1232, like NSD).
+    let maximumUDPPayload: Int
+    private(set) var udp = DNSStatistics()
+    /// Answers are at most `maximumUDPPayload` bytes: one page with 128 bytes of
+    /// headroom holds any of them. The limit bounds what a slow device can hold.
+    private let pool = BufferPool(headroom: BufferPool.defaultHeadroom, limit: 512)
+
+    init(engine: AuthoritativeEngine, maximumUDPPayload: Int = Transport.defaultPayloadSize) {
+        self.engine = engine
+        self.maximumUDPPayload = maximumUDPPayload
+    }
+
+    /// Answers every datagram arriving on `port` of `service`.
+    func serveUDP(on service: some DatagramService, port: UInt16) throws(DatagramError) {
+        try service.listen(port: port) { [unowned self, unowned service] datagram in
+            self.answer(datagram, on: service, port: port)
+        }
+    }
+
+    private func answer(_ datagram: Datagram, on service: some DatagramService, port: UInt16) {
+        udp.queries &+= 1
+        guard var reply = try? pool.allocate() else {
+            udp.dropsNoBuffer &+= 1
+            return
+        }
+        guard
+            engine.respond(
+                to: datagram.payload, transport: .udp(maximumPayload: maximumUDPPayload),
+                into: &reply) != nil
+        else {
+            udp.dropsUnanswerable &+= 1
+            return
+        }
+        do {
+            try service.send(reply, to: datagram.source, from: port)
+            udp.responses &+= 1
+        } catch {
+            udp.dropsSendFailed &+= 1
+        }
+    }
+}

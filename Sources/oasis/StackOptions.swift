@@ -1,0 +1,149 @@
+// The options and the device set-up shared by every command that runs an application
+// on the Oasis stack (`oasis stack`, `oasis dns`): the stack's address, a TAP of its own
+// in a namespace it creates (or an existing one), libpcap on an interface, a capture.
+
+import ArgumentParser
+import OasisDevices
+import OasisLoop
+import OasisNet
+
+/// How to reach the network through the Oasis stack.
+struct StackOptions: ParsableArguments {
+    @Option(help: "The stack's address and subnet.")
+    var ip = "192.0.2.2/24"
+
+    @Option(help: "The gateway for other subnets.")
+    var gateway: String?
+
+    @Option(help: "Attach to this existing TAP device in the current namespace.")
+    var tap: String?
+
+    @Option(help: "Run on this interface through libpcap (--backend pcap).")
+    var pcap: String?
+
+    @Option(help: "The stack's Ethernet address (default: locally administered).")
+    var mac: String?
+
+    @Option(help: "Write every frame in and out to this pcap file.")
+    var capture: String?
+
+    @Flag(help: "TAP: carry a virtio-net header and let the kernel offload checksums.")
+    var vnetHeader = false
+
+    /// The stack's network, checked.
+    func network() throws -> IPv4Network {
+        guard let network = IPv4Network(ip) else {
+            throw ValidationError("--ip must be ADDRESS/PREFIX, e.g. 192.0.2.2/24")
+        }
+        return network
+    }
+
+    /// The stack's configuration from --ip and --gateway.
+    func configuration() throws -> IPv4StackConfiguration {
+        let gatewayAddress = try gateway.map { text in
+            guard let address = IPv4Address(text) else {
+                throw ValidationError("--gateway must be an IPv4 address")
+            }
+            return address
+        }
+        var configuration = IPv4StackConfiguration(network: try network(), gateway: gatewayAddress)
+        configuration.gratuitousArp = true
+        return configuration
+    }
+
+    /// The --mac address, checked.
+    func macAddress() throws -> MACAddress? {
+        try mac.map { text in
+            guard let address = MACAddress(text) else {
+                throw ValidationError("--mac must look like 02:00:00:00:00:02")
+            }
+            return address
+        }
+    }
+
+    /// Runs `application` on the Oasis stack over a TAP: `--tap NAME` in the current
+    /// namespace, or `tap0` in a namespace `oasis-<pid>` created here (the kernel's side
+    /// addressed as the subnet's first other host) and removed on the way out.
+    func runOnTap(_ application: some StackApplication, loop: EventLoop) throws {
+        let configuration = try configuration()
+        let macAddress = try macAddress()
+        var namespace: OwnNamespace? = nil
+        let device: TapDevice
+        if let tap {
+            device = try TapDevice(
+                attachingTo: tap, on: loop, macAddress: macAddress,
+                options: vnetHeader ? [.vnetHeader] : [])
+        } else {
+            let own = try OwnNamespace.create(
+                hostAddress: configuration.network.peerAddress, network: configuration.network)
+            namespace = own
+            do {
+                device = try NetworkNamespace.withEntered(path: own.path) {
+                    try TapDevice(
+                        attachingTo: "tap0", on: loop, macAddress: macAddress,
+                        options: vnetHeader ? [.vnetHeader] : [])
+                }
+                try own.configureKernelSide()
+            } catch {
+                own.remove()
+                throw error
+            }
+        }
+        defer { namespace?.remove() }
+        try run(
+            application, device: device, configuration: configuration, loop: loop,
+            namespace: namespace)
+    }
+
+    /// Runs `application` on the Oasis stack over `--pcap IFACE`.
+    func runOnPcap(_ application: some StackApplication, loop: EventLoop) throws {
+        guard let pcap else { throw ValidationError("--backend pcap needs --pcap IFACE") }
+        let device = try PcapDevice(
+            interface: pcap, on: loop, macAddress: try macAddress() ?? MACAddress(0x0200_0a5e_0002))
+        try run(
+            application, device: device, configuration: try configuration(), loop: loop,
+            namespace: nil)
+    }
+
+    /// Runs `application` on an Oasis stack over `device` (through a capture when
+    /// --capture is given).
+    func run<Device: NetworkDevice>(
+        _ application: some StackApplication, device: Device,
+        configuration: IPv4StackConfiguration, loop: EventLoop, namespace: OwnNamespace?
+    ) throws {
+        if let capture {
+            let capturing = try CapturingDevice(device, path: capture)
+            let stack = IPv4Stack(device: capturing, configuration: configuration, on: loop)
+            try application.run(on: stack, loop: loop, namespace: namespace)
+        } else {
+            let stack = IPv4Stack(device: device, configuration: configuration, on: loop)
+            try application.run(on: stack, loop: loop, namespace: namespace)
+        }
+    }
+}
+
+/// An application run on an Oasis stack set up from ``StackOptions``: it starts the
+/// stack, serves until the loop stops, and reports.
+protocol StackApplication {
+    func run<Device: NetworkDevice>(
+        on stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?) throws
+}
+
+/// Runs `loop` until it is stopped (a signal, through ``SignalStopper``), or for
+/// `seconds` when given.
+func runUntilStopped(_ loop: EventLoop, seconds: Double?) throws {
+    if let seconds {
+        loop.schedule(after: try milliseconds(seconds, option: "--seconds")) { loop.stop() }
+    }
+    // Runs until stopped: the device's or the sockets' descriptors keep the loop alive.
+    try loop.run()
+}
+
+/// A number of seconds from the command line as a duration; a `ValidationError` for a
+/// value that is not a finite, positive, sane number (instead of a trap in `Int(...)`).
+func milliseconds(_ seconds: Double, option: String) throws -> Duration {
+    guard seconds.isFinite, seconds > 0, seconds < 1e9 else {
+        throw ValidationError("\(option) must be a positive number of seconds")
+    }
+    return .milliseconds(Int(seconds * 1000))
+}

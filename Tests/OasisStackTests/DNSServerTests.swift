@@ -1,0 +1,679 @@
+// `oasis dns` as a real server, against tools we did not write: dig and kdig ask it over
+// UDP and TCP on kernel sockets; NSD serves the same zones and must give the same
+// answers through its own sockets; dig from the kernel side of a namespace asks it over
+// the Oasis stack on a TAP; malformed queries over UDP and TCP must not stop it.
+
+import Foundation
+import OasisTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+let dnsZoneText = """
+    $ORIGIN example.test.
+    $TTL 3600
+    @   IN  SOA ns1 hostmaster ( 2024010101 7200 3600 1209600 300 )
+        IN  NS  ns1
+        NS  ns2.elsewhere.example.
+        MX  10 mail
+        MX  20 mail2.elsewhere.example.
+        A   192.0.2.1
+        AAAA 2001:db8::1
+        TXT "v=spf1 -all"
+    ns1     A    192.0.2.53
+            AAAA 2001:db8::53
+    mail    A    192.0.2.25
+    www     A    192.0.2.80
+    www     A    192.0.2.81
+    v6only  AAAA 2001:db8::80
+    alias   CNAME www
+    chain1  CNAME chain2
+    chain2  CNAME www
+    outside CNAME www.example.org.
+    *.wild  A    192.0.2.99
+    *.wild  TXT  "wild card"
+    a.b.ent A    192.0.2.7
+    _sip._tcp SRV 10 60 5060 mail
+    deleg   NS   ns.deleg
+    deleg   NS   ns.elsewhere.example.
+    ns.deleg A   192.0.2.200
+    quoted  TXT  "a \\"quoted\\" string" plain
+    """
+    + (0..<40).map { "\nbig TXT \"record \($0) " + String(repeating: "x", count: 90) + "\"" }
+    .joined() + "\n"
+
+let otherZoneText = """
+    $TTL 600
+    other.test. SOA ns.other.test. admin.other.test. 1 3600 600 86400 3600
+    other.test. NS ns.example.test.
+    www.other.test. A 198.51.100.1
+
+    """
+
+/// The queries asked of both servers: names × types, each answer kind at least once.
+let dnsComparisonQueries: [(String, String)] = {
+    var queries: [(String, String)] = []
+    for name in ["example.test", "www.example.test", "ns1.example.test", "EXAMPLE.test"] {
+        for type in ["A", "AAAA", "MX", "TXT", "NS", "SOA", "ANY", "SRV"] {
+            queries.append((name, type))
+        }
+    }
+    for name in [
+        "alias.example.test", "chain1.example.test", "outside.example.test",
+        "x.wild.example.test", "y.z.wild.example.test", "b.ent.example.test",
+        "ent.example.test", "_sip._tcp.example.test", "deleg.example.test",
+        "host.deleg.example.test", "nothere.example.test", "v6only.example.test",
+        "quoted.example.test", "big.example.test", "www.other.test", "other.test",
+        "nowhere.invalid", "mail.example.test",
+    ] {
+        for type in ["A", "AAAA", "TXT"] { queries.append((name, type)) }
+    }
+    queries.append(("_sip._tcp.example.test", "SRV"))
+    queries.append(("deleg.example.test", "NS"))
+    queries.append(("example.test", "CAA"))
+    queries.append(("example.test", "NAPTR"))
+    return queries
+}()
+
+/// A fresh folder with the test zones written in it.
+func writeTestZones() throws -> String {
+    var template = Array("/tmp/oasis-dns-server.XXXXXX".utf8CString)
+    let folder = template.withUnsafeMutableBufferPointer {
+        String(cString: mkdtemp($0.baseAddress!)!)
+    }
+    try dnsZoneText.write(toFile: folder + "/example.test.zone", atomically: true, encoding: .utf8)
+    try otherZoneText.write(toFile: folder + "/other.test.zone", atomically: true, encoding: .utf8)
+    return folder
+}
+
+/// A port for this test process: tests in other suites use 20000–39999.
+func testPort(_ offset: Int) -> UInt16 {
+    UInt16(40000 + Int(getpid()) % 5000 * 4 + offset)
+}
+
+/// A running `oasis dns` (inside a namespace when given), stopped with SIGTERM.
+final class RunningDNS {
+    let process = Process()
+    let output = Pipe()
+
+    init(_ arguments: [String], namespace: TestNamespace? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let prefix = namespace.map { ["ip", "netns", "exec", $0.name] } ?? []
+        process.arguments = prefix + [oasisPath, "dns"] + arguments
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    func stop() -> String {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+}
+
+/// NSD serving the test zones on 127.0.0.1:`port` (configuration as in peers.md).
+final class RunningNSD {
+    let folder: String
+    let process = Process()
+
+    init(folder: String, port: UInt16) throws {
+        self.folder = folder
+        let config = """
+            server:
+              server-count: 1
+              username: ""
+              chroot: ""
+              rrl-ratelimit: 0
+              ip-address: 127.0.0.1@\(port)
+              zonesdir: "\(folder)"
+              pidfile: "\(folder)/nsd.pid"
+              database: ""
+              xfrdfile: "\(folder)/xfrd.state"
+              zonelistfile: "\(folder)/zone.list"
+              logfile: "\(folder)/nsd.log"
+            remote-control:
+              control-enable: no
+            zone:
+              name: "example.test."
+              zonefile: "example.test.zone"
+            zone:
+              name: "other.test."
+              zonefile: "other.test.zone"
+
+            """
+        try config.write(toFile: folder + "/nsd.conf", atomically: true, encoding: .utf8)
+        // NSD must see SIGTERM: the test process may run with it blocked (a blocked
+        // mask is inherited), so NSD starts through Python, which clears the mask.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", "-c",
+            "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); "
+                + "os.execvp('nsd', ['nsd', '-d', '-c', sys.argv[1]])",
+            folder + "/nsd.conf",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// With `-d`, the process started becomes NSD's xfrd, which ignores SIGTERM; the
+    /// main process (its child, PID in the pidfile) stops everything on SIGTERM.
+    /// SIGKILL to both if that fails.
+    func stop() {
+        let text = (try? String(contentsOfFile: folder + "/nsd.pid", encoding: .utf8)) ?? ""
+        let main = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        if main > 0 { kill(main, SIGTERM) }
+        for _ in 0..<40 where process.isRunning { usleep(50_000) }
+        if process.isRunning {
+            if main > 0 { kill(main, SIGKILL) }
+            kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+    }
+}
+
+// MARK: A minimal client (query bytes built by hand: no code of ours on this side)
+
+/// A query for `name`/`type` with `id`; with an OPT offering 1232 bytes when `edns`.
+func dnsQuery(_ name: String, type: UInt16, id: UInt16, edns: Bool = true) -> [UInt8] {
+    var bytes: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xff), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0]
+    bytes.append(edns ? 1 : 0)
+    for label in name.split(separator: ".") {
+        bytes.append(UInt8(label.utf8.count))
+        bytes += Array(label.utf8)
+    }
+    bytes += [0, UInt8(type >> 8), UInt8(type & 0xff), 0, 1]
+    if edns { bytes += [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0] }
+    return bytes
+}
+
+/// The rcode and the section counts of an answer.
+struct AnswerHeader: Equatable {
+    var id: UInt16
+    var isResponse: Bool
+    var truncated: Bool
+    var rcode: UInt8
+    var answers: Int
+
+    init?(_ bytes: [UInt8]) {
+        guard bytes.count >= 12 else { return nil }
+        id = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+        isResponse = bytes[2] & 0x80 != 0
+        truncated = bytes[2] & 0x02 != 0
+        rcode = bytes[3] & 0x0f
+        answers = Int(bytes[6]) << 8 | Int(bytes[7])
+    }
+}
+
+func socketAddress(_ address: String, _ port: UInt16) -> sockaddr_in {
+    var result = sockaddr_in()
+    result.sin_family = sa_family_t(AF_INET)
+    result.sin_port = port.bigEndian
+    inet_pton(AF_INET, address, &result.sin_addr)
+    return result
+}
+
+/// One UDP exchange; nil when nothing comes back within `timeout` seconds.
+func udpAsk(_ query: [UInt8], port: UInt16, timeout: Double = 0.5) -> [UInt8]? {
+    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var address = socketAddress("127.0.0.1", port)
+    let sent = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            sendto(fd, query, query.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard sent == query.count, waitReadable(fd, milliseconds: Int32(timeout * 1000)) else {
+        return nil
+    }
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    let received = recv(fd, &buffer, buffer.count, 0)
+    return received > 0 ? Array(buffer[0..<received]) : nil
+}
+
+/// A blocking TCP connection to 127.0.0.1 with a receive timeout.
+final class TCPClient {
+    let fd: Int32
+
+    init?(port: UInt16) {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = socketAddress("127.0.0.1", port)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(fd)
+            return nil
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            guard n > 0 else { return false }
+            offset += n
+        }
+        return true
+    }
+
+    static func framed(_ message: [UInt8]) -> [UInt8] {
+        [UInt8(message.count >> 8), UInt8(message.count & 0xff)] + message
+    }
+
+    func read(_ count: Int) -> [UInt8]? {
+        var result = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = result.withUnsafeMutableBytes {
+                recv(fd, $0.baseAddress! + got, count - got, 0)
+            }
+            guard n > 0 else { return nil }
+            got += n
+        }
+        return result
+    }
+
+    /// The next length-prefixed message.
+    func readMessage() -> [UInt8]? {
+        guard let prefix = read(2) else { return nil }
+        return read(Int(prefix[0]) << 8 | Int(prefix[1]))
+    }
+}
+
+/// Waits until a server answers a query on `port`.
+func waitForDNS(port: UInt16, seconds: Double = 20) -> Bool {
+    let deadline = Deadline(seconds: seconds)
+    while !deadline.hasPassed {
+        if udpAsk(dnsQuery("example.test", type: 6, id: 1), port: port, timeout: 0.2) != nil {
+            return true
+        }
+    }
+    return false
+}
+
+/// dig's answer text for one or more queries, without what changes between runs
+/// (ids, timings, the server line).
+func digText(
+    _ server: String, port: UInt16, _ queries: [(String, String)], options: [String] = [],
+    namespace: TestNamespace? = nil
+) throws -> String {
+    let arguments =
+        [
+            "dig", "@\(server)", "-p", "\(port)", "+noall", "+comments", "+answer", "+authority",
+            "+additional", "+tries=1", "+time=2",
+        ] + options + queries.flatMap { [$0.0, $0.1] }
+    let result = try namespace.map { try $0.run(arguments) } ?? run(arguments)
+    return normalizedDig(result.output)
+}
+
+func normalizedDig(_ text: String) -> String {
+    text.split(separator: "\n").filter { line in
+        !line.hasPrefix(";; Query time") && !line.hasPrefix(";; SERVER")
+            && !line.hasPrefix(";; WHEN") && !line.trimmingCharacters(in: .whitespaces).isEmpty
+    }.map { line in
+        line.replacingOccurrences(
+            of: #"id: [0-9]+"#, with: "id: _", options: .regularExpression)
+    }.joined(separator: "\n")
+}
+
+/// Splits dig output for many queries into one block per answer.
+func digAnswers(_ text: String) -> [String] {
+    text.components(separatedBy: ";; Got answer:").map {
+        $0.trimmingCharacters(in: .whitespacesAndNewlines)
+    }.filter { !$0.isEmpty }
+}
+
+/// Runs `oasis dns` on the test zones over kernel sockets, waits until it answers,
+/// runs `body` with its port, and stops it.
+func withDNSOnSockets(
+    _ test: String, offset: Int = 0, extraArguments: [String] = [],
+    _ body: (UInt16, String) throws -> Void
+) throws {
+    guard access(oasisPath, X_OK) == 0 else { try skip(test, "\(oasisPath) is not built") }
+    guard isInstalled("dig") else { try skip(test, "dig is not installed (bind9-dnsutils)") }
+    let folder = try writeTestZones()
+    defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+    let port = testPort(offset)
+    let server = try RunningDNS(
+        [
+            "--zone", folder + "/example.test.zone", "--zone", folder + "/other.test.zone",
+            "--listen", "127.0.0.1:\(port)",
+        ] + extraArguments)
+    var log = ""
+    defer {
+        log = server.stop()
+        print("\(test): oasis said:\n\(log)")
+    }
+    guard waitForDNS(port: port) else {
+        Issue.record("oasis dns never answered on port \(port)")
+        return
+    }
+    try body(port, folder)
+}
+
+@Suite(.serialized) struct DNSServerTests {
+    @Test func digGetsEachKindOfAnswerOverUDPAndTCP() throws {
+        try withDNSOnSockets("digGetsEachKindOfAnswerOverUDPAndTCP") { port, _ in
+            func ask(_ name: String, _ type: String, _ options: [String] = []) throws -> String {
+                try digText("127.0.0.1", port: port, [(name, type)], options: options)
+            }
+            let a = try ask("www.example.test", "A")
+            #expect(a.contains("status: NOERROR") && a.contains("flags: qr aa"), "\(a)")
+            #expect(a.contains("www.example.test.\t3600\tIN\tA\t192.0.2.80"), "\(a)")
+            #expect(a.contains("www.example.test.\t3600\tIN\tA\t192.0.2.81"), "\(a)")
+            let aaaa = try ask("v6only.example.test", "AAAA")
+            #expect(aaaa.contains("IN\tAAAA\t2001:db8::80"), "\(aaaa)")
+            let mx = try ask("example.test", "MX")
+            #expect(mx.contains("IN\tMX\t10 mail.example.test."), "\(mx)")
+            #expect(mx.contains("mail.example.test.\t3600\tIN\tA\t192.0.2.25"), "\(mx)")
+            let txt = try ask("quoted.example.test", "TXT")
+            #expect(txt.contains("IN\tTXT\t\"a \\\"quoted\\\" string\" \"plain\""), "\(txt)")
+            let nxdomain = try ask("nothere.example.test", "A")
+            #expect(nxdomain.contains("status: NXDOMAIN"), "\(nxdomain)")
+            #expect(nxdomain.contains("IN\tSOA\tns1.example.test."), "\(nxdomain)")
+            let nodata = try ask("www.example.test", "AAAA")
+            #expect(nodata.contains("status: NOERROR") && nodata.contains("ANSWER: 0"), "\(nodata)")
+            #expect(nodata.contains("IN\tSOA\tns1.example.test."), "\(nodata)")
+            let referral = try ask("host.deleg.example.test", "A")
+            #expect(referral.contains("status: NOERROR") && referral.contains("ANSWER: 0"))
+            #expect(!referral.contains("flags: qr aa"), "\(referral)")
+            #expect(referral.contains("deleg.example.test.\t3600\tIN\tNS\tns.deleg.example.test."))
+            #expect(referral.contains("ns.deleg.example.test.\t3600\tIN\tA\t192.0.2.200"))
+            let wildcard = try ask("x.wild.example.test", "A")
+            #expect(wildcard.contains("x.wild.example.test.\t3600\tIN\tA\t192.0.2.99"))
+
+            // 40 TXT records of ~100 bytes: truncated over UDP, whole over TCP.
+            let udp = try ask("big.example.test", "TXT", ["+ignore"])
+            #expect(udp.contains("flags: qr aa tc"), "\(udp)")
+            #expect(udp.contains("ANSWER: 0"), "\(udp)")
+            let tcp = try ask("big.example.test", "TXT", ["+tcp"])
+            #expect(tcp.contains("ANSWER: 40") && !tcp.contains(" tc"), "\(tcp)")
+            if isInstalled("kdig") {
+                let kdig = try run([
+                    "kdig", "+tcp", "@127.0.0.1", "-p", "\(port)", "big.example.test", "TXT",
+                ])
+                #expect(kdig.output.contains("ANSWER: 40"), "\(kdig.output)")
+                #expect(kdig.output.contains("status: NOERROR"), "\(kdig.output)")
+                let kdigUDP = try run([
+                    "kdig", "+notcp", "+ignore", "@127.0.0.1", "-p", "\(port)",
+                    "big.example.test", "TXT",
+                ])
+                #expect(kdigUDP.output.contains("Flags: qr aa tc"), "\(kdigUDP.output)")
+            } else {
+                print("SKIPPED: kdig part: kdig is not installed (knot-dnsutils)")
+            }
+        }
+    }
+
+    @Test func manyQueriesPipelinedOnOneTCPConnectionAnsweredInOrder() throws {
+        try withDNSOnSockets("manyQueriesPipelinedOnOneTCPConnection", offset: 1) { port, _ in
+            guard let client = TCPClient(port: port) else {
+                Issue.record("cannot connect")
+                return
+            }
+            // 400 queries in one write, a quarter of them for a 4.5 KB answer: 450 KB of
+            // answers, more than the server queues for one client, so it must stop reading
+            // and resume through writable readiness while this client is slow to read.
+            var stream: [UInt8] = []
+            for id in 1...400 {
+                let name = id % 4 == 0 ? "big.example.test" : "www.example.test"
+                stream += TCPClient.framed(dnsQuery(name, type: 16, id: UInt16(id)))
+            }
+            #expect(client.send(stream))
+            usleep(300_000)
+            var ids: [UInt16] = []
+            for expected in 1...400 {
+                guard let answer = client.readMessage(), let header = AnswerHeader(answer) else {
+                    Issue.record("answer \(expected) missing")
+                    break
+                }
+                ids.append(header.id)
+                #expect(header.isResponse && header.rcode == 0 && !header.truncated)
+                #expect(header.answers == (expected % 4 == 0 ? 40 : 0))
+            }
+            #expect(ids == (1...400).map { UInt16($0) })
+        }
+    }
+
+    @Test func sameAnswersAsNSDThroughBothServersSockets() throws {
+        guard getuid() == 0 else { try skip("NSD comparison", "NSD runs as root here") }
+        guard isInstalled("nsd") else { try skip("NSD comparison", "nsd is not installed") }
+        try withDNSOnSockets("sameAnswersAsNSDThroughBothServersSockets", offset: 2) {
+            port, folder in
+            let nsdPort = testPort(3)
+            let nsd = try RunningNSD(folder: folder, port: nsdPort)
+            defer { nsd.stop() }
+            #expect(waitForDNS(port: nsdPort), "NSD did not start")
+            var compared = 0
+            var differences: [String] = []
+            for transport in [[], ["+tcp"], ["+nocookie", "+bufsize=512"], ["+noedns"]] {
+                let ours = digAnswers(
+                    try digText("127.0.0.1", port: port, dnsComparisonQueries, options: transport))
+                let theirs = digAnswers(
+                    try digText(
+                        "127.0.0.1", port: nsdPort, dnsComparisonQueries, options: transport))
+                #expect(
+                    ours.count == dnsComparisonQueries.count, "\(transport): \(ours.count) answers")
+                #expect(theirs.count == dnsComparisonQueries.count)
+                for (index, (mine, nsds)) in zip(ours, theirs).enumerated() {
+                    compared += 1
+                    if mine != nsds {
+                        differences.append(
+                            "\(dnsComparisonQueries[index]) \(transport):\n--- oasis\n\(mine)\n--- nsd\n\(nsds)"
+                        )
+                    }
+                }
+            }
+            print("compared \(compared) answers with NSD: \(differences.count) differ")
+            #expect(compared >= 4 * 80)
+            #expect(differences.isEmpty, "\(differences.joined(separator: "\n\n"))")
+        }
+    }
+
+    @Test func malformedQueriesOverUDPAndTCPDoNotStopTheServer() throws {
+        try withDNSOnSockets("malformedQueriesDoNotStopTheServer", offset: 1) { port, _ in
+            let valid = dnsQuery("www.example.test", type: 1, id: 0x4242)
+            var withResponseBit = valid
+            withResponseBit[2] |= 0x80
+            let noQuestion: [UInt8] = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+            let badName: [UInt8] = [0x12, 0x35, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c]
+            // An extended label type (0x40): never a valid name, whatever follows.
+            var junk: [UInt8] = [0x12, 0x36, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0x41]
+            var seed: UInt32 = 12345
+            for _ in 0..<200 {
+                seed = seed &* 1_103_515_245 &+ 12345
+                junk.append(UInt8(truncatingIfNeeded: seed >> 16))
+            }
+            let garbage: [[UInt8]] = [
+                [], [0xde, 0xad], Array(valid[0..<11]), withResponseBit, noQuestion, badName, junk,
+                [UInt8](repeating: 0xff, count: 600),
+            ]
+            for message in garbage {
+                if let answer = udpAsk(message, port: port, timeout: 0.3) {
+                    let header = AnswerHeader(answer)
+                    #expect(
+                        header?.isResponse == true && header?.rcode == 1, "\(message.prefix(16))")
+                }
+                let answer = udpAsk(valid, port: port).flatMap(AnswerHeader.init)
+                #expect(answer?.id == 0x4242 && answer?.answers == 2, "after \(message.prefix(16))")
+            }
+            // Over TCP: every bad message framed on one connection, then a good one. Each
+            // gets FORMERR or nothing; the good one is answered, last.
+            guard let client = TCPClient(port: port) else {
+                Issue.record("cannot connect")
+                return
+            }
+            #expect(client.send(garbage.flatMap(TCPClient.framed) + TCPClient.framed(valid)))
+            var headers: [AnswerHeader] = []
+            while let answer = client.readMessage(), let header = AnswerHeader(answer) {
+                headers.append(header)
+                if header.id == 0x4242 { break }
+            }
+            #expect(headers.last?.id == 0x4242 && headers.last?.answers == 2, "\(headers)")
+            #expect(headers.dropLast().allSatisfy { $0.isResponse && $0.rcode == 1 }, "\(headers)")
+            #expect(headers.count == 4, "noQuestion, badName, junk and the good one: \(headers)")
+            // A connection that announces 60 000 bytes, sends ten and hangs up; one that
+            // sends half a length prefix and hangs up.
+            for partial: [UInt8] in [[0xea, 0x60] + [UInt8](repeating: 1, count: 10), [0x00]] {
+                if let half = TCPClient(port: port) { _ = half.send(partial) }
+            }
+            let after = TCPClient(port: port)
+            #expect(after?.send(TCPClient.framed(valid)) == true)
+            #expect(after?.readMessage().flatMap(AnswerHeader.init)?.id == 0x4242)
+            let udpAfter = udpAsk(valid, port: port).flatMap(AnswerHeader.init)
+            #expect(udpAfter?.answers == 2)
+        }
+    }
+
+    @Test func idleTCPConnectionsAreClosedAndTheLimitHolds() throws {
+        try withDNSOnSockets(
+            "idleTCPConnectionsAreClosedAndTheLimitHolds", offset: 2,
+            extraArguments: ["--tcp-connections", "2", "--tcp-idle-timeout", "0.5"]
+        ) { port, _ in
+            let valid = TCPClient.framed(dnsQuery("www.example.test", type: 1, id: 7))
+            let first = TCPClient(port: port)
+            let second = TCPClient(port: port)
+            #expect(first?.send(valid) == true && first?.readMessage() != nil)
+            #expect(second?.send(valid) == true && second?.readMessage() != nil)
+            // A third waits in the backlog until the idle ones are closed (0.5 s).
+            let started = ContinuousClock.now
+            let third = TCPClient(port: port)
+            #expect(third?.send(valid) == true)
+            #expect(third?.readMessage().flatMap(AnswerHeader.init)?.id == 7)
+            let waited = ContinuousClock.now - started
+            #expect(waited >= .milliseconds(300), "answered after \(waited)")
+            // The idle ones were closed by the server: reading gives end of stream.
+            #expect(first?.read(1) == nil)
+        }
+    }
+
+    @Test func digOverTheOasisStackOnATapGetsTheSameAnswersAsOverSockets() throws {
+        guard access(oasisPath, X_OK) == 0 else { try skip("dns tap", "\(oasisPath) is not built") }
+        guard isInstalled("dig") else { try skip("dns tap", "dig is not installed") }
+        let folder = try writeTestZones()
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let zones = [
+            "--zone", folder + "/example.test.zone", "--zone", folder + "/other.test.zone",
+        ]
+        try withTestNamespace("digOverTheOasisStackOnATap") { namespace in
+            try namespace.runChecked(["ip", "link", "set", "lo", "up"])
+            try namespace.runChecked(["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"])
+            try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "tap0"])
+            try namespace.runChecked(["ip", "link", "set", "tap0", "up"])
+            let onStack = try RunningDNS(
+                zones + [
+                    "--backend", "tap", "--tap", "tap0", "--ip", "192.0.2.2/24", "--mac", stackMAC,
+                    "--listen", "53",
+                ], namespace: namespace)
+            defer { print("dns tap: oasis on the stack said:\n\(onStack.stop())") }
+            let onSockets = try RunningDNS(
+                zones + ["--listen", "127.0.0.1:5300"], namespace: namespace)
+            defer { print("dns tap: oasis on sockets said:\n\(onSockets.stop())") }
+            try waitForPing(namespace, "192.0.2.2")
+            let deadline = Deadline(seconds: 10)
+            while !deadline.hasPassed {
+                let probe = try namespace.run([
+                    "dig", "@127.0.0.1", "-p", "5300", "+short", "+tries=1", "+time=1",
+                    "example.test", "SOA",
+                ])
+                if probe.status == 0 && !probe.output.isEmpty { break }
+            }
+            // UDP only (dig asks ANY over TCP by default, and retries truncated answers
+            // over TCP): the Oasis stack has no TCP yet.
+            let udpOnly = ["+notcp", "+ignore"]
+            let overStack = digAnswers(
+                try digText(
+                    "192.0.2.2", port: 53, dnsComparisonQueries, options: udpOnly,
+                    namespace: namespace))
+            let overSockets = digAnswers(
+                try digText(
+                    "127.0.0.1", port: 5300, dnsComparisonQueries, options: udpOnly,
+                    namespace: namespace))
+            #expect(overStack.count == dnsComparisonQueries.count, "\(overStack.count) answers")
+            #expect(overStack.count == overSockets.count)
+            for (index, (a, b)) in zip(overStack, overSockets).enumerated() where a != b {
+                Issue.record("\(dnsComparisonQueries[index]):\n\(a)\n--- sockets:\n\(b)")
+            }
+            // The truncated answer over the stack's UDP too.
+            let big = try digText(
+                "192.0.2.2", port: 53, [("big.example.test", "TXT")], options: ["+ignore"],
+                namespace: namespace)
+            #expect(big.contains("flags: qr aa tc"), "\(big)")
+        }
+    }
+
+    @Test func digOverTheOasisStackThroughPcapOnAVethWithACapture() throws {
+        guard access(oasisPath, X_OK) == 0 else {
+            try skip("dns pcap", "\(oasisPath) is not built")
+        }
+        guard isInstalled("dig") else { try skip("dns pcap", "dig is not installed") }
+        guard isInstalled("ethtool") else { try skip("dns pcap", "ethtool is not installed") }
+        let folder = try writeTestZones()
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let capture = folder + "/dns.pcap"
+        try withTestNamespace("digOverTheOasisStackThroughPcap") { namespace in
+            try namespace.runChecked([
+                "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb",
+            ])
+            try namespace.runChecked(["ip", "link", "set", "va", "up"])
+            try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "vb"])
+            try namespace.runChecked(["ip", "link", "set", "vb", "up"])
+            try namespace.runChecked(["ethtool", "-K", "vb", "tx", "off"])
+            let server = try RunningDNS(
+                [
+                    "--zone", folder + "/example.test.zone", "--backend", "pcap", "--pcap", "va",
+                    "--ip", "192.0.2.2/24", "--mac", stackMAC, "--listen", "53", "--capture",
+                    capture,
+                ], namespace: namespace)
+            defer { print("dns pcap: oasis said:\n\(server.stop())") }
+            try waitForPing(namespace, "192.0.2.2")
+            let answer = try digText(
+                "192.0.2.2", port: 53, [("www.example.test", "A"), ("x.wild.example.test", "TXT")],
+                options: ["+notcp"], namespace: namespace)
+            #expect(answer.contains("www.example.test.\t3600\tIN\tA\t192.0.2.81"), "\(answer)")
+            #expect(answer.contains("x.wild.example.test.\t3600\tIN\tTXT\t\"wild card\""))
+        }
+        guard isInstalled("tshark") else { return }
+        let dns = try run(["tshark", "-r", capture, "-Y", "dns.flags.response == 1"])
+        #expect(dns.output.split(separator: "\n").count == 2, "\(dns.output)")
+        let bad = try run([
+            "tshark", "-r", capture, "-Y", "_ws.malformed || _ws.expert.severity >= warning",
+        ])
+        #expect(bad.output.isEmpty, "tshark flagged: \(bad.output)")
+    }
+
+    @Test func aZoneFileErrorIsReportedAsFileLineAndExitsNonZero() throws {
+        guard access(oasisPath, X_OK) == 0 else {
+            try skip("zone error", "\(oasisPath) is not built")
+        }
+        let folder = try writeTestZones()
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/broken.zone"
+        try "$ORIGIN broken.test.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.300\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try run([oasisPath, "dns", "--zone", path, "--listen", "127.0.0.1:1"])
+        #expect(result.status != 0)
+        #expect(result.errorOutput.contains("\(path):5: "), "\(result.errorOutput)")
+        let misused = try run([
+            oasisPath, "dns", "--zone", folder + "/example.test.zone", "--capture", "/tmp/x.pcap",
+        ])
+        #expect(
+            misused.status != 0 && misused.errorOutput.contains("--capture is for the Oasis stack"))
+        let missing = try run([oasisPath, "dns", "--zone", folder + "/none.zone"])
+        #expect(missing.status != 0)
+        #expect(missing.errorOutput.contains("none.zone"), "\(missing.errorOutput)")
+    }
+}
