@@ -162,6 +162,9 @@ final class NSDServer {
               server-count: 1
               username: ""
               chroot: ""
+              # Debian's NSD rate-limits answers per source netblock; hundreds of test
+              # queries from 127.0.0.1 would trip it (slipped, truncated answers).
+              rrl-ratelimit: 0
               ip-address: 127.0.0.1@\(port)
               zonesdir: "\(folder)"
               pidfile: "\(folder)/nsd.pid"
