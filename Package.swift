@@ -32,6 +32,7 @@ let package = Package(
         .target(
             name: "CPcap", path: "CShims/CPcap",
             linkerSettings: [.linkedLibrary("pcap")]),
+        .target(name: "CSocket", path: "CShims/CSocket"),
         .target(
             name: "CXen", path: "CShims/CXen",
             linkerSettings: [
@@ -70,7 +71,7 @@ let package = Package(
         .target(
             name: "OasisNet",
             dependencies: [
-                "OasisBits", "OasisLoop", "OasisDevices",
+                "CSocket", "OasisBits", "OasisLoop", "OasisDevices",
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             exclude: ["README.md"],

@@ -1,5 +1,6 @@
 // The `Datagram` surface over the kernel's UDP sockets: the tutorial's unix-socket.
 
+import CSocket
 import Glibc
 import OasisBits
 import OasisLoop
@@ -13,6 +14,24 @@ public final class SocketDatagrams: DatagramService {
     public let address: IPv4Address
     private let loop: EventLoop
     private let pool = BufferPool(limit: 256)
+    /// Datagrams per `recvmmsg`/`sendmmsg`.
+    static let batch = 32
+    // The batch's message headers, vectors and addresses, made once: the kernel reads
+    // and writes them in place.
+    private let receiveHeaders = UnsafeMutablePointer<oasis_mmsghdr>.allocate(capacity: batch)
+    private let receiveVectors = UnsafeMutablePointer<iovec>.allocate(capacity: batch)
+    private let receiveAddresses = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: batch)
+    private var receiveBuffers = [Bits?](repeating: nil, count: batch)
+    private let sendHeaders = UnsafeMutablePointer<oasis_mmsghdr>.allocate(capacity: batch)
+    private let sendVectors = UnsafeMutablePointer<iovec>.allocate(capacity: batch)
+    private let sendAddresses = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: batch)
+    private var pendingPayloads = [Bits?](repeating: nil, count: batch)
+    private var pendingCount = 0
+    private var pendingFD: CInt = -1
+    /// Inside a receive batch: replies wait for the batch's `sendmmsg`.
+    private var batching = false
+    /// Replies the kernel refused (a full socket buffer): counted, not retried.
+    public private(set) var sendFailures: UInt64 = 0
     private var sockets: [UInt16: CInt] = [:]
     /// The kernel receive buffer asked for each socket, or nil for the system default
     /// (about 200 KiB: a burst of a few hundred datagrams overflows it).
@@ -76,26 +95,87 @@ public final class SocketDatagrams: DatagramService {
         return fd
     }
 
+    /// Reads what is waiting, a batch of datagrams per system call (`recvmmsg`) straight
+    /// into pool buffers, hands each to `handler`, and sends the replies the handler
+    /// produced in one `sendmmsg` per batch.
     private func receive(on fd: CInt, local: DatagramEndpoint, _ handler: (Datagram) -> Void) {
-        for _ in 0..<64 {
-            guard var buffer = try? pool.allocate() else { return }
-            var from = sockaddr_in()
-            var fromLength = socklen_t(MemoryLayout<sockaddr_in>.size)
-            var received = -1
-            buffer.withUnsafeMutableTailroom { room in
-                received = withUnsafeMutablePointer(to: &from) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        recvfrom(fd, room.baseAddress, room.count, 0, $0, &fromLength)
-                    }
-                }
-                return max(received, 0)
+        for _ in 0..<4 {
+            var prepared = 0
+            while prepared < SocketDatagrams.batch, let buffer = try? pool.allocate() {
+                receiveBuffers[prepared] = buffer
+                receiveVectors[prepared] = iovec(
+                    iov_base: buffer.buffer.baseAddress + buffer.offset + buffer.count,
+                    iov_len: buffer.tailroom)
+                receiveHeaders[prepared] = oasis_mmsghdr(
+                    msg_hdr: msghdr(
+                        msg_name: UnsafeMutableRawPointer(receiveAddresses + prepared),
+                        msg_namelen: socklen_t(MemoryLayout<sockaddr_in>.size),
+                        msg_iov: receiveVectors + prepared, msg_iovlen: 1, msg_control: nil,
+                        msg_controllen: 0, msg_flags: 0),
+                    msg_len: 0)
+                prepared += 1
             }
-            guard received >= 0 else { return }  // EAGAIN: drained (or an error to retry later)
-            let source = DatagramEndpoint(
-                address: IPv4Address(rawValue: UInt32(bigEndian: from.sin_addr.s_addr)),
-                port: UInt16(bigEndian: from.sin_port))
-            handler(Datagram(source: source, destination: local, payload: buffer))
+            guard prepared > 0 else { return }  // no buffer free: the kernel keeps them
+            let received = Int(oasis_recvmmsg(fd, receiveHeaders, UInt32(prepared)))
+            guard received > 0 else {
+                for index in 0..<prepared { receiveBuffers[index] = nil }
+                return  // EAGAIN: drained (or an error to retry on the next readiness)
+            }
+            batching = true
+            for index in 0..<received {
+                guard var payload = receiveBuffers[index],
+                    (try? payload.extend(by: Int(receiveHeaders[index].msg_len))) != nil
+                else { continue }
+                receiveBuffers[index] = nil
+                let from = receiveAddresses[index]
+                let source = DatagramEndpoint(
+                    address: IPv4Address(rawValue: UInt32(bigEndian: from.sin_addr.s_addr)),
+                    port: UInt16(bigEndian: from.sin_port))
+                handler(Datagram(source: source, destination: local, payload: payload))
+            }
+            for index in received..<prepared { receiveBuffers[index] = nil }
+            batching = false
+            flush()
+            if received < prepared { return }
         }
+    }
+
+    /// Sends the replies queued during a receive batch, in one `sendmmsg` per socket
+    /// (the queue is flushed early when the socket changes or it is full).
+    private func flush() {
+        var start = 0
+        while start < pendingCount {
+            let sent = Int(
+                oasis_sendmmsg(pendingFD, sendHeaders + start, UInt32(pendingCount - start)))
+            if sent <= 0 {
+                sendFailures &+= UInt64(pendingCount - start)
+                break
+            }
+            start += sent
+        }
+        for index in 0..<pendingCount { pendingPayloads[index] = nil }
+        pendingCount = 0
+    }
+
+    /// Queues a reply for the batch's `sendmmsg`.
+    private func enqueue(_ payload: Bits, to target: sockaddr_in, fd: CInt) {
+        if pendingCount > 0 && (pendingFD != fd || pendingCount == SocketDatagrams.batch) {
+            flush()
+        }
+        pendingFD = fd
+        let index = pendingCount
+        pendingPayloads[index] = payload
+        sendAddresses[index] = target
+        sendVectors[index] = iovec(
+            iov_base: payload.buffer.baseAddress + payload.offset, iov_len: payload.count)
+        sendHeaders[index] = oasis_mmsghdr(
+            msg_hdr: msghdr(
+                msg_name: UnsafeMutableRawPointer(sendAddresses + index),
+                msg_namelen: socklen_t(MemoryLayout<sockaddr_in>.size),
+                msg_iov: sendVectors + index, msg_iovlen: 1, msg_control: nil, msg_controllen: 0,
+                msg_flags: 0),
+            msg_len: 0)
+        pendingCount += 1
     }
 
     public func stopListening(port: UInt16) {
@@ -118,6 +198,10 @@ public final class SocketDatagrams: DatagramService {
             sockets[port] = fd
         }
         var target = SocketDatagrams.socketAddress(destination.address, destination.port)
+        if batching {
+            enqueue(payload, to: target, fd: fd)
+            return
+        }
         let sent = payload.withUnsafeBytes { bytes in
             withUnsafePointer(to: &target) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -128,6 +212,15 @@ public final class SocketDatagrams: DatagramService {
             }
         }
         guard sent >= 0 else { throw .system(operation: "sendto", errno: errno) }
+    }
+
+    deinit {
+        receiveHeaders.deallocate()
+        receiveVectors.deallocate()
+        receiveAddresses.deallocate()
+        sendHeaders.deallocate()
+        sendVectors.deallocate()
+        sendAddresses.deallocate()
     }
 
     /// Closes every socket.

@@ -1,0 +1,19 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include "csocket.h"
+
+_Static_assert(sizeof(struct oasis_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
+_Static_assert(offsetof(struct oasis_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len),
+               "mmsghdr layout");
+
+int oasis_recvmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count) {
+    return recvmmsg(fd, (struct mmsghdr *)messages, count, MSG_DONTWAIT, NULL);
+}
+
+int oasis_sendmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count) {
+    return sendmmsg(fd, (struct mmsghdr *)messages, count, MSG_DONTWAIT);
+}
+
+int oasis_socket_errno(void) { return errno; }

@@ -1,0 +1,19 @@
+#ifndef OASIS_CSOCKET_H
+#define OASIS_CSOCKET_H
+#include <sys/socket.h>
+
+/* `struct mmsghdr`, `recvmmsg` and `sendmmsg` are GNU extensions that Swift's Glibc
+ * module does not export. This is the same layout under our own name (checked in
+ * csocket.c), and thin calls to the real functions. */
+struct oasis_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+
+/* recvmmsg(fd, messages, count, MSG_DONTWAIT, NULL): -1 with errno on failure. */
+int oasis_recvmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count);
+/* sendmmsg(fd, messages, count, MSG_DONTWAIT): -1 with errno on failure. */
+int oasis_sendmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count);
+/* errno, for Swift. */
+int oasis_socket_errno(void);
+#endif
