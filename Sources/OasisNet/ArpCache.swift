@@ -243,6 +243,13 @@ public struct ArpCache {
     public mutating func insert(_ ip: IPv4Address, _ hardware: MACAddress, now: Duration) {
         var ignored = Reception()
         if entries[ip] != nil || makeRoom() { learn(ip, hardware, now: now, into: &ignored) }
+        // Nobody asked for these packets through `takeWaiting`: drop them (counted) rather
+        // than leave an entry that can never empty.
+        if let waiting = entries[ip]?.waiting, !waiting.isEmpty {
+            drops.count(.evicted, UInt64(waiting.count))
+            waitingCount -= waiting.count
+            entries[ip]!.waiting.removeAll()
+        }
     }
 
     /// A gratuitous ARP announcing our address (RFC 5227 §3), to send after an address
