@@ -5,6 +5,7 @@
 
 import DequeModule
 import OasisBits
+import OasisLoop
 
 /// An IPv4 address and a port.
 public struct DatagramEndpoint: Hashable, Sendable, CustomStringConvertible {
@@ -122,12 +123,15 @@ public final class DatagramReceiver: AsyncSequence, AsyncIteratorProtocol {
     /// Datagrams dropped because the queue was full.
     public private(set) var dropped: UInt64 = 0
     private let stop: () -> Void
+    /// The loop the receiver was made on (its waits are resumed there).
+    private let loop: EventLoop?
 
     /// Listens on `port` of `service` and delivers what arrives through the sequence.
     public init(listeningOn port: UInt16, of service: some DatagramService, capacity: Int = 256)
         throws(DatagramError)
     {
         self.capacity = capacity
+        loop = EventLoop.current
         stop = { [weak service] in service?.stopListening(port: port) }
         try service.listen(port: port) { [weak self] datagram in self?.deliver(datagram) }
     }
@@ -146,20 +150,34 @@ public final class DatagramReceiver: AsyncSequence, AsyncIteratorProtocol {
     /// The next datagram; nil once ``finish()`` was called.
     public nonisolated(nonsending) func next() async -> Datagram? {
         if let datagram = takeQueued() { return datagram }
-        if finished { return nil }
-        // The body may run after an executor hop, when a datagram has already been
-        // queued: it checks the queue again before it waits.
-        return await withUnsafeContinuation {
-            (continuation: UnsafeContinuation<Handover?, Never>) in
-            if let datagram = takeQueued() {
-                continuation.resume(returning: Handover(datagram: datagram))
-            } else if finished {
-                continuation.resume(returning: nil)
-            } else {
-                precondition(waiter == nil, "DatagramReceiver: one reader at a time")
-                waiter = continuation
-            }
-        }?.datagram
+        if finished || Task.isCancelled { return nil }
+        // Cancelling the waiting task ends the wait with nil (as an AsyncStream does).
+        // The handler may run on any thread: it hops to the loop, where the waiter lives.
+        let bound = loop.map { LoopBound(self, on: $0) }
+        return await withTaskCancellationHandler {
+            // The body may run after an executor hop, when a datagram has already been
+            // queued: it checks the queue (and cancellation) again before it waits.
+            await withUnsafeContinuation {
+                (continuation: UnsafeContinuation<Handover?, Never>) in
+                if let datagram = takeQueued() {
+                    continuation.resume(returning: Handover(datagram: datagram))
+                } else if finished || Task.isCancelled {
+                    continuation.resume(returning: nil)
+                } else {
+                    precondition(waiter == nil, "DatagramReceiver: one reader at a time")
+                    waiter = continuation
+                }
+            }?.datagram
+        } onCancel: {
+            guard let bound else { return }
+            bound.loop.execute { bound.value.cancelWaiter() }
+        }
+    }
+
+    /// Ends a pending wait with nil (its task was cancelled).
+    private func cancelWaiter() {
+        waiter?.resume(returning: nil)
+        waiter = nil
     }
 
     /// The oldest queued datagram, released from the queue so that its buffer returns

@@ -236,3 +236,26 @@ import Testing
         #expect(try answers(from: IPv4Address("192.0.2.1")!, toLinkBroadcast: true) == 0)
     }
 }
+
+@Suite struct DatagramReceiverTests {
+    @Test func cancellingAWaitingReaderEndsItsWaitWithNil() throws {
+        let loop = try EventLoop(clock: .virtual)
+        let (endedWithNil, elapsed) = try loop.run {
+            let loop = EventLoop.current!
+            let (serverEnd, _) = MemoryDevice.pair(on: loop)
+            let server = IPv4Stack(
+                device: serverEnd,
+                configuration: IPv4StackConfiguration(network: IPv4Network("192.0.2.2/24")!),
+                on: loop)
+            let receiver = try DatagramReceiver(listeningOn: 53, of: server)
+            let start = Time.now!
+            let reader = Task(executorPreference: loop) { await receiver.next() == nil }
+            try await Time.sleep(.seconds(1))
+            reader.cancel()
+            let endedWithNil = await reader.value
+            return (endedWithNil, Time.now! - start)
+        }
+        #expect(endedWithNil)
+        #expect(elapsed < .seconds(2))
+    }
+}
