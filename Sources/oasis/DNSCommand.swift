@@ -146,11 +146,18 @@ struct DNSCommand: ParsableCommand {
         var message: String
     }
 
-    /// Reads every zone and compiles the engine; the zones' records are released
-    /// before returning (the engine keeps its own compact copy).
+    /// Reads every zone and compiles the engine, record by record (``ZoneCompiler``):
+    /// no zone's records are held as values.
     static func loadZones(_ specifications: [String]) throws(ZoneLoadFailure) -> AuthoritativeEngine
     {
-        var zones: [Zone] = []
+        // The compiler's working memory is gone when `compile` returns: trim after.
+        let engine = try compile(specifications)
+        releaseFreedMemory()
+        return engine
+    }
+
+    static func compile(_ specifications: [String]) throws(ZoneLoadFailure) -> AuthoritativeEngine {
+        var compiler = ZoneCompiler()
         for specification in specifications {
             let (originText, path) = splitZoneSpecification(specification)
             let text = originText ?? guessOrigin(path: path)
@@ -159,22 +166,13 @@ struct DNSCommand: ParsableCommand {
                 throw ZoneLoadFailure(message: "\(path): '\(text)' is not a zone name")
             }
             do {
-                let zone = try Zone.load(file: path, origin: origin)
-                try zone.validate()
-                zones.append(zone)
+                try compiler.add(file: path, origin: origin)
             } catch {
                 throw ZoneLoadFailure(
                     message: "\(describe(error))\nzone \(origin) file \(path) has 1 errors")
             }
         }
-        do {
-            let engine = try AuthoritativeEngine(zones: zones)
-            zones = []
-            releaseFreedMemory()
-            return engine
-        } catch {
-            throw ZoneLoadFailure(message: describe(error))
-        }
+        return compiler.finish()
     }
 
     /// `file:line: problem`, as nsd-checkzone prints it (`file: problem` for the zone

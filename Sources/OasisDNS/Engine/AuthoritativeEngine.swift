@@ -45,14 +45,21 @@ public final class AuthoritativeEngine: Sendable {
 
     /// Compiles `zones`. Fails on a zone that `nsd-checkzone` would reject (no SOA,
     /// data outside the zone, CNAME beside other data) or on a zone served twice.
-    public init(zones: [Zone]) throws(ZoneFileError) {
-        store = try ZoneStore(zones: zones)
+    /// (``ZoneCompiler`` compiles zone files without holding their records.)
+    public convenience init(zones: [Zone]) throws(ZoneFileError) {
+        var compiler = ZoneCompiler()
+        for zone in zones { try compiler.add(zone) }
+        self.init(store: compiler.finish().store)
+    }
+
+    init(store: ZoneStore) {
+        self.store = store
     }
 
     /// The number of names (including empty non-terminals) and RRsets loaded, and the
     /// bytes of the name and RDATA arena.
     public var statistics: (names: Int, rrsets: Int, arenaBytes: Int) {
-        (store.nodes.count, store.rrsets.count, store.arena.count)
+        (store.nodeCount, store.rrsetCount, store.arenaBytes)
     }
 
     /// Answers `query` (one DNS message, without the TCP length prefix) into
@@ -67,11 +74,12 @@ public final class AuthoritativeEngine: Sendable {
         var writer = MessageWriter(
             into: (try? response.shifted(by: start)) ?? response,
             limit: 65535)
-        let length: Int? = store.arena.withUnsafeBytes { arena in
-            withUnsafeTemporaryAllocation(byteCount: 512, alignment: 8) { scratch in
-                var responder = Responder(store: store, arena: arena, scratch: scratch)
-                return responder.respond(to: query, transport: transport, writer: &writer)
-            }
+        let view = store.view
+        let length: Int? = withUnsafeTemporaryAllocation(
+            byteCount: Responder.scratchBytes, alignment: 8
+        ) { scratch in
+            var responder = Responder(store: view, scratch: scratch)
+            return responder.respond(to: query, transport: transport, writer: &writer)
         }
         guard let length else { return nil }
         try? response.truncate(to: start)

@@ -10,19 +10,21 @@ struct PlannedRRSet {
     /// The owner's wire bytes in the arena, or -1: the question's name (written as a
     /// pointer to offset 12, as NSD does, so the answer echoes the query's case).
     var ownerOffset: Int32
+    /// The RRset's descriptor in the store's arena.
     var rrset: Int32
 }
 
 /// The state of answering one query: the plan of RRsets, then the encoding. Lives on
 /// the stack for the duration of one `respond` call.
 struct Responder {
-    let store: ZoneStore
-    let arena: UnsafeRawBufferPointer
-    /// [0, 256): the name being looked up, lowercased; [256, 512): a second name.
+    let store: StoreView
+    /// [0, 256): the name being looked up, lowercased; [256, 512): a second name; then
+    /// the labels' starts and suffix hashes of the name being looked up.
     let scratch: UnsafeMutableRawBufferPointer
-    var plan = InlineArray<96, PlannedRRSet>(
-        repeating: PlannedRRSet(
-            section: 0, negative: false, ownerLength: 0, ownerOffset: 0, rrset: 0))
+    let labelStarts: UnsafeMutablePointer<UInt8>
+    let suffixHashes: UnsafeMutablePointer<UInt64>
+    /// The RRsets chosen, in order; at most `Responder.planCapacity`.
+    let plan: UnsafeMutablePointer<PlannedRRSet>
     var planCount = 0
     var authoritative = true
     var rcode: UInt8 = 0
@@ -32,10 +34,19 @@ struct Responder {
     /// QCLASS ANY: NSD leaves the authority section out.
     var classAny = false
 
-    init(store: ZoneStore, arena: UnsafeRawBufferPointer, scratch: UnsafeMutableRawBufferPointer) {
+    static let planCapacity = 96
+    /// The bytes of scratch memory a responder needs (uninitialized is fine).
+    static let scratchBytes = 512 + 8 * 129 + 128 + MemoryLayout<PlannedRRSet>.stride * planCapacity
+
+    /// A responder over `store` using `scratch` (``scratchBytes``, 8-byte aligned).
+    init(store: StoreView, scratch: UnsafeMutableRawBufferPointer) {
         self.store = store
-        self.arena = arena
         self.scratch = scratch
+        let base = scratch.baseAddress!
+        suffixHashes = (base + 512).bindMemory(to: UInt64.self, capacity: 129)
+        labelStarts = (base + 512 + 8 * 129).bindMemory(to: UInt8.self, capacity: 128)
+        plan = (base + 512 + 8 * 129 + 128).bindMemory(
+            to: PlannedRRSet.self, capacity: Responder.planCapacity)
     }
 
     // MARK: The query
@@ -188,22 +199,17 @@ struct Responder {
     /// Looks up the lowercased name in `scratch[0..<nameLength]`, adding to the plan.
     /// `ownerOffset` is how to write this name as an owner (-1: the question).
     mutating func resolve(nameLength: Int, ownerOffset: Int32, depth: Int) {
-        var labelStarts = InlineArray<128, UInt8>(repeating: 0)
-        var labelCount = 0
-        var position = 0
-        while scratch[position] != 0 {
-            labelStarts[labelCount] = UInt8(position)
-            labelCount += 1
-            position += 1 + Int(scratch[position])
-        }
-        labelStarts[labelCount] = UInt8(position)
+        let labelCount = StoreView.labels(
+            of: UnsafeRawPointer(scratch.baseAddress!), starts: labelStarts, hashes: suffixHashes)
         let name = UnsafeRawBufferPointer(rebasing: scratch[0..<nameLength])
         // Step 2: the closest enclosing zone, longest suffix first.
         var zone = -1
         var apexLabel = 0
         for label in 0...labelCount {
             let start = Int(labelStarts[label])
-            if let found = findZone(UnsafeRawBufferPointer(rebasing: name[start...])) {
+            if let found = store.findZone(
+                UnsafeRawBufferPointer(rebasing: name[start...]), hash: suffixHashes[label])
+            {
                 zone = found
                 apexLabel = label
                 // RFC 4035 §3.1.4.1: DS at a child's apex is the parent's data; if we
@@ -228,19 +234,22 @@ struct Responder {
         var label = apexLabel - 1
         while label >= 0 {
             let start = Int(labelStarts[label])
-            guard let child = findNode(zone, UnsafeRawBufferPointer(rebasing: name[start...]))
+            guard
+                let child = store.findNode(
+                    zone, UnsafeRawBufferPointer(rebasing: name[start...]),
+                    hash: suffixHashes[label])
             else { break }
             node = child
             // A cut: refer (step 3b), unless the question is DS at the cut itself,
             // which the parent answers (RFC 4035 §3.1.4.1).
-            if store.nodes[child].flags & ZoneStore.Node.delegation != 0
-                && !(label == 0 && qtype == RecordType.ds.rawValue)
+            if store.flags(child) & StoreView.delegation != 0
+                && !(label == 0 && qtype == RecordType.ds.rawValue),
+                let ns = store.rrset(of: child, type: RecordType.ns.rawValue)
             {
                 if depth == 0 { authoritative = false }
-                let ns = rrset(of: child, type: RecordType.ns.rawValue)!
                 add(
                     section: 1, ownerOffset: nodeOwner(child),
-                    ownerLength: store.nodes[child].nameLength, rrset: ns)
+                    ownerLength: UInt8(store.nameLength(child)), rrset: ns)
                 return
             }
             label -= 1
@@ -254,7 +263,7 @@ struct Responder {
         // Step 3c: no exact match. RFC 4592 §3.3.1: a wildcard child of the closest
         // encloser answers; an empty non-terminal closest encloser has none (its
         // existence blocks synthesis from above).
-        if store.nodes[node].flags & ZoneStore.Node.wildcardChild != 0 {
+        if store.flags(node) & StoreView.wildcardChild != 0 {
             let encloser = Int(labelStarts[label + 1])
             let wildcard = UnsafeMutableRawBufferPointer(rebasing: scratch[256..<512])
             wildcard[0] = 1
@@ -262,8 +271,11 @@ struct Responder {
             let suffixLength = nameLength - encloser
             UnsafeMutableRawBufferPointer(rebasing: wildcard[2..<(2 + suffixLength)])
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: name[encloser..<nameLength]))
-            if let source = findNode(
-                zone, UnsafeRawBufferPointer(rebasing: wildcard[0..<(2 + suffixLength)]))
+            let hash = StoreView.extend(
+                suffixHashes[label + 1], label: UnsafeRawPointer(wildcard.baseAddress!), at: 0)
+            if let source = store.findNode(
+                zone, UnsafeRawBufferPointer(rebasing: wildcard[0..<(2 + suffixLength)]),
+                hash: hash)
             {
                 answer(
                     node: source, zone: zone, ownerOffset: ownerOffset,
@@ -278,9 +290,8 @@ struct Responder {
 
     /// Step 3a (or the synthesis of 3c): `node` holds the data for the name.
     mutating func answer(node: Int, zone: Int, ownerOffset: Int32, ownerLength: UInt8, depth: Int) {
-        let info = store.nodes[node]
         if qtype == RecordType.any.rawValue {
-            guard info.rrsetCount > 0 else {
+            guard store.rrsetCount(node) > 0 else {
                 addNegativeSOA(zone)
                 return
             }
@@ -288,11 +299,11 @@ struct Responder {
             // loaded (file order), with no authority or additional data; so do we.
             add(
                 section: 0, ownerOffset: ownerOffset, ownerLength: ownerLength,
-                rrset: Int(info.rrsetStart))
+                rrset: store.firstRRSet(node))
             return
         }
         if qtype != RecordType.cname.rawValue,
-            let cname = rrset(of: node, type: RecordType.cname.rawValue)
+            let cname = store.rrset(of: node, type: RecordType.cname.rawValue)
         {
             // RFC 1034 §4.3.2 step 3a / RFC 2181 §10.1: the CNAME, then its target.
             // A CNAME already in the answer is a loop: stop there.
@@ -300,23 +311,23 @@ struct Responder {
                 add(section: 0, ownerOffset: ownerOffset, ownerLength: ownerLength, rrset: cname)
             else { return }
             guard depth + 1 < AuthoritativeEngine.maximumChainLength else { return }
-            let targetOffset = Int(store.rrsets[cname].rdataOffset) + 2
-            let targetLength = wireNameLength(arena, from: targetOffset)
+            let targetOffset = store.rdata(cname) + 2
+            let targetLength = store.wireNameLength(at: targetOffset)
             for index in 0..<targetLength {
-                scratch[index] = asciiLower(arena[targetOffset + index])
+                scratch[index] = asciiLower(store.byte(targetOffset + index))
             }
             resolve(nameLength: targetLength, ownerOffset: Int32(targetOffset), depth: depth + 1)
             return
         }
-        if let found = rrset(of: node, type: qtype) {
+        if let found = store.rrset(of: node, type: qtype) {
             add(section: 0, ownerOffset: ownerOffset, ownerLength: ownerLength, rrset: found)
             // NSD puts the zone's NS RRset in the authority section of positive answers.
-            let ns = store.zones[zone].ns
-            if ns >= 0 && !planned(Int(ns)) {
+            let ns = Int(store.zones[zone].ns)
+            if ns != 0 && !planned(ns) {
                 let apex = Int(store.zones[zone].apex)
                 add(
                     section: 1, ownerOffset: nodeOwner(apex),
-                    ownerLength: store.nodes[apex].nameLength, rrset: Int(ns))
+                    ownerLength: UInt8(store.nameLength(apex)), rrset: ns)
             }
             return
         }
@@ -329,7 +340,7 @@ struct Responder {
         let soa = Int(store.zones[zone].soa)
         guard !planned(soa) else { return }
         _ = add(
-            section: 1, ownerOffset: nodeOwner(apex), ownerLength: store.nodes[apex].nameLength,
+            section: 1, ownerOffset: nodeOwner(apex), ownerLength: UInt8(store.nameLength(apex)),
             rrset: soa, negative: true)
     }
 
@@ -342,97 +353,32 @@ struct Responder {
             let entry = plan[index]
             index += 1
             guard entry.section < 2 else { continue }
-            let set = store.rrsets[Int(entry.rrset)]
-            let skip: Int
-            switch set.type {
-            case RecordType.ns.rawValue: skip = 0
-            case RecordType.mx.rawValue: skip = 2
-            case RecordType.srv.rawValue: skip = 6
-            default: continue
+            let set = Int(entry.rrset)
+            let type = store.type(set)
+            guard StoreView.hasTargets(type) else { continue }
+            // The targets' nodes were found when the store was built (0: not ours).
+            var target = store.targets(of: set)
+            for _ in 0..<store.count(set) {
+                let node = Int(store.arena.loadUnaligned(fromByteOffset: target, as: UInt32.self))
+                target += 4
+                guard node != 0 else { continue }
+                addAddresses(of: node, type: RecordType.a.rawValue)
+                addAddresses(of: node, type: RecordType.aaaa.rawValue)
             }
-            var rdata = Int(set.rdataOffset)
-            for _ in 0..<Int(set.count) {
-                let length = Int(arena[rdata]) << 8 | Int(arena[rdata + 1])
-                let target = rdata + 2 + skip
-                rdata += 2 + length
-                let targetLength = wireNameLength(arena, from: target)
-                let name = UnsafeMutableRawBufferPointer(
-                    rebasing: scratch[256..<(256 + targetLength)])
-                for offset in 0..<targetLength { name[offset] = asciiLower(arena[target + offset]) }
-                guard let node = findNodeInEnclosingZone(UnsafeRawBufferPointer(name)) else {
-                    continue
-                }
-                for type in [RecordType.a.rawValue, RecordType.aaaa.rawValue] {
-                    if let addresses = rrset(of: node, type: type), !planned(addresses) {
-                        add(
-                            section: 2, ownerOffset: nodeOwner(node),
-                            ownerLength: store.nodes[node].nameLength, rrset: addresses)
-                    }
-                }
-            }
+        }
+    }
+
+    mutating func addAddresses(of node: Int, type: UInt16) {
+        if let addresses = store.rrset(of: node, type: type), !planned(addresses) {
+            add(
+                section: 2, ownerOffset: nodeOwner(node),
+                ownerLength: UInt8(store.nameLength(node)), rrset: addresses)
         }
     }
 
     // MARK: Lookups
 
-    func findZone(_ name: UnsafeRawBufferPointer) -> Int? {
-        let mask = store.apexSlots.count - 1
-        var slot = Int(truncatingIfNeeded: hashName(name, from: 0, length: name.count)) & mask
-        while true {
-            let entry = store.apexSlots[slot]
-            if entry == 0 { return nil }
-            let zone = Int(entry) - 1
-            if nodeNamed(Int(store.zones[zone].apex), name) { return zone }
-            slot = (slot + 1) & mask
-        }
-    }
-
-    func findNode(_ zone: Int, _ name: UnsafeRawBufferPointer) -> Int? {
-        let info = store.zones[zone]
-        var slot =
-            Int(truncatingIfNeeded: hashName(name, from: 0, length: name.count)) & info.slotMask
-        while true {
-            let entry = store.slots[info.slotBase + slot]
-            if entry == 0 { return nil }
-            if nodeNamed(Int(entry) - 1, name) { return Int(entry) - 1 }
-            slot = (slot + 1) & info.slotMask
-        }
-    }
-
-    /// The node for `name` (lowercased) in the closest enclosing zone we serve.
-    func findNodeInEnclosingZone(_ name: UnsafeRawBufferPointer) -> Int? {
-        var start = 0
-        while true {
-            if let zone = findZone(UnsafeRawBufferPointer(rebasing: name[start...])) {
-                return findNode(zone, name)
-            }
-            if name[start] == 0 { return nil }
-            start += 1 + Int(name[start])
-        }
-    }
-
-    /// Whether node `index` is named `name` (lowercased).
-    @inline(__always)
-    func nodeNamed(_ index: Int, _ name: UnsafeRawBufferPointer) -> Bool {
-        let node = store.nodes[index]
-        guard Int(node.nameLength) == name.count else { return false }
-        let base = Int(node.nameOffset)
-        for offset in 0..<name.count where asciiLower(arena[base + offset]) != name[offset] {
-            return false
-        }
-        return true
-    }
-
-    func rrset(of node: Int, type: UInt16) -> Int? {
-        let info = store.nodes[node]
-        let first = Int(info.rrsetStart)
-        for index in first..<(first + Int(info.rrsetCount)) where store.rrsets[index].type == type {
-            return index
-        }
-        return nil
-    }
-
-    func nodeOwner(_ node: Int) -> Int32 { Int32(store.nodes[node].nameOffset) }
+    func nodeOwner(_ node: Int) -> Int32 { Int32(truncatingIfNeeded: store.name(node)) }
 
     func planned(_ rrset: Int) -> Bool {
         for index in 0..<planCount where plan[index].rrset == Int32(rrset) { return true }
@@ -443,7 +389,7 @@ struct Responder {
     mutating func add(
         section: UInt8, ownerOffset: Int32, ownerLength: UInt8, rrset: Int, negative: Bool = false
     ) -> Bool {
-        guard planCount < 96, !(section == 1 && classAny) else { return false }
+        guard planCount < Responder.planCapacity, !(section == 1 && classAny) else { return false }
         plan[planCount] = PlannedRRSet(
             section: section, negative: negative, ownerLength: ownerLength,
             ownerOffset: ownerOffset, rrset: Int32(rrset))
@@ -487,41 +433,39 @@ struct Responder {
     }
 
     func write(_ entry: PlannedRRSet, into writer: inout MessageWriter) throws(MessageFull) -> Int {
-        let set = store.rrsets[Int(entry.rrset)]
-        var ttl = set.ttl
-        var rdata = Int(set.rdataOffset)
+        let set = Int(entry.rrset)
+        var ttl = store.ttl(set)
+        var rdata = store.rdata(set)
         if entry.negative {
             // RFC 2308 §3: the lesser of the SOA's TTL and its MINIMUM field.
-            let length = Int(arena[rdata]) << 8 | Int(arena[rdata + 1])
-            let minimumAt = rdata + 2 + length - 4
+            let minimumAt = rdata + 2 + store.rdataLength(at: rdata) - 4
             let minimum =
-                UInt32(arena[minimumAt]) << 24 | UInt32(arena[minimumAt + 1]) << 16
-                | UInt32(arena[minimumAt + 2]) << 8 | UInt32(arena[minimumAt + 3])
+                UInt32(store.byte(minimumAt)) << 24 | UInt32(store.byte(minimumAt + 1)) << 16
+                | UInt32(store.byte(minimumAt + 2)) << 8 | UInt32(store.byte(minimumAt + 3))
             ttl = min(ttl, minimum)
         }
-        let type = RecordType(rawValue: set.type)
-        for _ in 0..<Int(set.count) {
+        let rawType = store.type(set)
+        let type = RecordType(rawValue: rawType)
+        let count = store.count(set)
+        for _ in 0..<count {
             if entry.ownerOffset < 0 {
                 try writer.appendPointer(to: MessageHeader.size)
             } else {
-                let start = Int(entry.ownerOffset)
                 try writer.appendName(
-                    UnsafeRawBufferPointer(
-                        rebasing: arena[start..<(start + Int(entry.ownerLength))]), compress: true)
+                    store.bytes(Int(entry.ownerOffset), count: Int(entry.ownerLength)),
+                    compress: true)
             }
-            try writer.append(set.type)
+            try writer.append(rawType)
             try writer.append(RecordClass.internet.rawValue)
             try writer.append(ttl)
-            let length = Int(arena[rdata]) << 8 | Int(arena[rdata + 1])
+            let length = store.rdataLength(at: rdata)
             let lengthAt = writer.count
             try writer.append(UInt16(0))
-            try writer.appendRecordData(
-                UnsafeRawBufferPointer(rebasing: arena[(rdata + 2)..<(rdata + 2 + length)]),
-                type: type)
+            try writer.appendRecordData(store.bytes(rdata + 2, count: length), type: type)
             writer.patch(UInt16(writer.count - lengthAt - 2), at: lengthAt)
             rdata += 2 + length
         }
-        return Int(set.count)
+        return count
     }
 }
 

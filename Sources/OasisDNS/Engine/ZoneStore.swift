@@ -1,163 +1,387 @@
-/// The compiled form of every zone the engine serves, built once at load time.
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The compiled form of every zone the engine serves: built once by ``ZoneCompiler``,
+/// read-only afterwards, and laid out for the fewest cache misses per query.
 ///
-/// Compact and pointer-free: every owner name and every RDATA lives in one byte
-/// arena; nodes and RRsets are small structs in flat arrays that index into it; each
-/// zone finds a name through an open-addressing hash table keyed by the name's
-/// lowercased wire bytes. A lookup costs O(labels of the query name) hash probes,
-/// whatever the zone's size: finding the closest encloser is one probe per suffix,
-/// and a wildcard is one more probe for `*.<closest encloser>` (RFC 4592 §3.3.1).
-struct ZoneStore: Sendable {
-    /// A name that exists in a zone: it owns RRsets, or it is an empty non-terminal
-    /// (RFC 4592 §2.2.2) created for the names below it.
-    struct Node: Sendable {
-        var nameOffset: UInt32
-        var nameLength: UInt8
-        var flags: UInt8
-        var rrsetCount: UInt16
-        var rrsetStart: UInt32
-        static let delegation: UInt8 = 1
-        static let wildcardChild: UInt8 = 2
+/// Everything lives in one allocation (backed by transparent huge pages when it is
+/// large, so a query's random loads also miss the TLB less):
+///
+/// - the **arena**: one *node record* per name that exists (it owns RRsets, or it is an
+///   empty non-terminal, RFC 4592 §2.2.2), each holding everything a query about that
+///   name reads, contiguously:
+///
+///   ```
+///   +0 name length (UInt8)  +1 flags (UInt8)  +2 RRset count (UInt16)
+///   +4 the owner's wire name, as first spelled in the zone file
+///      padding to a multiple of 4
+///   RRset descriptors, 12 bytes each: type (UInt16), RDATA count (UInt16),
+///      TTL (UInt32), arena offset of the first RDATA (UInt32)
+///   the RDATAs, each [length: UInt16 big-endian][bytes]
+///   ```
+///
+///   A node is named by the arena offset of its record, an RRset by the arena offset
+///   of its descriptor; offset 0 is never a record, so 0 can mean "none".
+/// - per zone, an open-addressing **hash table** of 8-byte slots: the high 32 bits of
+///   the name's hash as a tag, the node's offset in the low 32; 0 is an empty slot. A
+///   lookup reads one slot (rarely two: the load factor is at most one half) and then
+///   the one node record whose tag matched, so a hit costs two cache misses and a miss
+///   one, whatever the zone's size;
+/// - the **zones** (`ZoneInfo`) and a small hash table of their apexes.
+///
+/// Names are hashed label by label from the root (``StoreView/extend(_:label:at:)``),
+/// so the hashes of every suffix of a query name come out of one pass over it: finding
+/// the closest enclosing zone and then the closest encloser costs one probe per label.
+final class ZoneStore: @unchecked Sendable {
+    // @unchecked: the memory is written once, before `init` returns, and only read
+    // after; `view` holds no references.
+
+    struct ZoneInfo {
+        /// The apex's node.
+        var apex: UInt32
+        /// The apex's SOA RRset (every zone has one).
+        var soa: UInt32
+        /// The apex's NS RRset, or 0.
+        var ns: UInt32
+        /// The zone's first slot in the slot array, and its table's size - 1.
+        var slotBase: UInt32
+        var slotMask: UInt32
     }
 
-    /// The records of one name and type: `count` RDATAs, each `[length: UInt16][bytes]`,
-    /// from `rdataOffset` in the arena.
-    struct RRSet: Sendable {
-        var type: UInt16
-        var count: UInt16
-        var ttl: UInt32
-        var rdataOffset: UInt32
+    let view: StoreView
+    /// Names (nodes, empty non-terminals included), RRsets, and arena bytes.
+    let nodeCount: Int
+    let rrsetCount: Int
+    let arenaBytes: Int
+    private let base: UnsafeMutableRawPointer
+    private let byteCount: Int
+    private let mapped: Bool
+
+    /// Copies the compiler's tables into one allocation.
+    init(
+        arena: [UInt8], slots: [UInt64], zones: [ZoneInfo], apexSlots: [UInt64], nodeCount: Int,
+        rrsetCount: Int
+    ) {
+        func aligned(_ value: Int) -> Int { (value + 63) & ~63 }
+        let slotsAt = 0
+        let apexAt = aligned(slots.count * 8)
+        let zonesAt = apexAt + aligned(apexSlots.count * 8)
+        let arenaAt = zonesAt + aligned(zones.count * MemoryLayout<ZoneInfo>.stride)
+        let total = max(arenaAt + arena.count, 64)
+        let hugePage = 2 << 20
+        var memory: UnsafeMutableRawPointer?
+        var size = total
+        if total >= hugePage {
+            size = (total + hugePage - 1) & ~(hugePage - 1)
+            let address = mmap(
+                nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            if let address, address != MAP_FAILED {
+                #if canImport(Glibc)
+                    _ = madvise(address, size, MADV_HUGEPAGE)
+                #endif
+                memory = address
+            }
+        }
+        mapped = memory != nil
+        if memory == nil {
+            size = total
+            memory = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: 64)
+        }
+        let base = memory!
+        self.base = base
+        self.byteCount = size
+        slots.withUnsafeBytes {
+            (base + slotsAt).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+        }
+        apexSlots.withUnsafeBytes {
+            (base + apexAt).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+        }
+        zones.withUnsafeBytes {
+            if $0.count > 0 {
+                (base + zonesAt).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+            }
+        }
+        arena.withUnsafeBytes {
+            (base + arenaAt).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+        }
+        view = StoreView(
+            arena: UnsafeRawPointer(base + arenaAt),
+            slots: UnsafeRawPointer(base + slotsAt).assumingMemoryBound(to: UInt64.self),
+            apexSlots: UnsafeRawPointer(base + apexAt).assumingMemoryBound(to: UInt64.self),
+            apexMask: apexSlots.count - 1,
+            zones: UnsafeRawPointer(base + zonesAt).assumingMemoryBound(to: ZoneInfo.self),
+            arenaCount: arena.count)
+        self.nodeCount = nodeCount
+        self.rrsetCount = rrsetCount
+        self.arenaBytes = arena.count
     }
 
-    struct ZoneInfo: Sendable {
-        var apex: Int32
-        var slotBase: Int
-        var slotMask: Int
-        var soa: Int32
-        var ns: Int32
-    }
-
-    var arena: [UInt8] = []
-    var nodes: [Node] = []
-    var rrsets: [RRSet] = []
-    var zones: [ZoneInfo] = []
-    /// Every zone's hash slots, one after the other: node index + 1, or 0 for empty.
-    var slots: [UInt32] = []
-    /// The zones' apexes: zone index + 1, or 0.
-    var apexSlots: [UInt32] = []
-
-    init(zones input: [Zone]) throws(ZoneFileError) {
-        var apexes: [Int] = []
-        for zone in input {
-            try zone.validate()
-            let index = zones.count
-            try compile(zone)
-            apexes.append(Int(zones[index].apex))
-        }
-        let capacity = tableCapacity(for: apexes.count)
-        apexSlots = [UInt32](repeating: 0, count: capacity)
-        for (zone, apexNode) in apexes.enumerated() {
-            let node = nodes[apexNode]
-            var slot =
-                Int(
-                    truncatingIfNeeded: hashName(
-                        arena, from: Int(node.nameOffset), length: Int(node.nameLength)))
-                & (capacity - 1)
-            while apexSlots[slot] != 0 {
-                let other = nodes[Int(zones[Int(apexSlots[slot]) - 1].apex)]
-                if arenaNamesEqual(arena, node, other) {
-                    throw ZoneFileError(
-                        file: input[zone].source, line: 0,
-                        problem: .outOfZone("\(input[zone].origin) (served twice)"))
+    /// Fills in the target nodes of the NS, MX and SRV RRsets whose descriptors are at
+    /// `rrsets` (``StoreView/hasTargets(_:)``), now that every zone is in place.
+    func resolveTargets(_ rrsets: [UInt32]) {
+        let arena = UnsafeMutableRawPointer(mutating: view.arena)
+        var name = [UInt8](repeating: 0, count: 256)
+        for descriptor in rrsets {
+            let set = Int(descriptor)
+            let skip = StoreView.targetSkip(view.type(set))
+            var rdata = view.rdata(set)
+            var target = view.targets(of: set)
+            for _ in 0..<view.count(set) {
+                let start = rdata + 2 + skip
+                let length = view.wireNameLength(at: start)
+                for index in 0..<length { name[index] = asciiLower(view.byte(start + index)) }
+                let node = name.withUnsafeBytes {
+                    view.findInEnclosingZone(UnsafeRawBufferPointer(rebasing: $0[0..<length]))
                 }
-                slot = (slot + 1) & (capacity - 1)
+                arena.storeBytes(
+                    of: UInt32(truncatingIfNeeded: node ?? 0), toByteOffset: target, as: UInt32.self
+                )
+                rdata += 2 + view.rdataLength(at: rdata)
+                target += 4
             }
-            apexSlots[slot] = UInt32(zone + 1)
         }
     }
 
-    private mutating func compile(_ zone: Zone) throws(ZoneFileError) {
-        // Group by owner (case-insensitively, first spelling wins) and type; drop
-        // duplicate RRs (RFC 2181 §5: an RRset is a set).
-        var ownerIndex: [DomainName: Int] = [:]
-        var owners: [(name: DomainName, types: [(RecordType, UInt32, [RecordData])])] = []
-        func ownerSlot(_ name: DomainName) -> Int {
-            if let index = ownerIndex[name] { return index }
-            ownerIndex[name] = owners.count
-            owners.append((name, []))
-            return owners.count - 1
+    deinit {
+        if mapped {
+            munmap(base, byteCount)
+        } else {
+            base.deallocate()
         }
-        _ = ownerSlot(zone.origin)
-        for record in zone.records {
-            let owner = ownerSlot(record.name)
-            if let at = owners[owner].types.firstIndex(where: { $0.0 == record.type }) {
-                // RFC 2181 §5.2: one TTL per RRset; keep the lowest seen.
-                owners[owner].types[at].1 = min(owners[owner].types[at].1, record.ttl)
-                if !owners[owner].types[at].2.contains(record.data) {
-                    owners[owner].types[at].2.append(record.data)
+    }
+}
+
+/// The store's memory as plain pointers, for the length of one query: reading through
+/// it costs no reference counting and no bounds checks. The store's layout is built by
+/// us and checked when it is built; nothing a query contains is used as an offset
+/// into it without coming from the store itself.
+struct StoreView {
+    let arena: UnsafeRawPointer
+    let slots: UnsafePointer<UInt64>
+    let apexSlots: UnsafePointer<UInt64>
+    let apexMask: Int
+    let zones: UnsafePointer<ZoneStore.ZoneInfo>
+    let arenaCount: Int
+
+    static let delegation: UInt8 = 1
+    static let wildcardChild: UInt8 = 2
+
+    // MARK: Node records
+
+    @inline(__always) func byte(_ offset: Int) -> UInt8 {
+        assert(offset >= 0 && offset < arenaCount)
+        return arena.load(fromByteOffset: offset, as: UInt8.self)
+    }
+
+    @inline(__always) func nameLength(_ node: Int) -> Int { Int(byte(node)) }
+    @inline(__always) func flags(_ node: Int) -> UInt8 { byte(node + 1) }
+    @inline(__always) func rrsetCount(_ node: Int) -> Int {
+        Int(arena.loadUnaligned(fromByteOffset: node + 2, as: UInt16.self))
+    }
+    /// The arena offset of the node's owner name.
+    @inline(__always) func name(_ node: Int) -> Int { node + 4 }
+    /// The first RRset descriptor of `node`.
+    @inline(__always) func firstRRSet(_ node: Int) -> Int { (node + 4 + nameLength(node) + 3) & ~3 }
+
+    // MARK: RRset descriptors
+
+    @inline(__always) func type(_ rrset: Int) -> UInt16 {
+        arena.loadUnaligned(fromByteOffset: rrset, as: UInt16.self)
+    }
+    @inline(__always) func count(_ rrset: Int) -> Int {
+        Int(arena.loadUnaligned(fromByteOffset: rrset + 2, as: UInt16.self))
+    }
+    @inline(__always) func ttl(_ rrset: Int) -> UInt32 {
+        arena.loadUnaligned(fromByteOffset: rrset + 4, as: UInt32.self)
+    }
+    /// The arena offset of the RRset's first `[length][RDATA]`.
+    @inline(__always) func rdata(_ rrset: Int) -> Int {
+        Int(arena.loadUnaligned(fromByteOffset: rrset + 8, as: UInt32.self))
+    }
+    /// `count` arena bytes from `offset`.
+    @inline(__always) func bytes(_ offset: Int, count: Int) -> UnsafeRawBufferPointer {
+        assert(offset >= 0 && offset + count <= arenaCount)
+        return UnsafeRawBufferPointer(start: arena + offset, count: count)
+    }
+
+    /// The length of the (valid, uncompressed) wire name at `offset`.
+    @inline(__always) func wireNameLength(at offset: Int) -> Int {
+        var position = offset
+        while byte(position) != 0 { position += 1 + Int(byte(position)) }
+        return position + 1 - offset
+    }
+
+    /// The big-endian length before the RDATA at `offset`.
+    @inline(__always) func rdataLength(at offset: Int) -> Int {
+        Int(byte(offset)) << 8 | Int(byte(offset + 1))
+    }
+
+    /// Whether RRsets of `type` name hosts whose addresses go in the additional
+    /// section (RFC 1034 §3.3.9 and §4.3.2 step 6, RFC 2782): NS, MX and SRV. Their
+    /// RDATAs are followed (at the next multiple of 4) by the target's node for each
+    /// RDATA, found once when the store is built (0 if we serve no such name).
+    @inline(__always) static func hasTargets(_ type: UInt16) -> Bool {
+        type == RecordType.ns.rawValue || type == RecordType.mx.rawValue
+            || type == RecordType.srv.rawValue
+    }
+
+    /// Where the target name starts in an RDATA of `type` (``hasTargets(_:)``).
+    @inline(__always) static func targetSkip(_ type: UInt16) -> Int {
+        type == RecordType.mx.rawValue ? 2 : type == RecordType.srv.rawValue ? 6 : 0
+    }
+
+    /// The arena offset of the target nodes after the RDATAs of `rrset`.
+    @inline(__always) func targets(of rrset: Int) -> Int {
+        var rdata = rdata(rrset)
+        for _ in 0..<count(rrset) { rdata += 2 + rdataLength(at: rdata) }
+        return (rdata + 3) & ~3
+    }
+
+    /// The node for `name` (lowercased, uncompressed) in the closest enclosing zone we
+    /// serve, or nil.
+    func findInEnclosingZone(_ name: UnsafeRawBufferPointer) -> Int? {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { starts in
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 129) { hashes in
+                let labelCount = StoreView.labels(
+                    of: name.baseAddress!, starts: starts.baseAddress!, hashes: hashes.baseAddress!)
+                for label in 0...labelCount {
+                    let start = Int(starts[label])
+                    if let zone = findZone(
+                        UnsafeRawBufferPointer(rebasing: name[start...]), hash: hashes[label])
+                    {
+                        return findNode(zone, name, hash: hashes[0])
+                    }
                 }
-            } else {
-                owners[owner].types.append((record.type, record.ttl, [record.data]))
-            }
-            // Empty non-terminals: every name between the apex and the owner exists.
-            var ancestor = record.name
-            while ancestor.wire.count > zone.origin.wire.count {
-                ancestor = DomainName(
-                    validatedWire: Array(ancestor.wire.dropFirst(Int(ancestor.wire[0]) + 1)))
-                if ownerIndex[ancestor] != nil { break }
-                _ = ownerSlot(ancestor)
+                return nil
             }
         }
-        let zoneNumber = zones.count
-        let firstNode = nodes.count
-        var info = ZoneInfo(
-            apex: Int32(firstNode), slotBase: slots.count, slotMask: 0, soa: -1, ns: -1)
-        for (name, types) in owners {
-            var node = Node(
-                nameOffset: UInt32(arena.count), nameLength: UInt8(name.wire.count), flags: 0,
-                rrsetCount: UInt16(types.count), rrsetStart: UInt32(rrsets.count))
-            arena += name.wire
-            let isApex = name == zone.origin
-            for (type, ttl, datas) in types {
-                if isApex && type == .soa { info.soa = Int32(rrsets.count) }
-                if isApex && type == .ns { info.ns = Int32(rrsets.count) }
-                if !isApex && type == .ns { node.flags |= Node.delegation }
-                rrsets.append(
-                    RRSet(
-                        type: type.rawValue, count: UInt16(datas.count), ttl: ttl,
-                        rdataOffset: UInt32(arena.count)))
-                for data in datas {
-                    let wire = data.wire
-                    arena += [UInt8(wire.count >> 8), UInt8(wire.count & 0xff)] + wire
-                }
+    }
+
+    /// The RRset of `type` at `node`, or nil.
+    @inline(__always) func rrset(of node: Int, type wanted: UInt16) -> Int? {
+        var descriptor = firstRRSet(node)
+        for _ in 0..<rrsetCount(node) {
+            if type(descriptor) == wanted { return descriptor }
+            descriptor += 12
+        }
+        return nil
+    }
+
+    // MARK: Lookups
+
+    /// The zone whose apex is `name` (lowercased, `hash` its ``StoreView/hash`` ), or nil.
+    @inline(__always) func findZone(_ name: UnsafeRawBufferPointer, hash: UInt64) -> Int? {
+        let mixed = StoreView.finish(hash)
+        let tag = mixed >> 32
+        var slot = Int(truncatingIfNeeded: mixed) & apexMask
+        while true {
+            let entry = apexSlots[slot]
+            if entry == 0 { return nil }
+            if entry >> 32 == tag {
+                let zone = Int(truncatingIfNeeded: entry & 0xffff_ffff) - 1
+                if nodeNamed(Int(zones[zone].apex), name) { return zone }
             }
-            nodes.append(node)
+            slot = (slot + 1) & apexMask
         }
-        // Wildcard owners mark their parent (RFC 4592 §2.1.1: the source of synthesis).
-        for (index, owner) in owners.enumerated() {
-            let wire = owner.name.wire
-            if wire.count > 2 && wire[0] == 1 && wire[1] == UInt8(ascii: "*") {
-                let parent = DomainName(validatedWire: Array(wire.dropFirst(2)))
-                if let parentIndex = ownerIndex[parent] {
-                    nodes[firstNode + parentIndex].flags |= Node.wildcardChild
-                }
-                _ = index
+    }
+
+    /// The node named `name` (lowercased, `hash` its hash) in `zone`, or nil.
+    @inline(__always) func findNode(_ zone: Int, _ name: UnsafeRawBufferPointer, hash: UInt64)
+        -> Int?
+    {
+        let info = zones[zone]
+        let mask = Int(info.slotMask)
+        let table = slots + Int(info.slotBase)
+        let mixed = StoreView.finish(hash)
+        let tag = mixed >> 32
+        var slot = Int(truncatingIfNeeded: mixed) & mask
+        while true {
+            let entry = table[slot]
+            if entry == 0 { return nil }
+            if entry >> 32 == tag {
+                let node = Int(truncatingIfNeeded: entry & 0xffff_ffff)
+                if nodeNamed(node, name) { return node }
+            }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    /// Whether node `node` is named `name` (lowercased).
+    @inline(__always) func nodeNamed(_ node: Int, _ name: UnsafeRawBufferPointer) -> Bool {
+        guard nameLength(node) == name.count else { return false }
+        let stored = node + 4
+        for offset in 0..<name.count where asciiLower(byte(stored + offset)) != name[offset] {
+            return false
+        }
+        return true
+    }
+
+    // MARK: Hashing
+
+    /// The hash of the root name; a name's hash extends its parent's by its first label.
+    static let rootHash: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    /// The hash of `<label at offset start of name>.<the name whose hash is parent>`,
+    /// ignoring case (FNV-1a over the label's length byte and lowercased bytes).
+    @inline(__always)
+    static func extend(_ parent: UInt64, label name: UnsafeRawPointer, at start: Int) -> UInt64 {
+        var hash = parent
+        let length = Int(name.load(fromByteOffset: start, as: UInt8.self))
+        for index in start...(start + length) {
+            hash =
+                (hash ^ UInt64(asciiLower(name.load(fromByteOffset: index, as: UInt8.self))))
+                &* 0x100_0000_01b3
+        }
+        return hash
+    }
+
+    /// The final mix before a hash picks a slot (the low bits) and a tag (the high 32).
+    @inline(__always)
+    static func finish(_ hash: UInt64) -> UInt64 {
+        var value = hash ^ (hash >> 33)
+        value &*= 0xff51_afd7_ed55_8ccd
+        return value ^ (value >> 33)
+    }
+
+    /// Finds the labels of the wire name at `name` (valid, uncompressed) and the hash of
+    /// every suffix: `starts[i]` is where label i begins, `hashes[i]` the hash of the
+    /// name from label i on, and `hashes[count]` the root's. Returns the label count.
+    @inline(__always)
+    static func labels(
+        of name: UnsafeRawPointer, starts: UnsafeMutablePointer<UInt8>,
+        hashes: UnsafeMutablePointer<UInt64>
+    ) -> Int {
+        var count = 0
+        var position = 0
+        while true {
+            let length = Int(name.load(fromByteOffset: position, as: UInt8.self))
+            starts[count] = UInt8(truncatingIfNeeded: position)
+            if length == 0 { break }
+            count += 1
+            position += 1 + length
+        }
+        hashes[count] = rootHash
+        var label = count - 1
+        while label >= 0 {
+            hashes[label] = extend(hashes[label + 1], label: name, at: Int(starts[label]))
+            label -= 1
+        }
+        return count
+    }
+
+    /// The hash of one whole wire name (valid, uncompressed).
+    static func hash(of name: UnsafeRawPointer) -> UInt64 {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { starts in
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 129) { hashes in
+                _ = labels(of: name, starts: starts.baseAddress!, hashes: hashes.baseAddress!)
+                return hashes[0]
             }
         }
-        let capacity = tableCapacity(for: owners.count)
-        info.slotMask = capacity - 1
-        slots += [UInt32](repeating: 0, count: capacity)
-        for index in firstNode..<nodes.count {
-            let node = nodes[index]
-            var slot =
-                Int(
-                    truncatingIfNeeded: hashName(
-                        arena, from: Int(node.nameOffset), length: Int(node.nameLength)))
-                & info.slotMask
-            while slots[info.slotBase + slot] != 0 { slot = (slot + 1) & info.slotMask }
-            slots[info.slotBase + slot] = UInt32(index + 1)
-        }
-        zones.append(info)
-        _ = zoneNumber
     }
 }
 
@@ -166,24 +390,4 @@ func tableCapacity(for count: Int) -> Int {
     var capacity = 8
     while capacity < count * 2 { capacity <<= 1 }
     return capacity
-}
-
-/// FNV-1a over the lowercased bytes: the same for every spelling of a name.
-@inline(__always)
-func hashName(_ bytes: UnsafeRawBufferPointer, from start: Int, length: Int) -> UInt64 {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for index in start..<(start + length) {
-        hash = (hash ^ UInt64(asciiLower(bytes[index]))) &* 0x100_0000_01b3
-    }
-    return hash ^ (hash >> 29)
-}
-
-func hashName(_ bytes: [UInt8], from start: Int, length: Int) -> UInt64 {
-    bytes.withUnsafeBytes { hashName($0, from: start, length: length) }
-}
-
-func arenaNamesEqual(_ arena: [UInt8], _ a: ZoneStore.Node, _ b: ZoneStore.Node) -> Bool {
-    equalIgnoringCase(
-        arena[Int(a.nameOffset)..<Int(a.nameOffset) + Int(a.nameLength)],
-        arena[Int(b.nameOffset)..<Int(b.nameOffset) + Int(b.nameLength)])
 }

@@ -242,53 +242,11 @@ extension Bits {
     /// Safe against hostile input (RFC 1035 §4.1.4, RFC 9267): every pointer must
     /// point strictly before itself, so a loop is impossible; labels over 63 bytes,
     /// names over 255 (so also the label types `01`/`10`) are errors.
-    @inlinable
     public func readName(at offset: Int, into output: UnsafeMutableRawBufferPointer)
         throws(WireError) -> (length: Int, end: Int)
     {
-        var position = offset
-        var end = -1
-        var length = 0
-        // Pointers only go backwards, so they cannot loop; but a chain of them can still
-        // be thousands long and cost a query milliseconds. A name has at most 127 labels
-        // and needs no more pointers than that.
-        var hops = 0
-        while true {
-            let byte: UInt8 = try WireError.wrap { () throws(BitsError) in try read(at: position) }
-            switch byte & 0xc0 {
-            case 0x00:
-                let labelLength = Int(byte)
-                guard length + 1 + labelLength <= 255 else { throw .nameTooLong(offset: offset) }
-                if labelLength == 0 {
-                    output[length] = 0
-                    length += 1
-                    return (length, end < 0 ? position + 1 : end)
-                }
-                let label = try WireError.wrap { () throws(BitsError) in
-                    try slice(from: position + 1, length: labelLength)
-                }
-                output[length] = byte
-                label.withUnsafeBytes { bytes in
-                    UnsafeMutableRawBufferPointer(rebasing: output[(length + 1)...])
-                        .copyMemory(from: bytes)
-                }
-                length += 1 + labelLength
-                position += 1 + labelLength
-            case 0xc0:
-                let low: UInt8 = try WireError.wrap { () throws(BitsError) in
-                    try read(at: position + 1)
-                }
-                let target = Int(byte & 0x3f) << 8 | Int(low)
-                guard target < position else { throw .badPointer(offset: position, target: target) }
-                hops += 1
-                guard hops <= 127 else { throw .badPointer(offset: position, target: target) }
-                if end < 0 { end = position + 2 }
-                position = target
-            default:
-                // 0b01 and 0b10 prefixes: a "label" of 64...191 bytes, or the extended
-                // label types RFC 6891 §5 retired. Either way, not a name we read.
-                throw .labelTooLong(offset: position, length: Int(byte))
-            }
+        try withUnsafeBytes { (bytes) throws(WireError) in
+            try readWireName(bytes, at: offset, into: output)
         }
     }
 
@@ -302,5 +260,60 @@ extension Bits {
         let (length, end) = try result.get()
         storage.removeSubrange(length...)
         return (DomainName(validatedWire: storage), end)
+    }
+}
+
+/// ``Bits/readName(at:into:)`` over plain bytes (the message): the same checks and the
+/// same errors, with no view made per label.
+func readWireName(
+    _ message: UnsafeRawBufferPointer, at offset: Int, into output: UnsafeMutableRawBufferPointer
+) throws(WireError) -> (length: Int, end: Int) {
+    func truncated(_ at: Int, _ length: Int) -> WireError {
+        .truncated(.truncated(offset: at, length: length, available: message.count))
+    }
+    var position = offset
+    var end = -1
+    var length = 0
+    // Pointers only go backwards, so they cannot loop; but a chain of them can still
+    // be thousands long and cost a query milliseconds. A name has at most 127 labels
+    // and needs no more pointers than that.
+    var hops = 0
+    while true {
+        guard position >= 0, position < message.count else { throw truncated(position, 1) }
+        let byte = message[position]
+        switch byte & 0xc0 {
+        case 0x00:
+            let labelLength = Int(byte)
+            guard length + 1 + labelLength <= 255 else { throw .nameTooLong(offset: offset) }
+            if labelLength == 0 {
+                output[length] = 0
+                length += 1
+                return (length, end < 0 ? position + 1 : end)
+            }
+            guard position + 1 <= message.count, labelLength <= message.count - position - 1
+            else { throw truncated(position + 1, labelLength) }
+            output[length] = byte
+            UnsafeMutableRawBufferPointer(
+                rebasing: output[(length + 1)..<(length + 1 + labelLength)]
+            )
+            .copyMemory(
+                from: UnsafeRawBufferPointer(
+                    rebasing: message[(position + 1)..<(position + 1 + labelLength)]))
+            length += 1 + labelLength
+            position += 1 + labelLength
+        case 0xc0:
+            guard position + 1 < message.count else { throw truncated(position + 1, 1) }
+            let low = message[position + 1]
+            let target = Int(byte & 0x3f) << 8 | Int(low)
+            guard target < position else { throw .badPointer(offset: position, target: target) }
+            hops += 1
+            guard hops <= 127 else { throw .badPointer(offset: position, target: target) }
+            if end < 0 { end = position + 2 }
+            position = target
+        default:
+            // 0b01 and 0b10 prefixes: a "label" of 64...191 bytes, or the extended
+            // label types RFC 6891 §5 retired. Either way, not a name we read.
+            throw .labelTooLong(offset: position, length: Int(byte))
+        }
     }
 }

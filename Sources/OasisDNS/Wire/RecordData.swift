@@ -50,19 +50,27 @@ public enum RecordData: Hashable, Sendable {
     /// stored data; ``MessageWriter`` compresses the RFC 1035 types when it writes).
     public var wire: [UInt8] {
         var bytes: [UInt8] = []
-        func u16(_ value: UInt16) { bytes += [UInt8(value >> 8), UInt8(value & 0xff)] }
+        appendWire(to: &bytes)
+        return bytes
+    }
+
+    /// Appends the RDATA in uncompressed wire form (``wire``) to `bytes`.
+    public func appendWire(to bytes: inout [UInt8]) {
+        func u16(_ value: UInt16) {
+            bytes.append(UInt8(value >> 8))
+            bytes.append(UInt8(value & 0xff))
+        }
         func u32(_ value: UInt32) {
-            bytes += [
-                UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff),
-                UInt8(value & 0xff),
-            ]
+            u16(UInt16(value >> 16))
+            u16(UInt16(value & 0xffff))
         }
         switch self {
         case .a(let address): u32(address)
-        case .aaaa(let address): bytes = address
-        case .ns(let name), .cname(let name), .ptr(let name): bytes = name.wire
+        case .aaaa(let address): bytes += address
+        case .ns(let name), .cname(let name), .ptr(let name): bytes += name.wire
         case .soa(let soa):
-            bytes = soa.primary.wire + soa.mailbox.wire
+            bytes += soa.primary.wire
+            bytes += soa.mailbox.wire
             for value in [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum] {
                 u32(value)
             }
@@ -70,17 +78,22 @@ public enum RecordData: Hashable, Sendable {
             u16(preference)
             bytes += exchange.wire
         case .txt(let strings):
-            for string in strings { bytes += [UInt8(string.count)] + string }
+            for string in strings {
+                bytes.append(UInt8(truncatingIfNeeded: string.count))
+                bytes += string
+            }
         case .srv(let priority, let weight, let port, let target):
             u16(priority)
             u16(weight)
             u16(port)
             bytes += target.wire
         case .caa(let flags, let tag, let value):
-            bytes = [flags, UInt8(tag.count)] + tag + value
-        case .opaque(let data): bytes = data
+            bytes.append(flags)
+            bytes.append(UInt8(truncatingIfNeeded: tag.count))
+            bytes += tag
+            bytes += value
+        case .opaque(let data): bytes += data
         }
-        return bytes
     }
 
     /// Reads `length` bytes of RDATA of type `type` at `offset` of `message`,

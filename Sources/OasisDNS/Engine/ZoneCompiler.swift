@@ -1,0 +1,400 @@
+/// Compiles zones, one record at a time, into the ``AuthoritativeEngine``'s tables.
+///
+/// Records stream in (from a parsed ``Zone`` or straight from the zone file parser),
+/// are checked as `nsd-checkzone` checks them, grouped by owner and type into compact
+/// arrays, and each finished zone is laid out as node records in the store's arena
+/// (see ``ZoneStore``). Nothing holds a whole zone's records as values: a million
+/// names compile in a fraction of a second and little more memory than the result.
+///
+/// ```swift
+/// var compiler = ZoneCompiler()
+/// try compiler.add(file: "/etc/nsd/example.zone", origin: DomainName(parsing: "example."))
+/// let engine = compiler.finish()
+/// ```
+public struct ZoneCompiler {
+    // The store under construction, every finished zone in it.
+    var arena: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0]  // offset 0 is never a node
+    var slots: [UInt64] = []
+    var zones: [ZoneStore.ZoneInfo] = []
+    var apexes: [(origin: DomainName, source: String)] = []
+    var nodeCount = 0
+    var rrsetCount = 0
+    /// The NS, MX and SRV RRsets, whose targets are found when every zone is in.
+    var targetFixups: [UInt32] = []
+
+    public init() {}
+
+    /// Checks and compiles `zone`. Fails as ``Zone/validate()`` does, or on a zone
+    /// already added.
+    public mutating func add(_ zone: Zone) throws(ZoneFileError) {
+        var assembler = ZoneAssembler(origin: zone.origin, source: zone.source)
+        for record in zone.records {
+            try assembler.add(record, file: zone.source, line: 0)
+        }
+        try finish(assembler)
+    }
+
+    /// Reads the master file at `path` with `origin` as its initial `$ORIGIN`, and
+    /// compiles it record by record: errors name the file and line, as the parser's do.
+    public mutating func add(file path: String, origin: DomainName) throws(ZoneFileError) {
+        var assembler = ZoneAssembler(origin: origin, source: path)
+        for record in try ZoneFileParser.parse(file: path, origin: origin) {
+            try assembler.add(record, file: path, line: 0)
+        }
+        try finish(assembler)
+    }
+
+    /// The engine serving every zone added.
+    public consuming func finish() -> AuthoritativeEngine {
+        let capacity = tableCapacity(for: zones.count)
+        var apexSlots = [UInt64](repeating: 0, count: capacity)
+        for (index, zone) in zones.enumerated() {
+            let apex = Int(zone.apex)
+            let hash = arena.withUnsafeBytes { StoreView.hash(of: $0.baseAddress! + apex + 4) }
+            let mixed = StoreView.finish(hash)
+            var slot = Int(truncatingIfNeeded: mixed) & (capacity - 1)
+            while apexSlots[slot] != 0 { slot = (slot + 1) & (capacity - 1) }
+            // Zone index + 1: a slot is never 0 once used.
+            apexSlots[slot] = (mixed >> 32) << 32 | UInt64(index + 1)
+        }
+        let store = ZoneStore(
+            arena: arena, slots: slots, zones: zones, apexSlots: apexSlots, nodeCount: nodeCount,
+            rrsetCount: rrsetCount)
+        store.resolveTargets(targetFixups)
+        return AuthoritativeEngine(store: store)
+    }
+
+    /// Lays out a checked zone: its node records in the arena, its hash table.
+    mutating func finish(_ assembler: ZoneAssembler) throws(ZoneFileError) {
+        try assembler.check()
+        if apexes.contains(where: { $0.origin == assembler.origin }) {
+            throw ZoneFileError(
+                file: assembler.source, line: 0,
+                problem: .outOfZone("\(assembler.origin) (served twice)"))
+        }
+        try assembler.emit(into: &self)
+        apexes.append((assembler.origin, assembler.source))
+    }
+}
+
+/// One zone's records while it is read: owners in a hash table over a byte arena of
+/// their names, each owner's records in a linked list, RDATA in a second arena.
+struct ZoneAssembler {
+    struct Owner {
+        var nameOffset: UInt32
+        var nameLength: UInt8
+        var flags: UInt8 = 0
+        var hash: UInt64
+        var first: Int32 = -1
+        var last: Int32 = -1
+    }
+
+    struct Record {
+        var type: UInt16
+        var rdataLength: UInt16
+        var ttl: UInt32
+        var rdataOffset: UInt32
+        var next: Int32
+    }
+
+    let origin: DomainName
+    let source: String
+    var names: [UInt8] = []
+    var rdata: [UInt8] = []
+    var owners: [Owner] = []
+    var records: [Record] = []
+    /// Owner index + 1, or 0.
+    var table: [UInt32] = [UInt32](repeating: 0, count: 64)
+    var soaCount = 0
+    var scratch: [UInt8] = []
+
+    static let wildcard: UInt8 = 1
+
+    init(origin: DomainName, source: String) {
+        self.origin = origin
+        self.source = source
+        _ = owner(origin.wire)
+    }
+
+    /// Adds one record: checked to lie in the zone (an SOA only at the apex),
+    /// a duplicate of one already added dropped (RFC 2181 §5: an RRset is a set) but
+    /// its TTL kept for the RRset's (the lowest wins, RFC 2181 §5.2).
+    mutating func add(_ record: ResourceRecord, file: String, line: Int) throws(ZoneFileError) {
+        let wire = record.name.wire
+        guard isInZone(wire) else {
+            throw ZoneFileError(
+                file: file, line: line, problem: .outOfZone(record.name.description))
+        }
+        if record.type == .soa {
+            guard record.name == origin else {
+                throw ZoneFileError(
+                    file: file, line: line, problem: .outOfZone(record.name.description))
+            }
+            soaCount += 1
+        }
+        scratch.removeAll(keepingCapacity: true)
+        record.data.appendWire(to: &scratch)
+        guard scratch.count <= 65535 else {
+            throw ZoneFileError(
+                file: file, line: line,
+                problem: .badRecordData(type: record.type.description, reason: "over 65535 bytes"))
+        }
+        let index = owner(wire)
+        let type = record.type.rawValue
+        var cursor = owners[index].first
+        while cursor >= 0 {
+            let existing = records[Int(cursor)]
+            if existing.type == type && Int(existing.rdataLength) == scratch.count
+                && rdata[Int(existing.rdataOffset)..<Int(existing.rdataOffset) + scratch.count]
+                    .elementsEqual(scratch)
+            {
+                records[Int(cursor)].ttl = min(existing.ttl, record.ttl)
+                return
+            }
+            cursor = existing.next
+        }
+        let new = Int32(records.count)
+        records.append(
+            Record(
+                type: type, rdataLength: UInt16(scratch.count), ttl: record.ttl,
+                rdataOffset: UInt32(rdata.count), next: -1))
+        rdata += scratch
+        if owners[index].last >= 0 {
+            records[Int(owners[index].last)].next = new
+        } else {
+            owners[index].first = new
+        }
+        owners[index].last = new
+    }
+
+    /// Whether `wire` is the origin or below it.
+    func isInZone(_ wire: [UInt8]) -> Bool {
+        let apex = origin.wire
+        guard wire.count >= apex.count else { return false }
+        var start = 0
+        while wire.count - start > apex.count {
+            start += 1 + Int(wire[start])
+        }
+        guard wire.count - start == apex.count else { return false }
+        return equalIgnoringCase(wire[start...], apex[...])
+    }
+
+    /// The owner named `wire`, added if new with every name between it and the apex
+    /// (empty non-terminals: RFC 4592 §2.2.2).
+    mutating func owner(_ wire: [UInt8]) -> Int {
+        wire.withUnsafeBytes { name in
+            let hash = StoreView.hash(of: name.baseAddress!)
+            if let found = find(name, hash: hash) { return found }
+            let index = insert(name, hash: hash)
+            // Ancestors, up to the first that exists.
+            var start = Int(name[0]) + 1
+            while name.count - start > origin.wire.count {
+                let parent = UnsafeRawBufferPointer(rebasing: name[start...])
+                let parentHash = StoreView.hash(of: parent.baseAddress!)
+                if find(parent, hash: parentHash) != nil { break }
+                _ = insert(parent, hash: parentHash)
+                start += 1 + Int(name[start])
+            }
+            if name.count > 2 && name[0] == 1 && name[1] == UInt8(ascii: "*") {
+                owners[index].flags |= ZoneAssembler.wildcard
+            }
+            return index
+        }
+    }
+
+    func find(_ name: UnsafeRawBufferPointer, hash: UInt64) -> Int? {
+        let mask = table.count - 1
+        var slot = Int(truncatingIfNeeded: StoreView.finish(hash)) & mask
+        while table[slot] != 0 {
+            let index = Int(table[slot]) - 1
+            let owner = owners[index]
+            if owner.hash == hash && Int(owner.nameLength) == name.count {
+                let start = Int(owner.nameOffset)
+                var equal = true
+                for offset in 0..<name.count
+                where asciiLower(names[start + offset]) != asciiLower(name[offset]) {
+                    equal = false
+                    break
+                }
+                if equal { return index }
+            }
+            slot = (slot + 1) & mask
+        }
+        return nil
+    }
+
+    mutating func insert(_ name: UnsafeRawBufferPointer, hash: UInt64) -> Int {
+        let index = owners.count
+        owners.append(
+            Owner(nameOffset: UInt32(names.count), nameLength: UInt8(name.count), hash: hash))
+        names.append(contentsOf: name)
+        if owners.count * 2 > table.count {
+            table = [UInt32](repeating: 0, count: table.count * 2)
+            for (other, owner) in owners.enumerated() { place(other, hash: owner.hash) }
+        } else {
+            place(index, hash: hash)
+        }
+        return index
+    }
+
+    mutating func place(_ index: Int, hash: UInt64) {
+        let mask = table.count - 1
+        var slot = Int(truncatingIfNeeded: StoreView.finish(hash)) & mask
+        while table[slot] != 0 { slot = (slot + 1) & mask }
+        table[slot] = UInt32(index + 1)
+    }
+
+    /// What `nsd-checkzone` checks once the whole zone is read: records at all, one
+    /// SOA; a CNAME alone at its name, DS aside (RFC 2181 §10.1).
+    func check() throws(ZoneFileError) {
+        func fail(_ problem: ZoneFileError.Problem) -> ZoneFileError {
+            ZoneFileError(file: source, line: 0, problem: problem)
+        }
+        guard !records.isEmpty else { throw fail(.emptyFile) }
+        guard soaCount > 0 else { throw fail(.noSOA) }
+        guard soaCount == 1 else { throw fail(.multipleSOA) }
+        for owner in owners {
+            var cnames = 0
+            var others = false
+            var cursor = owner.first
+            while cursor >= 0 {
+                let record = records[Int(cursor)]
+                if record.type == RecordType.cname.rawValue {
+                    cnames += 1
+                } else if record.type != RecordType.ds.rawValue {
+                    others = true
+                }
+                cursor = record.next
+            }
+            guard cnames > 0 else { continue }
+            let name = DomainName(
+                validatedWire: Array(
+                    names[Int(owner.nameOffset)..<Int(owner.nameOffset) + Int(owner.nameLength)]))
+            guard cnames == 1 else { throw fail(.multipleCNAME(name.description)) }
+            guard !others else { throw fail(.cnameAndOtherData(name.description)) }
+        }
+    }
+
+    /// Writes the zone's node records and hash table into `compiler`.
+    func emit(into compiler: inout ZoneCompiler) throws(ZoneFileError) {
+        func tooLarge(_ what: String) -> ZoneFileError {
+            ZoneFileError(
+                file: source, line: 0, problem: .badRecordData(type: "zone", reason: what))
+        }
+        var nodes = [UInt32](repeating: 0, count: owners.count)
+        var info = ZoneStore.ZoneInfo(
+            apex: 0, soa: 0, ns: 0, slotBase: UInt32(compiler.slots.count), slotMask: 0)
+        var types: [UInt16] = []
+        // The arena is moved out of the compiler while it grows (no copy on write) and
+        // back in the end; on failure, back as it was.
+        var arena = compiler.arena
+        compiler.arena = []
+        let arenaStart = arena.count
+        var rrsets = 0
+        var fixups: [UInt32] = []
+        func fail(_ what: String) -> ZoneFileError {
+            arena.removeSubrange(arenaStart...)
+            compiler.arena = arena
+            return tooLarge(what)
+        }
+        for (index, owner) in owners.enumerated() {
+            // The owner's types in the order first seen (ANY answers with the first).
+            types.removeAll(keepingCapacity: true)
+            var cursor = owner.first
+            while cursor >= 0 {
+                let record = records[Int(cursor)]
+                if !types.contains(record.type) { types.append(record.type) }
+                cursor = record.next
+            }
+            // Node records start at multiples of 4.
+            while arena.count % 4 != 0 { arena.append(0) }
+            let node = arena.count
+            nodes[index] = UInt32(truncatingIfNeeded: node)
+            let isApex = index == 0
+            var flags: UInt8 = 0
+            arena.append(owner.nameLength)
+            arena.append(0)
+            appendNative(UInt16(types.count), to: &arena)
+            let nameStart = Int(owner.nameOffset)
+            arena += names[nameStart..<nameStart + Int(owner.nameLength)]
+            while arena.count % 4 != 0 { arena.append(0) }
+            let descriptors = arena.count
+            arena += repeatElement(0, count: 12 * types.count)
+            for (position, type) in types.enumerated() {
+                let descriptor = descriptors + 12 * position
+                if isApex && type == RecordType.soa.rawValue {
+                    info.soa = UInt32(truncatingIfNeeded: descriptor)
+                }
+                if isApex && type == RecordType.ns.rawValue {
+                    info.ns = UInt32(truncatingIfNeeded: descriptor)
+                }
+                if !isApex && type == RecordType.ns.rawValue { flags |= StoreView.delegation }
+                var count = 0
+                var ttl = UInt32.max
+                let first = arena.count
+                cursor = owner.first
+                while cursor >= 0 {
+                    let record = records[Int(cursor)]
+                    cursor = record.next
+                    guard record.type == type else { continue }
+                    count += 1
+                    ttl = min(ttl, record.ttl)
+                    arena.append(UInt8(record.rdataLength >> 8))
+                    arena.append(UInt8(record.rdataLength & 0xff))
+                    let start = Int(record.rdataOffset)
+                    arena += rdata[start..<start + Int(record.rdataLength)]
+                }
+                guard count <= 65535 else { throw fail("an RRset of over 65535 records") }
+                if StoreView.hasTargets(type) {
+                    // Room for each RDATA's target node, filled in by `finish`.
+                    while arena.count % 4 != 0 { arena.append(0) }
+                    arena += repeatElement(0, count: 4 * count)
+                    fixups.append(UInt32(truncatingIfNeeded: descriptor))
+                }
+                arena.withUnsafeMutableBytes { bytes in
+                    bytes.storeBytes(of: type, toByteOffset: descriptor, as: UInt16.self)
+                    bytes.storeBytes(
+                        of: UInt16(count), toByteOffset: descriptor + 2, as: UInt16.self)
+                    bytes.storeBytes(of: ttl, toByteOffset: descriptor + 4, as: UInt32.self)
+                    bytes.storeBytes(
+                        of: UInt32(truncatingIfNeeded: first), toByteOffset: descriptor + 8,
+                        as: UInt32.self)
+                }
+            }
+            arena[node + 1] = flags
+            guard arena.count < Int(Int32.max) else { throw fail("over 2 GiB of names and data") }
+            rrsets += types.count
+        }
+        // Wildcard owners mark their parent (RFC 4592 §2.1.1: the source of synthesis).
+        for owner in owners where owner.flags & ZoneAssembler.wildcard != 0 {
+            let parent = Array(
+                names[(Int(owner.nameOffset) + 2)..<(Int(owner.nameOffset) + Int(owner.nameLength))]
+            )
+            let found = parent.withUnsafeBytes { parent in
+                find(parent, hash: StoreView.hash(of: parent.baseAddress!))
+            }
+            if let found { arena[Int(nodes[found]) + 1] |= StoreView.wildcardChild }
+        }
+        compiler.arena = arena
+        compiler.rrsetCount += rrsets
+        compiler.targetFixups += fixups
+        info.apex = nodes[0]
+        let capacity = tableCapacity(for: owners.count)
+        info.slotMask = UInt32(capacity - 1)
+        let base = compiler.slots.count
+        compiler.slots += repeatElement(0, count: capacity)
+        for (index, owner) in owners.enumerated() {
+            let mixed = StoreView.finish(owner.hash)
+            var slot = Int(truncatingIfNeeded: mixed) & (capacity - 1)
+            while compiler.slots[base + slot] != 0 { slot = (slot + 1) & (capacity - 1) }
+            compiler.slots[base + slot] = (mixed >> 32) << 32 | UInt64(nodes[index])
+        }
+        compiler.zones.append(info)
+        compiler.nodeCount += owners.count
+    }
+}
+
+@inline(__always)
+func appendNative(_ value: UInt16, to bytes: inout [UInt8]) {
+    withUnsafeBytes(of: value) { bytes += $0 }
+}
