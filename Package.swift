@@ -33,6 +33,7 @@ let package = Package(
             name: "CPcap", path: "CShims/CPcap",
             linkerSettings: [.linkedLibrary("pcap")]),
         .target(name: "CSocket", path: "CShims/CSocket"),
+        .target(name: "CPrefetch", path: "CShims/CPrefetch"),
         .target(
             name: "CXen", path: "CShims/CXen",
             linkerSettings: [
@@ -83,7 +84,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "OasisDNS",
-            dependencies: ["OasisBits"],
+            dependencies: ["CPrefetch", "OasisBits"],
             exclude: ["README.md"],
             swiftSettings: strict),
         .executableTarget(

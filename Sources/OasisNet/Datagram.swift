@@ -75,6 +75,13 @@ public let maximumUDPPayload = 65_535 - 20 - 8
 public protocol DatagramService: AnyObject {
     /// Delivers every datagram arriving for `port` to `handler`, on the loop.
     func listen(port: UInt16, _ handler: @escaping (Datagram) -> Void) throws(DatagramError)
+    /// Delivers the datagrams arriving for `port` to `handler` in batches, on the loop:
+    /// those that arrived together (up to one `recvmmsg` on kernel sockets; one at a
+    /// time where there is no such thing), so that an application can prepare for all
+    /// of them before it answers the first. Replies sent while a batch is handled may
+    /// leave together. The buffer is valid only during the call.
+    func listen(port: UInt16, batches handler: @escaping (UnsafeBufferPointer<Datagram>) -> Void)
+        throws(DatagramError)
     /// Stops delivering datagrams for `port`.
     func stopListening(port: UInt16)
     /// Sends `payload` to `destination` from the local `port`. The payload may be a
@@ -85,6 +92,15 @@ public protocol DatagramService: AnyObject {
 }
 
 extension DatagramService {
+    /// Batches of one datagram.
+    public func listen(
+        port: UInt16, batches handler: @escaping (UnsafeBufferPointer<Datagram>) -> Void
+    ) throws(DatagramError) {
+        try listen(port: port) { datagram in
+            withUnsafePointer(to: datagram) { handler(UnsafeBufferPointer(start: $0, count: 1)) }
+        }
+    }
+
     /// Sends bytes (copied into a buffer first).
     public func send(_ bytes: [UInt8], to destination: DatagramEndpoint, from port: UInt16)
         throws(DatagramError)

@@ -22,6 +22,8 @@ public final class SocketDatagrams: DatagramService {
     private let receiveVectors = UnsafeMutablePointer<iovec>.allocate(capacity: batch)
     private let receiveAddresses = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: batch)
     private var receiveBuffers = [Bits?](repeating: nil, count: batch)
+    /// The datagrams of the batch being handled.
+    private let received = UnsafeMutablePointer<Datagram>.allocate(capacity: batch)
     private let sendHeaders = UnsafeMutablePointer<oasis_mmsghdr>.allocate(capacity: batch)
     private let sendVectors = UnsafeMutablePointer<iovec>.allocate(capacity: batch)
     private let sendAddresses = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: batch)
@@ -49,6 +51,14 @@ public final class SocketDatagrams: DatagramService {
     public func listen(port: UInt16, _ handler: @escaping (Datagram) -> Void)
         throws(DatagramError)
     {
+        try listen(port: port) { (batch: UnsafeBufferPointer<Datagram>) in
+            for datagram in batch { handler(datagram) }
+        }
+    }
+
+    public func listen(
+        port: UInt16, batches handler: @escaping (UnsafeBufferPointer<Datagram>) -> Void
+    ) throws(DatagramError) {
         guard sockets[port] == nil else { throw .portInUse(port) }
         let fd = try openSocket(port: port)
         sockets[port] = fd
@@ -96,9 +106,11 @@ public final class SocketDatagrams: DatagramService {
     }
 
     /// Reads what is waiting, a batch of datagrams per system call (`recvmmsg`) straight
-    /// into pool buffers, hands each to `handler`, and sends the replies the handler
+    /// into pool buffers, hands the batch to `handler`, and sends the replies the handler
     /// produced in one `sendmmsg` per batch.
-    private func receive(on fd: CInt, local: DatagramEndpoint, _ handler: (Datagram) -> Void) {
+    private func receive(
+        on fd: CInt, local: DatagramEndpoint, _ handler: (UnsafeBufferPointer<Datagram>) -> Void
+    ) {
         for _ in 0..<4 {
             var prepared = 0
             while prepared < SocketDatagrams.batch, let buffer = try? pool.allocate() {
@@ -116,27 +128,33 @@ public final class SocketDatagrams: DatagramService {
                 prepared += 1
             }
             guard prepared > 0 else { return }  // no buffer free: the kernel keeps them
-            let received = Int(oasis_recvmmsg(fd, receiveHeaders, UInt32(prepared)))
-            guard received > 0 else {
+            let count = Int(oasis_recvmmsg(fd, receiveHeaders, UInt32(prepared)))
+            guard count > 0 else {
                 for index in 0..<prepared { receiveBuffers[index] = nil }
                 return  // EAGAIN: drained (or an error to retry on the next readiness)
             }
-            batching = true
-            for index in 0..<received {
-                guard var payload = receiveBuffers[index],
+            var datagrams = 0
+            for index in 0..<count {
+                let buffer = receiveBuffers[index]
+                receiveBuffers[index] = nil
+                guard var payload = buffer,
                     (try? payload.extend(by: Int(receiveHeaders[index].msg_len))) != nil
                 else { continue }
-                receiveBuffers[index] = nil
                 let from = receiveAddresses[index]
                 let source = DatagramEndpoint(
                     address: IPv4Address(rawValue: UInt32(bigEndian: from.sin_addr.s_addr)),
                     port: UInt16(bigEndian: from.sin_port))
-                handler(Datagram(source: source, destination: local, payload: payload))
+                (received + datagrams).initialize(
+                    to: Datagram(source: source, destination: local, payload: payload))
+                datagrams += 1
             }
-            for index in received..<prepared { receiveBuffers[index] = nil }
+            batching = true
+            handler(UnsafeBufferPointer(start: received, count: datagrams))
+            received.deinitialize(count: datagrams)
+            for index in count..<prepared { receiveBuffers[index] = nil }
             batching = false
             flush()
-            if received < prepared { return }
+            if count < prepared { return }
         }
     }
 
@@ -215,6 +233,7 @@ public final class SocketDatagrams: DatagramService {
     }
 
     deinit {
+        received.deallocate()
         receiveHeaders.deallocate()
         receiveVectors.deallocate()
         receiveAddresses.deallocate()

@@ -1,3 +1,4 @@
+import CPrefetch
 import OasisBits
 
 /// How a query arrived, which bounds the size of its answer.
@@ -75,15 +76,77 @@ public final class AuthoritativeEngine: Sendable {
             into: (try? response.shifted(by: start)) ?? response,
             limit: 65535)
         let view = store.view
-        let length: Int? = withUnsafeTemporaryAllocation(
-            byteCount: Responder.scratchBytes, alignment: 8
-        ) { scratch in
-            var responder = Responder(store: view, scratch: scratch)
-            return responder.respond(to: query, transport: transport, writer: &writer)
+        let length: Int? = Responder.with(store: view) { responder in
+            responder.respond(to: query, transport: transport, writer: &writer)
         }
         guard let length else { return nil }
         try? response.truncate(to: start)
         try? response.extend(by: length)
         return length
+    }
+}
+
+// MARK: Batches
+
+/// Where a query's name sits in the engine's tables, from
+/// ``AuthoritativeEngine/prefetchSlot(for:)``: what ``AuthoritativeEngine/prefetchRecord(_:)``
+/// needs to start loading the name's data.
+public struct PrefetchToken: Sendable {
+    /// The slot's address, or 0 when the query names no zone we serve.
+    let slot: UInt
+    let tag: UInt64
+
+    /// A token that prefetches nothing.
+    public static let none = PrefetchToken(slot: 0, tag: 0)
+}
+
+extension AuthoritativeEngine {
+    /// Starts loading the hash slot of the name `query` asks about, and returns where
+    /// it is. For a batch of queries: ``prefetchSlot(for:)`` on each, then
+    /// ``prefetchRecord(_:)`` on each token, then ``respond(to:transport:into:)`` on
+    /// each. The batch's cache misses (two per query in a large zone: the slot, then
+    /// the name's record) then overlap instead of following one another. Only hints:
+    /// answers are the same without them, and a malformed query costs nothing more.
+    public func prefetchSlot(for query: Bits) -> PrefetchToken {
+        let view = store.view
+        return query.withUnsafeBytes { message in
+            withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { name in
+                guard message.count > MessageHeader.size,
+                    let (length, _) = try? readWireName(message, at: MessageHeader.size, into: name)
+                else { return .none }
+                for index in 0..<length { name[index] = asciiLower(name[index]) }
+                return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 128) { hashes in
+                    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { starts in
+                        let labelCount = StoreView.labels(
+                            of: UnsafeRawPointer(name.baseAddress!), starts: starts.baseAddress!,
+                            hashes: hashes.baseAddress!)
+                        for label in 0...labelCount {
+                            let start = Int(starts[label])
+                            guard
+                                let zone = view.findZone(
+                                    UnsafeRawBufferPointer(rebasing: name[start..<length]),
+                                    hash: hashes[label])
+                            else { continue }
+                            let (slot, tag) = view.slot(zone, hash: hashes[0])
+                            oasis_prefetch(slot)
+                            return PrefetchToken(slot: UInt(bitPattern: slot), tag: tag)
+                        }
+                        return .none
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts loading the record of the name whose slot `token` gives, if the slot
+    /// holds it (the slot is read: call this after ``prefetchSlot(for:)`` has had time
+    /// to bring it in, as the second pass over a batch).
+    public func prefetchRecord(_ token: PrefetchToken) {
+        guard let slot = UnsafePointer<UInt64>(bitPattern: token.slot) else { return }
+        let entry = slot.pointee
+        guard entry != 0, entry >> 32 == token.tag else { return }
+        let record = store.view.arena + Int(truncatingIfNeeded: entry & 0xffff_ffff)
+        oasis_prefetch(record)
+        oasis_prefetch(record + 63)
     }
 }

@@ -18,8 +18,9 @@ struct PlannedRRSet {
 /// the stack for the duration of one `respond` call.
 struct Responder {
     let store: StoreView
-    /// [0, 256): the name being looked up, lowercased; [256, 512): a second name; then
-    /// the labels' starts and suffix hashes of the name being looked up.
+    /// [0, 256): the name being looked up, lowercased; [256, 512): a second name.
+    /// `labelStarts` and `suffixHashes` (128 each: a name has at most 127 labels) are
+    /// those of the name being looked up.
     let scratch: UnsafeMutableRawBufferPointer
     let labelStarts: UnsafeMutablePointer<UInt8>
     let suffixHashes: UnsafeMutablePointer<UInt64>
@@ -34,19 +35,38 @@ struct Responder {
     /// QCLASS ANY: NSD leaves the authority section out.
     var classAny = false
 
-    static let planCapacity = 96
-    /// The bytes of scratch memory a responder needs (uninitialized is fine).
-    static let scratchBytes = 512 + 8 * 129 + 128 + MemoryLayout<PlannedRRSet>.stride * planCapacity
+    /// Room for the largest answer we plan: a 16-link CNAME chain, its answer, the
+    /// authority section, and the addresses of a dozen name servers.
+    static let planCapacity = 64
 
-    /// A responder over `store` using `scratch` (``scratchBytes``, 8-byte aligned).
-    init(store: StoreView, scratch: UnsafeMutableRawBufferPointer) {
+    /// Runs `body` with a responder over `store` whose scratch memory is on the stack
+    /// (each piece at most 1 KiB, the size Swift always places on the stack).
+    static func with<Result>(store: StoreView, _ body: (inout Responder) -> Result) -> Result {
+        withUnsafeTemporaryAllocation(byteCount: 512, alignment: 8) { names in
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 128) { hashes in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { starts in
+                    withUnsafeTemporaryAllocation(of: PlannedRRSet.self, capacity: planCapacity) {
+                        plan in
+                        var responder = Responder(
+                            store: store, scratch: names, labelStarts: starts.baseAddress!,
+                            suffixHashes: hashes.baseAddress!, plan: plan.baseAddress!)
+                        return body(&responder)
+                    }
+                }
+            }
+        }
+    }
+
+    init(
+        store: StoreView, scratch: UnsafeMutableRawBufferPointer,
+        labelStarts: UnsafeMutablePointer<UInt8>, suffixHashes: UnsafeMutablePointer<UInt64>,
+        plan: UnsafeMutablePointer<PlannedRRSet>
+    ) {
         self.store = store
         self.scratch = scratch
-        let base = scratch.baseAddress!
-        suffixHashes = (base + 512).bindMemory(to: UInt64.self, capacity: 129)
-        labelStarts = (base + 512 + 8 * 129).bindMemory(to: UInt8.self, capacity: 128)
-        plan = (base + 512 + 8 * 129 + 128).bindMemory(
-            to: PlannedRRSet.self, capacity: Responder.planCapacity)
+        self.labelStarts = labelStarts
+        self.suffixHashes = suffixHashes
+        self.plan = plan
     }
 
     // MARK: The query

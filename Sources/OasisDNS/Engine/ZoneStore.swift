@@ -246,7 +246,7 @@ struct StoreView {
     /// serve, or nil.
     func findInEnclosingZone(_ name: UnsafeRawBufferPointer) -> Int? {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { starts in
-            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 129) { hashes in
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 128) { hashes in
                 let labelCount = StoreView.labels(
                     of: name.baseAddress!, starts: starts.baseAddress!, hashes: hashes.baseAddress!)
                 for label in 0...labelCount {
@@ -311,6 +311,15 @@ struct StoreView {
         }
     }
 
+    /// The slot where a lookup of the name with `hash` in `zone` starts, and the tag
+    /// it looks for there.
+    @inline(__always) func slot(_ zone: Int, hash: UInt64) -> (UnsafePointer<UInt64>, UInt64) {
+        let info = zones[zone]
+        let mixed = StoreView.finish(hash)
+        let slot = Int(truncatingIfNeeded: mixed) & Int(info.slotMask)
+        return (slots + Int(info.slotBase) + slot, mixed >> 32)
+    }
+
     /// Whether node `node` is named `name` (lowercased).
     @inline(__always) func nodeNamed(_ node: Int, _ name: UnsafeRawBufferPointer) -> Bool {
         guard nameLength(node) == name.count else { return false }
@@ -350,7 +359,8 @@ struct StoreView {
 
     /// Finds the labels of the wire name at `name` (valid, uncompressed) and the hash of
     /// every suffix: `starts[i]` is where label i begins, `hashes[i]` the hash of the
-    /// name from label i on, and `hashes[count]` the root's. Returns the label count.
+    /// name from label i on, and `hashes[count]` the root's. Returns the label count
+    /// (at most 127: both buffers need room for 128).
     @inline(__always)
     static func labels(
         of name: UnsafeRawPointer, starts: UnsafeMutablePointer<UInt8>,
@@ -377,7 +387,7 @@ struct StoreView {
     /// The hash of one whole wire name (valid, uncompressed).
     static func hash(of name: UnsafeRawPointer) -> UInt64 {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { starts in
-            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 129) { hashes in
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 128) { hashes in
                 _ = labels(of: name, starts: starts.baseAddress!, hashes: hashes.baseAddress!)
                 return hashes[0]
             }

@@ -36,7 +36,7 @@ final class DNSService {
     let engine: AuthoritativeEngine
     /// The ceiling of UDP answers to EDNS clients (the engine's default: 1232, like NSD).
     let maximumUDPPayload: Int
-    private(set) var udp = DNSStatistics()
+    @exclusivity(unchecked) private(set) var udp = DNSStatistics()
     /// Answers are at most `maximumUDPPayload` bytes: one page with 128 bytes of
     /// headroom holds any of them. The limit bounds what a slow device can hold.
     private let pool = BufferPool(headroom: BufferPool.defaultHeadroom, limit: 512)
@@ -46,10 +46,26 @@ final class DNSService {
         self.maximumUDPPayload = maximumUDPPayload
     }
 
-    /// Answers every datagram arriving on `port` of `service`.
+    /// The prefetch tokens of the batch being answered.
+    private var tokens = [PrefetchToken](repeating: .none, count: 64)
+
+    /// Answers every datagram arriving on `port` of `service`, a batch at a time: the
+    /// engine first starts loading what each query of the batch will read (its hash
+    /// slot, then its name's record), then answers them one after the other. The
+    /// service must outlive the listener (the closure does not keep it: no reference
+    /// count per batch), and `service` owns the closure.
     func serveUDP(on service: some DatagramService, port: UInt16) throws(DatagramError) {
-        try service.listen(port: port) { [unowned self, unowned service] datagram in
-            self.answer(datagram, on: service, port: port)
+        try service.listen(port: port) {
+            [unowned(unsafe) self, unowned(unsafe) service] (batch: UnsafeBufferPointer<Datagram>) in
+            if batch.count > 1 && batch.count <= self.tokens.count {
+                self.tokens.withUnsafeMutableBufferPointer { tokens in
+                    for index in batch.indices {
+                        tokens[index] = self.engine.prefetchSlot(for: batch[index].payload)
+                    }
+                    for index in batch.indices { self.engine.prefetchRecord(tokens[index]) }
+                }
+            }
+            for datagram in batch { self.answer(datagram, on: service, port: port) }
         }
     }
 

@@ -1,0 +1,94 @@
+// SocketDatagrams against the kernel's own UDP sockets on loopback: datagrams that
+// wait together arrive as one batch, and the replies sent during a batch all leave.
+
+import Glibc
+import OasisBits
+import OasisLoop
+import Testing
+
+@testable import OasisNet
+
+@Suite struct SocketDatagramsTests {
+    /// A kernel UDP socket bound to 127.0.0.1 on an ephemeral port, and that port.
+    func kernelSocket() throws -> (CInt, UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        try #require(fd >= 0)
+        var address = SocketDatagrams.socketAddress(IPv4Address(127, 0, 0, 1), 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        return (fd, UInt16(bigEndian: address.sin_port))
+    }
+
+    func send(_ fd: CInt, _ bytes: [UInt8], to port: UInt16) {
+        var target = SocketDatagrams.socketAddress(IPv4Address(127, 0, 0, 1), port)
+        _ = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+    }
+
+    @Test func waitingDatagramsArriveAsOneBatchAndEveryReplyLeaves() throws {
+        let loop = try EventLoop()
+        let sockets = SocketDatagrams(address: IPv4Address(127, 0, 0, 1), on: loop)
+        defer { sockets.close() }
+        let (client, clientPort) = try kernelSocket()
+        defer { close(client) }
+        // A free port for the service: bind, learn it, release it.
+        let (probe, port) = try kernelSocket()
+        close(probe)
+
+        var batches: [Int] = []
+        var payloads: [[UInt8]] = []
+        try sockets.listen(port: port) { (batch: UnsafeBufferPointer<Datagram>) in
+            batches.append(batch.count)
+            for datagram in batch {
+                #expect(
+                    datagram.source
+                        == DatagramEndpoint(address: IPv4Address(127, 0, 0, 1), port: clientPort))
+                let bytes = datagram.payload.copyBytes()
+                payloads.append(bytes)
+                try? sockets.send(bytes.reversed(), to: datagram.source, from: port)
+            }
+        }
+        // Twenty datagrams wait in the socket before the loop first looks.
+        let sent = (0..<20).map { index in [UInt8(index), 1, 2, UInt8(index)] }
+        for bytes in sent { send(client, bytes, to: port) }
+        _ = try loop.run(until: loop.sleep(.milliseconds(100)))
+
+        #expect(payloads == sent)
+        #expect(batches == [20])
+        // Every reply came back to the kernel socket, in order.
+        var replies: [[UInt8]] = []
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while true {
+            let count = recv(client, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if count < 0 { break }
+            replies.append(Array(buffer[0..<count]))
+        }
+        #expect(replies == sent.map { Array($0.reversed()) })
+        #expect(sockets.sendFailures == 0)
+    }
+
+    @Test func perDatagramListenersSeeEveryDatagramOfABatch() throws {
+        let loop = try EventLoop()
+        let sockets = SocketDatagrams(address: IPv4Address(127, 0, 0, 1), on: loop)
+        defer { sockets.close() }
+        let (client, _) = try kernelSocket()
+        defer { close(client) }
+        let (probe, port) = try kernelSocket()
+        close(probe)
+        var seen: [UInt8] = []
+        try sockets.listen(port: port) { (datagram: Datagram) in
+            seen.append(datagram.payload.copyBytes().first ?? 0)
+        }
+        for index in 0..<40 { send(client, [UInt8(index)], to: port) }
+        _ = try loop.run(until: loop.sleep(.milliseconds(100)))
+        #expect(seen == (0..<40).map { UInt8($0) })
+    }
+}
