@@ -56,7 +56,8 @@ final class DNSService {
     /// count per batch), and `service` owns the closure.
     func serveUDP(on service: some DatagramService, port: UInt16) throws(DatagramError) {
         try service.listen(port: port) {
-            [unowned(unsafe) self, unowned(unsafe) service] (batch: UnsafeBufferPointer<Datagram>) in
+            [unowned(unsafe) self, unowned(unsafe) service] (batch: UnsafeBufferPointer<Datagram>)
+            in
             if batch.count > 1 && batch.count <= self.tokens.count {
                 self.tokens.withUnsafeMutableBufferPointer { tokens in
                     for index in batch.indices {
