@@ -103,8 +103,8 @@ struct ZoneAssembler {
     var rdata: [UInt8] = []
     var owners: [Owner] = []
     var records: [Record] = []
-    /// Owner index + 1, or 0.
-    var table: [UInt32] = [UInt32](repeating: 0, count: 64)
+    /// The high 32 bits of the owner's mixed hash, then its index + 1; 0 is empty.
+    var table: [UInt64] = [UInt64](repeating: 0, count: 64)
     var soaCount = 0
     var scratch: [UInt8] = []
 
@@ -204,21 +204,24 @@ struct ZoneAssembler {
 
     func find(_ name: UnsafeRawBufferPointer, hash: UInt64) -> Int? {
         let mask = table.count - 1
-        var slot = Int(truncatingIfNeeded: StoreView.finish(hash)) & mask
+        let mixed = StoreView.finish(hash)
+        let tag = mixed >> 32
+        var slot = Int(truncatingIfNeeded: mixed) & mask
         while table[slot] != 0 {
-            let index = Int(table[slot]) - 1
-            let owner = owners[index]
-            if owner.hash == hash && Int(owner.nameLength) == name.count {
-                let start = Int(owner.nameOffset)
-                var equal = true
-                for offset in 0..<name.count
-                where asciiLower(names[start + offset]) != asciiLower(name[offset]) {
-                    equal = false
-                    break
-                }
-                if equal { return index }
-            }
+            let entry = table[slot]
             slot = (slot + 1) & mask
+            guard entry >> 32 == tag else { continue }
+            let index = Int(truncatingIfNeeded: entry & 0xffff_ffff) - 1
+            let owner = owners[index]
+            guard owner.hash == hash && Int(owner.nameLength) == name.count else { continue }
+            let start = Int(owner.nameOffset)
+            var equal = true
+            for offset in 0..<name.count
+            where asciiLower(names[start + offset]) != asciiLower(name[offset]) {
+                equal = false
+                break
+            }
+            if equal { return index }
         }
         return nil
     }
@@ -229,7 +232,7 @@ struct ZoneAssembler {
             Owner(nameOffset: UInt32(names.count), nameLength: UInt8(name.count), hash: hash))
         names.append(contentsOf: name)
         if owners.count * 2 > table.count {
-            table = [UInt32](repeating: 0, count: table.count * 2)
+            table = [UInt64](repeating: 0, count: table.count * 2)
             for (other, owner) in owners.enumerated() { place(other, hash: owner.hash) }
         } else {
             place(index, hash: hash)
@@ -239,9 +242,10 @@ struct ZoneAssembler {
 
     mutating func place(_ index: Int, hash: UInt64) {
         let mask = table.count - 1
-        var slot = Int(truncatingIfNeeded: StoreView.finish(hash)) & mask
+        let mixed = StoreView.finish(hash)
+        var slot = Int(truncatingIfNeeded: mixed) & mask
         while table[slot] != 0 { slot = (slot + 1) & mask }
-        table[slot] = UInt32(index + 1)
+        table[slot] = (mixed >> 32) << 32 | UInt64(index + 1)
     }
 
     /// What `nsd-checkzone` checks once the whole zone is read: records at all, one

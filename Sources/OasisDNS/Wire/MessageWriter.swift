@@ -14,8 +14,14 @@ public struct MessageFull: Error, Hashable, Sendable {
 /// in the message; a new name points at the longest suffix that matches, compared
 /// ignoring case.
 public struct MessageWriter {
-    /// The message so far, from its first header byte.
-    public private(set) var bits: Bits
+    /// The view given, which keeps the buffer alive; the message is written through
+    /// `base`, its first byte, with no view made per write.
+    private let storage: Bits
+    private let base: UnsafeMutableRawPointer
+    /// The bytes the buffer has from `base`: the view's and its tailroom.
+    private let capacity: Int
+    /// Bytes written so far.
+    public private(set) var count: Int
     /// The most bytes the message may take.
     public internal(set) var limit: Int
     var suffixes: InlineArray<64, UInt16>
@@ -24,14 +30,25 @@ public struct MessageWriter {
     /// A writer that appends to `bits` (usually empty) up to `limit` bytes in all,
     /// or the buffer's tailroom if that is smaller.
     public init(into bits: Bits, limit: Int) {
-        self.bits = bits
-        self.limit = min(limit, bits.count + bits.tailroom)
+        storage = bits
+        base = bits.buffer.baseAddress + bits.offset
+        capacity = bits.count + bits.tailroom
+        count = bits.count
+        self.limit = min(limit, capacity)
         self.suffixes = InlineArray(repeating: 0)
         self.suffixCount = 0
     }
 
-    /// Bytes written so far.
-    public var count: Int { bits.count }
+    /// The message so far, from its first header byte: a view of the buffer given.
+    public var bits: Bits {
+        var view = storage
+        if count >= view.count {
+            try? view.extend(by: count - view.count)
+        } else {
+            try? view.truncate(to: count)
+        }
+        return view
+    }
 
     /// A point to roll back to: the length and the compression table's size.
     public struct Mark: Sendable {
@@ -40,39 +57,42 @@ public struct MessageWriter {
     }
 
     /// The current position, to ``rollBack(to:)`` if what follows does not fit.
-    public var mark: Mark { Mark(count: bits.count, suffixCount: suffixCount) }
+    public var mark: Mark { Mark(count: count, suffixCount: suffixCount) }
 
     /// Forgets everything written after `mark`.
     public mutating func rollBack(to mark: Mark) {
-        try? bits.truncate(to: mark.count)
+        count = min(count, mark.count)
         suffixCount = mark.suffixCount
     }
 
+    @inline(__always)
     mutating func reserve(_ byteCount: Int) throws(MessageFull) -> Int {
-        let at = bits.count
-        guard at + byteCount <= limit else { throw MessageFull() }
-        do { try bits.extend(by: byteCount) } catch { throw MessageFull() }
+        let at = count
+        guard byteCount <= min(limit, capacity) - at else { throw MessageFull() }
+        count = at + byteCount
         return at
     }
 
     /// Appends a big-endian integer.
-
+    @inline(__always)
     public mutating func append<T: FixedWidthInteger>(_ value: T) throws(MessageFull) {
         let at = try reserve(MemoryLayout<T>.size)
-        try? bits.write(value, at: at)
+        base.storeBytes(of: value.bigEndian, toByteOffset: at, as: T.self)
     }
 
     /// Appends raw bytes.
+    @inline(__always)
     public mutating func append(bytes: UnsafeRawBufferPointer) throws(MessageFull) {
         let at = try reserve(bytes.count)
-        bits.withUnsafeMutableBytes { out in
-            UnsafeMutableRawBufferPointer(rebasing: out[at...]).copyMemory(from: bytes)
+        if let source = bytes.baseAddress {
+            (base + at).copyMemory(from: source, byteCount: bytes.count)
         }
     }
 
     /// Overwrites the 16-bit value at `offset` (a count or an RDLENGTH written earlier).
     public mutating func patch(_ value: UInt16, at offset: Int) {
-        try? bits.write(value, at: offset)
+        guard offset >= 0, offset <= count - 2 else { return }
+        base.storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt16.self)
     }
 
     /// Appends a compression pointer to the name at `offset` (which must already be
@@ -121,7 +141,7 @@ public struct MessageWriter {
     mutating func appendLabels(_ name: UnsafeRawBufferPointer, upTo end: Int) throws(MessageFull) {
         var position = 0
         while position < end {
-            let here = bits.count
+            let here = count
             if here < 0x4000 && suffixCount < 64 {
                 suffixes[suffixCount] = UInt16(here)
                 suffixCount += 1
@@ -136,9 +156,9 @@ public struct MessageWriter {
     /// Remembers that a name starts at `offset` (the question's), for compression.
     public mutating func remember(nameAt offset: Int) {
         var position = offset
-        while position < 0x4000 && suffixCount < 64,
-            let length: UInt8 = try? bits.read(at: position), length != 0, length < 64
-        {
+        while position < 0x4000 && suffixCount < 64 && position >= 0 && position < count {
+            let length = base.load(fromByteOffset: position, as: UInt8.self)
+            guard length != 0, length < 64 else { break }
             suffixes[suffixCount] = UInt16(position)
             suffixCount += 1
             position += 1 + Int(length)
@@ -147,13 +167,15 @@ public struct MessageWriter {
 
     /// The offset of a remembered suffix equal to `name[from...]`, if any.
     func findSuffix(_ name: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        bits.withUnsafeBytes { message -> Int? in
-            for index in 0..<suffixCount {
-                let candidate = Int(suffixes[index])
-                if nameMatches(message, at: candidate, name, from: start) { return candidate }
-            }
-            return nil
+        let message = UnsafeRawBufferPointer(start: base, count: count)
+        let length = name[start]
+        for index in 0..<suffixCount {
+            let candidate = Int(suffixes[index])
+            // Most candidates differ in their first label's length.
+            guard message[candidate] == length else { continue }
+            if nameMatches(message, at: candidate, name, from: start) { return candidate }
         }
+        return nil
     }
 }
 
