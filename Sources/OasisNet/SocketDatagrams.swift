@@ -35,6 +35,9 @@ public final class SocketDatagrams: DatagramService {
     /// Replies the kernel refused (a full socket buffer): counted, not retried.
     public private(set) var sendFailures: UInt64 = 0
     private var sockets: [UInt16: CInt] = [:]
+    /// The port last sent from and its socket: replies to a batch come from one port.
+    private var lastPort: UInt16?
+    private var lastFD: CInt = -1
     /// The kernel receive buffer asked for each socket, or nil for the system default
     /// (about 200 KiB: a burst of a few hundred datagrams overflows it).
     public let receiveBufferBytes: Int?
@@ -198,6 +201,7 @@ public final class SocketDatagrams: DatagramService {
 
     public func stopListening(port: UInt16) {
         guard let fd = sockets.removeValue(forKey: port) else { return }
+        if lastPort == port { lastPort = nil }
         try? loop.deregister(FileDescriptor(rawValue: fd))
         Glibc.close(fd)
     }
@@ -207,8 +211,12 @@ public final class SocketDatagrams: DatagramService {
     {
         guard payload.count <= maximumUDPPayload else { throw .payloadTooLarge(payload.count) }
         let fd: CInt
-        if let existing = sockets[port] {
+        if port == lastPort {
+            fd = lastFD
+        } else if let existing = sockets[port] {
             fd = existing
+            lastPort = port
+            lastFD = existing
         } else {
             // Sending from a port nobody listens on: bind a socket for it (replies to it
             // are then read by nobody and dropped, as on the Oasis stack).

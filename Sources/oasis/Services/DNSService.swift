@@ -47,7 +47,9 @@ final class DNSService {
     }
 
     /// The prefetch tokens of the batch being answered.
-    private var tokens = [PrefetchToken](repeating: .none, count: 64)
+    private let tokens = UnsafeMutablePointer<PrefetchToken>.allocate(capacity: 64)
+
+    deinit { tokens.deallocate() }
 
     /// Answers every datagram arriving on `port` of `service`, a batch at a time: the
     /// engine first starts loading what each query of the batch will read (its hash
@@ -58,15 +60,14 @@ final class DNSService {
         try service.listen(port: port) {
             [unowned(unsafe) self, unowned(unsafe) service] (batch: UnsafeBufferPointer<Datagram>)
             in
-            if batch.count > 1 && batch.count <= self.tokens.count {
-                self.tokens.withUnsafeMutableBufferPointer { tokens in
-                    for index in batch.indices {
-                        tokens[index] = self.engine.prefetchSlot(for: batch[index].payload)
-                    }
-                    for index in batch.indices { self.engine.prefetchRecord(tokens[index]) }
+            let engine = self.engine
+            if batch.count > 1 && batch.count <= 64 {
+                for index in batch.indices {
+                    self.tokens[index] = engine.prefetchSlot(for: batch[index].payload)
                 }
+                for index in batch.indices { engine.prefetchRecord(self.tokens[index]) }
             }
-            for datagram in batch { self.answer(datagram, on: service, port: port) }
+            for index in batch.indices { self.answer(batch[index], on: service, port: port) }
         }
     }
 
