@@ -136,7 +136,8 @@ extension DomainName {
     public init(parsing text: some StringProtocol, origin: DomainName? = nil)
         throws(NameSyntaxError)
     {
-        try self.init(presentation: Array(text.utf8)[...], origin: origin)
+        let bytes = Array(text.utf8)
+        try self.init(presentation: bytes.span, origin: origin)
     }
 
     /// Parses the UTF-8 bytes of a presentation-form name, as ``init(parsing:origin:)``
@@ -145,8 +146,8 @@ extension DomainName {
     /// Problems are reported in the order they are met, left to right; a name that is
     /// too long only once the whole text has been read. At most 256 bytes are stored
     /// however long the text.
-    init(presentation bytes: ArraySlice<UInt8>, origin: DomainName?) throws(NameSyntaxError) {
-        if bytes.count == 1 && bytes.first == UInt8(ascii: ".") {
+    init(presentation bytes: Span<UInt8>, origin: DomainName?) throws(NameSyntaxError) {
+        if bytes.count == 1 && bytes[0] == UInt8(ascii: ".") {
             self = .root
             return
         }
@@ -160,8 +161,8 @@ extension DomainName {
         var lengthIndex = 0
         var labelLength = 0
         var absolute = false
-        var index = bytes.startIndex
-        while index < bytes.endIndex {
+        var index = 0
+        while index < bytes.count {
             var byte = bytes[index]
             if byte == UInt8(ascii: "\\") {
                 let (value, used) = try unescape(bytes, at: index)
@@ -175,7 +176,7 @@ extension DomainName {
                 if size < stored { wire.append(0) }
                 size += 1
                 labelLength = 0
-                if index == bytes.endIndex - 1 { absolute = true }
+                if index == bytes.count - 1 { absolute = true }
                 index += 1
                 continue
             } else {
@@ -207,18 +208,19 @@ extension DomainName {
 /// `\DDD` or `\X` at `bytes[index]` (the backslash): the byte and how many bytes of
 /// input it took.
 func unescape(_ bytes: [UInt8], at index: Int) throws(NameSyntaxError) -> (UInt8, Int) {
-    try unescape(bytes[...], at: index)
+    try unescape(bytes.span, at: index)
 }
 
 /// `\DDD` or `\X` at `bytes[index]` (the backslash), the escape ending by the end of
 /// `bytes`: the byte and how many bytes of input it took.
-func unescape(_ bytes: ArraySlice<UInt8>, at index: Int) throws(NameSyntaxError) -> (UInt8, Int) {
-    guard index >= bytes.startIndex, index + 1 < bytes.endIndex else { throw .badEscape }
+func unescape(_ bytes: Span<UInt8>, at index: Int) throws(NameSyntaxError) -> (UInt8, Int) {
+    guard index >= 0, index + 1 < bytes.count else { throw .badEscape }
     let next = bytes[index + 1]
     if next >= UInt8(ascii: "0") && next <= UInt8(ascii: "9") {
-        guard index + 3 < bytes.endIndex else { throw .badEscape }
+        guard index + 3 < bytes.count else { throw .badEscape }
         var value = 0
-        for digit in bytes[(index + 1)...(index + 3)] {
+        for position in (index + 1)...(index + 3) {
+            let digit = bytes[position]
             guard digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") else {
                 throw .badEscape
             }

@@ -82,46 +82,45 @@ struct Token {
     /// Every byte is ASCII, so its text is its bytes and byte-wise case folding is
     /// Unicode's.
     var ascii: Bool
+
+    var range: Range<Int> { start..<end }
 }
 
-/// Splits master-file text into entries (RFC 1035 §5.1), one at a time: the tokens of
-/// one line, or of several joined by parentheses.
+/// The tokens of one logical entry: one line, or several joined by parentheses.
+struct Entry {
+    var tokens: [Token] = []
+    /// The line the entry starts on.
+    var line = 0
+    /// The entry's line starts with a space or tab: no owner.
+    var blankOwner = false
+}
+
+/// Splits master-file text into entries (RFC 1035 §5.1), one at a time.
 struct Scanner {
     let text: [UInt8]
     let file: String
-    /// The current entry's tokens.
-    private(set) var tokens: [Token] = []
-    /// The line the current entry starts on.
-    private(set) var line = 0
-    /// The current entry's line starts with a space or tab: no owner.
-    private(set) var blankOwner = false
+    /// The current entry.
+    private(set) var entry = Entry()
     /// The scanner threw: the text is malformed there.
     private(set) var failed = false
-
-    private var index = 0
-    private var lineNumber = 1
-    private var depth = 0
-    private var parenthesisLine = 0
-    private var atLineStart = true
+    private var cursor = Cursor()
 
     init(text: [UInt8], file: String) {
         self.text = text
         self.file = file
-        tokens.reserveCapacity(16)
+        entry.tokens.reserveCapacity(16)
     }
-
-    /// The raw bytes of `token`.
-    func bytes(_ token: Token) -> ArraySlice<UInt8> { text[token.start..<token.end] }
 
     /// The text of `token`, for messages and the exact Unicode paths.
     func string(_ token: Token) -> String {
-        String(decoding: text[token.start..<token.end], as: UTF8.self)
+        String(decoding: text[token.range], as: UTF8.self)
     }
 
     /// Moves to the next entry; false at the end of the text.
     mutating func nextEntry() throws(ZoneFileError) -> Bool {
         do {
-            return try scanEntry()
+            let text = self.text  // a copy of the reference, so `self` is not borrowed
+            return try cursor.scanEntry(text.span, into: &entry, file: file)
         } catch {
             failed = true
             throw error
@@ -140,32 +139,39 @@ struct Scanner {
             }
         }
     }
+}
+
+/// Where a ``Scanner`` is in its text.
+private struct Cursor {
+    var index = 0
+    var line = 1
+    var depth = 0
+    var parenthesisLine = 0
+    var atLineStart = true
 
     /// Space, tab, newline, carriage return, `;`, `(`, `)` and `"`: the bytes that end
     /// an unquoted token, as bits of a 64-bit mask.
-    private static let delimiters: UInt64 = {
-        var mask: UInt64 = 0
-        for byte in [0x20, 0x09, 0x0a, 0x0d, 0x3b, 0x28, 0x29, 0x22] as [UInt64] {
-            mask |= 1 << byte
-        }
-        return mask
-    }()
+    static let delimiters: UInt64 =
+        1 << 0x20 | 1 << 0x09 | 1 << 0x0a | 1 << 0x0d | 1 << 0x3b | 1 << 0x28 | 1 << 0x29
+        | 1 << 0x22
 
-    private mutating func scanEntry() throws(ZoneFileError) -> Bool {
-        tokens.removeAll(keepingCapacity: true)
+    mutating func scanEntry(_ text: Span<UInt8>, into entry: inout Entry, file: String)
+        throws(ZoneFileError) -> Bool
+    {
+        entry.tokens.removeAll(keepingCapacity: true)
         let count = text.count
-        let delimiters = Scanner.delimiters
+        let delimiters = Cursor.delimiters
         while index < count {
             let byte = text[index]
             if atLineStart && depth == 0 {
-                if !tokens.isEmpty { return true }
-                line = lineNumber
-                blankOwner = byte == 0x20 || byte == 0x09
+                if !entry.tokens.isEmpty { return true }
+                entry.line = line
+                entry.blankOwner = byte == 0x20 || byte == 0x09
                 atLineStart = false
             }
             switch byte {
             case UInt8(ascii: "\n"):
-                lineNumber += 1
+                line += 1
                 index += 1
                 atLineStart = true
             case 0x20, 0x09, UInt8(ascii: "\r"):
@@ -173,18 +179,18 @@ struct Scanner {
             case UInt8(ascii: ";"):
                 while index < count && text[index] != UInt8(ascii: "\n") { index += 1 }
             case UInt8(ascii: "("):
-                if depth == 0 { parenthesisLine = lineNumber }
+                if depth == 0 { parenthesisLine = line }
                 depth += 1
                 index += 1
             case UInt8(ascii: ")"):
                 guard depth > 0 else {
                     throw ZoneFileError(
-                        file: file, line: lineNumber, problem: .unbalancedParentheses)
+                        file: file, line: line, problem: .unbalancedParentheses)
                 }
                 depth -= 1
                 index += 1
             case UInt8(ascii: "\""):
-                let startLine = lineNumber
+                let startLine = line
                 index += 1
                 let start = index
                 var escaped = false
@@ -196,18 +202,18 @@ struct Scanner {
                     }
                     let next = text[index]
                     if next == UInt8(ascii: "\"") { break }
-                    if next == UInt8(ascii: "\n") { lineNumber += 1 }
+                    if next == UInt8(ascii: "\n") { line += 1 }
                     if next == UInt8(ascii: "\\") {
                         escaped = true
                         if index + 1 < count {
                             index += 1
-                            if text[index] == UInt8(ascii: "\n") { lineNumber += 1 }
+                            if text[index] == UInt8(ascii: "\n") { line += 1 }
                         }
                     }
                     bits |= text[index]
                     index += 1
                 }
-                tokens.append(
+                entry.tokens.append(
                     Token(
                         start: start, end: index, quoted: true, escaped: escaped,
                         ascii: bits < 0x80))
@@ -226,7 +232,7 @@ struct Scanner {
                     bits |= text[index]
                     index += 1
                 }
-                tokens.append(
+                entry.tokens.append(
                     Token(
                         start: start, end: index, quoted: false, escaped: escaped,
                         ascii: bits < 0x80))
@@ -235,18 +241,19 @@ struct Scanner {
         guard depth == 0 else {
             throw ZoneFileError(file: file, line: parenthesisLine, problem: .unbalancedParentheses)
         }
-        return !tokens.isEmpty
+        return !entry.tokens.isEmpty
     }
 }
 
 /// A TTL: seconds, or numbers with units `s m h d w` (`1h30m`), any case.
-func parseTTL(_ text: ArraySlice<UInt8>) -> UInt32? {
-    guard let first = text.first, first >= 0x30 && first <= 0x39 else { return nil }
+func parseTTL(_ text: Span<UInt8>) -> UInt32? {
+    guard !text.isEmpty, text[0] >= 0x30 && text[0] <= 0x39 else { return nil }
     var total: UInt64 = 0
     var number: UInt64 = 0
     var digits = 0
     var sawUnit = false
-    for byte in text {
+    for index in text.indices {
+        let byte = text[index]
         switch byte {
         case 0x30...0x39:
             number = number * 10 + UInt64(byte - 0x30)
@@ -279,11 +286,11 @@ func parseTTL(_ text: ArraySlice<UInt8>) -> UInt32? {
 }
 
 /// `bytes` with their `\DDD` and `\X` escapes resolved.
-func unescaped(_ bytes: ArraySlice<UInt8>) -> [UInt8]? {
+func unescaped(_ bytes: Span<UInt8>) -> [UInt8]? {
     var result: [UInt8] = []
     result.reserveCapacity(bytes.count)
-    var index = bytes.startIndex
-    while index < bytes.endIndex {
+    var index = 0
+    while index < bytes.count {
         if bytes[index] == UInt8(ascii: "\\") {
             guard let (value, used) = try? unescape(bytes, at: index) else { return nil }
             result.append(value)
@@ -298,10 +305,10 @@ func unescaped(_ bytes: ArraySlice<UInt8>) -> [UInt8]? {
 
 /// An unsigned decimal number in `bytes`, or nil if it does not fit `T`. Only digits:
 /// the caller decides what else means.
-func decimal<T: FixedWidthInteger>(_ bytes: ArraySlice<UInt8>, as _: T.Type) -> T? {
+func decimal<T: FixedWidthInteger>(_ bytes: Span<UInt8>, as _: T.Type) -> T? {
     var value: T = 0
-    for byte in bytes {
-        let digit = byte &- 0x30
+    for index in bytes.indices {
+        let digit = bytes[index] &- 0x30
         guard digit < 10 else { return nil }
         let (times10, overflow) = value.multipliedReportingOverflow(by: 10)
         let (sum, carry) = times10.addingReportingOverflow(T(digit))
@@ -313,11 +320,12 @@ func decimal<T: FixedWidthInteger>(_ bytes: ArraySlice<UInt8>, as _: T.Type) -> 
 
 /// `bytes` (at most 7) upper-cased in ASCII and packed with their count into one
 /// integer, for matching mnemonics; nil for more than 7 bytes.
-func packedUppercase(_ bytes: ArraySlice<UInt8>) -> UInt64? {
+func packedUppercase(_ bytes: Span<UInt8>) -> UInt64? {
     guard bytes.count <= 7 else { return nil }
     var packed = UInt64(bytes.count) << 56
     var shift: UInt64 = 0
-    for byte in bytes {
+    for index in bytes.indices {
+        let byte = bytes[index]
         let upper = byte &- 0x61 < 26 ? byte & 0xdf : byte
         packed |= UInt64(upper) << shift
         shift += 8
@@ -326,37 +334,37 @@ func packedUppercase(_ bytes: ArraySlice<UInt8>) -> UInt64? {
 }
 
 /// Whether `bytes` starts with `prefix` (upper-case ASCII), ignoring ASCII case.
-func hasUppercasePrefix(_ bytes: ArraySlice<UInt8>, _ prefix: StaticString) -> Bool {
+func hasUppercasePrefix(_ bytes: Span<UInt8>, _ prefix: StaticString) -> Bool {
     guard bytes.count >= prefix.utf8CodeUnitCount else { return false }
-    return prefix.withUTF8Buffer { expected in
-        var index = bytes.startIndex
-        for byte in expected {
-            let actual = bytes[index]
-            guard (actual &- 0x61 < 26 ? actual & 0xdf : actual) == byte else { return false }
-            index += 1
+    var index = 0
+    while index < prefix.utf8CodeUnitCount {
+        let actual = bytes[index]
+        guard (actual &- 0x61 < 26 ? actual & 0xdf : actual) == prefix.utf8Start[index] else {
+            return false
         }
-        return true
+        index += 1
     }
+    return true
 }
 
 /// ``RecordType/mnemonics`` packed by ``packedUppercase(_:)``.
 let packedTypeMnemonics: [(UInt64, RecordType)] = RecordType.mnemonics.compactMap { name, type in
-    packedUppercase(Array(name.utf8)[...]).map { ($0, type) }
+    packedUppercase(Array(name.utf8).span).map { ($0, type) }
 }
 
 /// ``RecordType/init(mnemonic:)`` for ASCII bytes, without making a string.
-func recordType(ascii bytes: ArraySlice<UInt8>) -> RecordType? {
+func recordType(ascii bytes: Span<UInt8>) -> RecordType? {
     if let packed = packedUppercase(bytes) {
         for (key, type) in packedTypeMnemonics where key == packed { return type }
     }
     guard bytes.count > 4, hasUppercasePrefix(bytes, "TYPE"),
-        let code = decimal(bytes.dropFirst(4), as: UInt16.self)
+        let code = decimal(bytes.extracting(droppingFirst: 4), as: UInt16.self)
     else { return nil }
     return RecordType(rawValue: code)
 }
 
 /// ``RecordClass/init(mnemonic:)`` for ASCII bytes, without making a string.
-func recordClass(ascii bytes: ArraySlice<UInt8>) -> RecordClass? {
+func recordClass(ascii bytes: Span<UInt8>) -> RecordClass? {
     if bytes.count == 2, let packed = packedUppercase(bytes) {
         switch packed {
         case packedIN: return .internet
@@ -366,7 +374,7 @@ func recordClass(ascii bytes: ArraySlice<UInt8>) -> RecordClass? {
         }
     }
     guard bytes.count > 5, hasUppercasePrefix(bytes, "CLASS"),
-        let code = decimal(bytes.dropFirst(5), as: UInt16.self)
+        let code = decimal(bytes.extracting(droppingFirst: 5), as: UInt16.self)
     else { return nil }
     return RecordClass(rawValue: code)
 }
@@ -443,8 +451,8 @@ struct State {
     }
 
     func name(_ token: Token, in scanner: Scanner, line: Int) throws(ZoneFileError) -> DomainName {
-        let bytes = scanner.bytes(token)
-        if !token.quoted && bytes.count == 1 && bytes.first == UInt8(ascii: "@") { return origin }
+        let bytes = scanner.text.span.extracting(token.range)
+        if !token.quoted && bytes.count == 1 && bytes[0] == UInt8(ascii: "@") { return origin }
         do {
             if token.ascii {
                 return try DomainName(presentation: bytes, origin: origin)
@@ -458,22 +466,22 @@ struct State {
     }
 
     mutating func handle(_ scanner: Scanner, depth: Int, body: RecordSink) throws(ZoneFileError) {
-        let tokens = scanner.tokens
-        let line = scanner.line
+        let text = scanner.text.span
+        let line = scanner.entry.line
         let file = scanner.file
         func fail(_ problem: ZoneFileError.Problem) -> ZoneFileError {
             ZoneFileError(file: file, line: line, problem: problem)
         }
-        guard let first = tokens.first else { return }
-        if !scanner.blankOwner && !first.quoted
-            && scanner.bytes(first).first == UInt8(ascii: "$")
+        guard let first = scanner.entry.tokens.first else { return }
+        if !scanner.entry.blankOwner && !first.quoted && first.start < first.end
+            && text[first.start] == UInt8(ascii: "$")
         {
             try directive(scanner, depth: depth, body: body)
             return
         }
         var next = 0
         let owner: DomainName
-        if scanner.blankOwner {
+        if scanner.entry.blankOwner {
             guard let previousOwner else { throw fail(.noPreviousOwner) }
             owner = previousOwner
         } else {
@@ -484,10 +492,10 @@ struct State {
         var ttl: UInt32?
         var recordClass: RecordClass?
         var type: RecordType?
-        while next < tokens.count, type == nil {
-            let token = tokens[next]
+        while next < scanner.entry.tokens.count, type == nil {
+            let token = scanner.entry.tokens[next]
             next += 1
-            let bytes = scanner.bytes(token)
+            let bytes = text.extracting(token.range)
             if ttl == nil, let value = parseTTL(bytes) {
                 ttl = value
             } else if recordClass == nil,
@@ -501,7 +509,7 @@ struct State {
                     ? recordType(ascii: bytes) : RecordType(mnemonic: scanner.string(token))
             {
                 type = value
-            } else if bytes.first.map({ $0 >= 0x30 && $0 <= 0x39 }) == true && ttl == nil {
+            } else if !bytes.isEmpty && bytes[0] &- 0x30 < 10 && ttl == nil {
                 throw fail(.badTTL(scanner.string(token)))
             } else {
                 throw fail(.unknownType(scanner.string(token)))
@@ -528,12 +536,12 @@ struct State {
     mutating func directive(_ scanner: Scanner, depth: Int, body: RecordSink)
         throws(ZoneFileError)
     {
-        let line = scanner.line
+        let line = scanner.entry.line
         let file = scanner.file
         func fail(_ problem: ZoneFileError.Problem) -> ZoneFileError {
             ZoneFileError(file: file, line: line, problem: problem)
         }
-        var tokens = scanner.tokens[...]
+        var tokens = scanner.entry.tokens[...]
         let first = tokens.removeFirst()
         let directive = scanner.string(first).uppercased()
         switch directive {
@@ -542,7 +550,7 @@ struct State {
             origin = try name(argument, in: scanner, line: line)
         case "$TTL":
             guard let argument = tokens.first else { throw fail(.missingArgument(directive)) }
-            guard let ttl = parseTTL(scanner.bytes(argument)) else {
+            guard let ttl = parseTTL(scanner.text.span.extracting(argument.range)) else {
                 throw fail(.badTTL(scanner.string(argument)))
             }
             defaultTTL = ttl
@@ -551,8 +559,8 @@ struct State {
             guard depth < ZoneFileParser.maximumIncludeDepth, allowIncludes else {
                 throw fail(.includeTooDeep)
             }
-            let bytes = scanner.bytes(argument)
-            var path = String(decoding: unescaped(bytes) ?? Array(bytes), as: UTF8.self)
+            let bytes = unescaped(scanner.text.span.extracting(argument.range))
+            var path = String(decoding: bytes ?? Array(scanner.text[argument.range]), as: UTF8.self)
             if !path.hasPrefix("/"), let slash = file.lastIndex(of: "/") {
                 path = String(file[...slash]) + path
             }
@@ -575,8 +583,8 @@ struct State {
     func recordData(type: RecordType, _ scanner: Scanner, from first: Int, line: Int)
         throws(ZoneFileError) -> RecordData
     {
-        let tokens = scanner.tokens[first...]
-        let fields = tokens.count
+        let fields = scanner.entry.tokens.count - first
+        let text = scanner.text.span
         func bad(_ reason: String) -> ZoneFileError {
             ZoneFileError(
                 file: scanner.file, line: line,
@@ -587,22 +595,23 @@ struct State {
                 throw bad("expected \(expected) fields, found \(fields)")
             }
         }
-        func token(_ index: Int) -> Token { tokens[first + index] }
-        func bytes(_ index: Int) -> ArraySlice<UInt8> { scanner.bytes(token(index)) }
-        func text(_ index: Int) -> String { scanner.string(token(index)) }
+        func token(_ index: Int) -> Token { scanner.entry.tokens[first + index] }
+        func range(_ index: Int) -> Range<Int> { token(index).range }
+        func string(_ index: Int) -> String { scanner.string(token(index)) }
         func number<T: FixedWidthInteger>(_ index: Int, _: T.Type) -> T? {
-            let bytes = bytes(index)
             // Digits only: read here. Anything else as Swift reads integers (a sign…).
-            if !bytes.isEmpty, bytes.allSatisfy({ $0 &- 0x30 < 10 }) {
-                return decimal(bytes, as: T.self)
+            if let value = decimal(text.extracting(range(index)), as: T.self),
+                !range(index).isEmpty
+            {
+                return value
             }
-            return T(text(index))
+            return T(string(index))
         }
         func number<T: FixedWidthInteger>(_ index: Int, _ type: T.Type, _ what: String)
             throws(ZoneFileError) -> T
         {
             guard let value = number(index, type) else {
-                throw bad("bad \(what) '\(text(index))'")
+                throw bad("bad \(what) '\(string(index))'")
             }
             return value
         }
@@ -610,15 +619,16 @@ struct State {
             try name(token(index), in: scanner, line: line)
         }
         // RFC 3597 §5: `\# length hex…` works for every type, known or not.
-        if let firstToken = tokens.first, !firstToken.quoted,
-            scanner.bytes(firstToken).elementsEqual([UInt8(ascii: "\\"), UInt8(ascii: "#")])
+        if fields > 0, !token(0).quoted, range(0).count == 2,
+            text[token(0).start] == UInt8(ascii: "\\"),
+            text[token(0).start + 1] == UInt8(ascii: "#")
         {
             guard fields >= 2, let length = number(1, Int.self), length >= 0, length <= 65535
             else {
                 throw bad("\\# needs a length")
             }
             var hex: [UInt8] = []
-            for token in tokens.dropFirst(2) { hex += scanner.bytes(token) }
+            for index in 2..<fields { hex += scanner.text[range(index)] }
             guard hex.count == 2 * length else {
                 throw bad("\\# length \(length) but \(hex.count / 2) bytes of hex")
             }
@@ -644,14 +654,14 @@ struct State {
         switch type {
         case .a:
             try count(1)
-            guard let address = parseIPv4(bytes(0)) else {
-                throw bad("bad IPv4 address '\(text(0))'")
+            guard let address = parseIPv4(text.extracting(range(0))) else {
+                throw bad("bad IPv4 address '\(string(0))'")
             }
             return .a(address)
         case .aaaa:
             try count(1)
-            guard let address = parseIPv6(bytes(0)) else {
-                throw bad("bad IPv6 address '\(text(0))'")
+            guard let address = parseIPv6(text.extracting(range(0))) else {
+                throw bad("bad IPv6 address '\(string(0))'")
             }
             return .aaaa(address)
         case .ns, .cname, .ptr:
@@ -661,8 +671,8 @@ struct State {
         case .soa:
             try count(7)
             func time(_ index: Int) throws(ZoneFileError) -> UInt32 {
-                guard let value = parseTTL(bytes(index)) else {
-                    throw bad("bad time '\(text(index))'")
+                guard let value = parseTTL(text.extracting(range(index))) else {
+                    throw bad("bad time '\(string(index))'")
                 }
                 return value
             }
@@ -691,9 +701,11 @@ struct State {
             strings.reserveCapacity(fields)
             var total = 0
             for index in 0..<fields {
-                let raw = bytes(index)
-                guard let bytes = token(index).escaped ? unescaped(raw) : Array(raw) else {
-                    throw bad("bad escape in '\(text(index))'")
+                let bytes =
+                    token(index).escaped
+                    ? unescaped(text.extracting(range(index))) : Array(scanner.text[range(index)])
+                guard let bytes else {
+                    throw bad("bad escape in '\(string(index))'")
                 }
                 guard bytes.count <= 255 else { throw bad("a string is longer than 255 bytes") }
                 total += 1 + bytes.count
@@ -704,13 +716,15 @@ struct State {
         case .caa:
             try count(3)
             let flags = try number(0, UInt8.self, "flags")
-            let tag = Array(bytes(1))
+            let tag = Array(scanner.text[range(1)])
             guard !tag.isEmpty, tag.count <= 255,
                 tag.allSatisfy({
                     ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39)
                 })
-            else { throw bad("bad tag '\(text(1))'") }
-            guard let value = unescaped(bytes(2)) else { throw bad("bad escape in the value") }
+            else { throw bad("bad tag '\(string(1))'") }
+            guard let value = unescaped(text.extracting(range(2))) else {
+                throw bad("bad escape in the value")
+            }
             return .caa(flags: flags, tag: tag, value: value)
         default:
             throw bad("no presentation format known for \(type): use \\# (RFC 3597)")
@@ -728,12 +742,13 @@ func hexValue(_ byte: UInt8) -> UInt8? {
 }
 
 /// A dotted-quad IPv4 address, four decimal numbers 0–255 of one to three digits.
-func parseIPv4(_ bytes: ArraySlice<UInt8>) -> UInt32? {
+func parseIPv4(_ bytes: Span<UInt8>) -> UInt32? {
     var address: UInt32 = 0
     var parts = 0
     var value: UInt32 = 0
     var digits = 0
-    for byte in bytes {
+    for index in bytes.indices {
+        let byte = bytes[index]
         if byte == UInt8(ascii: ".") {
             guard digits > 0, value <= 255, parts < 3 else { return nil }
             address = address << 8 | value
@@ -753,19 +768,23 @@ func parseIPv4(_ bytes: ArraySlice<UInt8>) -> UInt32? {
 
 /// ``parseIPv6(_:)`` for bytes. Hex digits, colons and dots are read here; any other
 /// text is read as the string it decodes to.
-func parseIPv6(_ bytes: ArraySlice<UInt8>) -> [UInt8]? {
-    guard
-        bytes.allSatisfy({
-            hexValue($0) != nil || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".")
-        })
-    else {
-        return parseIPv6(String(decoding: bytes, as: UTF8.self))
+func parseIPv6(_ bytes: Span<UInt8>) -> [UInt8]? {
+    let colon = UInt8(ascii: ":")
+    let dot = UInt8(ascii: ".")
+    for index in bytes.indices {
+        let byte = bytes[index]
+        guard hexValue(byte) != nil || byte == colon || byte == dot else {
+            var text: [UInt8] = []
+            text.reserveCapacity(bytes.count)
+            for index in bytes.indices { text.append(bytes[index]) }
+            return parseIPv6(String(decoding: text, as: UTF8.self))
+        }
     }
     // Split at `::`, left to right, as the string reader does; at most once.
     var gap: Int? = nil
-    var index = bytes.startIndex
-    while index + 1 < bytes.endIndex {
-        if bytes[index] == UInt8(ascii: ":") && bytes[index + 1] == UInt8(ascii: ":") {
+    var index = 0
+    while index + 1 < bytes.count {
+        if bytes[index] == colon && bytes[index + 1] == colon {
             guard gap == nil else { return nil }
             gap = index
             index += 2
@@ -774,50 +793,61 @@ func parseIPv6(_ bytes: ArraySlice<UInt8>) -> [UInt8]? {
         }
     }
     /// How many 16-bit groups `half` has, if it is well formed.
-    func groups(_ half: ArraySlice<UInt8>, allowIPv4: Bool) -> Int {
+    func groups(_ half: Span<UInt8>, allowIPv4: Bool) -> Int {
         guard !half.isEmpty else { return 0 }
         var count = 1
-        var lastColon = half.startIndex - 1
-        for index in half.indices where half[index] == UInt8(ascii: ":") {
-            count += 1
-            lastColon = index
+        var sawDot = false
+        for index in half.indices {
+            if half[index] == colon {
+                count += 1
+                sawDot = false
+            } else if half[index] == dot {
+                sawDot = true
+            }
         }
-        if allowIPv4 && half[(lastColon + 1)...].contains(UInt8(ascii: ".")) { count += 1 }
-        return count
+        return allowIPv4 && sawDot ? count + 1 : count
     }
     var address = [UInt8](repeating: 0, count: 16)
     /// Writes the groups of `half` from group `first` on; false if it is malformed.
-    func write(_ half: ArraySlice<UInt8>, allowIPv4: Bool, from first: Int) -> Bool {
-        guard !half.isEmpty else { return true }
+    func write(_ half: Span<UInt8>, allowIPv4: Bool, from first: Int) -> Bool {
         var offset = 2 * first
-        var start = half.startIndex
-        while true {
-            let end = half[start...].firstIndex(of: UInt8(ascii: ":")) ?? half.endIndex
-            let part = half[start..<end]
-            if end == half.endIndex && allowIPv4 && part.contains(UInt8(ascii: ".")) {
-                guard let v4 = parseIPv4(part), offset + 4 <= 16 else { return false }
+        var start = 0
+        while start < half.count {
+            var end = start
+            var sawDot = false
+            while end < half.count && half[end] != colon {
+                if half[end] == dot { sawDot = true }
+                end += 1
+            }
+            if end == half.count && allowIPv4 && sawDot {
+                guard let v4 = parseIPv4(half.extracting(start..<end)), offset + 4 <= 16 else {
+                    return false
+                }
                 address[offset] = UInt8(v4 >> 24)
                 address[offset + 1] = UInt8((v4 >> 16) & 0xff)
                 address[offset + 2] = UInt8((v4 >> 8) & 0xff)
                 address[offset + 3] = UInt8(v4 & 0xff)
                 return true
             }
-            guard !part.isEmpty, part.count <= 4, offset + 2 <= 16 else { return false }
+            guard end > start, end - start <= 4, offset + 2 <= 16 else { return false }
             var value: UInt16 = 0
-            for byte in part {
-                guard let digit = hexValue(byte) else { return false }
+            for position in start..<end {
+                guard let digit = hexValue(half[position]) else { return false }
                 value = value << 4 | UInt16(digit)
             }
             address[offset] = UInt8(value >> 8)
             address[offset + 1] = UInt8(value & 0xff)
             offset += 2
-            guard end < half.endIndex else { return true }
+            if end == half.count { return true }
             start = end + 1
+            // A colon at the very end leaves an empty last group.
+            if start == half.count { return false }
         }
+        return true
     }
     if let gap {
-        let head = bytes[..<gap]
-        let tail = bytes[(gap + 2)...]
+        let head = bytes.extracting(0..<gap)
+        let tail = bytes.extracting((gap + 2)...)
         let tailGroups = groups(tail, allowIPv4: true)
         guard groups(head, allowIPv4: false) + tailGroups <= 7,
             write(head, allowIPv4: false, from: 0),
@@ -857,7 +887,7 @@ func parseIPv6(_ text: String) -> [UInt8]? {
         let parts = half.split(separator: ":", omittingEmptySubsequences: false)
         for (index, part) in parts.enumerated() {
             if index == parts.count - 1 && allowIPv4 && part.contains(".") {
-                guard let v4 = parseIPv4(Array(part.utf8)[...]) else { return nil }
+                guard let v4 = parseIPv4(Array(part.utf8).span) else { return nil }
                 result += [UInt16(v4 >> 16), UInt16(v4 & 0xffff)]
             } else {
                 guard !part.isEmpty, part.count <= 4, let value = UInt16(part, radix: 16) else {
