@@ -20,6 +20,9 @@ import OasisBits
 /// let records = try ZoneFileParser.parse(file: "/etc/nsd/example.zone",
 ///                                        origin: DomainName(parsing: "example.com."))
 /// ```
+///
+/// ``parse(file:origin:defaultTTL:each:)`` hands the records over one at a time
+/// instead, for zones too large to want an array of them.
 public enum ZoneFileParser {
     /// How deep `$INCLUDE`s may nest.
     public static let maximumIncludeDepth = 16
