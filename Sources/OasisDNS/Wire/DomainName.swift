@@ -205,12 +205,6 @@ extension DomainName {
     }
 }
 
-/// `\DDD` or `\X` at `bytes[index]` (the backslash): the byte and how many bytes of
-/// input it took.
-func unescape(_ bytes: [UInt8], at index: Int) throws(NameSyntaxError) -> (UInt8, Int) {
-    try unescape(bytes.span, at: index)
-}
-
 /// `\DDD` or `\X` at `bytes[index]` (the backslash), the escape ending by the end of
 /// `bytes`: the byte and how many bytes of input it took.
 func unescape(_ bytes: Span<UInt8>, at index: Int) throws(NameSyntaxError) -> (UInt8, Int) {
