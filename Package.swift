@@ -104,7 +104,7 @@ let package = Package(
             name: "oasis-bench",
             dependencies: [
                 "CFloor", "OasisBits", "OasisLoop", "OasisDevices", "OasisNet", "OasisOpenFlow",
-                "OasisXen",
+                "OasisXen", "OasisDNS",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             path: "bench/Sources/oasis-bench",

@@ -138,6 +138,127 @@ import Testing
         }
     }
 
+    /// A zone of every common shape: multi-line SOA, comments, blank owners, quoted
+    /// and escaped strings, several types; `$INCLUDE` of `included` when given.
+    func variedZone(including included: String? = nil) -> String {
+        """
+        $TTL 1h
+        ; a comment line
+
+        @ IN SOA ns1 hostmaster (
+                 2024010101 ; serial
+                 2h 1h 2w 5m )
+          NS ns1
+          NS ns2.example.net.
+        ns1 A 192.0.2.53
+        www 60 IN A 192.0.2.1
+            IN 70 AAAA 2001:db8::1 ; blank owner
+        mail MX 10 mail.example.net.
+        _sip._tcp SRV 1 2 5060 sip
+        txt TXT "say \\"hi\\"" \\065\\066 "semi;colon" multi\\ word
+        alias CNAME www
+        caa CAA 0 issue "ca.example.net"
+        x TYPE1234 \\# 4 DEAD beef
+        \(included.map { "$INCLUDE \($0) sub\n" } ?? "")last A 192.0.2.9
+        """
+    }
+
+    @Test func streamingGivesTheRecordsOfTheArrayAPI() throws {
+        let folder = temporaryFolder("oasis-zone-stream")
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        try write(variedZone(), to: folder + "/plain.zone")
+        try write(variedZone(including: "hosts"), to: folder + "/main.zone")
+        try write("host A 192.0.2.1\n  TXT \"in the included file\"\n", to: folder + "/hosts")
+        for file in ["/plain.zone", "/main.zone"] {
+            var streamed: [ResourceRecord] = []
+            try ZoneFileParser.parse(file: folder + file, origin: origin) { record, _, _ in
+                streamed.append(record)
+            }
+            let array = try ZoneFileParser.parse(file: folder + file, origin: origin)
+            #expect(streamed == array)
+            #expect(streamed.count == (file == "/plain.zone" ? 13 : 15))
+        }
+        #expect(
+            try parse(variedZone())
+                == ZoneFileParser.parse(file: folder + "/plain.zone", origin: origin))
+    }
+
+    @Test func streamingNamesTheFileAndLineOfEachEntry() throws {
+        let folder = temporaryFolder("oasis-zone-lines")
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(
+            atPath: folder + "/inc", withIntermediateDirectories: true)
+        let main = folder + "/main.zone"
+        try write(variedZone(including: "inc/hosts"), to: main)
+        try write(
+            "; hosts\nhost A 192.0.2.1\n\n  TXT ( \"two\"\n \"lines\" )\n$INCLUDE more\n",
+            to: folder + "/inc/hosts")
+        try write("deeper A 192.0.2.2\n", to: folder + "/inc/more")
+        var seen: [String] = []
+        try ZoneFileParser.parse(file: main, origin: origin) { record, file, line in
+            seen.append("\(file.dropFirst(folder.count)):\(line) \(record.name) \(record.type)")
+        }
+        #expect(
+            seen == [
+                "/main.zone:4 example.com. SOA", "/main.zone:7 example.com. NS",
+                "/main.zone:8 example.com. NS", "/main.zone:9 ns1.example.com. A",
+                "/main.zone:10 www.example.com. A", "/main.zone:11 www.example.com. AAAA",
+                "/main.zone:12 mail.example.com. MX", "/main.zone:13 _sip._tcp.example.com. SRV",
+                "/main.zone:14 txt.example.com. TXT", "/main.zone:15 alias.example.com. CNAME",
+                "/main.zone:16 caa.example.com. CAA", "/main.zone:17 x.example.com. TYPE1234",
+                "/inc/hosts:2 host.sub.example.com. A", "/inc/hosts:4 host.sub.example.com. TXT",
+                "/inc/more:1 deeper.sub.example.com. A", "/main.zone:19 last.example.com. A",
+            ])
+    }
+
+    @Test func anErrorFromTheBodyPassesUnchanged() throws {
+        let folder = temporaryFolder("oasis-zone-body")
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let main = folder + "/main.zone"
+        // A syntax error further on does not replace the body's error.
+        try write(variedZone(including: "hosts") + "\nbroken ( A 192.0.2.1\n", to: main)
+        try write("host A 192.0.2.1\nsecond A 192.0.2.2\n", to: folder + "/hosts")
+        let stop = ZoneFileError(file: "body", line: 42, problem: .outOfZone("stop"))
+        for stopAt in [2, 14] {  // in the main file; in the included one
+            var calls = 0
+            #expect(throws: stop) {
+                try ZoneFileParser.parse(file: main, origin: self.origin) {
+                    _, _, _ throws(ZoneFileError) in
+                    calls += 1
+                    if calls == stopAt { throw stop }
+                }
+            }
+            #expect(calls == stopAt)
+        }
+        // Without the body's error, the syntax error is what the file gets, as from
+        // the array API.
+        let syntax = ZoneFileError(file: main, line: 20, problem: .unbalancedParentheses)
+        #expect(throws: syntax) {
+            try ZoneFileParser.parse(file: main, origin: self.origin) { _, _, _ in }
+        }
+        #expect(throws: syntax) { try ZoneFileParser.parse(file: main, origin: self.origin) }
+    }
+
+    @Test func aSyntaxErrorLaterInTheFileWinsAsBefore() throws {
+        let folder = temporaryFolder("oasis-zone-precedence")
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        // The included file is missing, but the including file is malformed after
+        // the $INCLUDE: the file was always split whole before being handled.
+        let main = folder + "/main.zone"
+        try write("$TTL 60\n$INCLUDE nope\nx TXT \"open\n", to: main)
+        #expect(throws: ZoneFileError(file: main, line: 3, problem: .unterminatedString)) {
+            try ZoneFileParser.parse(file: main, origin: self.origin)
+        }
+        // The included file has a bad record and, after it, a syntax error.
+        try write("$TTL 60\n$INCLUDE inc\n", to: main)
+        try write("bad 1x A 192.0.2.1\n)\n", to: folder + "/inc")
+        #expect(
+            throws: ZoneFileError(file: folder + "/inc", line: 2, problem: .unbalancedParentheses)
+        ) {
+            try ZoneFileParser.parse(file: main, origin: self.origin)
+        }
+    }
+
     @Test(arguments: [
         ("$TTL 60\nwww A 192.0.2.1\nbad 1x A 192.0.2.1\n", 3, ZoneFileError.Problem.badTTL("1x")),
         (
@@ -149,6 +270,8 @@ import Testing
         ("$TTL 60\nwww TXT \"open\n\n", 2, .unterminatedString),
         ("$TTL 60\n@ SOA ( a b 1 2 3 4 5\n\n", 2, .unbalancedParentheses),
         ("$TTL 60\n@ A 192.0.2.1 )\n", 2, .unbalancedParentheses),
+        ("$TTL 60\nbad 1x A 192.0.2.1\nok A 192.0.2.1 )\n", 3, .unbalancedParentheses),
+        ("$TTL 60\nx FOO 1\n\"open\n", 3, .unterminatedString),
         ("$FOO bar\n", 1, .unknownDirective("$FOO")),
         ("$TTL\n", 1, .missingArgument("$TTL")),
         (" A 192.0.2.1\n", 1, .noPreviousOwner),

@@ -137,58 +137,84 @@ extension DomainName {
         throws(NameSyntaxError)
     {
         let bytes = Array(text.utf8)
-        if bytes == [UInt8(ascii: ".")] {
+        try self.init(presentation: bytes.span, origin: origin)
+    }
+
+    /// Parses the UTF-8 bytes of a presentation-form name, as ``init(parsing:origin:)``
+    /// does its text: for readers that hold bytes (the zone-file parser).
+    ///
+    /// Problems are reported in the order they are met, left to right; a name that is
+    /// too long only once the whole text has been read. At most 256 bytes are stored
+    /// however long the text.
+    init(presentation bytes: Span<UInt8>, origin: DomainName?) throws(NameSyntaxError) {
+        if bytes.count == 1 && bytes[0] == UInt8(ascii: ".") {
             self = .root
             return
         }
+        let stored = 256
         var wire: [UInt8] = []
-        var label: [UInt8] = []
-        var index = 0
+        wire.reserveCapacity(min(bytes.count + 2, stored) + (origin?.wire.count ?? 0))
+        // `size` is the wire length so far; `wire` holds its first `stored` bytes. A
+        // label's length byte is written when the label closes.
+        wire.append(0)
+        var size = 1
+        var lengthIndex = 0
+        var labelLength = 0
         var absolute = false
-        func closeLabel() throws(NameSyntaxError) {
-            guard !label.isEmpty else { throw .emptyLabel }
-            guard label.count <= 63 else { throw .labelTooLong }
-            wire.append(UInt8(label.count))
-            wire.append(contentsOf: label)
-            label.removeAll(keepingCapacity: true)
-        }
+        var index = 0
         while index < bytes.count {
-            let byte = bytes[index]
+            var byte = bytes[index]
             if byte == UInt8(ascii: "\\") {
                 let (value, used) = try unescape(bytes, at: index)
-                label.append(value)
+                byte = value
                 index += used
-                continue
-            }
-            if byte == UInt8(ascii: ".") {
-                try closeLabel()
+            } else if byte == UInt8(ascii: ".") {
+                guard labelLength > 0 else { throw .emptyLabel }
+                guard labelLength <= 63 else { throw .labelTooLong }
+                if lengthIndex < wire.count { wire[lengthIndex] = UInt8(labelLength) }
+                lengthIndex = size
+                if size < stored { wire.append(0) }
+                size += 1
+                labelLength = 0
                 if index == bytes.count - 1 { absolute = true }
+                index += 1
+                continue
             } else {
-                label.append(byte)
+                index += 1
             }
-            index += 1
+            labelLength += 1
+            if size < stored { wire.append(byte) }
+            size += 1
         }
-        if !label.isEmpty { try closeLabel() }
-        wire.append(0)
+        if labelLength > 0 {
+            guard labelLength <= 63 else { throw .labelTooLong }
+            if lengthIndex < wire.count { wire[lengthIndex] = UInt8(labelLength) }
+            if size < stored { wire.append(0) }
+            size += 1
+        }
+        // `wire` ends with the root label. Past 255 bytes nothing is valid, so when no
+        // error is thrown below, every byte was stored.
         if !absolute, let origin {
-            guard wire.count - 1 + origin.wire.count <= 255 else { throw .nameTooLong }
+            guard size - 1 + origin.wire.count <= 255 else { throw .nameTooLong }
             wire.removeLast()
             wire.append(contentsOf: origin.wire)
+        } else {
+            guard size <= 255 else { throw .nameTooLong }
         }
-        guard wire.count <= 255 else { throw .nameTooLong }
         self.wire = wire
     }
 }
 
-/// `\DDD` or `\X` at `bytes[index]` (the backslash): the byte and how many bytes of
-/// input it took.
-func unescape(_ bytes: [UInt8], at index: Int) throws(NameSyntaxError) -> (UInt8, Int) {
-    guard index + 1 < bytes.count else { throw .badEscape }
+/// `\DDD` or `\X` at `bytes[index]` (the backslash), the escape ending by the end of
+/// `bytes`: the byte and how many bytes of input it took.
+func unescape(_ bytes: Span<UInt8>, at index: Int) throws(NameSyntaxError) -> (UInt8, Int) {
+    guard index >= 0, index + 1 < bytes.count else { throw .badEscape }
     let next = bytes[index + 1]
     if next >= UInt8(ascii: "0") && next <= UInt8(ascii: "9") {
         guard index + 3 < bytes.count else { throw .badEscape }
         var value = 0
-        for digit in bytes[(index + 1)...(index + 3)] {
+        for position in (index + 1)...(index + 3) {
+            let digit = bytes[position]
             guard digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") else {
                 throw .badEscape
             }

@@ -20,6 +20,9 @@ import OasisBits
 /// let records = try ZoneFileParser.parse(file: "/etc/nsd/example.zone",
 ///                                        origin: DomainName(parsing: "example.com."))
 /// ```
+///
+/// ``parse(file:origin:defaultTTL:each:)`` hands the records over one at a time
+/// instead, for zones too large to want an array of them.
 public enum ZoneFileParser {
     /// How deep `$INCLUDE`s may nest.
     public static let maximumIncludeDepth = 16
@@ -28,9 +31,11 @@ public enum ZoneFileParser {
     public static func parse(file path: String, origin: DomainName, defaultTTL: UInt32? = nil)
         throws(ZoneFileError) -> [ResourceRecord]
     {
-        var state = State(origin: origin, defaultTTL: defaultTTL)
-        try state.include(path: path, depth: 0)
-        return state.records
+        var records: [ResourceRecord] = []
+        try parse(file: path, origin: origin, defaultTTL: defaultTTL) { record, _, _ in
+            records.append(record)
+        }
+        return records
     }
 
     /// Parses `text` as the contents of a file named `fileName`. `$INCLUDE` reads
@@ -41,121 +46,217 @@ public enum ZoneFileParser {
     ) throws(ZoneFileError) -> [ResourceRecord] {
         var state = State(origin: origin, defaultTTL: defaultTTL)
         state.allowIncludes = allowIncludes
-        try state.parse(bytes: Array(text.utf8), file: fileName, depth: 0)
-        return state.records
+        var records: [ResourceRecord] = []
+        try state.parse(text: Array(text.utf8), file: fileName, depth: 0) { record, _, _ in
+            records.append(record)
+        }
+        return records
     }
 }
 
-/// One token of an entry: its raw bytes (escapes still in place) and whether it was
-/// quoted.
+extension ZoneFileParser {
+    /// Reads the file at `path`, handing each record to `body` in file order, with the
+    /// file and line it came from (the line the entry starts on).
+    ///
+    /// The records are those ``parse(file:origin:defaultTTL:)`` returns and a broken
+    /// file throws the same error, but `body` may have been given the records before
+    /// the problem by then. An error `body` throws ends the reading and comes out as it
+    /// was thrown.
+    public static func parse(
+        file path: String, origin: DomainName, defaultTTL: UInt32? = nil,
+        each body: (ResourceRecord, _ file: String, _ line: Int) throws(ZoneFileError) -> Void
+    ) throws(ZoneFileError) {
+        var state = State(origin: origin, defaultTTL: defaultTTL)
+        try state.include(path: path, depth: 0, body: body)
+    }
+}
+
+/// Where a record goes: the record, its file and the line its entry starts on.
+typealias RecordSink = (ResourceRecord, String, Int) throws(ZoneFileError) -> Void
+
+/// One token of an entry: where its raw bytes (escapes still in place, quotes left
+/// out) lie in the file's text, whether it was quoted, and what it holds.
 struct Token {
-    var bytes: [UInt8]
+    var start: Int
+    var end: Int
     var quoted: Bool
-    var text: String { String(decoding: bytes, as: UTF8.self) }
+    /// It holds a backslash: escapes to resolve.
+    var escaped: Bool
+    /// Every byte is ASCII, so its text is its bytes and byte-wise case folding is
+    /// Unicode's.
+    var ascii: Bool
+
+    var range: Range<Int> { start..<end }
 }
 
-/// One logical entry: the tokens of one line, or of several joined by parentheses.
+/// The tokens of one logical entry: one line, or several joined by parentheses.
 struct Entry {
-    var line: Int
-    var blankOwner: Bool
-    var tokens: [Token]
+    var tokens: [Token] = []
+    /// The line the entry starts on.
+    var line = 0
+    /// The entry's line starts with a space or tab: no owner.
+    var blankOwner = false
 }
 
-/// Splits master-file text into entries (RFC 1035 §5.1).
-func tokenize(_ bytes: [UInt8], file: String) throws(ZoneFileError) -> [Entry] {
-    var entries: [Entry] = []
+/// Splits master-file text into entries (RFC 1035 §5.1), one at a time.
+struct Scanner {
+    let text: [UInt8]
+    let file: String
+    /// The current entry.
+    private(set) var entry = Entry()
+    /// The scanner threw: the text is malformed there.
+    private(set) var failed = false
+    private var cursor = Cursor()
+
+    init(text: [UInt8], file: String) {
+        self.text = text
+        self.file = file
+        entry.tokens.reserveCapacity(16)
+    }
+
+    /// The text of `token`, for messages and the exact Unicode paths.
+    func string(_ token: Token) -> String {
+        String(decoding: text[token.range], as: UTF8.self)
+    }
+
+    /// Moves to the next entry; false at the end of the text.
+    mutating func nextEntry() throws(ZoneFileError) -> Bool {
+        do {
+            let text = self.text  // a copy of the reference, so `self` is not borrowed
+            return try cursor.scanEntry(text.span, into: &entry, file: file)
+        } catch {
+            failed = true
+            throw error
+        }
+    }
+
+    /// The first syntax error in the rest of the text, if any: how a file that was
+    /// split whole before being handled would have failed.
+    mutating func syntaxErrorInTheRest() -> ZoneFileError? {
+        guard !failed else { return nil }
+        while true {
+            do {
+                guard try nextEntry() else { return nil }
+            } catch {
+                return error
+            }
+        }
+    }
+}
+
+/// Where a ``Scanner`` is in its text.
+private struct Cursor {
     var index = 0
     var line = 1
     var depth = 0
     var parenthesisLine = 0
-    var current = Entry(line: 1, blankOwner: false, tokens: [])
     var atLineStart = true
-    func finishEntry() {
-        if !current.tokens.isEmpty { entries.append(current) }
-    }
-    while index < bytes.count {
-        let byte = bytes[index]
-        if atLineStart && depth == 0 {
-            finishEntry()
-            current = Entry(line: line, blankOwner: byte == 0x20 || byte == 0x09, tokens: [])
-            atLineStart = false
-        }
-        switch byte {
-        case UInt8(ascii: "\n"):
-            line += 1
-            index += 1
-            atLineStart = true
-        case 0x20, 0x09, UInt8(ascii: "\r"):
-            index += 1
-        case UInt8(ascii: ";"):
-            while index < bytes.count && bytes[index] != UInt8(ascii: "\n") { index += 1 }
-        case UInt8(ascii: "("):
-            if depth == 0 { parenthesisLine = line }
-            depth += 1
-            index += 1
-        case UInt8(ascii: ")"):
-            guard depth > 0 else {
-                throw ZoneFileError(file: file, line: line, problem: .unbalancedParentheses)
+
+    /// Space, tab, newline, carriage return, `;`, `(`, `)` and `"`: the bytes that end
+    /// an unquoted token, as bits of a 64-bit mask.
+    static let delimiters: UInt64 =
+        1 << 0x20 | 1 << 0x09 | 1 << 0x0a | 1 << 0x0d | 1 << 0x3b | 1 << 0x28 | 1 << 0x29
+        | 1 << 0x22
+
+    mutating func scanEntry(_ text: Span<UInt8>, into entry: inout Entry, file: String)
+        throws(ZoneFileError) -> Bool
+    {
+        entry.tokens.removeAll(keepingCapacity: true)
+        let count = text.count
+        let delimiters = Cursor.delimiters
+        while index < count {
+            let byte = text[index]
+            if atLineStart && depth == 0 {
+                if !entry.tokens.isEmpty { return true }
+                entry.line = line
+                entry.blankOwner = byte == 0x20 || byte == 0x09
+                atLineStart = false
             }
-            depth -= 1
-            index += 1
-        case UInt8(ascii: "\""):
-            let startLine = line
-            var token: [UInt8] = []
-            index += 1
-            while true {
-                guard index < bytes.count else {
-                    throw ZoneFileError(file: file, line: startLine, problem: .unterminatedString)
-                }
-                let next = bytes[index]
-                if next == UInt8(ascii: "\"") { break }
-                if next == UInt8(ascii: "\n") { line += 1 }
-                if next == UInt8(ascii: "\\") && index + 1 < bytes.count {
-                    token.append(next)
-                    index += 1
-                    if bytes[index] == UInt8(ascii: "\n") { line += 1 }
-                }
-                token.append(bytes[index])
+            switch byte {
+            case UInt8(ascii: "\n"):
+                line += 1
                 index += 1
-            }
-            index += 1
-            current.tokens.append(Token(bytes: token, quoted: true))
-        default:
-            var token: [UInt8] = []
-            while index < bytes.count {
-                let next = bytes[index]
-                if next == 0x20 || next == 0x09 || next == UInt8(ascii: "\n")
-                    || next == UInt8(ascii: "\r") || next == UInt8(ascii: ";")
-                    || next == UInt8(ascii: "(") || next == UInt8(ascii: ")")
-                    || next == UInt8(ascii: "\"")
-                {
-                    break
+                atLineStart = true
+            case 0x20, 0x09, UInt8(ascii: "\r"):
+                index += 1
+            case UInt8(ascii: ";"):
+                while index < count && text[index] != UInt8(ascii: "\n") { index += 1 }
+            case UInt8(ascii: "("):
+                if depth == 0 { parenthesisLine = line }
+                depth += 1
+                index += 1
+            case UInt8(ascii: ")"):
+                guard depth > 0 else {
+                    throw ZoneFileError(
+                        file: file, line: line, problem: .unbalancedParentheses)
                 }
-                if next == UInt8(ascii: "\\") && index + 1 < bytes.count {
-                    token.append(next)
+                depth -= 1
+                index += 1
+            case UInt8(ascii: "\""):
+                let startLine = line
+                index += 1
+                let start = index
+                var escaped = false
+                var bits: UInt8 = 0
+                while true {
+                    guard index < count else {
+                        throw ZoneFileError(
+                            file: file, line: startLine, problem: .unterminatedString)
+                    }
+                    let next = text[index]
+                    if next == UInt8(ascii: "\"") { break }
+                    if next == UInt8(ascii: "\n") { line += 1 }
+                    if next == UInt8(ascii: "\\") {
+                        escaped = true
+                        if index + 1 < count {
+                            index += 1
+                            if text[index] == UInt8(ascii: "\n") { line += 1 }
+                        }
+                    }
+                    bits |= text[index]
                     index += 1
                 }
-                token.append(bytes[index])
+                entry.tokens.append(
+                    Token(
+                        start: start, end: index, quoted: true, escaped: escaped,
+                        ascii: bits < 0x80))
                 index += 1
+            default:
+                let start = index
+                var escaped = false
+                var bits: UInt8 = 0
+                while index < count {
+                    let next = text[index]
+                    if next < 64 && (delimiters >> UInt64(next)) & 1 != 0 { break }
+                    if next == UInt8(ascii: "\\") {
+                        escaped = true
+                        if index + 1 < count { index += 1 }
+                    }
+                    bits |= text[index]
+                    index += 1
+                }
+                entry.tokens.append(
+                    Token(
+                        start: start, end: index, quoted: false, escaped: escaped,
+                        ascii: bits < 0x80))
             }
-            current.tokens.append(Token(bytes: token, quoted: false))
         }
+        guard depth == 0 else {
+            throw ZoneFileError(file: file, line: parenthesisLine, problem: .unbalancedParentheses)
+        }
+        return !entry.tokens.isEmpty
     }
-    guard depth == 0 else {
-        throw ZoneFileError(file: file, line: parenthesisLine, problem: .unbalancedParentheses)
-    }
-    finishEntry()
-    return entries
 }
 
 /// A TTL: seconds, or numbers with units `s m h d w` (`1h30m`), any case.
-func parseTTL(_ text: [UInt8]) -> UInt32? {
-    guard let first = text.first, first >= 0x30 && first <= 0x39 else { return nil }
+func parseTTL(_ text: Span<UInt8>) -> UInt32? {
+    guard !text.isEmpty, text[0] >= 0x30 && text[0] <= 0x39 else { return nil }
     var total: UInt64 = 0
     var number: UInt64 = 0
     var digits = 0
     var sawUnit = false
-    for byte in text {
+    for index in text.indices {
+        let byte = text[index]
         switch byte {
         case 0x30...0x39:
             number = number * 10 + UInt64(byte - 0x30)
@@ -187,11 +288,11 @@ func parseTTL(_ text: [UInt8]) -> UInt32? {
     return total <= UInt64(UInt32.max) ? UInt32(total) : nil
 }
 
-/// The bytes of a token with its `\DDD` and `\X` escapes resolved.
-func unescaped(_ token: Token) -> [UInt8]? {
+/// `bytes` with their `\DDD` and `\X` escapes resolved.
+func unescaped(_ bytes: Span<UInt8>) -> [UInt8]? {
     var result: [UInt8] = []
+    result.reserveCapacity(bytes.count)
     var index = 0
-    let bytes = token.bytes
     while index < bytes.count {
         if bytes[index] == UInt8(ascii: "\\") {
             guard let (value, used) = try? unescape(bytes, at: index) else { return nil }
@@ -205,117 +306,216 @@ func unescaped(_ token: Token) -> [UInt8]? {
     return result
 }
 
+/// An unsigned decimal number in `bytes`, or nil if it does not fit `T`. Only digits:
+/// the caller decides what else means.
+func decimal<T: FixedWidthInteger>(_ bytes: Span<UInt8>, as _: T.Type) -> T? {
+    var value: T = 0
+    for index in bytes.indices {
+        let digit = bytes[index] &- 0x30
+        guard digit < 10 else { return nil }
+        let (times10, overflow) = value.multipliedReportingOverflow(by: 10)
+        let (sum, carry) = times10.addingReportingOverflow(T(digit))
+        guard !overflow && !carry else { return nil }
+        value = sum
+    }
+    return value
+}
+
+/// `bytes` (at most 7) upper-cased in ASCII and packed with their count into one
+/// integer, for matching mnemonics; nil for more than 7 bytes.
+func packedUppercase(_ bytes: Span<UInt8>) -> UInt64? {
+    guard bytes.count <= 7 else { return nil }
+    var packed = UInt64(bytes.count) << 56
+    var shift: UInt64 = 0
+    for index in bytes.indices {
+        let byte = bytes[index]
+        let upper = byte &- 0x61 < 26 ? byte & 0xdf : byte
+        packed |= UInt64(upper) << shift
+        shift += 8
+    }
+    return packed
+}
+
+/// Whether `bytes` starts with `prefix` (upper-case ASCII), ignoring ASCII case.
+func hasUppercasePrefix(_ bytes: Span<UInt8>, _ prefix: StaticString) -> Bool {
+    guard bytes.count >= prefix.utf8CodeUnitCount else { return false }
+    var index = 0
+    while index < prefix.utf8CodeUnitCount {
+        let actual = bytes[index]
+        guard (actual &- 0x61 < 26 ? actual & 0xdf : actual) == prefix.utf8Start[index] else {
+            return false
+        }
+        index += 1
+    }
+    return true
+}
+
+/// ``RecordType/mnemonics`` packed by ``packedUppercase(_:)``.
+let packedTypeMnemonics: [(UInt64, RecordType)] = RecordType.mnemonics.compactMap { name, type in
+    packedUppercase(Array(name.utf8).span).map { ($0, type) }
+}
+
+/// ``RecordType/init(mnemonic:)`` for ASCII bytes, without making a string.
+func recordType(ascii bytes: Span<UInt8>) -> RecordType? {
+    if let packed = packedUppercase(bytes) {
+        for (key, type) in packedTypeMnemonics where key == packed { return type }
+    }
+    guard bytes.count > 4, hasUppercasePrefix(bytes, "TYPE"),
+        let code = decimal(bytes.extracting(droppingFirst: 4), as: UInt16.self)
+    else { return nil }
+    return RecordType(rawValue: code)
+}
+
+/// ``RecordClass/init(mnemonic:)`` for ASCII bytes, without making a string.
+func recordClass(ascii bytes: Span<UInt8>) -> RecordClass? {
+    if bytes.count == 2, let packed = packedUppercase(bytes) {
+        switch packed {
+        case packedIN: return .internet
+        case packedCH: return .chaos
+        case packedHS: return .hesiod
+        default: return nil
+        }
+    }
+    guard bytes.count > 5, hasUppercasePrefix(bytes, "CLASS"),
+        let code = decimal(bytes.extracting(droppingFirst: 5), as: UInt16.self)
+    else { return nil }
+    return RecordClass(rawValue: code)
+}
+
+private let packedIN: UInt64 = 2 << 56 | UInt64(UInt8(ascii: "N")) << 8 | UInt64(UInt8(ascii: "I"))
+private let packedCH: UInt64 = 2 << 56 | UInt64(UInt8(ascii: "H")) << 8 | UInt64(UInt8(ascii: "C"))
+private let packedHS: UInt64 = 2 << 56 | UInt64(UInt8(ascii: "S")) << 8 | UInt64(UInt8(ascii: "H"))
+
 struct State {
     var origin: DomainName
     var defaultTTL: UInt32?
     var lastTTL: UInt32?
     var previousOwner: DomainName?
-    var records: [ResourceRecord] = []
     var allowIncludes = true
+    /// The caller's `body` threw: its error passes through untouched.
+    var bodyFailed = false
 
     init(origin: DomainName, defaultTTL: UInt32?) {
         self.origin = origin
         self.defaultTTL = defaultTTL
     }
 
-    mutating func include(path: String, depth: Int) throws(ZoneFileError) {
+    mutating func include(path: String, depth: Int, body: RecordSink) throws(ZoneFileError) {
+        try parse(text: try readFile(path), file: path, depth: depth, body: body)
+    }
+
+    /// The whole file at `path`, read into one buffer of its size.
+    func readFile(_ path: String) throws(ZoneFileError) -> [UInt8] {
         guard let file = fopen(path, "rb") else {
             throw ZoneFileError(file: path, line: 0, problem: .cannotRead(errno: errno))
         }
         defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let read = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-            if read == 0 { break }
-            bytes.append(contentsOf: chunk[0..<read])
+        var status = stat()
+        var size = 0
+        if fstat(fileno(file), &status) == 0 && status.st_size > 0 {
+            size = Int(min(Int64(status.st_size), 1 << 32))
+        }
+        // One read of the size the file has; the extra byte shows whether it has more
+        // (it grew, or is not a regular file), which is then read in chunks.
+        var bytes = [UInt8](unsafeUninitializedCapacity: size + 1) { buffer, count in
+            count = fread(buffer.baseAddress, 1, buffer.count, file)
+        }
+        if bytes.count == size + 1 {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let read = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+                if read == 0 { break }
+                bytes.append(contentsOf: chunk[0..<read])
+            }
         }
         if ferror(file) != 0 {
             throw ZoneFileError(file: path, line: 0, problem: .cannotRead(errno: errno))
         }
-        try parse(bytes: bytes, file: path, depth: depth)
+        return bytes
     }
 
-    mutating func parse(bytes: [UInt8], file: String, depth: Int) throws(ZoneFileError) {
-        for entry in try tokenize(bytes, file: file) {
-            try handle(entry, file: file, depth: depth)
-        }
-    }
-
-    func name(_ token: Token, file: String, line: Int) throws(ZoneFileError) -> DomainName {
-        if token.bytes == [UInt8(ascii: "@")] && !token.quoted { return origin }
+    mutating func parse(text: [UInt8], file: String, depth: Int, body: RecordSink)
+        throws(ZoneFileError)
+    {
+        var scanner = Scanner(text: text, file: file)
         do {
-            return try DomainName(parsing: token.text, origin: origin)
+            while try scanner.nextEntry() {
+                try handle(scanner, depth: depth, body: body)
+            }
         } catch {
-            throw ZoneFileError(file: file, line: line, problem: .badName(token.text, error))
+            // A file used to be split into entries whole before any was handled: a
+            // syntax error anywhere in it wins over a problem met handling an entry, or
+            // in a file it includes. What `body` throws is not ours to replace.
+            if !bodyFailed, let syntaxError = scanner.syntaxErrorInTheRest() {
+                throw syntaxError
+            }
+            throw error
         }
     }
 
-    mutating func handle(_ entry: Entry, file: String, depth: Int) throws(ZoneFileError) {
-        var tokens = entry.tokens[...]
-        let line = entry.line
+    func name(_ token: Token, in scanner: Scanner, line: Int) throws(ZoneFileError) -> DomainName {
+        let bytes = scanner.text.span.extracting(token.range)
+        if !token.quoted && bytes.count == 1 && bytes[0] == UInt8(ascii: "@") { return origin }
+        do {
+            if token.ascii {
+                return try DomainName(presentation: bytes, origin: origin)
+            }
+            // Not ASCII: the text, as decoded (invalid UTF-8 becomes U+FFFD), is parsed.
+            return try DomainName(parsing: scanner.string(token), origin: origin)
+        } catch {
+            throw ZoneFileError(
+                file: scanner.file, line: line, problem: .badName(scanner.string(token), error))
+        }
+    }
+
+    mutating func handle(_ scanner: Scanner, depth: Int, body: RecordSink) throws(ZoneFileError) {
+        let text = scanner.text.span
+        let line = scanner.entry.line
+        let file = scanner.file
         func fail(_ problem: ZoneFileError.Problem) -> ZoneFileError {
             ZoneFileError(file: file, line: line, problem: problem)
         }
-        let first = tokens.first!
-        if !entry.blankOwner && !first.quoted && first.bytes.first == UInt8(ascii: "$") {
-            let directive = first.text.uppercased()
-            tokens.removeFirst()
-            switch directive {
-            case "$ORIGIN":
-                guard let argument = tokens.first else { throw fail(.missingArgument(directive)) }
-                origin = try name(argument, file: file, line: line)
-            case "$TTL":
-                guard let argument = tokens.first else { throw fail(.missingArgument(directive)) }
-                guard let ttl = parseTTL(argument.bytes) else { throw fail(.badTTL(argument.text)) }
-                defaultTTL = ttl
-            case "$INCLUDE":
-                guard let argument = tokens.first else { throw fail(.missingArgument(directive)) }
-                guard depth < ZoneFileParser.maximumIncludeDepth, allowIncludes else {
-                    throw fail(.includeTooDeep)
-                }
-                var path = String(decoding: unescaped(argument) ?? argument.bytes, as: UTF8.self)
-                if !path.hasPrefix("/"), let slash = file.lastIndex(of: "/") {
-                    path = String(file[...slash]) + path
-                }
-                // RFC 1035 §5.1: an origin given with $INCLUDE applies to that file
-                // only; the including file's origin (and owner) come back afterwards.
-                let savedOrigin = origin
-                let savedOwner = previousOwner
-                if tokens.count > 1 {
-                    origin = try name(tokens[tokens.startIndex + 1], file: file, line: line)
-                }
-                try include(path: path, depth: depth + 1)
-                origin = savedOrigin
-                previousOwner = savedOwner
-            default:
-                throw fail(.unknownDirective(first.text))
-            }
+        guard let first = scanner.entry.tokens.first else { return }
+        if !scanner.entry.blankOwner && !first.quoted && first.start < first.end
+            && text[first.start] == UInt8(ascii: "$")
+        {
+            try directive(scanner, depth: depth, body: body)
             return
         }
+        var next = 0
         let owner: DomainName
-        if entry.blankOwner {
+        if scanner.entry.blankOwner {
             guard let previousOwner else { throw fail(.noPreviousOwner) }
             owner = previousOwner
         } else {
-            owner = try name(tokens.removeFirst(), file: file, line: line)
+            owner = try name(first, in: scanner, line: line)
+            next = 1
         }
         previousOwner = owner
         var ttl: UInt32?
         var recordClass: RecordClass?
         var type: RecordType?
-        while let token = tokens.first, type == nil {
-            tokens.removeFirst()
-            if ttl == nil, let value = parseTTL(token.bytes) {
+        while next < scanner.entry.tokens.count, type == nil {
+            let token = scanner.entry.tokens[next]
+            next += 1
+            let bytes = text.extracting(token.range)
+            if ttl == nil, let value = parseTTL(bytes) {
                 ttl = value
-            } else if recordClass == nil, let value = RecordClass(mnemonic: token.text) {
+            } else if recordClass == nil,
+                let value = token.ascii
+                    ? OasisDNS.recordClass(ascii: bytes)
+                    : RecordClass(mnemonic: scanner.string(token))
+            {
                 recordClass = value
-            } else if let value = RecordType(mnemonic: token.text), !token.quoted {
+            } else if !token.quoted,
+                let value = token.ascii
+                    ? recordType(ascii: bytes) : RecordType(mnemonic: scanner.string(token))
+            {
                 type = value
-            } else if token.bytes.first.map({ $0 >= 0x30 && $0 <= 0x39 }) == true && ttl == nil {
-                throw fail(.badTTL(token.text))
+            } else if !bytes.isEmpty && bytes[0] &- 0x30 < 10 && ttl == nil {
+                throw fail(.badTTL(scanner.string(token)))
             } else {
-                throw fail(.unknownType(token.text))
+                throw fail(.unknownType(scanner.string(token)))
             }
         }
         guard let type else { throw fail(.missingArgument("a record type")) }
@@ -325,44 +525,113 @@ struct State {
         if let ttl { lastTTL = ttl }
         // RFC 1035 §5.1: no TTL means the last one stated; RFC 2308 §4: $TTL first.
         guard let recordTTL = ttl ?? defaultTTL ?? lastTTL else { throw fail(.noTTL) }
-        let data = try recordData(type: type, Array(tokens), file: file, line: line)
-        records.append(ResourceRecord(name: owner, type: type, ttl: recordTTL, data: data))
+        let data = try recordData(type: type, scanner, from: next, line: line)
+        let record = ResourceRecord(name: owner, type: type, ttl: recordTTL, data: data)
+        do {
+            try body(record, file, line)
+        } catch {
+            bodyFailed = true
+            throw error
+        }
     }
 
-    func recordData(type: RecordType, _ tokens: [Token], file: String, line: Int)
+    /// `$ORIGIN`, `$TTL` or `$INCLUDE`: the current entry starts with `$`.
+    mutating func directive(_ scanner: Scanner, depth: Int, body: RecordSink)
+        throws(ZoneFileError)
+    {
+        let line = scanner.entry.line
+        let file = scanner.file
+        func fail(_ problem: ZoneFileError.Problem) -> ZoneFileError {
+            ZoneFileError(file: file, line: line, problem: problem)
+        }
+        var tokens = scanner.entry.tokens[...]
+        let first = tokens.removeFirst()
+        let directive = scanner.string(first).uppercased()
+        switch directive {
+        case "$ORIGIN":
+            guard let argument = tokens.first else { throw fail(.missingArgument(directive)) }
+            origin = try name(argument, in: scanner, line: line)
+        case "$TTL":
+            guard let argument = tokens.first else { throw fail(.missingArgument(directive)) }
+            guard let ttl = parseTTL(scanner.text.span.extracting(argument.range)) else {
+                throw fail(.badTTL(scanner.string(argument)))
+            }
+            defaultTTL = ttl
+        case "$INCLUDE":
+            guard let argument = tokens.first else { throw fail(.missingArgument(directive)) }
+            guard depth < ZoneFileParser.maximumIncludeDepth, allowIncludes else {
+                throw fail(.includeTooDeep)
+            }
+            let bytes = unescaped(scanner.text.span.extracting(argument.range))
+            var path = String(decoding: bytes ?? Array(scanner.text[argument.range]), as: UTF8.self)
+            if !path.hasPrefix("/"), let slash = file.lastIndex(of: "/") {
+                path = String(file[...slash]) + path
+            }
+            // RFC 1035 §5.1: an origin given with $INCLUDE applies to that file
+            // only; the including file's origin (and owner) come back afterwards.
+            let savedOrigin = origin
+            let savedOwner = previousOwner
+            if tokens.count > 1 {
+                origin = try name(tokens[tokens.startIndex + 1], in: scanner, line: line)
+            }
+            try include(path: path, depth: depth + 1, body: body)
+            origin = savedOrigin
+            previousOwner = savedOwner
+        default:
+            throw fail(.unknownDirective(scanner.string(first)))
+        }
+    }
+
+    /// The RDATA of a `type` record: the current entry's tokens from `first` on.
+    func recordData(type: RecordType, _ scanner: Scanner, from first: Int, line: Int)
         throws(ZoneFileError) -> RecordData
     {
+        let fields = scanner.entry.tokens.count - first
+        let text = scanner.text.span
         func bad(_ reason: String) -> ZoneFileError {
             ZoneFileError(
-                file: file, line: line,
+                file: scanner.file, line: line,
                 problem: .badRecordData(type: type.description, reason: reason))
         }
         func count(_ expected: Int) throws(ZoneFileError) {
-            guard tokens.count == expected else {
-                throw bad("expected \(expected) fields, found \(tokens.count)")
+            guard fields == expected else {
+                throw bad("expected \(expected) fields, found \(fields)")
             }
         }
-        func number<T: FixedWidthInteger>(_ index: Int, _: T.Type, _ what: String)
+        func token(_ index: Int) -> Token { scanner.entry.tokens[first + index] }
+        func range(_ index: Int) -> Range<Int> { token(index).range }
+        func string(_ index: Int) -> String { scanner.string(token(index)) }
+        func number<T: FixedWidthInteger>(_ index: Int, _: T.Type) -> T? {
+            // Digits only: read here. Anything else as Swift reads integers (a sign…).
+            if let value = decimal(text.extracting(range(index)), as: T.self),
+                !range(index).isEmpty
+            {
+                return value
+            }
+            return T(string(index))
+        }
+        func number<T: FixedWidthInteger>(_ index: Int, _ type: T.Type, _ what: String)
             throws(ZoneFileError) -> T
         {
-            guard let value = T(tokens[index].text) else {
-                throw bad("bad \(what) '\(tokens[index].text)'")
+            guard let value = number(index, type) else {
+                throw bad("bad \(what) '\(string(index))'")
             }
             return value
         }
         func target(_ index: Int) throws(ZoneFileError) -> DomainName {
-            try name(tokens[index], file: file, line: line)
+            try name(token(index), in: scanner, line: line)
         }
         // RFC 3597 §5: `\# length hex…` works for every type, known or not.
-        if let first = tokens.first, first.bytes == [UInt8(ascii: "\\"), UInt8(ascii: "#")],
-            !first.quoted
+        if fields > 0, !token(0).quoted, range(0).count == 2,
+            text[token(0).start] == UInt8(ascii: "\\"),
+            text[token(0).start + 1] == UInt8(ascii: "#")
         {
-            guard tokens.count >= 2, let length = Int(tokens[1].text), length >= 0, length <= 65535
+            guard fields >= 2, let length = number(1, Int.self), length >= 0, length <= 65535
             else {
                 throw bad("\\# needs a length")
             }
             var hex: [UInt8] = []
-            for token in tokens.dropFirst(2) { hex += token.bytes }
+            for index in 2..<fields { hex += scanner.text[range(index)] }
             guard hex.count == 2 * length else {
                 throw bad("\\# length \(length) but \(hex.count / 2) bytes of hex")
             }
@@ -388,14 +657,14 @@ struct State {
         switch type {
         case .a:
             try count(1)
-            guard let address = parseIPv4(tokens[0].bytes) else {
-                throw bad("bad IPv4 address '\(tokens[0].text)'")
+            guard let address = parseIPv4(text.extracting(range(0))) else {
+                throw bad("bad IPv4 address '\(string(0))'")
             }
             return .a(address)
         case .aaaa:
             try count(1)
-            guard let address = parseIPv6(tokens[0].text) else {
-                throw bad("bad IPv6 address '\(tokens[0].text)'")
+            guard let address = parseIPv6(text.extracting(range(0))) else {
+                throw bad("bad IPv6 address '\(string(0))'")
             }
             return .aaaa(address)
         case .ns, .cname, .ptr:
@@ -404,18 +673,21 @@ struct State {
             return type == .ns ? .ns(name) : type == .cname ? .cname(name) : .ptr(name)
         case .soa:
             try count(7)
-            var times: [UInt32] = []
-            for index in 3..<7 {
-                guard let value = parseTTL(tokens[index].bytes) else {
-                    throw bad("bad time '\(tokens[index].text)'")
+            func time(_ index: Int) throws(ZoneFileError) -> UInt32 {
+                guard let value = parseTTL(text.extracting(range(index))) else {
+                    throw bad("bad time '\(string(index))'")
                 }
-                times.append(value)
+                return value
             }
+            let refresh = try time(3)
+            let retry = try time(4)
+            let expire = try time(5)
+            let minimum = try time(6)
             return .soa(
                 StartOfAuthority(
                     primary: try target(0), mailbox: try target(1),
                     serial: try number(2, UInt32.self, "serial"),
-                    refresh: times[0], retry: times[1], expire: times[2], minimum: times[3]))
+                    refresh: refresh, retry: retry, expire: expire, minimum: minimum))
         case .mx:
             try count(2)
             return .mx(
@@ -427,12 +699,16 @@ struct State {
                 weight: try number(1, UInt16.self, "weight"),
                 port: try number(2, UInt16.self, "port"), target: try target(3))
         case .txt:
-            guard !tokens.isEmpty else { throw bad("no strings") }
+            guard fields > 0 else { throw bad("no strings") }
             var strings: [[UInt8]] = []
+            strings.reserveCapacity(fields)
             var total = 0
-            for token in tokens {
-                guard let bytes = unescaped(token) else {
-                    throw bad("bad escape in '\(token.text)'")
+            for index in 0..<fields {
+                let bytes =
+                    token(index).escaped
+                    ? unescaped(text.extracting(range(index))) : Array(scanner.text[range(index)])
+                guard let bytes else {
+                    throw bad("bad escape in '\(string(index))'")
                 }
                 guard bytes.count <= 255 else { throw bad("a string is longer than 255 bytes") }
                 total += 1 + bytes.count
@@ -443,13 +719,15 @@ struct State {
         case .caa:
             try count(3)
             let flags = try number(0, UInt8.self, "flags")
-            let tag = tokens[1].bytes
+            let tag = Array(scanner.text[range(1)])
             guard !tag.isEmpty, tag.count <= 255,
                 tag.allSatisfy({
                     ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39)
                 })
-            else { throw bad("bad tag '\(tokens[1].text)'") }
-            guard let value = unescaped(tokens[2]) else { throw bad("bad escape in the value") }
+            else { throw bad("bad tag '\(string(1))'") }
+            guard let value = unescaped(text.extracting(range(2))) else {
+                throw bad("bad escape in the value")
+            }
             return .caa(flags: flags, tag: tag, value: value)
         default:
             throw bad("no presentation format known for \(type): use \\# (RFC 3597)")
@@ -466,16 +744,122 @@ func hexValue(_ byte: UInt8) -> UInt8? {
     }
 }
 
-/// A dotted-quad IPv4 address, four decimal numbers 0–255.
-func parseIPv4(_ bytes: [UInt8]) -> UInt32? {
-    let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-    guard parts.count == 4 else { return nil }
+/// A dotted-quad IPv4 address, four decimal numbers 0–255 of one to three digits.
+func parseIPv4(_ bytes: Span<UInt8>) -> UInt32? {
     var address: UInt32 = 0
-    for part in parts {
-        guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-            let value = UInt32(String(decoding: part, as: UTF8.self)), value <= 255
+    var parts = 0
+    var value: UInt32 = 0
+    var digits = 0
+    for index in bytes.indices {
+        let byte = bytes[index]
+        if byte == UInt8(ascii: ".") {
+            guard digits > 0, value <= 255, parts < 3 else { return nil }
+            address = address << 8 | value
+            parts += 1
+            value = 0
+            digits = 0
+        } else {
+            let digit = byte &- 0x30
+            guard digit < 10, digits < 3 else { return nil }
+            value = value * 10 + UInt32(digit)
+            digits += 1
+        }
+    }
+    guard digits > 0, value <= 255, parts == 3 else { return nil }
+    return address << 8 | value
+}
+
+/// ``parseIPv6(_:)`` for bytes. Hex digits, colons and dots are read here; any other
+/// text is read as the string it decodes to.
+func parseIPv6(_ bytes: Span<UInt8>) -> [UInt8]? {
+    let colon = UInt8(ascii: ":")
+    let dot = UInt8(ascii: ".")
+    for index in bytes.indices {
+        let byte = bytes[index]
+        guard hexValue(byte) != nil || byte == colon || byte == dot else {
+            var text: [UInt8] = []
+            text.reserveCapacity(bytes.count)
+            for index in bytes.indices { text.append(bytes[index]) }
+            return parseIPv6(String(decoding: text, as: UTF8.self))
+        }
+    }
+    // Split at `::`, left to right, as the string reader does; at most once.
+    var gap: Int? = nil
+    var index = 0
+    while index + 1 < bytes.count {
+        if bytes[index] == colon && bytes[index + 1] == colon {
+            guard gap == nil else { return nil }
+            gap = index
+            index += 2
+        } else {
+            index += 1
+        }
+    }
+    /// How many 16-bit groups `half` has, if it is well formed.
+    func groups(_ half: Span<UInt8>, allowIPv4: Bool) -> Int {
+        guard !half.isEmpty else { return 0 }
+        var count = 1
+        var sawDot = false
+        for index in half.indices {
+            if half[index] == colon {
+                count += 1
+                sawDot = false
+            } else if half[index] == dot {
+                sawDot = true
+            }
+        }
+        return allowIPv4 && sawDot ? count + 1 : count
+    }
+    var address = [UInt8](repeating: 0, count: 16)
+    /// Writes the groups of `half` from group `first` on; false if it is malformed.
+    func write(_ half: Span<UInt8>, allowIPv4: Bool, from first: Int) -> Bool {
+        var offset = 2 * first
+        var start = 0
+        while start < half.count {
+            var end = start
+            var sawDot = false
+            while end < half.count && half[end] != colon {
+                if half[end] == dot { sawDot = true }
+                end += 1
+            }
+            if end == half.count && allowIPv4 && sawDot {
+                guard let v4 = parseIPv4(half.extracting(start..<end)), offset + 4 <= 16 else {
+                    return false
+                }
+                address[offset] = UInt8(v4 >> 24)
+                address[offset + 1] = UInt8((v4 >> 16) & 0xff)
+                address[offset + 2] = UInt8((v4 >> 8) & 0xff)
+                address[offset + 3] = UInt8(v4 & 0xff)
+                return true
+            }
+            guard end > start, end - start <= 4, offset + 2 <= 16 else { return false }
+            var value: UInt16 = 0
+            for position in start..<end {
+                guard let digit = hexValue(half[position]) else { return false }
+                value = value << 4 | UInt16(digit)
+            }
+            address[offset] = UInt8(value >> 8)
+            address[offset + 1] = UInt8(value & 0xff)
+            offset += 2
+            if end == half.count { return true }
+            start = end + 1
+            // A colon at the very end leaves an empty last group.
+            if start == half.count { return false }
+        }
+        return true
+    }
+    if let gap {
+        let head = bytes.extracting(0..<gap)
+        let tail = bytes.extracting((gap + 2)...)
+        let tailGroups = groups(tail, allowIPv4: true)
+        guard groups(head, allowIPv4: false) + tailGroups <= 7,
+            write(head, allowIPv4: false, from: 0),
+            write(tail, allowIPv4: true, from: 8 - tailGroups)
         else { return nil }
-        address = address << 8 | value
+    } else {
+        guard groups(bytes, allowIPv4: true) == 8, write(bytes, allowIPv4: true, from: 0) else {
+            return nil
+        }
     }
     return address
 }
@@ -506,7 +890,7 @@ func parseIPv6(_ text: String) -> [UInt8]? {
         let parts = half.split(separator: ":", omittingEmptySubsequences: false)
         for (index, part) in parts.enumerated() {
             if index == parts.count - 1 && allowIPv4 && part.contains(".") {
-                guard let v4 = parseIPv4(Array(part.utf8)) else { return nil }
+                guard let v4 = parseIPv4(Array(part.utf8).span) else { return nil }
                 result += [UInt16(v4 >> 16), UInt16(v4 & 0xffff)]
             } else {
                 guard !part.isEmpty, part.count <= 4, let value = UInt16(part, radix: 16) else {

@@ -33,6 +33,7 @@ let groups: [(String, (Report, Int) -> Void)] = [
     ("stack", runStackBenchmarks),
     ("openflow", runOpenFlowBenchmarks),
     ("xen", runXenBenchmarks),
+    ("zone", runZoneBenchmarks),
 ]
 for (group, run) in groups where only == nil || only == group {
     run(report, scale)
