@@ -38,8 +38,9 @@ public struct ZoneCompiler {
     /// compiles it record by record: errors name the file and line, as the parser's do.
     public mutating func add(file path: String, origin: DomainName) throws(ZoneFileError) {
         var assembler = ZoneAssembler(origin: origin, source: path)
-        for record in try ZoneFileParser.parse(file: path, origin: origin) {
-            try assembler.add(record, file: path, line: 0)
+        try ZoneFileParser.parse(file: path, origin: origin) {
+            (record, file, line) throws(ZoneFileError) in
+            try assembler.add(record, file: file, line: line)
         }
         try finish(assembler)
     }
