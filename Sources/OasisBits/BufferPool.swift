@@ -42,8 +42,9 @@ public final class BufferPool {
     /// It stops moving once the pool has reached its working set.
     public var buffersCreated: Int { buffers.count }
 
-    private var buffers: [Buffer]
-    private var cursor = 0
+    // Confined to one thread like every pool: no dynamic exclusivity checks per buffer.
+    @exclusivity(unchecked) private var buffers: [Buffer]
+    @exclusivity(unchecked) private var cursor = 0
 
     /// A pool handing out one-page buffers with `headroom` bytes before each view, that
     /// makes at most `limit` buffers and makes `preallocate` of them now.

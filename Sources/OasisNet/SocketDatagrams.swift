@@ -21,7 +21,13 @@ public final class SocketDatagrams: DatagramService {
     private let receiveHeaders = UnsafeMutablePointer<oasis_mmsghdr>.allocate(capacity: batch)
     private let receiveVectors = UnsafeMutablePointer<iovec>.allocate(capacity: batch)
     private let receiveAddresses = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: batch)
-    private var receiveBuffers = [Bits?](repeating: nil, count: batch)
+    /// The buffers the next `recvmmsg` reads into, kept ready between calls: only the
+    /// slots whose datagrams were handed out are refilled.
+    private let receiveBuffers: UnsafeMutablePointer<Bits?> = {
+        let slots = UnsafeMutablePointer<Bits?>.allocate(capacity: batch)
+        slots.initialize(repeating: nil, count: batch)
+        return slots
+    }()
     /// The datagrams of the batch being handled.
     private let received = UnsafeMutablePointer<Datagram>.allocate(capacity: batch)
     private let sendHeaders = UnsafeMutablePointer<oasis_mmsghdr>.allocate(capacity: batch)
@@ -116,11 +122,14 @@ public final class SocketDatagrams: DatagramService {
     ) {
         for _ in 0..<4 {
             var prepared = 0
-            while prepared < SocketDatagrams.batch, let buffer = try? pool.allocate() {
-                receiveBuffers[prepared] = buffer
-                receiveVectors[prepared] = iovec(
-                    iov_base: buffer.buffer.baseAddress + buffer.offset + buffer.count,
-                    iov_len: buffer.tailroom)
+            while prepared < SocketDatagrams.batch {
+                if receiveBuffers[prepared] == nil {
+                    guard let buffer = try? pool.allocate() else { break }
+                    receiveBuffers[prepared] = buffer
+                    receiveVectors[prepared] = iovec(
+                        iov_base: buffer.buffer.baseAddress + buffer.offset + buffer.count,
+                        iov_len: buffer.tailroom)
+                }
                 receiveHeaders[prepared] = oasis_mmsghdr(
                     msg_hdr: msghdr(
                         msg_name: UnsafeMutableRawPointer(receiveAddresses + prepared),
@@ -133,7 +142,6 @@ public final class SocketDatagrams: DatagramService {
             guard prepared > 0 else { return }  // no buffer free: the kernel keeps them
             let count = Int(oasis_recvmmsg(fd, receiveHeaders, UInt32(prepared)))
             guard count > 0 else {
-                for index in 0..<prepared { receiveBuffers[index] = nil }
                 return  // EAGAIN: drained (or an error to retry on the next readiness)
             }
             var datagrams = 0
@@ -154,7 +162,6 @@ public final class SocketDatagrams: DatagramService {
             batching = true
             handler(UnsafeBufferPointer(start: received, count: datagrams))
             received.deinitialize(count: datagrams)
-            for index in count..<prepared { receiveBuffers[index] = nil }
             batching = false
             flush()
             if count < prepared { return }
@@ -242,6 +249,8 @@ public final class SocketDatagrams: DatagramService {
 
     deinit {
         received.deallocate()
+        receiveBuffers.deinitialize(count: SocketDatagrams.batch)
+        receiveBuffers.deallocate()
         receiveHeaders.deallocate()
         receiveVectors.deallocate()
         receiveAddresses.deallocate()

@@ -101,6 +101,11 @@ public struct PrefetchToken: Sendable {
 }
 
 extension AuthoritativeEngine {
+    /// Whether prefetching pays: the store is larger than a core's own caches hold
+    /// (a few MiB), so a query's slot and record are likely not cached. Below that the
+    /// hints cost more than they save.
+    public var benefitsFromPrefetch: Bool { store.arenaBytes + store.slotBytes > 2 << 20 }
+
     /// Starts loading the hash slot of the name `query` asks about, and returns where
     /// it is. For a batch of queries: ``prefetchSlot(for:)`` on each, then
     /// ``prefetchRecord(_:)`` on each token, then ``respond(to:transport:into:)`` on

@@ -58,6 +58,8 @@ final class ZoneStore: @unchecked Sendable {
     let nodeCount: Int
     let rrsetCount: Int
     let arenaBytes: Int
+    /// The bytes of every zone's hash table.
+    let slotBytes: Int
     private let base: UnsafeMutableRawPointer
     private let byteCount: Int
     private let mapped: Bool
@@ -119,6 +121,7 @@ final class ZoneStore: @unchecked Sendable {
         self.nodeCount = nodeCount
         self.rrsetCount = rrsetCount
         self.arenaBytes = arena.count
+        self.slotBytes = slots.count * 8
     }
 
     /// Fills in the target nodes of the NS, MX and SRV RRsets whose descriptors are at

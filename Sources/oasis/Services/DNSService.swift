@@ -30,8 +30,9 @@ struct DNSStatistics {
 }
 
 /// An authoritative DNS server over UDP: every datagram on its port goes to the
-/// engine, and the answer is built in a buffer of the server's own pool with room in
-/// front for the headers, so the Oasis stack prepends UDP, IPv4 and Ethernet in place.
+/// engine, and the answer is built after the query in the query's buffer (or, when it
+/// may not fit there, in a buffer of the server's own pool with room in front for the
+/// headers), so the Oasis stack prepends UDP, IPv4 and Ethernet in place.
 final class DNSService {
     let engine: AuthoritativeEngine
     /// The ceiling of UDP answers to EDNS clients (the engine's default: 1232, like NSD).
@@ -41,9 +42,17 @@ final class DNSService {
     /// headroom holds any of them. The limit bounds what a slow device can hold.
     private let pool = BufferPool(headroom: BufferPool.defaultHeadroom, limit: 512)
 
+    /// The most bytes a UDP answer can take: the payload ceiling (at least 512), the
+    /// OPT record and an Extended DNS Error option.
+    private let replyRoom: Int
+    /// Whether the engine's store is large enough for prefetching to pay.
+    private let prefetch: Bool
+
     init(engine: AuthoritativeEngine, maximumUDPPayload: Int = Transport.defaultPayloadSize) {
         self.engine = engine
         self.maximumUDPPayload = maximumUDPPayload
+        replyRoom = max(512, min(maximumUDPPayload, 65535)) + 64
+        prefetch = engine.benefitsFromPrefetch
     }
 
     /// The prefetch tokens of the batch being answered.
@@ -51,9 +60,10 @@ final class DNSService {
 
     deinit { tokens.deallocate() }
 
-    /// Answers every datagram arriving on `port` of `service`, a batch at a time: the
-    /// engine first starts loading what each query of the batch will read (its hash
-    /// slot, then its name's record), then answers them one after the other. The
+    /// Answers every datagram arriving on `port` of `service`, a batch at a time: for a
+    /// store larger than the caches, the engine first starts loading what each query
+    /// of the batch will read (its hash slot, then its name's record), then answers
+    /// them one after the other. The
     /// service must outlive the listener (the closure does not keep it: no reference
     /// count per batch), and `service` owns the closure.
     func serveUDP(on service: some DatagramService, port: UInt16) throws(DatagramError) {
@@ -61,7 +71,7 @@ final class DNSService {
             [unowned(unsafe) self, unowned(unsafe) service] (batch: UnsafeBufferPointer<Datagram>)
             in
             let engine = self.engine
-            if batch.count > 1 && batch.count <= 64 {
+            if batch.count > 1 && batch.count <= 64 && self.prefetch {
                 for index in batch.indices {
                     self.tokens[index] = engine.prefetchSlot(for: batch[index].payload)
                 }
@@ -73,7 +83,19 @@ final class DNSService {
 
     private func answer(_ datagram: Datagram, on service: some DatagramService, port: UInt16) {
         udp.queries &+= 1
-        guard var reply = try? pool.allocate() else {
+        // The answer goes in the query's own buffer, after the query, when the largest
+        // answer fits there (a query is read once, before anything is written; the
+        // stack prepends the reply's headers over the query). Else a buffer of ours.
+        let query = datagram.payload
+        let start = query.offset + ((query.count + 15) & ~15)
+        var reply: Bits
+        if query.buffer.capacity - start >= replyRoom,
+            let after = try? Bits(buffer: query.buffer, offset: start, count: 0)
+        {
+            reply = after
+        } else if let own = try? pool.allocate() {
+            reply = own
+        } else {
             udp.dropsNoBuffer &+= 1
             return
         }
