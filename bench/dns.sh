@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# Queries per second of `oasis dns --backend socket` beside NSD's, under the same
-# dnsperf load, on the same generated zone and query file, one server after the other
-# in the same run, at several zone sizes; with resident memory per record and load time.
-# Memory is the proportional set size (Pss) of the server's processes after loading,
-# per record above the smallest zone's. Needs dnsperf, nsd and dig installed; runs on
-# loopback only. Prints Markdown rows like oasis-bench's (ns/op = 1 s / queries per s).
-#   bench/dns.sh OASIS_BINARY [SECONDS] [SIZES...]
+# `oasis dns --backend socket` beside NSD, on the same generated zone and query file,
+# under the same dnsperf load, at several zone sizes. For each size the two servers
+# take turns (ROUNDS rounds; each server restarted every round), and each turn
+# measures:
+# - the most queries per second dnsperf gets answered (`-c 4 -q 500`, SECONDS s,
+#   three times): the median of all of a server's runs is reported. The load
+#   generator shares the machine's cores with the server, so single runs scatter by
+#   +-10 %; the median over alternating turns is what the ratio compares;
+# - the server's CPU time per query at a fixed offered load (`-Q RATE`, 4 s), from
+#   its processes' utime+stime: how much work each query costs it, which does not
+#   depend on how dnsperf and the server share the cores;
+# - load time (until it answers) and memory: the proportional set size (Pss) of the
+#   server's whole process tree (NSD: xfrd, main and the server child, which share the
+#   zone) after loading, per record above the smallest zone's.
+# Needs dnsperf, nsd and dig; loopback only. Prints Markdown rows like oasis-bench's
+# (ns/op = 1 s / median queries per second).
+#   bench/dns.sh OASIS_BINARY [SECONDS] [SIZES...]   (env: ROUNDS=2, RATE=100000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 oasis=$1
@@ -14,6 +24,8 @@ shift 2 || true
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10 1000 100000 1000000)
 load_flags=(-c 4 -q 500)
+rounds=${ROUNDS:-2}
+rate=${RATE:-100000}
 
 work=$(mktemp -d /tmp/oasis-bench-dns.XXXXXX)
 port=$((25000 + $$ % 5000))
@@ -44,12 +56,29 @@ generate() {
     }' > "$work/queries.txt"
 }
 
-# Proportional set size of PID and its children, in KiB (shared pages split fairly:
+# PID and all its descendants.
+tree() {
+    local child
+    echo "$1"
+    for child in $(pgrep -P "$1" || true); do tree "$child"; done
+}
+
+# Proportional set size of PID's process tree, in KiB (shared pages split fairly:
 # NSD's server child shares the zone with its parent).
 pss_kib() {
     local total=0 pid
-    for pid in "$1" $(pgrep -P "$1" || true); do
+    for pid in $(tree "$1"); do
         total=$((total + $(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
+# CPU time (utime + stime, clock ticks) of PID's process tree so far. The command name
+# in /proc/PID/stat may hold spaces ("nsd: server 1"): fields are counted after it.
+cpu_ticks() {
+    local total=0 pid
+    for pid in $(tree "$1"); do
+        total=$((total + $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0)))
     done
     echo "$total"
 }
@@ -69,13 +98,28 @@ wait_answering() {
     return 1
 }
 
-# dnsperf's queries per second against $port (warm-up of 1 s first).
+# One turn against the server on $port (process tree at $1): a warm-up, the CPU time
+# per query at $rate q/s (appended to $2), then three runs at full load (their q/s
+# appended to $3).
 measure() {
+    local out before after completed
     dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l 1 "${load_flags[@]}" >/dev/null 2>&1 || true
-    local out
-    out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$seconds" "${load_flags[@]}" 2>&1)
-    echo "$out" | grep -E "Queries (sent|completed|lost)|Response codes" | sed 's/^ */    /' >&2
-    echo "$out" | awk '/Queries per second:/ {print $4}'
+    before=$(cpu_ticks "$1")
+    out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l 4 "${load_flags[@]}" -Q "$rate" 2>&1)
+    after=$(cpu_ticks "$1")
+    completed=$(echo "$out" | awk '/Queries completed/ {print $3}')
+    awk -v t=$((after - before)) -v q="$completed" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.0f\n", t * 1e9 / hz / q }' >>"$2"
+    for _ in 1 2 3; do
+        out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$seconds" "${load_flags[@]}" 2>&1)
+        echo "$out" | grep -E "Queries (sent|completed|lost)" | sed 's/^ */    /' >&2
+        echo "$out" | awk '/Queries per second:/ {print $4}' >>"$3"
+    done
+}
+
+# The median of the numbers in file $1.
+median() {
+    sort -g "$1" | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # NSD's response rate limiting (on by default in Debian's build: 200 q/s per source
@@ -106,9 +150,15 @@ CONF
     nsd_pid=$(cat "$work/nsd.pid")
 }
 
+# Stops NSD and waits for its whole process tree to be gone (the server child can
+# outlive the process in the pidfile by a second).
 stop_nsd() {
+    local pids pid
+    pids=$(tree "$nsd_pid")
     kill -TERM "$nsd_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$nsd_pid" 2>/dev/null || break; sleep 0.05; done
+    for pid in $pids; do
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    done
     nsd_pid=
     sleep 0.3
 }
@@ -119,30 +169,40 @@ baseline_nsd=
 for n in "${sizes[@]}"; do
     generate "$n"
     records=$((n + 3))
-    echo "dns: $n names: oasis dns" >&2
-    "$oasis" dns --zone "$work/bench.test.zone" --listen "127.0.0.1:$port" >"$work/oasis.log" 2>&1 &
-    server_pid=$!
-    load_ours=$(wait_answering)
-    pss_ours=$(pss_kib "$server_pid")
-    qps_ours=$(measure)
-    kill -TERM "$server_pid"
-    wait "$server_pid" || true
-    server_pid=
-    sed 's/^/    /' "$work/oasis.log" >&2
-    sleep 0.3
+    rm -f "$work"/{qps,cpu}.{ours,nsd}
+    for round in $(seq 1 "$rounds"); do
+        echo "dns: $n names, round $round: oasis dns" >&2
+        "$oasis" dns --zone "$work/bench.test.zone" --listen "127.0.0.1:$port" >"$work/oasis.log" 2>&1 &
+        server_pid=$!
+        load_ours=$(wait_answering)
+        pss_ours=$(pss_kib "$server_pid")
+        measure "$server_pid" "$work/cpu.ours" "$work/qps.ours"
+        kill -TERM "$server_pid"
+        wait "$server_pid" || true
+        server_pid=
+        sed 's/^/    /' "$work/oasis.log" >&2
+        sleep 0.3
 
-    echo "dns: $n names: NSD" >&2
-    start_nsd
-    load_nsd=$(wait_answering)
-    pss_nsd=$(pss_kib "$nsd_pid")
-    qps_nsd=$(measure)
-    stop_nsd
+        echo "dns: $n names, round $round: NSD" >&2
+        start_nsd
+        load_nsd=$(wait_answering)
+        pss_nsd=$(pss_kib "$nsd_pid")
+        measure "$nsd_pid" "$work/cpu.nsd" "$work/qps.nsd"
+        stop_nsd
+    done
+    qps_ours=$(median "$work/qps.ours")
+    qps_nsd=$(median "$work/qps.nsd")
+    cpu_ours=$(median "$work/cpu.ours")
+    cpu_nsd=$(median "$work/cpu.nsd")
+    echo "    q/s oasis: $(tr '\n' ' ' <"$work/qps.ours"); NSD: $(tr '\n' ' ' <"$work/qps.nsd")" >&2
+    echo "    ns CPU/query at $rate q/s oasis: $(tr '\n' ' ' <"$work/cpu.ours"); NSD: $(tr '\n' ' ' <"$work/cpu.nsd")" >&2
 
     [ -n "$baseline_ours" ] || { baseline_ours=$pss_ours; baseline_nsd=$pss_nsd; baseline_n=$n; }
     ns_ours=$(awk -v q="$qps_ours" 'BEGIN { printf "%.0f", 1e9 / q }')
     ns_nsd=$(awk -v q="$qps_nsd" 'BEGIN { printf "%.0f", 1e9 / q }')
     ratio=$(awk -v a="$ns_ours" -v b="$ns_nsd" 'BEGIN { printf "%.2f×", a / b }')
     qps_ratio=$(awk -v a="$qps_ours" -v b="$qps_nsd" 'BEGIN { printf "%.2f", a / b }')
+    cpu_ratio=$(awk -v a="$cpu_ours" -v b="$cpu_nsd" 'BEGIN { printf "%.2f", a / b }')
     # Below 100 000 names the difference is lost in allocator and buffer noise.
     if [ "$n" -ge 100000 ] && [ "$n" -gt "$baseline_n" ]; then
         per_record=$(awk -v a="$pss_ours" -v b="$baseline_ours" -v a2="$pss_nsd" -v b2="$baseline_nsd" -v r="$((n - baseline_n))" \
@@ -150,7 +210,8 @@ for n in "${sizes[@]}"; do
     else
         per_record="resident ${pss_ours} KiB vs NSD ${pss_nsd} KiB"
     fi
-    printf '| dns | `oasis dns` (kernel sockets), zone of %s names, dnsperf %s, %s s | %s | n/a | NSD %s | %s | %s | %.0f vs %.0f q/s: **%s of NSD'"'"'s q/s**; %s; loaded in %s s vs %s s |\n' \
-        "$n" "${load_flags[*]}" "$seconds" "$ns_ours" "$nsd_version" "$ns_nsd" "$ratio" \
-        "$qps_ours" "$qps_nsd" "$qps_ratio" "$per_record" "$load_ours" "$load_nsd"
+    printf '| dns | `oasis dns` (kernel sockets), zone of %s names, dnsperf %s, median of %s × 3 runs of %s s | %s | n/a | NSD %s | %s | %s | %.0f vs %.0f q/s: **%s of NSD'"'"'s q/s**; CPU per query at %s q/s %s vs %s ns (**%s×**); %s; loaded in %s s vs %s s |\n' \
+        "$n" "${load_flags[*]}" "$rounds" "$seconds" "$ns_ours" "$nsd_version" "$ns_nsd" "$ratio" \
+        "$qps_ours" "$qps_nsd" "$qps_ratio" "$rate" "$cpu_ours" "$cpu_nsd" "$cpu_ratio" \
+        "$per_record" "$load_ours" "$load_nsd"
 done
