@@ -76,7 +76,7 @@ public protocol DatagramService: AnyObject {
     /// Delivers every datagram arriving for `port` to `handler`, on the loop.
     func listen(port: UInt16, _ handler: @escaping (Datagram) -> Void) throws(DatagramError)
     /// Delivers the datagrams arriving for `port` to `handler` in batches, on the loop:
-    /// those that arrived together (up to one `recvmmsg` on kernel sockets; one at a
+    /// those that were waiting together (up to 32 on kernel sockets; one at a
     /// time where there is no such thing), so that an application can prepare for all
     /// of them before it answers the first. Replies sent while a batch is handled may
     /// leave together. The buffer is valid only during the call.

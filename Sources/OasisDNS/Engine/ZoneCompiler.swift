@@ -16,7 +16,8 @@ public struct ZoneCompiler {
     var arena: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0]  // offset 0 is never a node
     var slots: [UInt64] = []
     var zones: [ZoneStore.ZoneInfo] = []
-    var apexes: [(origin: DomainName, source: String)] = []
+    /// The zones added so far, by apex.
+    var origins: Set<DomainName> = []
     var nodeCount = 0
     var rrsetCount = 0
     /// The NS, MX and SRV RRsets, whose targets are found when every zone is in.
@@ -68,13 +69,13 @@ public struct ZoneCompiler {
     /// Lays out a checked zone: its node records in the arena, its hash table.
     mutating func finish(_ assembler: ZoneAssembler) throws(ZoneFileError) {
         try assembler.check()
-        if apexes.contains(where: { $0.origin == assembler.origin }) {
+        if origins.contains(assembler.origin) {
             throw ZoneFileError(
                 file: assembler.source, line: 0,
                 problem: .outOfZone("\(assembler.origin) (served twice)"))
         }
         try assembler.emit(into: &self)
-        apexes.append((assembler.origin, assembler.source))
+        origins.insert(assembler.origin)
     }
 }
 
@@ -139,6 +140,14 @@ struct ZoneAssembler {
             throw ZoneFileError(
                 file: file, line: line,
                 problem: .badRecordData(type: record.type.description, reason: "over 65535 bytes"))
+        }
+        // The working tables index with 32 bits.
+        guard rdata.count + scratch.count < Int(Int32.max), names.count < Int(Int32.max) - 255,
+            records.count < Int(Int32.max)
+        else {
+            throw ZoneFileError(
+                file: file, line: line,
+                problem: .badRecordData(type: "zone", reason: "over 2 GiB of names, data or records"))
         }
         let index = owner(wire)
         let type = record.type.rawValue
