@@ -147,7 +147,8 @@ struct ZoneAssembler {
         else {
             throw ZoneFileError(
                 file: file, line: line,
-                problem: .badRecordData(type: "zone", reason: "over 2 GiB of names, data or records"))
+                problem: .badRecordData(
+                    type: "zone", reason: "over 2 GiB of names, data or records"))
         }
         let index = owner(wire)
         let type = record.type.rawValue
