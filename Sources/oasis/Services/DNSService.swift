@@ -63,9 +63,9 @@ final class DNSService {
     /// Answers every datagram arriving on `port` of `service`, a batch at a time: for a
     /// store larger than the caches, the engine first starts loading what each query
     /// of the batch will read (its hash slot, then its name's record), then answers
-    /// them one after the other. The
-    /// service must outlive the listener (the closure does not keep it: no reference
-    /// count per batch), and `service` owns the closure.
+    /// them one after the other. The closure holds neither `self` nor `service` (no
+    /// reference count per batch): `service` owns the closure, and this service must
+    /// outlive the listener, as `oasis dns` arranges.
     func serveUDP(on service: some DatagramService, port: UInt16) throws(DatagramError) {
         try service.listen(port: port) {
             [unowned(unsafe) self, unowned(unsafe) service] (batch: UnsafeBufferPointer<Datagram>)
