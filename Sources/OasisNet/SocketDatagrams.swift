@@ -31,7 +31,8 @@ public final class SocketDatagrams: DatagramService {
     private let sendHeaders = UnsafeMutablePointer<oasis_mmsghdr>.allocate(capacity: batch)
     private let sendVectors = UnsafeMutablePointer<iovec>.allocate(capacity: batch)
     private let sendAddresses = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: batch)
-    private var pendingPayloads = [Bits?](repeating: nil, count: batch)
+    /// The replies queued for the next `sendmmsg` (the first `pendingCount` are set).
+    private let pendingPayloads = UnsafeMutablePointer<Bits>.allocate(capacity: batch)
     private var pendingCount = 0
     private var pendingFD: CInt = -1
     /// Inside a receive batch: replies wait for the batch's `sendmmsg`.
@@ -151,10 +152,10 @@ public final class SocketDatagrams: DatagramService {
                 let source = DatagramEndpoint(
                     address: IPv4Address(rawValue: UInt32(bigEndian: from.sin_addr.s_addr)),
                     port: UInt16(bigEndian: from.sin_port))
+                let payload = (receiveBuffers + index).move()!
+                (receiveBuffers + index).initialize(to: nil)
                 (received + index).initialize(
-                    to: Datagram(
-                        source: source, destination: local, payload: receiveBuffers[index]!))
-                receiveBuffers[index] = nil
+                    to: Datagram(source: source, destination: local, payload: payload))
             }
             batching = true
             handler(UnsafeBufferPointer(start: received, count: count))
@@ -178,7 +179,7 @@ public final class SocketDatagrams: DatagramService {
             }
             start += sent
         }
-        for index in 0..<pendingCount { pendingPayloads[index] = nil }
+        pendingPayloads.deinitialize(count: pendingCount)
         pendingCount = 0
     }
 
@@ -189,7 +190,7 @@ public final class SocketDatagrams: DatagramService {
         }
         pendingFD = fd
         let index = pendingCount
-        pendingPayloads[index] = payload
+        (pendingPayloads + index).initialize(to: payload)
         sendAddresses[index] = target
         sendVectors[index] = iovec(
             iov_base: payload.buffer.baseAddress + payload.offset, iov_len: payload.count)
@@ -245,6 +246,8 @@ public final class SocketDatagrams: DatagramService {
     }
 
     deinit {
+        pendingPayloads.deinitialize(count: pendingCount)
+        pendingPayloads.deallocate()
         received.deallocate()
         receiveBuffers.deinitialize(count: SocketDatagrams.batch)
         receiveBuffers.deallocate()

@@ -86,11 +86,10 @@ final class DNSService {
         // The answer goes in the query's own buffer, after the query, when the largest
         // answer fits there (a query is read once, before anything is written; the
         // stack prepends the reply's headers over the query). Else a buffer of ours.
-        let query = datagram.payload
-        let start = query.offset + ((query.count + 15) & ~15)
+        let start = datagram.payload.offset + ((datagram.payload.count + 15) & ~15)
         var reply: Bits
-        if query.buffer.capacity - start >= replyRoom,
-            let after = try? Bits(buffer: query.buffer, offset: start, count: 0)
+        if datagram.payload.buffer.capacity - start >= replyRoom,
+            let after = try? Bits(buffer: datagram.payload.buffer, offset: start, count: 0)
         {
             reply = after
         } else if let own = try? pool.allocate() {
