@@ -169,8 +169,10 @@ public struct MessageWriter {
     func findSuffix(_ name: UnsafeRawBufferPointer, from start: Int) -> Int? {
         let message = UnsafeRawBufferPointer(start: base, count: count)
         let length = name[start]
+        // Through a span: indexing the inline array itself copied all of it per step.
+        let table = suffixes.span
         for index in 0..<suffixCount {
-            let candidate = Int(suffixes[index])
+            let candidate = Int(table[index])
             // Most candidates differ in their first label's length.
             guard message[candidate] == length else { continue }
             if nameMatches(message, at: candidate, name, from: start) { return candidate }
