@@ -136,4 +136,49 @@ import Testing
             #expect(try Message(parsing: Bits(answer)).answers.map(\.data) == [.a(UInt32(index))])
         }
     }
+
+    /// A `Zone` made in code can pair a type with any data: the engine reads the names
+    /// inside NS, CNAME, PTR, MX, SRV and SOA RDATA, so malformed ones are refused when
+    /// it is built (and well-formed `\#` data is accepted).
+    @Test func malformedRecordDataOfTypesWithNamesIsRefused() throws {
+        let origin = try DomainName(parsing: "example.")
+        let soa = try #require(
+            try ZoneFileParser.parse(text: "@ 60 SOA ns hostmaster 1 2 3 4 5", origin: origin)
+                .first)
+        for (type, bytes) in [
+            (RecordType.mx, [0, 10, 63, 1]), (.ns, [5, 0x61]), (.soa, [0]), (.srv, [0, 1]),
+            (.cname, [0xc0, 0]),
+        ] as [(RecordType, [UInt8])] {
+            let bad = ResourceRecord(name: origin, type: type, ttl: 60, data: .opaque(bytes))
+            #expect(throws: ZoneFileError.self) {
+                try AuthoritativeEngine(zones: [Zone(origin: origin, records: [soa, bad])])
+            }
+        }
+        let good = ResourceRecord(
+            name: origin, type: .mx, ttl: 60, data: .opaque([0, 10, 4, 0x6d, 0x61, 0x69, 0x6c, 0]))
+        let engine = try AuthoritativeEngine(zones: [Zone(origin: origin, records: [soa, good])])
+        let answer = try #require(
+            engineAnswer(engine, queryBytes(name: "example.", type: .mx), transport: .udp))
+        let message = try Message(parsing: Bits(answer))
+        #expect(
+            message.answers.map(\.data) == [
+                .mx(preference: 10, exchange: try DomainName(parsing: "mail."))
+            ])
+    }
+
+    /// Prefetch tokens are hints: from another engine, or from a query about nothing we
+    /// serve, they read nothing out of bounds and change no answer. An engine with no
+    /// zones refuses everything.
+    @Test func prefetchTokensAreHarmlessAnywhere() throws {
+        let empty = try AuthoritativeEngine(zones: [])
+        let query = Bits(queryBytes(name: "www.example.", type: .a))
+        let token = engine.prefetchSlot(for: query)
+        empty.prefetchRecord(token)
+        engine.prefetchRecord(empty.prefetchSlot(for: query))
+        engine.prefetchRecord(engine.prefetchSlot(for: Bits([1, 2, 3])))
+        let refused = try Message(
+            parsing: Bits(try #require(engineAnswer(empty, query.copyBytes(), transport: .udp))))
+        #expect(refused.rcode == .refused)
+        #expect(try ask("www.example.", .a).answers.count == 1)
+    }
 }

@@ -92,12 +92,14 @@ public final class AuthoritativeEngine: Sendable {
 /// ``AuthoritativeEngine/prefetchSlot(for:)``: what ``AuthoritativeEngine/prefetchRecord(_:)``
 /// needs to start loading the name's data.
 public struct PrefetchToken: Sendable {
-    /// The slot's address, or 0 when the query names no zone we serve.
-    let slot: UInt
+    /// The slot's index among the store's slots, or -1 when the query names no zone
+    /// we serve. An index, not an address: a token kept too long, or given to another
+    /// engine, is checked against that engine's slots and at worst hints wrongly.
+    let slot: Int
     let tag: UInt64
 
     /// A token that prefetches nothing.
-    public static let none = PrefetchToken(slot: 0, tag: 0)
+    public static let none = PrefetchToken(slot: -1, tag: 0)
 }
 
 extension AuthoritativeEngine {
@@ -133,8 +135,8 @@ extension AuthoritativeEngine {
                                     hash: hashes[label])
                             else { continue }
                             let (slot, tag) = view.slot(zone, hash: hashes[0])
-                            oasis_prefetch(slot)
-                            return PrefetchToken(slot: UInt(bitPattern: slot), tag: tag)
+                            oasis_prefetch(view.slots + slot)
+                            return PrefetchToken(slot: slot, tag: tag)
                         }
                         return .none
                     }
@@ -147,10 +149,11 @@ extension AuthoritativeEngine {
     /// holds it (the slot is read: call this after ``prefetchSlot(for:)`` has had time
     /// to bring it in, as the second pass over a batch).
     public func prefetchRecord(_ token: PrefetchToken) {
-        guard let slot = UnsafePointer<UInt64>(bitPattern: token.slot) else { return }
-        let entry = slot.pointee
+        let view = store.view
+        guard token.slot >= 0 && token.slot < view.slotCount else { return }
+        let entry = view.slots[token.slot]
         guard entry != 0, entry >> 32 == token.tag else { return }
-        let record = store.view.arena + Int(truncatingIfNeeded: entry & 0xffff_ffff)
+        let record = view.arena + Int(truncatingIfNeeded: entry & 0xffff_ffff)
         oasis_prefetch(record)
         oasis_prefetch(record + 63)
     }

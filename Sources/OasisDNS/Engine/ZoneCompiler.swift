@@ -1,3 +1,5 @@
+import OasisBits
+
 /// Compiles zones, one record at a time, into the ``AuthoritativeEngine``'s tables.
 ///
 /// Records stream in (from a parsed ``Zone`` or straight from the zone file parser),
@@ -140,6 +142,23 @@ struct ZoneAssembler {
             throw ZoneFileError(
                 file: file, line: line,
                 problem: .badRecordData(type: record.type.description, reason: "over 65535 bytes"))
+        }
+        // The engine reads the names inside NS, CNAME, PTR, MX, SRV and SOA RDATA, so
+        // those must be well formed whatever the record was built from (a `Zone` made
+        // in code may pair a type with `.opaque` bytes): decoded once, here.
+        switch record.type {
+        case .ns, .cname, .ptr, .mx, .srv, .soa:
+            let valid = scratch.withUnsafeBytes { bytes in
+                (try? RecordData.read(
+                    type: record.type, from: Bits(bytes), at: 0, length: bytes.count)) != nil
+            }
+            guard valid else {
+                throw ZoneFileError(
+                    file: file, line: line,
+                    problem: .badRecordData(
+                        type: record.type.description, reason: "not a valid \(record.type) RDATA"))
+            }
+        default: break
         }
         // The working tables index with 32 bits.
         guard rdata.count + scratch.count < Int(Int32.max), names.count < Int(Int32.max) - 255,

@@ -97,25 +97,23 @@ final class ZoneStore: @unchecked Sendable {
         let base = memory!
         self.base = base
         self.byteCount = size
-        slots.withUnsafeBytes {
-            (base + slotsAt).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
-        }
-        apexSlots.withUnsafeBytes {
-            (base + apexAt).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
-        }
-        zones.withUnsafeBytes {
-            if $0.count > 0 {
-                (base + zonesAt).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+        func copy<Element>(_ array: [Element], to offset: Int) {
+            array.withUnsafeBytes { bytes in
+                if let source = bytes.baseAddress, bytes.count > 0 {
+                    (base + offset).copyMemory(from: source, byteCount: bytes.count)
+                }
             }
         }
-        arena.withUnsafeBytes {
-            (base + arenaAt).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
-        }
+        copy(slots, to: slotsAt)
+        copy(apexSlots, to: apexAt)
+        copy(zones, to: zonesAt)
+        copy(arena, to: arenaAt)
         view = StoreView(
             arena: UnsafeRawPointer(base + arenaAt),
             slots: UnsafeRawPointer(base + slotsAt).assumingMemoryBound(to: UInt64.self),
             apexSlots: UnsafeRawPointer(base + apexAt).assumingMemoryBound(to: UInt64.self),
             apexMask: apexSlots.count - 1,
+            slotCount: slots.count,
             zones: UnsafeRawPointer(base + zonesAt).assumingMemoryBound(to: ZoneInfo.self),
             arenaCount: arena.count)
         self.nodeCount = nodeCount
@@ -168,6 +166,8 @@ struct StoreView {
     let slots: UnsafePointer<UInt64>
     let apexSlots: UnsafePointer<UInt64>
     let apexMask: Int
+    /// Every zone's slots together.
+    let slotCount: Int
     let zones: UnsafePointer<ZoneStore.ZoneInfo>
     let arenaCount: Int
 
@@ -314,13 +314,13 @@ struct StoreView {
         }
     }
 
-    /// The slot where a lookup of the name with `hash` in `zone` starts, and the tag
-    /// it looks for there.
-    @inline(__always) func slot(_ zone: Int, hash: UInt64) -> (UnsafePointer<UInt64>, UInt64) {
+    /// The slot (an index into every zone's slots) where a lookup of the name with
+    /// `hash` in `zone` starts, and the tag it looks for there.
+    @inline(__always) func slot(_ zone: Int, hash: UInt64) -> (Int, UInt64) {
         let info = zones[zone]
         let mixed = StoreView.finish(hash)
         let slot = Int(truncatingIfNeeded: mixed) & Int(info.slotMask)
-        return (slots + Int(info.slotBase) + slot, mixed >> 32)
+        return (Int(info.slotBase) + slot, mixed >> 32)
     }
 
     /// Whether node `node` is named `name` (lowercased).
