@@ -170,7 +170,8 @@ let package = Package(
             name: "OasisCommandTests", dependencies: ["oasis", "OasisLoop", "OasisOpenFlow"],
             swiftSettings: strict),
         .testTarget(
-            name: "OasisDNSTests", dependencies: ["OasisDNS"], swiftSettings: strict),
+            name: "OasisDNSTests", dependencies: ["OasisDNS", "OasisTestSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "OasisOpenFlowTests", dependencies: ["OasisOpenFlow"], swiftSettings: strict),
     ],

@@ -1,5 +1,6 @@
 import Foundation
 import OasisBits
+import OasisTestSupport
 import Testing
 
 @testable import OasisDNS
@@ -180,12 +181,12 @@ struct Comparable: Equatable, CustomStringConvertible {
                     file: folder + "/" + zone.file, origin: DomainName(parsing: zone.origin)))
             if isInstalled("nsd-checkzone") {
                 let check = try run(["nsd-checkzone", zone.origin, folder + "/" + zone.file])
-                #expect(check.status == 0, "nsd-checkzone: \(check.output)")
+                #expect(check.status == 0, "nsd-checkzone: \(check.output)\(check.errorOutput)")
             }
         }
         let engine = try AuthoritativeEngine(zones: zones)
         let port = UInt16(20000 + Int(getpid()) % 20000)
-        let nsd = try NSDServer(
+        let nsd = try NSDProcess(
             zones: corpusZones.map { ($0.origin, $0.file) }, folder: folder, port: port)
         defer { nsd.stop() }
         #expect(nsd.waitUntilReady(probe: "example.test."), "NSD did not start")

@@ -1,5 +1,6 @@
 import Foundation
 import OasisBits
+import OasisTestSupport
 import Testing
 
 @testable import OasisDNS
@@ -8,32 +9,10 @@ import Testing
     import Glibc
 #endif
 
-/// Whether an executable is installed where the tests look.
-func isInstalled(_ command: String) -> Bool {
-    ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/", "/usr/local/bin/"].contains {
-        access($0 + command, X_OK) == 0
-    }
-}
-
 /// Cancels the running test as skipped, saying why (never reported as passed).
 func skip(_ reason: String) throws {
     print("SKIPPED: \(reason)")
     try Test.cancel("SKIPPED: \(reason)")
-}
-
-/// Runs a command to completion; returns its exit status and its output.
-@discardableResult
-func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
 /// A fresh temporary folder.
@@ -145,71 +124,15 @@ func engineAnswer(_ engine: AuthoritativeEngine, _ query: [UInt8], transport: Tr
     return out.copyBytes()
 }
 
-/// An NSD server, started as a child of the test with its own configuration in a
-/// temporary folder, and killed by PID when the test ends (``stop()``; always called).
-final class NSDServer {
-    let process = Process()
-    let port: UInt16
-    let folder: String
-
-    /// Writes a configuration serving `zones` (origin, file in `folder`) and starts
-    /// NSD on 127.0.0.1:`port`.
-    init(zones: [(origin: String, file: String)], folder: String, port: UInt16) throws {
-        self.folder = folder
-        self.port = port
-        var config = """
-            server:
-              server-count: 1
-              username: ""
-              chroot: ""
-              # Debian's NSD rate-limits answers per source netblock; hundreds of test
-              # queries from 127.0.0.1 would trip it (slipped, truncated answers).
-              rrl-ratelimit: 0
-              ip-address: 127.0.0.1@\(port)
-              zonesdir: "\(folder)"
-              pidfile: "\(folder)/nsd.pid"
-              database: ""
-              xfrdfile: "\(folder)/xfrd.state"
-              zonelistfile: "\(folder)/zone.list"
-              logfile: "\(folder)/nsd.log"
-            remote-control:
-              control-enable: no
-
-            """
-        for zone in zones {
-            config += "zone:\n  name: \"\(zone.origin)\"\n  zonefile: \"\(zone.file)\"\n"
-        }
-        try write(config, to: folder + "/nsd.conf")
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/nsd")
-        process.arguments = ["-d", "-c", folder + "/nsd.conf"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-    }
-
+extension NSDProcess {
     /// Waits until NSD answers a query for `probe` (it takes about 0.05 s).
     func waitUntilReady(probe: String) -> Bool {
         for _ in 0..<100 {
             if udpExchange(queryBytes(name: probe, type: .soa), port: port, timeout: 0.1) != nil {
                 return true
             }
-            if !process.isRunning { return false }
+            if !isRunning { return false }
         }
         return false
-    }
-
-    /// Stops NSD by PID and waits for it. With `-d`, the process we started becomes
-    /// NSD's xfrd, which ignores SIGTERM; the main process (its child, PID in the
-    /// pidfile) shuts everything down on SIGTERM. SIGKILL to both if that fails.
-    func stop() {
-        let text = (try? String(contentsOfFile: folder + "/nsd.pid", encoding: .utf8)) ?? ""
-        let main = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-        if main > 0 { kill(main, SIGTERM) }
-        for _ in 0..<40 where process.isRunning { usleep(50_000) }
-        if process.isRunning {
-            if main > 0 { kill(main, SIGKILL) }
-            kill(process.processIdentifier, SIGKILL)
-        }
-        process.waitUntilExit()
     }
 }

@@ -115,66 +115,6 @@ final class RunningDNS {
 }
 
 /// NSD serving the test zones on 127.0.0.1:`port` (configuration as in peers.md).
-final class RunningNSD {
-    let folder: String
-    let process = Process()
-
-    init(folder: String, port: UInt16) throws {
-        self.folder = folder
-        let config = """
-            server:
-              server-count: 1
-              username: ""
-              chroot: ""
-              rrl-ratelimit: 0
-              ip-address: 127.0.0.1@\(port)
-              zonesdir: "\(folder)"
-              pidfile: "\(folder)/nsd.pid"
-              database: ""
-              xfrdfile: "\(folder)/xfrd.state"
-              zonelistfile: "\(folder)/zone.list"
-              logfile: "\(folder)/nsd.log"
-            remote-control:
-              control-enable: no
-            zone:
-              name: "example.test."
-              zonefile: "example.test.zone"
-            zone:
-              name: "other.test."
-              zonefile: "other.test.zone"
-
-            """
-        try config.write(toFile: folder + "/nsd.conf", atomically: true, encoding: .utf8)
-        // NSD must see SIGTERM: the test process may run with it blocked (a blocked
-        // mask is inherited), so NSD starts through Python, which clears the mask.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", "-c",
-            "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); "
-                + "os.execvp('nsd', ['nsd', '-d', '-c', sys.argv[1]])",
-            folder + "/nsd.conf",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-    }
-
-    /// With `-d`, the process started becomes NSD's xfrd, which ignores SIGTERM; the
-    /// main process (its child, PID in the pidfile) stops everything on SIGTERM.
-    /// SIGKILL to both if that fails.
-    func stop() {
-        let text = (try? String(contentsOfFile: folder + "/nsd.pid", encoding: .utf8)) ?? ""
-        let main = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-        if main > 0 { kill(main, SIGTERM) }
-        for _ in 0..<40 where process.isRunning { usleep(50_000) }
-        if process.isRunning {
-            if main > 0 { kill(main, SIGKILL) }
-            kill(process.processIdentifier, SIGKILL)
-        }
-        process.waitUntilExit()
-    }
-}
-
 // MARK: A minimal client (query bytes built by hand: no code of ours on this side)
 
 /// A query for `name`/`type` with `id`; with an OPT offering 1232 bytes when `edns`.
@@ -454,7 +394,10 @@ func withDNSOnSockets(
         try withDNSOnSockets("sameAnswersAsNSDThroughBothServersSockets", offset: 2) {
             port, folder in
             let nsdPort = testPort(3)
-            let nsd = try RunningNSD(folder: folder, port: nsdPort)
+            let nsd = try NSDProcess(
+                zones: [
+                    ("example.test.", "example.test.zone"), ("other.test.", "other.test.zone"),
+                ], folder: folder, port: nsdPort)
             defer { nsd.stop() }
             #expect(waitForDNS(port: nsdPort), "NSD did not start")
             var compared = 0

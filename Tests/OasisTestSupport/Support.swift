@@ -170,3 +170,69 @@ public func skip(_ test: String, _ reason: String) throws -> Never {
     print("SKIPPED: \(test): \(reason)")
     try Test.cancel("SKIPPED: \(reason)")
 }
+
+/// An NSD server started as a child of the test (`nsd -d`) with its own configuration in
+/// `folder`, serving `zones` (origin, file name in `folder`) on 127.0.0.1:`port` with
+/// response rate limiting off; stopped by PID with ``stop()``, which tests always call.
+public final class NSDProcess {
+    public let port: UInt16
+    public let folder: String
+    let process = Process()
+
+    public init(zones: [(origin: String, file: String)], folder: String, port: UInt16) throws {
+        self.folder = folder
+        self.port = port
+        var config = """
+            server:
+              server-count: 1
+              username: ""
+              chroot: ""
+              # Debian's NSD rate-limits answers per source netblock; hundreds of test
+              # queries from 127.0.0.1 would trip it (slipped, truncated answers).
+              rrl-ratelimit: 0
+              ip-address: 127.0.0.1@\(port)
+              zonesdir: "\(folder)"
+              pidfile: "\(folder)/nsd.pid"
+              database: ""
+              xfrdfile: "\(folder)/xfrd.state"
+              zonelistfile: "\(folder)/zone.list"
+              logfile: "\(folder)/nsd.log"
+            remote-control:
+              control-enable: no
+
+            """
+        for zone in zones {
+            config += "zone:\n  name: \"\(zone.origin)\"\n  zonefile: \"\(zone.file)\"\n"
+        }
+        try config.write(toFile: folder + "/nsd.conf", atomically: true, encoding: .utf8)
+        // NSD must see SIGTERM: the test process may run with it blocked (a blocked
+        // mask is inherited), so NSD starts through Python, which clears the mask.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", "-c",
+            "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); "
+                + "os.execvp('nsd', ['nsd', '-d', '-c', sys.argv[1]])",
+            folder + "/nsd.conf",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    public var isRunning: Bool { process.isRunning }
+
+    /// With `-d`, the process started becomes NSD's xfrd, which ignores SIGTERM; the
+    /// main process (its child, PID in the pidfile) stops everything on SIGTERM.
+    /// SIGKILL to both if that fails.
+    public func stop() {
+        let text = (try? String(contentsOfFile: folder + "/nsd.pid", encoding: .utf8)) ?? ""
+        let main = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        if main > 0 { kill(main, SIGTERM) }
+        for _ in 0..<40 where process.isRunning { usleep(50_000) }
+        if process.isRunning {
+            if main > 0 { kill(main, SIGKILL) }
+            kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+    }
+}
