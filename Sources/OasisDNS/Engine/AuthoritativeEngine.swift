@@ -71,18 +71,32 @@ public final class AuthoritativeEngine: Sendable {
     /// the query must be dropped without an answer: shorter than a header, or with the
     /// QR bit set (a response sent to us — answering could loop; NSD drops these too).
     public func respond(to query: Bits, transport: Transport, into response: inout Bits) -> Int? {
-        let start = response.count
-        var writer = MessageWriter(
-            into: (try? response.shifted(by: start)) ?? response,
-            limit: 65535)
-        let view = store.view
-        let length: Int? = Responder.with(store: view) { responder in
-            responder.respond(to: query, transport: transport, writer: &writer)
-        }
-        guard let length else { return nil }
-        try? response.truncate(to: start)
+        let reply = UnsafeMutableRawBufferPointer(
+            start: response.buffer.baseAddress + response.offset + response.count,
+            count: response.tailroom)
+        guard
+            let length = query.withUnsafeBytes({ message in
+                respond(to: message, transport: transport, into: reply)
+            })
+        else { return nil }
         try? response.extend(by: length)
         return length
+    }
+
+    /// Answers the DNS message in `query` into the memory `reply` (at least 512
+    /// bytes; 65535 for full TCP answers), which must not overlap it; as
+    /// ``respond(to:transport:into:)-(Bits,_,_)`` over raw memory, for callers that
+    /// hold their buffers alive themselves.
+    public func respond(
+        to query: UnsafeRawBufferPointer, transport: Transport,
+        into reply: UnsafeMutableRawBufferPointer
+    ) -> Int? {
+        guard let base = reply.baseAddress else { return nil }
+        return Responder.with(store: store.view) { responder, suffixes in
+            var writer = MessageWriter(
+                base: base, capacity: reply.count, limit: 65535, suffixes: suffixes)
+            return responder.respond(to: query, transport: transport, writer: &writer)
+        }
     }
 }
 
@@ -117,7 +131,7 @@ extension AuthoritativeEngine {
     public func prefetchSlot(for query: Bits) -> PrefetchToken {
         let view = store.view
         return query.withUnsafeBytes { message in
-            withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { name in
+            withUnsafeTemporaryAllocation(byteCount: 256 + StoreView.slack, alignment: 8) { name in
                 guard message.count > MessageHeader.size,
                     let (length, _) = try? readWireName(message, at: MessageHeader.size, into: name)
                 else { return .none }
@@ -126,7 +140,7 @@ extension AuthoritativeEngine {
                     withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { starts in
                         let labelCount = StoreView.labels(
                             of: UnsafeRawPointer(name.baseAddress!), starts: starts.baseAddress!,
-                            hashes: hashes.baseAddress!)
+                            hashes: hashes.baseAddress!, lowercase: true)
                         for label in 0...labelCount {
                             let start = Int(starts[label])
                             guard

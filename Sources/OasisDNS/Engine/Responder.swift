@@ -18,7 +18,8 @@ struct PlannedRRSet {
 /// the stack for the duration of one `respond` call.
 struct Responder {
     let store: StoreView
-    /// [0, 256): the name being looked up, lowercased; [256, 512): a second name.
+    /// [0, 256): the name being looked up, lowercased; [256, 512): a second name; then
+    /// `StoreView.slack` bytes that lookups may read past a name's end.
     /// `labelStarts` and `suffixHashes` (128 each: a name has at most 127 labels) are
     /// those of the name being looked up.
     let scratch: UnsafeMutableRawBufferPointer
@@ -39,18 +40,25 @@ struct Responder {
     /// authority section, and the addresses of a dozen name servers.
     static let planCapacity = 64
 
-    /// Runs `body` with a responder over `store` whose scratch memory is on the stack
-    /// (each piece at most 1 KiB, the size Swift always places on the stack).
-    static func with<Result>(store: StoreView, _ body: (inout Responder) -> Result) -> Result {
-        withUnsafeTemporaryAllocation(byteCount: 512, alignment: 8) { names in
+    /// Runs `body` with a responder over `store`, and a compression table for the
+    /// writer, whose scratch memory is on the stack (each piece at most 1 KiB, the size
+    /// Swift always places on the stack).
+    static func with<Result>(
+        store: StoreView, _ body: (inout Responder, UnsafeMutablePointer<UInt16>) -> Result
+    ) -> Result {
+        withUnsafeTemporaryAllocation(byteCount: 512 + StoreView.slack, alignment: 8) { names in
             withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 128) { hashes in
                 withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { starts in
                     withUnsafeTemporaryAllocation(of: PlannedRRSet.self, capacity: planCapacity) {
                         plan in
-                        var responder = Responder(
-                            store: store, scratch: names, labelStarts: starts.baseAddress!,
-                            suffixHashes: hashes.baseAddress!, plan: plan.baseAddress!)
-                        return body(&responder)
+                        withUnsafeTemporaryAllocation(
+                            of: UInt16.self, capacity: MessageWriter.suffixCapacity
+                        ) { suffixes in
+                            var responder = Responder(
+                                store: store, scratch: names, labelStarts: starts.baseAddress!,
+                                suffixHashes: hashes.baseAddress!, plan: plan.baseAddress!)
+                            return body(&responder, suffixes.baseAddress!)
+                        }
                     }
                 }
             }
@@ -71,71 +79,72 @@ struct Responder {
 
     // MARK: The query
 
-    mutating func respond(to query: Bits, transport: Transport, writer: inout MessageWriter) -> Int?
-    {
+    /// Answers the DNS message `query` through `writer` (empty, at the reply's first
+    /// byte). Returns the answer's length, or nil when the query gets no answer.
+    mutating func respond(
+        to query: UnsafeRawBufferPointer, transport: Transport, writer: inout MessageWriter
+    ) -> Int? {
+        typealias H = MessageHeader
         // Shorter than a header, or a response: drop (RFC 1035 §4.1.1; NSD does).
-        guard let header = try? query.header(MessageHeader.self),
-            header[MessageHeader.isResponse] == 0
-        else { return nil }
-        guard (try? writer.reserve(MessageHeader.size)) != nil,
-            var out = try? writer.bits.header(MessageHeader.self)
-        else { return nil }
-        out[MessageHeader.id] = header[MessageHeader.id]
-        out[MessageHeader.flags] = 0x8000
-        out[MessageHeader.opcode] = header[MessageHeader.opcode]
-        out[MessageHeader.recursionDesired] = header[MessageHeader.recursionDesired]
-        out[MessageHeader.questionCount] = 0
-        out[MessageHeader.answerCount] = 0
-        out[MessageHeader.authorityCount] = 0
-        out[MessageHeader.additionalCount] = 0
+        guard query.count >= H.size, (try? writer.reserve(H.size)) != nil else { return nil }
+        func load16(_ offset: Int) -> UInt16 {
+            UInt16(bigEndian: query.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+        }
+        let flags = load16(2)
+        guard H.value(of: H.isResponse, in: flags) == 0 else { return nil }
+        let opcode = H.value(of: H.opcode, in: flags)
+        // The ID is copied; QR set, the opcode and RD as asked, every count 0 for now.
+        writer.patch(load16(0), at: 0)
+        var replyFlags =
+            H.flag(H.isResponse, 1) | H.flag(H.opcode, opcode)
+            | H.flag(H.recursionDesired, H.value(of: H.recursionDesired, in: flags))
+        writer.patch(replyFlags, at: 2)
+        for field in 0..<4 { writer.patch(0, at: 4 + 2 * field) }
         func headerOnly(_ code: ResponseCode) -> Int {
-            out[MessageHeader.rcode] = UInt8(code.rawValue)
+            writer.patch(replyFlags | H.flag(H.rcode, UInt8(code.rawValue & 0xf)), at: 2)
             return writer.count
         }
         // RFC 1035 §4.1.1: only QUERY is implemented.
-        guard header[MessageHeader.opcode] == 0 else { return headerOnly(.notImplemented) }
+        guard opcode == 0 else { return headerOnly(.notImplemented) }
         // A query has one question and nothing in the answer and authority sections;
         // NSD also rejects a query with a response code set. FORMERR, header only.
-        guard header[MessageHeader.questionCount] == 1, header[MessageHeader.answerCount] == 0,
-            header[MessageHeader.authorityCount] == 0, header[MessageHeader.rcode] == 0
+        guard load16(4) == 1, load16(6) == 0, load16(8) == 0, H.value(of: H.rcode, in: flags) == 0
         else { return headerOnly(.formatError) }
         let nameBuffer = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<256])
         guard
-            let (nameLength, afterName) = try? query.readName(
-                at: MessageHeader.size, into: nameBuffer),
-            let type: UInt16 = try? query.read(at: afterName),
-            let qclass: UInt16 = try? query.read(at: afterName + 2)
+            let (nameLength, afterName) = try? readWireName(
+                query, at: H.size, into: nameBuffer),
+            afterName <= query.count - 4
         else { return headerOnly(.formatError) }
+        let type = load16(afterName)
+        let qclass = load16(afterName + 2)
         qtype = type
         // The additional section may hold one OPT (RFC 6891 §6.1.1); other records
         // (TSIG, which we do not implement) are skipped.
         var edns: (size: UInt16, version: UInt8, dnssecOK: Bool)?
         var offset = afterName + 4
         let otherName = UnsafeMutableRawBufferPointer(rebasing: scratch[256..<512])
-        for _ in 0..<header[MessageHeader.additionalCount] {
-            guard let (ownerLength, next) = try? query.readName(at: offset, into: otherName),
-                let fixed = try? query.slice(from: next, length: 10),
-                let rdataLength: UInt16 = try? fixed.read(at: 8),
-                let rdata = try? query.slice(from: next + 10, length: Int(rdataLength))
+        for _ in 0..<load16(10) {
+            guard let (ownerLength, next) = try? readWireName(query, at: offset, into: otherName),
+                next <= query.count - 10
             else { return headerOnly(.formatError) }
-            offset = next + 10 + Int(rdataLength)
-            guard (try? fixed.read(UInt16.self, at: 0)) == RecordType.opt.rawValue else { continue }
-            guard edns == nil, ownerLength == 1, validOptions(rdata) else {
-                return headerOnly(.formatError)
-            }
-            let ttl = (try? fixed.read(UInt32.self, at: 4)) ?? 0
-            edns = (
-                (try? fixed.read(UInt16.self, at: 2)) ?? 512, UInt8((ttl >> 16) & 0xff),
-                ttl & 0x8000 != 0
-            )
+            let rdataLength = Int(load16(next + 8))
+            guard rdataLength <= query.count - next - 10 else { return headerOnly(.formatError) }
+            offset = next + 10 + rdataLength
+            guard load16(next) == RecordType.opt.rawValue else { continue }
+            guard edns == nil, ownerLength == 1,
+                validOptions(UnsafeRawBufferPointer(rebasing: query[(next + 10)..<offset]))
+            else { return headerOnly(.formatError) }
+            let ttl = UInt32(load16(next + 4)) << 16 | UInt32(load16(next + 6))
+            edns = (load16(next + 2), UInt8((ttl >> 16) & 0xff), ttl & 0x8000 != 0)
         }
         // The question, echoed as asked (RFC 1035 §7.3 — the query's case).
         let questionMark = writer.mark
         _ = try? writer.append(bytes: UnsafeRawBufferPointer(rebasing: nameBuffer[0..<nameLength]))
         _ = try? writer.append(type)
         _ = try? writer.append(qclass)
-        writer.remember(nameAt: MessageHeader.size)
-        out[MessageHeader.questionCount] = 1
+        writer.remember(nameAt: H.size)
+        var questions: UInt16 = 1
         for index in 0..<nameLength { nameBuffer[index] = asciiLower(nameBuffer[index]) }
 
         let serverPayload: Int
@@ -153,10 +162,11 @@ struct Responder {
         func withOPT(_ code: ResponseCode, records: (answer: Int, authority: Int, additional: Int))
             -> Int
         {
-            out[MessageHeader.rcode] = UInt8(code.rawValue & 0xf)
-            out[MessageHeader.answerCount] = UInt16(records.answer)
-            out[MessageHeader.authorityCount] = UInt16(records.authority)
-            out[MessageHeader.additionalCount] = UInt16(records.additional)
+            writer.patch(replyFlags | H.flag(H.rcode, UInt8(code.rawValue & 0xf)), at: 2)
+            writer.patch(questions, at: 4)
+            writer.patch(UInt16(records.answer), at: 6)
+            writer.patch(UInt16(records.authority), at: 8)
+            writer.patch(UInt16(records.additional + (edns == nil ? 0 : 1)), at: 10)
             if let edns {
                 // RFC 6891 §6.1.3: our payload size, the high rcode bits, version 0;
                 // DO copied back (RFC 3225 §3).
@@ -176,7 +186,6 @@ struct Responder {
                 } else {
                     _ = try? writer.append(UInt16(0))
                 }
-                out[MessageHeader.additionalCount] = UInt16(records.additional + 1)
             }
             return writer.count
         }
@@ -193,7 +202,7 @@ struct Responder {
             notAuthoritative = true
             if qclass != RecordClass.chaos.rawValue {
                 writer.rollBack(to: questionMark)
-                out[MessageHeader.questionCount] = 0
+                questions = 0
             }
             return withOPT(.refused, records: (0, 0, 0))
         }
@@ -208,9 +217,11 @@ struct Responder {
 
         resolve(nameLength: nameLength, ownerOffset: -1, depth: 0)
         addAdditionalAddresses()
-        let counts = encode(into: &writer, header: &out)
-        out[MessageHeader.authoritative] =
-            authoritative && rcode != ResponseCode.refused.rawValue ? 1 : 0
+        let (counts, truncated) = encode(into: &writer)
+        if truncated { replyFlags |= H.flag(H.truncated, 1) }
+        if authoritative && rcode != ResponseCode.refused.rawValue {
+            replyFlags |= H.flag(H.authoritative, 1)
+        }
         return withOPT(ResponseCode(rawValue: UInt16(rcode)), records: counts)
     }
 
@@ -220,7 +231,8 @@ struct Responder {
     /// `ownerOffset` is how to write this name as an owner (-1: the question).
     mutating func resolve(nameLength: Int, ownerOffset: Int32, depth: Int) {
         let labelCount = StoreView.labels(
-            of: UnsafeRawPointer(scratch.baseAddress!), starts: labelStarts, hashes: suffixHashes)
+            of: UnsafeRawPointer(scratch.baseAddress!), starts: labelStarts, hashes: suffixHashes,
+            lowercase: true)
         let name = UnsafeRawBufferPointer(rebasing: scratch[0..<nameLength])
         // Step 2: the closest enclosing zone, longest suffix first.
         var zone = -1
@@ -292,7 +304,8 @@ struct Responder {
             UnsafeMutableRawBufferPointer(rebasing: wildcard[2..<(2 + suffixLength)])
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: name[encloser..<nameLength]))
             let hash = StoreView.extend(
-                suffixHashes[label + 1], label: UnsafeRawPointer(wildcard.baseAddress!), at: 0)
+                suffixHashes[label + 1], label: UnsafeRawPointer(wildcard.baseAddress!), at: 0,
+                lowercase: true)
             if let source = store.findNode(
                 zone, UnsafeRawBufferPointer(rebasing: wildcard[0..<(2 + suffixLength)]),
                 hash: hash)
@@ -425,10 +438,11 @@ struct Responder {
     /// ends the response; elsewhere it is left out silently, and so is everything
     /// after it — what NSD does (checked by experiment: a truncated answer is the
     /// header, the question and the OPT).
-    mutating func encode(into writer: inout MessageWriter, header: inout Header<MessageHeader>) -> (
-        Int, Int, Int
+    mutating func encode(into writer: inout MessageWriter) -> (
+        counts: (Int, Int, Int), truncated: Bool
     ) {
         var counts = (0, 0, 0)
+        var truncated = false
         sections: for section in UInt8(0)...2 {
             for index in 0..<planCount where plan[index].section == section {
                 let entry = plan[index]
@@ -442,14 +456,12 @@ struct Responder {
                     }
                 } catch {
                     writer.rollBack(to: mark)
-                    if section == 0 || (section == 1 && counts.0 == 0) {
-                        header[MessageHeader.truncated] = 1
-                    }
+                    truncated = section == 0 || (section == 1 && counts.0 == 0)
                     break sections
                 }
             }
         }
-        return counts
+        return (counts, truncated)
     }
 
     func write(_ entry: PlannedRRSet, into writer: inout MessageWriter) throws(MessageFull) -> Int {
@@ -490,11 +502,11 @@ struct Responder {
 }
 
 /// Whether EDNS option TLVs fill `rdata` exactly (RFC 6891 §6.1.2).
-func validOptions(_ rdata: Bits) -> Bool {
+func validOptions(_ rdata: UnsafeRawBufferPointer) -> Bool {
     var index = 0
     while index < rdata.count {
-        guard let length: UInt16 = try? rdata.read(at: index + 2) else { return false }
-        index += 4 + Int(length)
+        guard index + 4 <= rdata.count else { return false }
+        index += 4 + (Int(rdata[index + 2]) << 8 | Int(rdata[index + 3]))
     }
     return index == rdata.count
 }

@@ -74,7 +74,8 @@ final class ZoneStore: @unchecked Sendable {
         let apexAt = aligned(slots.count * 8)
         let zonesAt = apexAt + aligned(apexSlots.count * 8)
         let arenaAt = zonesAt + aligned(zones.count * MemoryLayout<ZoneInfo>.stride)
-        let total = max(arenaAt + arena.count, 64)
+        // `StoreView.slack` bytes after the arena: names are compared 8 bytes at a time.
+        let total = max(arenaAt + arena.count + StoreView.slack, 64)
         let hugePage = 2 << 20
         var memory: UnsafeMutableRawPointer?
         var size = total
@@ -108,6 +109,8 @@ final class ZoneStore: @unchecked Sendable {
         copy(apexSlots, to: apexAt)
         copy(zones, to: zonesAt)
         copy(arena, to: arenaAt)
+        (base + arenaAt + arena.count).initializeMemory(
+            as: UInt8.self, repeating: 0, count: StoreView.slack)
         view = StoreView(
             arena: UnsafeRawPointer(base + arenaAt),
             slots: UnsafeRawPointer(base + slotsAt).assumingMemoryBound(to: UInt64.self),
@@ -126,7 +129,7 @@ final class ZoneStore: @unchecked Sendable {
     /// `rrsets` (``StoreView/hasTargets(_:)``), now that every zone is in place.
     func resolveTargets(_ rrsets: [UInt32]) {
         let arena = UnsafeMutableRawPointer(mutating: view.arena)
-        var name = [UInt8](repeating: 0, count: 256)
+        var name = [UInt8](repeating: 0, count: 256 + StoreView.slack)
         for descriptor in rrsets {
             let set = Int(descriptor)
             let skip = StoreView.targetSkip(view.type(set))
@@ -323,14 +326,41 @@ struct StoreView {
         return (Int(info.slotBase) + slot, mixed >> 32)
     }
 
-    /// Whether node `node` is named `name` (lowercased).
+    /// How many bytes past the end of a name the lookups may read (and ignore): the
+    /// arena has that many after it, and every buffer a name to look up is in must too.
+    static let slack = 8
+
+    /// Whether node `node` is named `name` (lowercased; readable for `slack` bytes
+    /// past its end), 8 bytes at a time.
     @inline(__always) func nodeNamed(_ node: Int, _ name: UnsafeRawBufferPointer) -> Bool {
-        guard nameLength(node) == name.count else { return false }
-        let stored = node + 4
-        for offset in 0..<name.count where asciiLower(byte(stored + offset)) != name[offset] {
-            return false
+        let length = name.count
+        guard nameLength(node) == length, let wanted = name.baseAddress else { return false }
+        let stored = arena + node + 4
+        var offset = 0
+        while offset < length {
+            var left = UInt64(
+                littleEndian: stored.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            var right = UInt64(
+                littleEndian: wanted.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            let remaining = length &- offset
+            if remaining < 8 {
+                let mask: UInt64 = (1 << (UInt64(remaining) &* 8)) &- 1
+                left &= mask
+                right &= mask
+            }
+            guard StoreView.lowercased(left) == right else { return false }
+            offset &+= 8
         }
         return true
+    }
+
+    /// The eight bytes of `word` with ASCII capitals made small (bytes over 0x7f kept).
+    @inline(__always) static func lowercased(_ word: UInt64) -> UInt64 {
+        let seven = word & 0x7f7f_7f7f_7f7f_7f7f
+        let atLeastA = seven &+ 0x3f3f_3f3f_3f3f_3f3f  // high bit: byte >= "A"
+        let pastZ = seven &+ 0x2525_2525_2525_2525  // high bit: byte > "Z"
+        let capitals = atLeastA & ~pastZ & ~word & 0x8080_8080_8080_8080
+        return word | (capitals >> 2)
     }
 
     // MARK: Hashing
@@ -340,14 +370,16 @@ struct StoreView {
 
     /// The hash of `<label at offset start of name>.<the name whose hash is parent>`,
     /// ignoring case (FNV-1a over the label's length byte and lowercased bytes).
+    /// `lowercase`: the name is known to be lowercased already.
     @inline(__always)
-    static func extend(_ parent: UInt64, label name: UnsafeRawPointer, at start: Int) -> UInt64 {
+    static func extend(
+        _ parent: UInt64, label name: UnsafeRawPointer, at start: Int, lowercase: Bool = false
+    ) -> UInt64 {
         var hash = parent
         let length = Int(name.load(fromByteOffset: start, as: UInt8.self))
-        for index in start...(start + length) {
-            hash =
-                (hash ^ UInt64(asciiLower(name.load(fromByteOffset: index, as: UInt8.self))))
-                &* 0x100_0000_01b3
+        for index in start...(start &+ length) {
+            let byte = name.load(fromByteOffset: index, as: UInt8.self)
+            hash = (hash ^ UInt64(lowercase ? byte : asciiLower(byte))) &* 0x100_0000_01b3
         }
         return hash
     }
@@ -367,7 +399,7 @@ struct StoreView {
     @inline(__always)
     static func labels(
         of name: UnsafeRawPointer, starts: UnsafeMutablePointer<UInt8>,
-        hashes: UnsafeMutablePointer<UInt64>
+        hashes: UnsafeMutablePointer<UInt64>, lowercase: Bool = false
     ) -> Int {
         var count = 0
         var position = 0
@@ -381,7 +413,8 @@ struct StoreView {
         hashes[count] = rootHash
         var label = count - 1
         while label >= 0 {
-            hashes[label] = extend(hashes[label + 1], label: name, at: Int(starts[label]))
+            hashes[label] = extend(
+                hashes[label + 1], label: name, at: Int(starts[label]), lowercase: lowercase)
             label -= 1
         }
         return count

@@ -153,24 +153,35 @@ public struct Message: Hashable, Sendable {
     /// buffer's tailroom.
     @discardableResult
     public func encode(into bits: inout Bits, limit: Int = 65535) throws(MessageFull) -> Int {
-        var writer = MessageWriter(into: bits, limit: limit)
-        _ = try writer.reserve(MessageHeader.size)
-        var header = try? writer.bits.header(MessageHeader.self)
-        header?[MessageHeader.id] = id
-        header?[MessageHeader.isResponse] = isResponse ? 1 : 0
-        header?[MessageHeader.opcode] = opcode
-        header?[MessageHeader.authoritative] = authoritative ? 1 : 0
-        header?[MessageHeader.truncated] = truncated ? 1 : 0
-        header?[MessageHeader.recursionDesired] = recursionDesired ? 1 : 0
-        header?[MessageHeader.recursionAvailable] = recursionAvailable ? 1 : 0
-        header?[MessageHeader.zero] = 0
-        header?[MessageHeader.authenticData] = authenticData ? 1 : 0
-        header?[MessageHeader.checkingDisabled] = checkingDisabled ? 1 : 0
-        header?[MessageHeader.rcode] = UInt8(rcode.rawValue & 0xf)
-        header?[MessageHeader.questionCount] = UInt16(questions.count)
-        header?[MessageHeader.answerCount] = UInt16(answers.count)
-        header?[MessageHeader.authorityCount] = UInt16(authority.count)
-        header?[MessageHeader.additionalCount] = UInt16(additional.count + (edns == nil ? 0 : 1))
+        let start = bits.count
+        try MessageWriter.with(into: &bits, limit: limit) { (writer) throws(MessageFull) in
+            _ = try writer.reserve(MessageHeader.size)
+            try write(into: &writer)
+        }
+        // The header last, over the bytes reserved for it.
+        guard var header = try? bits.shifted(by: start).header(MessageHeader.self) else {
+            return bits.count - start
+        }
+        header[MessageHeader.id] = id
+        header[MessageHeader.isResponse] = isResponse ? 1 : 0
+        header[MessageHeader.opcode] = opcode
+        header[MessageHeader.authoritative] = authoritative ? 1 : 0
+        header[MessageHeader.truncated] = truncated ? 1 : 0
+        header[MessageHeader.recursionDesired] = recursionDesired ? 1 : 0
+        header[MessageHeader.recursionAvailable] = recursionAvailable ? 1 : 0
+        header[MessageHeader.zero] = 0
+        header[MessageHeader.authenticData] = authenticData ? 1 : 0
+        header[MessageHeader.checkingDisabled] = checkingDisabled ? 1 : 0
+        header[MessageHeader.rcode] = UInt8(rcode.rawValue & 0xf)
+        header[MessageHeader.questionCount] = UInt16(questions.count)
+        header[MessageHeader.answerCount] = UInt16(answers.count)
+        header[MessageHeader.authorityCount] = UInt16(authority.count)
+        header[MessageHeader.additionalCount] = UInt16(additional.count + (edns == nil ? 0 : 1))
+        return bits.count - start
+    }
+
+    /// The sections after the header.
+    private func write(into writer: inout MessageWriter) throws(MessageFull) {
         for question in questions {
             try withBytes(question.name.wire) { (raw) throws(MessageFull) in
                 try writer.appendName(raw, compress: true)
@@ -203,8 +214,6 @@ public struct Message: Hashable, Sendable {
             try withBytes(edns.options) { (raw) throws(MessageFull) in try writer.append(bytes: raw)
             }
         }
-        bits = writer.bits
-        return writer.count
     }
 }
 
@@ -212,7 +221,7 @@ extension MessageWriter {
     /// Appends stored (uncompressed) RDATA of `type`, compressing the names of the
     /// RFC 1035 types that allow it (RFC 3597 §4) — NS, CNAME, PTR, MX, SOA — as NSD
     /// and BIND do. `rdata` must be well formed (it comes from our own store).
-    public mutating func appendRecordData(_ rdata: UnsafeRawBufferPointer, type: RecordType)
+    mutating func appendRecordData(_ rdata: UnsafeRawBufferPointer, type: RecordType)
         throws(MessageFull)
     {
         switch type {

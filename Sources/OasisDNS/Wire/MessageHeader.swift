@@ -150,3 +150,21 @@ public struct ResponseCode: RawRepresentable, Hashable, Sendable {
     /// RFC 6891 §6.1.3: the OPT's version is not supported.
     public static let badVersion = ResponseCode(rawValue: 16)
 }
+
+extension MessageHeader {
+    /// `value` placed in `field`'s bits of the flag word (the header's bytes 2–3, read
+    /// as one big-endian integer): for code that builds or reads the word whole, from
+    /// raw memory, with the positions still taken from the fields above.
+    @inline(__always)
+    static func flag<Value>(_ field: Field<Value>, _ value: Value) -> UInt16 {
+        let shift = 2 * 16 - field.endBit
+        return UInt16(truncatingIfNeeded: (UInt64(value) & ((1 << field.bitWidth) - 1)) << shift)
+    }
+
+    /// `field`'s value in the flag word `flags`.
+    @inline(__always)
+    static func value<Value>(of field: Field<Value>, in flags: UInt16) -> Value {
+        let shift = 2 * 16 - field.endBit
+        return Value(truncatingIfNeeded: (UInt64(flags) >> shift) & ((1 << field.bitWidth) - 1))
+    }
+}

@@ -6,61 +6,80 @@ public struct MessageFull: Error, Hashable, Sendable {
     public init() {}
 }
 
-/// Writes a DNS message front to back into a ``Bits`` view, compressing names
-/// (RFC 1035 §4.1.4) against the names already written.
+/// Writes a DNS message front to back into raw memory, compressing names (RFC 1035
+/// §4.1.4) against the names already written.
 ///
-/// The compression table is a fixed inline array of message offsets — no allocation
-/// per message. Each entry is the start of a label that begins a name suffix already
-/// in the message; a new name points at the longest suffix that matches, compared
-/// ignoring case.
-public struct MessageWriter {
-    /// The view given, which keeps the buffer alive; the message is written through
-    /// `base`, its first byte, with no view made per write.
-    private let storage: Bits
-    private let base: UnsafeMutableRawPointer
-    /// The bytes the buffer has from `base`: the view's and its tailroom.
-    private let capacity: Int
+/// The writer holds no reference: whoever makes one keeps the memory alive while it
+/// writes (``with(into:limit:_:)`` over a ``Bits`` view, or the engine over a reply
+/// buffer). Its compression table is memory of the caller's too (on the stack): each
+/// entry is the offset of a label that begins a name suffix already in the message; a
+/// new name points at the longest suffix that matches, compared ignoring case.
+struct MessageWriter {
+    /// The message's first header byte.
+    let base: UnsafeMutableRawPointer
+    /// The bytes there are from `base`.
+    let capacity: Int
     /// Bytes written so far.
-    public private(set) var count: Int
-    /// The most bytes the message may take.
-    public internal(set) var limit: Int
-    var suffixes: InlineArray<64, UInt16>
-    var suffixCount: Int
+    private(set) var count: Int
+    /// The most bytes the message may take (never more than `capacity`).
+    var limit: Int
+    /// The compression table: `suffixCapacity` offsets, `suffixCount` used.
+    let suffixes: UnsafeMutablePointer<UInt16>
+    private(set) var suffixCount: Int
 
-    /// A writer that appends to `bits` (usually empty) up to `limit` bytes in all,
-    /// or the buffer's tailroom if that is smaller.
-    public init(into bits: Bits, limit: Int) {
-        storage = bits
-        base = bits.buffer.baseAddress + bits.offset
-        capacity = bits.count + bits.tailroom
-        count = bits.count
+    /// The compression table's size: names after the 64th suffix are written whole.
+    static let suffixCapacity = 64
+
+    /// A writer over `capacity` bytes at `base` (of which `count` are written already),
+    /// compressing against the table at `suffixes` (`suffixCapacity` entries).
+    init(
+        base: UnsafeMutableRawPointer, capacity: Int, count: Int = 0, limit: Int,
+        suffixes: UnsafeMutablePointer<UInt16>
+    ) {
+        self.base = base
+        self.capacity = capacity
+        self.count = count
         self.limit = min(limit, capacity)
-        self.suffixes = InlineArray(repeating: 0)
+        self.suffixes = suffixes
         self.suffixCount = 0
     }
 
-    /// The message so far, from its first header byte: a view of the buffer given.
-    public var bits: Bits {
-        var view = storage
-        if count >= view.count {
-            try? view.extend(by: count - view.count)
-        } else {
-            try? view.truncate(to: count)
+    /// Runs `body` with a writer that appends to `bits` (usually empty) up to `limit`
+    /// bytes in all, or the buffer's tailroom if that is smaller; then `bits` covers
+    /// the message written (unchanged if `body` throws).
+    static func with<Failure: Error>(
+        into bits: inout Bits, limit: Int, _ body: (inout MessageWriter) throws(Failure) -> Void
+    ) throws(Failure) {
+        let outcome = withUnsafeTemporaryAllocation(of: UInt16.self, capacity: suffixCapacity) {
+            table in
+            var writer = MessageWriter(
+                base: bits.buffer.baseAddress + bits.offset, capacity: bits.count + bits.tailroom,
+                count: bits.count, limit: limit, suffixes: table.baseAddress!)
+            let result = Result { () throws(Failure) in try body(&writer) }
+            if case .success = result {
+                let written = writer.count
+                if written >= bits.count {
+                    try? bits.extend(by: written - bits.count)
+                } else {
+                    try? bits.truncate(to: written)
+                }
+            }
+            return result
         }
-        return view
+        try outcome.get()
     }
 
     /// A point to roll back to: the length and the compression table's size.
-    public struct Mark: Sendable {
+    struct Mark {
         let count: Int
         let suffixCount: Int
     }
 
     /// The current position, to ``rollBack(to:)`` if what follows does not fit.
-    public var mark: Mark { Mark(count: count, suffixCount: suffixCount) }
+    var mark: Mark { Mark(count: count, suffixCount: suffixCount) }
 
     /// Forgets everything written after `mark`.
-    public mutating func rollBack(to mark: Mark) {
+    mutating func rollBack(to mark: Mark) {
         count = min(count, mark.count)
         suffixCount = mark.suffixCount
     }
@@ -68,21 +87,21 @@ public struct MessageWriter {
     @inline(__always)
     mutating func reserve(_ byteCount: Int) throws(MessageFull) -> Int {
         let at = count
-        guard byteCount <= min(limit, capacity) - at else { throw MessageFull() }
+        guard byteCount <= limit - at else { throw MessageFull() }
         count = at + byteCount
         return at
     }
 
     /// Appends a big-endian integer.
     @inline(__always)
-    public mutating func append<T: FixedWidthInteger>(_ value: T) throws(MessageFull) {
+    mutating func append<T: FixedWidthInteger>(_ value: T) throws(MessageFull) {
         let at = try reserve(MemoryLayout<T>.size)
         base.storeBytes(of: value.bigEndian, toByteOffset: at, as: T.self)
     }
 
     /// Appends raw bytes.
     @inline(__always)
-    public mutating func append(bytes: UnsafeRawBufferPointer) throws(MessageFull) {
+    mutating func append(bytes: UnsafeRawBufferPointer) throws(MessageFull) {
         let at = try reserve(bytes.count)
         if let source = bytes.baseAddress {
             (base + at).copyMemory(from: source, byteCount: bytes.count)
@@ -90,14 +109,14 @@ public struct MessageWriter {
     }
 
     /// Overwrites the 16-bit value at `offset` (a count or an RDLENGTH written earlier).
-    public mutating func patch(_ value: UInt16, at offset: Int) {
+    mutating func patch(_ value: UInt16, at offset: Int) {
         guard offset >= 0, offset <= count - 2 else { return }
         base.storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt16.self)
     }
 
     /// Appends a compression pointer to the name at `offset` (which must already be
     /// in the message, such as the question's name at 12).
-    public mutating func appendPointer(to offset: Int) throws(MessageFull) {
+    mutating func appendPointer(to offset: Int) throws(MessageFull) {
         try append(UInt16(0xc000) | UInt16(offset))
     }
 
@@ -105,7 +124,7 @@ public struct MessageWriter {
     /// already in the message becomes a pointer, and its new suffixes are remembered
     /// for later names; without, it is written whole and not remembered (RDATA of
     /// types after RFC 1035, RFC 3597 §4).
-    public mutating func appendName(_ name: UnsafeRawBufferPointer, compress: Bool)
+    mutating func appendName(_ name: UnsafeRawBufferPointer, compress: Bool)
         throws(MessageFull)
     {
         if !compress {
@@ -142,7 +161,7 @@ public struct MessageWriter {
         var position = 0
         while position < end {
             let here = count
-            if here < 0x4000 && suffixCount < 64 {
+            if here < 0x4000 && suffixCount < MessageWriter.suffixCapacity {
                 suffixes[suffixCount] = UInt16(here)
                 suffixCount += 1
             }
@@ -154,9 +173,11 @@ public struct MessageWriter {
     }
 
     /// Remembers that a name starts at `offset` (the question's), for compression.
-    public mutating func remember(nameAt offset: Int) {
+    mutating func remember(nameAt offset: Int) {
         var position = offset
-        while position < 0x4000 && suffixCount < 64 && position >= 0 && position < count {
+        while position < 0x4000 && suffixCount < MessageWriter.suffixCapacity && position >= 0
+            && position < count
+        {
             let length = base.load(fromByteOffset: position, as: UInt8.self)
             guard length != 0, length < 64 else { break }
             suffixes[suffixCount] = UInt16(position)
@@ -169,10 +190,8 @@ public struct MessageWriter {
     func findSuffix(_ name: UnsafeRawBufferPointer, from start: Int) -> Int? {
         let message = UnsafeRawBufferPointer(start: base, count: count)
         let length = name[start]
-        // Through a span: indexing the inline array itself copied all of it per step.
-        let table = suffixes.span
         for index in 0..<suffixCount {
-            let candidate = Int(table[index])
+            let candidate = Int(suffixes[index])
             // Most candidates differ in their first label's length.
             guard message[candidate] == length else { continue }
             if nameMatches(message, at: candidate, name, from: start) { return candidate }
@@ -188,26 +207,39 @@ func nameMatches(
     _ message: UnsafeRawBufferPointer, at offset: Int, _ name: UnsafeRawBufferPointer,
     from start: Int
 ) -> Bool {
+    guard let bytes = message.baseAddress, let wanted = name.baseAddress else { return false }
+    let end = message.count
     var position = offset
     var index = start
     var jumps = 0
     while true {
-        guard position < message.count else { return false }
-        var length = Int(message[position])
+        guard position < end else { return false }
+        var length = Int(bytes.load(fromByteOffset: position, as: UInt8.self))
         while length & 0xc0 == 0xc0 {
-            jumps += 1
-            guard jumps < 64, position + 1 < message.count else { return false }
-            position = (length & 0x3f) << 8 | Int(message[position + 1])
-            guard position < message.count else { return false }
-            length = Int(message[position])
+            jumps &+= 1
+            guard jumps < 64, position &+ 1 < end else { return false }
+            position =
+                (length & 0x3f) << 8
+                | Int(bytes.load(fromByteOffset: position &+ 1, as: UInt8.self))
+            guard position < end else { return false }
+            length = Int(bytes.load(fromByteOffset: position, as: UInt8.self))
         }
-        guard length == Int(name[index]), position + length < message.count else { return false }
+        guard length == Int(wanted.load(fromByteOffset: index, as: UInt8.self)),
+            position &+ length < end
+        else { return false }
         if length == 0 { return true }
-        for step in 1...length
-        where asciiLower(message[position + step]) != asciiLower(name[index + step]) {
-            return false
+        // Bytes that differ may still be one letter in two cases (they differ in
+        // 0x20 only, and that bit set makes a lowercase letter).
+        var step = 1
+        while step <= length {
+            let left = bytes.load(fromByteOffset: position &+ step, as: UInt8.self)
+            let right = wanted.load(fromByteOffset: index &+ step, as: UInt8.self)
+            if left != right && (left ^ right != 0x20 || (left | 0x20) &- 0x61 >= 26) {
+                return false
+            }
+            step &+= 1
         }
-        position += 1 + length
-        index += 1 + length
+        position &+= 1 &+ length
+        index &+= 1 &+ length
     }
 }

@@ -34,6 +34,7 @@ let groups: [(String, (Report, Int) -> Void)] = [
     ("openflow", runOpenFlowBenchmarks),
     ("xen", runXenBenchmarks),
     ("zone", runZoneBenchmarks),
+    ("dns", runDNSBenchmarks),
 ]
 for (group, run) in groups where only == nil || only == group {
     run(report, scale)
