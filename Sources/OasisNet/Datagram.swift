@@ -87,7 +87,9 @@ public protocol DatagramService: AnyObject {
     /// Sends `payload` to `destination` from the local `port`. The payload may be a
     /// view of a received datagram: the stack then builds the reply's headers in
     /// front of it, in the same buffer, without copying.
-    func send(_ payload: Bits, to destination: DatagramEndpoint, from port: UInt16)
+    /// The payload is consumed: a caller that is done with its view hands it over
+    /// without a reference count, and a transport may keep it queued.
+    func send(_ payload: consuming Bits, to destination: DatagramEndpoint, from port: UInt16)
         throws(DatagramError)
 }
 

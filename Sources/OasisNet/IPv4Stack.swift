@@ -297,30 +297,31 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
         listeners[port] = nil
     }
 
-    public func send(_ payload: Bits, to destination: DatagramEndpoint, from port: UInt16)
-        throws(DatagramError)
-    {
-        guard payload.count <= maximumUDPPayload else { throw .payloadTooLarge(payload.count) }
+    public func send(
+        _ payload: consuming Bits, to destination: DatagramEndpoint, from port: UInt16
+    ) throws(DatagramError) {
+        let length = payload.count
+        guard length <= maximumUDPPayload else { throw .payloadTooLarge(length) }
         var data = payload
         // Build in place when there is room in front for every header (a received
         // payload being answered); otherwise copy into a buffer from the device's pool.
         if data.headroom < StackLayout.headersRoom {
             guard var copy = try? device.pool.allocate() else { throw .noBuffers }
-            if payload.count > copy.tailroom {
+            if length > copy.tailroom {
                 guard
                     let large = try? Bits(
-                        buffer: Buffer(byteCount: payload.count + 256), offset: 128, count: 0)
+                        buffer: Buffer(byteCount: length + 256), offset: 128, count: 0)
                 else { throw .noBuffers }
                 copy = large
             }
-            guard (try? copy.append(contentsOf: payload)) != nil else { throw .noBuffers }
+            guard (try? copy.append(contentsOf: data)) != nil else { throw .noBuffers }
             data = copy
         }
         do {
             try UDPRepr(sourcePort: port, destinationPort: destination.port).emit(
                 prependingTo: &data, source: address, destination: destination.address)
         } catch {
-            throw .payloadTooLarge(payload.count)
+            throw .payloadTooLarge(length)
         }
         datagramsSent &+= 1
         sendIPv4(data, protocol: .udp, to: destination.address)

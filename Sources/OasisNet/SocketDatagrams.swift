@@ -184,16 +184,16 @@ public final class SocketDatagrams: DatagramService {
     }
 
     /// Queues a reply for the batch's `sendmmsg`.
-    private func enqueue(_ payload: Bits, to target: sockaddr_in, fd: CInt) {
+    private func enqueue(_ payload: consuming Bits, to target: sockaddr_in, fd: CInt) {
         if pendingCount > 0 && (pendingFD != fd || pendingCount == SocketDatagrams.batch) {
             flush()
         }
         pendingFD = fd
         let index = pendingCount
-        (pendingPayloads + index).initialize(to: payload)
-        sendAddresses[index] = target
         sendVectors[index] = iovec(
             iov_base: payload.buffer.baseAddress + payload.offset, iov_len: payload.count)
+        (pendingPayloads + index).initialize(to: payload)
+        sendAddresses[index] = target
         sendHeaders[index] = oasis_mmsghdr(
             msg_hdr: msghdr(
                 msg_name: UnsafeMutableRawPointer(sendAddresses + index),
@@ -211,9 +211,9 @@ public final class SocketDatagrams: DatagramService {
         Glibc.close(fd)
     }
 
-    public func send(_ payload: Bits, to destination: DatagramEndpoint, from port: UInt16)
-        throws(DatagramError)
-    {
+    public func send(
+        _ payload: consuming Bits, to destination: DatagramEndpoint, from port: UInt16
+    ) throws(DatagramError) {
         guard payload.count <= maximumUDPPayload else { throw .payloadTooLarge(payload.count) }
         let fd: CInt
         if port == lastPort {

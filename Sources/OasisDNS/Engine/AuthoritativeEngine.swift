@@ -129,31 +129,35 @@ extension AuthoritativeEngine {
     /// the name's record) then overlap instead of following one another. Only hints:
     /// answers are the same without them, and a malformed query costs nothing more.
     public func prefetchSlot(for query: Bits) -> PrefetchToken {
+        query.withUnsafeBytes { prefetchSlot(for: $0) }
+    }
+
+    /// ``prefetchSlot(for:)-(Bits)`` for a query in raw memory.
+    public func prefetchSlot(for message: UnsafeRawBufferPointer) -> PrefetchToken {
         let view = store.view
-        return query.withUnsafeBytes { message in
-            withUnsafeTemporaryAllocation(byteCount: 256 + StoreView.slack, alignment: 8) { name in
-                guard message.count > MessageHeader.size,
-                    let (length, _) = try? readWireName(message, at: MessageHeader.size, into: name)
-                else { return .none }
-                for index in 0..<length { name[index] = asciiLower(name[index]) }
-                return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 128) { hashes in
-                    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { starts in
-                        let labelCount = StoreView.labels(
-                            of: UnsafeRawPointer(name.baseAddress!), starts: starts.baseAddress!,
-                            hashes: hashes.baseAddress!, lowercase: true)
-                        for label in 0...labelCount {
-                            let start = Int(starts[label])
-                            guard
-                                let zone = view.findZone(
-                                    UnsafeRawBufferPointer(rebasing: name[start..<length]),
-                                    hash: hashes[label])
-                            else { continue }
-                            let (slot, tag) = view.slot(zone, hash: hashes[0])
-                            oasis_prefetch(view.slots + slot)
-                            return PrefetchToken(slot: slot, tag: tag)
-                        }
-                        return .none
+        return withUnsafeTemporaryAllocation(byteCount: 256 + StoreView.slack, alignment: 8) {
+            name in
+            guard message.count > MessageHeader.size,
+                let (length, _) = try? readWireName(message, at: MessageHeader.size, into: name)
+            else { return .none }
+            for index in 0..<length { name[index] = asciiLower(name[index]) }
+            return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 128) { hashes in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { starts in
+                    let labelCount = StoreView.labels(
+                        of: UnsafeRawPointer(name.baseAddress!), starts: starts.baseAddress!,
+                        hashes: hashes.baseAddress!, lowercase: true)
+                    for label in 0...labelCount {
+                        let start = Int(starts[label])
+                        guard
+                            let zone = view.findZone(
+                                UnsafeRawBufferPointer(rebasing: name[start..<length]),
+                                hash: hashes[label])
+                        else { continue }
+                        let (slot, tag) = view.slot(zone, hash: hashes[0])
+                        oasis_prefetch(view.slots + slot)
+                        return PrefetchToken(slot: slot, tag: tag)
                     }
+                    return .none
                 }
             }
         }

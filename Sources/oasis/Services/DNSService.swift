@@ -70,47 +70,79 @@ final class DNSService {
         try service.listen(port: port) {
             [unowned(unsafe) self, unowned(unsafe) service] (batch: UnsafeBufferPointer<Datagram>)
             in
-            let engine = self.engine
-            if batch.count > 1 && batch.count <= 64 && self.prefetch {
-                for index in batch.indices {
-                    self.tokens[index] = engine.prefetchSlot(for: batch[index].payload)
-                }
-                for index in batch.indices { engine.prefetchRecord(self.tokens[index]) }
-            }
-            for index in batch.indices { self.answer(batch[index], on: service, port: port) }
+            self.serve(batch, on: service, port: port)
         }
     }
 
-    private func answer(_ datagram: Datagram, on service: some DatagramService, port: UInt16) {
+    /// One batch: prefetch (for a large store), then answer and send each datagram.
+    /// A method rather than the closure's body, so that `self` and `service` are
+    /// borrowed for the whole batch instead of retained around every call.
+    private func serve(
+        _ batch: UnsafeBufferPointer<Datagram>, on service: some DatagramService, port: UInt16
+    ) {
+        guard let first = batch.baseAddress else { return }
+        if batch.count > 1 && batch.count <= 64 && prefetch {
+            for index in batch.indices {
+                let payload = UnsafeRawBufferPointer(
+                    start: (first + index).pointee.payload.buffer.baseAddress
+                        + (first + index).pointee.payload.offset,
+                    count: (first + index).pointee.payload.count)
+                tokens[index] = engine.prefetchSlot(for: payload)
+            }
+            for index in batch.indices { engine.prefetchRecord(tokens[index]) }
+        }
+        for index in batch.indices {
+            let datagram = first + index
+            guard let reply = answer(datagram) else { continue }
+            do {
+                try service.send(reply, to: datagram.pointee.source, from: port)
+                udp.responses &+= 1
+            } catch {
+                udp.dropsSendFailed &+= 1
+            }
+        }
+    }
+
+    /// The answer to one datagram of a batch, read in place: a view after the query
+    /// in its own buffer (no copy of the query's view is made), or in a buffer of
+    /// ours; nil (counted) when there is none to send. Not generic, so that it is
+    /// compiled once, with nothing between the engine and the view it returns.
+    private func answer(_ datagram: UnsafePointer<Datagram>) -> Bits? {
         udp.queries &+= 1
+        let transport = Transport.udp(maximumPayload: maximumUDPPayload)
+        let offset = datagram.pointee.payload.offset
+        let count = datagram.pointee.payload.count
+        let capacity = datagram.pointee.payload.buffer.capacity
+        let base = datagram.pointee.payload.buffer.baseAddress
         // The answer goes in the query's own buffer, after the query, when the largest
         // answer fits there (a query is read once, before anything is written; the
         // stack prepends the reply's headers over the query). Else a buffer of ours.
-        let start = datagram.payload.offset + ((datagram.payload.count + 15) & ~15)
-        var reply: Bits
-        if datagram.payload.buffer.capacity - start >= replyRoom,
-            let after = try? Bits(buffer: datagram.payload.buffer, offset: start, count: 0)
-        {
-            reply = after
-        } else if let own = try? pool.allocate() {
-            reply = own
-        } else {
+        let start = offset + ((count + 15) & ~15)
+        if capacity - start >= replyRoom {
+            guard
+                let length = engine.respond(
+                    to: UnsafeRawBufferPointer(start: base + offset, count: count),
+                    transport: transport,
+                    into: UnsafeMutableRawBufferPointer(
+                        start: base + start, count: capacity - start)),
+                let view = try? Bits(
+                    buffer: datagram.pointee.payload.buffer, offset: start, count: length)
+            else {
+                udp.dropsUnanswerable &+= 1
+                return nil
+            }
+            return view
+        }
+        guard var reply = try? pool.allocate() else {
             udp.dropsNoBuffer &+= 1
-            return
+            return nil
         }
         guard
-            engine.respond(
-                to: datagram.payload, transport: .udp(maximumPayload: maximumUDPPayload),
-                into: &reply) != nil
+            engine.respond(to: datagram.pointee.payload, transport: transport, into: &reply) != nil
         else {
             udp.dropsUnanswerable &+= 1
-            return
+            return nil
         }
-        do {
-            try service.send(reply, to: datagram.source, from: port)
-            udp.responses &+= 1
-        } catch {
-            udp.dropsSendFailed &+= 1
-        }
+        return reply
     }
 }
