@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "csocket.h"
 
 _Static_assert(sizeof(struct oasis_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
@@ -13,7 +15,12 @@ int oasis_recvmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count) {
 }
 
 int oasis_sendmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count) {
-    return sendmmsg(fd, (struct mmsghdr *)messages, count, MSG_DONTWAIT);
+    return (int)syscall(SYS_sendmmsg, fd, messages, count, MSG_DONTWAIT);
+}
+
+long oasis_recvfrom(int fd, void *buffer, size_t length, struct sockaddr *from,
+                    socklen_t *fromLength) {
+    return syscall(SYS_recvfrom, fd, buffer, length, MSG_DONTWAIT, from, fromLength);
 }
 
 int oasis_socket_errno(void) { return errno; }

@@ -136,7 +136,7 @@ public final class SocketDatagrams: DatagramService {
                 receiveBuffers[count]!.withUnsafeMutableTailroom { tailroom -> Int in
                     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
                     got = address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        recvfrom(fd, tailroom.baseAddress, tailroom.count, 0, $0, &length)
+                        oasis_recvfrom(fd, tailroom.baseAddress, tailroom.count, $0, &length)
                     }
                     return max(got, 0)
                 }

@@ -12,8 +12,15 @@ struct oasis_mmsghdr {
 
 /* recvmmsg(fd, messages, count, MSG_DONTWAIT, NULL): -1 with errno on failure. */
 int oasis_recvmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count);
-/* sendmmsg(fd, messages, count, MSG_DONTWAIT): -1 with errno on failure. */
+/* sendmmsg(fd, messages, count, MSG_DONTWAIT): -1 with errno on failure. Made as a plain
+ * system call, as is oasis_recvfrom: glibc's wrappers are thread cancellation points and
+ * bracket every call with two updates of the thread's cancellation state, which an event
+ * loop that never cancels threads pays for nothing (about 5 % of a DNS server's user
+ * time per query, measured with perf). */
 int oasis_sendmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count);
+/* recvfrom(fd, buffer, length, MSG_DONTWAIT, from, fromLength): -1 with errno on failure. */
+long oasis_recvfrom(int fd, void *buffer, size_t length, struct sockaddr *from,
+                    socklen_t *fromLength);
 /* errno, for Swift. */
 int oasis_socket_errno(void);
 #endif
