@@ -15,7 +15,8 @@
 #   zone) after loading, per record above the smallest zone's.
 # Needs dnsperf, nsd and dig; loopback only. Prints Markdown rows like oasis-bench's
 # (ns/op = 1 s / median queries per second).
-#   bench/dns.sh OASIS_BINARY [SECONDS] [SIZES...]   (env: ROUNDS=2, RATE=100000)
+#   bench/dns.sh OASIS_BINARY [SECONDS] [SIZES...]   (env: ROUNDS=2, RATE=100000,
+#   OASIS_ARGS="--answer-cache 0" to measure the engine without its answer cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 oasis=$1
@@ -172,7 +173,9 @@ for n in "${sizes[@]}"; do
     rm -f "$work"/{qps,cpu}.{ours,nsd}
     for round in $(seq 1 "$rounds"); do
         echo "dns: $n names, round $round: oasis dns" >&2
-        "$oasis" dns --zone "$work/bench.test.zone" --listen "127.0.0.1:$port" >"$work/oasis.log" 2>&1 &
+        # shellcheck disable=SC2086  # OASIS_ARGS: extra options, split on purpose
+        "$oasis" dns --zone "$work/bench.test.zone" --listen "127.0.0.1:$port" ${OASIS_ARGS:-} \
+            >"$work/oasis.log" 2>&1 &
         server_pid=$!
         load_ours=$(wait_answering)
         pss_ours=$(pss_kib "$server_pid")
@@ -210,8 +213,8 @@ for n in "${sizes[@]}"; do
     else
         per_record="resident ${pss_ours} KiB vs NSD ${pss_nsd} KiB"
     fi
-    printf '| dns | `oasis dns` (kernel sockets), zone of %s names, dnsperf %s, median of %s × 3 runs of %s s | %s | n/a | NSD %s | %s | %s | %.0f vs %.0f q/s: **%s of NSD'"'"'s q/s**; CPU per query at %s q/s %s vs %s ns (**%s×**); %s; loaded in %s s vs %s s |\n' \
-        "$n" "${load_flags[*]}" "$rounds" "$seconds" "$ns_ours" "$nsd_version" "$ns_nsd" "$ratio" \
+    printf '| dns | `oasis dns%s` (kernel sockets), zone of %s names, dnsperf %s, median of %s × 3 runs of %s s | %s | n/a | NSD %s | %s | %s | %.0f vs %.0f q/s: **%s of NSD'"'"'s q/s**; CPU per query at %s q/s %s vs %s ns (**%s×**); %s; loaded in %s s vs %s s |\n' \
+        "${OASIS_ARGS:+ $OASIS_ARGS}" "$n" "${load_flags[*]}" "$rounds" "$seconds" "$ns_ours" "$nsd_version" "$ns_nsd" "$ratio" \
         "$qps_ours" "$qps_nsd" "$qps_ratio" "$rate" "$cpu_ours" "$cpu_nsd" "$cpu_ratio" \
         "$per_record" "$load_ours" "$load_nsd"
 done

@@ -1,8 +1,10 @@
 // Fuzz target: DNS messages from a stranger — the message parser, and the engine's
 // batch prefetch and respond paths over UDP and TCP. Every outcome must be a value, a WireError, or an
-// answer that our own parser reads back; a trap is a bug.
+// answer that our own parser reads back; a trap is a bug. The answer cache must give,
+// asked twice (the second time with another ID), exactly the engine's answer.
 
 import FuzzSupport
+import Glibc
 import OasisBits
 import OasisDNS
 
@@ -32,6 +34,9 @@ let fuzzEngine: AuthoritativeEngine = {
 }()
 
 nonisolated(unsafe) let outputBuffer = Buffer(byteCount: 65536 + 64)
+nonisolated(unsafe) let cachedBuffer = Buffer(byteCount: 65536 + 64)
+// Small, so that inputs evict each other; never standing aside for long.
+nonisolated(unsafe) let fuzzCache = AnswerCache(slots: 16, bypassLength: 3)
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDNSMessage(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
@@ -53,6 +58,29 @@ public func fuzzDNSMessage(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             if case .udp(let maximum) = transport { precondition(length <= max(512, maximum)) }
             // Our answers must be well formed.
             _ = try! Message(parsing: out)
+        }
+        // Through the cache: the engine's answer, byte for byte, whatever the ID.
+        var query = [UInt8](UnsafeRawBufferPointer(start: data, count: size))
+        for round in 0..<2 {
+            if round == 1 && query.count >= 2 { query[0] ^= 0x5a }
+            let direct = try! Bits(buffer: outputBuffer, offset: 0, count: 0)
+            let expected = query.withUnsafeBytes { bytes in
+                fuzzEngine.respond(
+                    to: bytes, transport: transport,
+                    into: UnsafeMutableRawBufferPointer(
+                        start: direct.buffer.baseAddress, count: direct.tailroom))
+            }
+            let cached = query.withUnsafeBytes { bytes in
+                fuzzCache.respond(
+                    with: fuzzEngine, to: bytes, transport: transport,
+                    into: UnsafeMutableRawBufferPointer(
+                        start: cachedBuffer.baseAddress, count: cachedBuffer.capacity))
+            }
+            precondition(cached == expected)
+            if let length = expected {
+                precondition(
+                    memcmp(outputBuffer.baseAddress, cachedBuffer.baseAddress, length) == 0)
+            }
         }
     }
     return 0

@@ -44,6 +44,12 @@ struct DNSCommand: ParsableCommand {
     @Option(help: "The largest UDP answer to an EDNS client.")
     var maximumUDPPayload = Transport.defaultPayloadSize
 
+    @Option(
+        help: ArgumentHelp(
+            "UDP answers kept by the query that asked (a packet cache; 0: none).",
+            valueName: "slots"))
+    var answerCache = 1024
+
     @Option(help: "TCP: connections served at once.")
     var tcpConnections = 128
 
@@ -59,6 +65,9 @@ struct DNSCommand: ParsableCommand {
             throw ValidationError("--maximum-udp-payload must be within 512...4096")
         }
         if tcpConnections < 1 { throw ValidationError("--tcp-connections must be positive") }
+        if answerCache < 0 || answerCache > 1 << 20 {
+            throw ValidationError("--answer-cache must be within 0...1048576")
+        }
         if backend == .socket {
             let stackOnly: [(String, Bool)] = [
                 ("--tap", stackOptions.tap != nil), ("--pcap", stackOptions.pcap != nil),
@@ -83,7 +92,8 @@ struct DNSCommand: ParsableCommand {
         let names = engine.statistics
         let loop = try EventLoop()
         let stopper = SignalStopper(loop: loop)
-        let service = DNSService(engine: engine, maximumUDPPayload: maximumUDPPayload)
+        let service = DNSService(
+            engine: engine, maximumUDPPayload: maximumUDPPayload, answerCache: answerCache)
         let loaded =
             "\(zone.count) zone\(zone.count == 1 ? "" : "s"), \(names.names) names, "
             + "\(names.rrsets) RRsets"
@@ -105,7 +115,7 @@ struct DNSCommand: ParsableCommand {
                 "oasis: dns on kernel sockets at \(sockets.address):\(port) (UDP and TCP), \(loaded)"
             )
             try runUntilStopped(loop, seconds: seconds)
-            Console.log("oasis: dns udp: \(service.udp.summary)")
+            Console.log("oasis: dns udp: \(service.udpSummary)")
             Console.log("oasis: dns tcp: \(tcp.summary)")
             tcp.close()
             sockets.close()
@@ -244,7 +254,7 @@ struct DNSOnStack: StackApplication {
                     + "-p \(port) NAME")
         }
         try runUntilStopped(loop, seconds: seconds)
-        Console.log("oasis: dns udp: \(service.udp.summary)")
+        Console.log("oasis: dns udp: \(service.udpSummary)")
         Console.log("oasis: device \(stack.device.counters)")
         Console.log("oasis: stack drops \(stack.drops.summary)")
         stack.stop()

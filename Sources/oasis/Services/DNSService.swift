@@ -48,9 +48,24 @@ final class DNSService {
     /// Whether the engine's store is large enough for prefetching to pay.
     private let prefetch: Bool
 
-    init(engine: AuthoritativeEngine, maximumUDPPayload: Int = Transport.defaultPayloadSize) {
+    /// Whole UDP answers kept by their queries, or nil for none (`--answer-cache 0`).
+    let cache: AnswerCache?
+
+    /// The UDP statistics and the answer cache's, for the report on exit.
+    var udpSummary: String {
+        guard let cache else { return udp.summary + "; no answer cache" }
+        return udp.summary
+            + "; answer cache \(cache.slotCount) slots: \(cache.hits) hits, "
+            + "\(cache.misses) misses, \(cache.bypassed) passed by"
+    }
+
+    init(
+        engine: AuthoritativeEngine, maximumUDPPayload: Int = Transport.defaultPayloadSize,
+        answerCache: Int = 1024
+    ) {
         self.engine = engine
         self.maximumUDPPayload = maximumUDPPayload
+        cache = answerCache > 0 ? AnswerCache(slots: answerCache) : nil
         replyRoom = max(512, min(maximumUDPPayload, 65535)) + 64
         prefetch = engine.benefitsFromPrefetch
     }
@@ -109,37 +124,36 @@ final class DNSService {
     /// compiled once, with nothing between the engine and the view it returns.
     private func answer(_ datagram: UnsafePointer<Datagram>) -> Bits? {
         udp.queries &+= 1
-        let transport = Transport.udp(maximumPayload: maximumUDPPayload)
         let offset = datagram.pointee.payload.offset
         let count = datagram.pointee.payload.count
         let capacity = datagram.pointee.payload.buffer.capacity
         let base = datagram.pointee.payload.buffer.baseAddress
+        let query = UnsafeRawBufferPointer(start: base + offset, count: count)
         // The answer goes in the query's own buffer, after the query, when the largest
         // answer fits there (a query is read once, before anything is written; the
         // stack prepends the reply's headers over the query). Else a buffer of ours.
         let start = offset + ((count + 15) & ~15)
-        if capacity - start >= replyRoom {
-            guard
-                let length = engine.respond(
-                    to: UnsafeRawBufferPointer(start: base + offset, count: count),
-                    transport: transport,
-                    into: UnsafeMutableRawBufferPointer(
-                        start: base + start, count: capacity - start)),
-                let view = try? Bits(
-                    buffer: datagram.pointee.payload.buffer, offset: start, count: length)
-            else {
-                udp.dropsUnanswerable &+= 1
-                return nil
-            }
-            return view
-        }
-        guard var reply = try? pool.allocate() else {
+        var reply: Bits
+        if capacity - start >= replyRoom,
+            let after = try? Bits(buffer: datagram.pointee.payload.buffer, offset: start, count: 0)
+        {
+            reply = after
+        } else if let own = try? pool.allocate() {
+            reply = own
+        } else {
             udp.dropsNoBuffer &+= 1
             return nil
         }
-        guard
-            engine.respond(to: datagram.pointee.payload, transport: transport, into: &reply) != nil
-        else {
+        let room = UnsafeMutableRawBufferPointer(
+            start: reply.buffer.baseAddress + reply.offset, count: reply.tailroom)
+        let transport = Transport.udp(maximumPayload: maximumUDPPayload)
+        let length =
+            if let cache {
+                cache.respond(with: engine, to: query, transport: transport, into: room)
+            } else {
+                engine.respond(to: query, transport: transport, into: room)
+            }
+        guard let length, (try? reply.extend(by: length)) != nil else {
             udp.dropsUnanswerable &+= 1
             return nil
         }
