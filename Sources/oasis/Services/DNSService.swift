@@ -32,7 +32,8 @@ struct DNSStatistics {
 /// An authoritative DNS server over UDP: every datagram on its port goes to the
 /// engine, and the answer is built after the query in the query's buffer (or, when it
 /// may not fit there, in a buffer of the server's own pool with room in front for the
-/// headers), so the Oasis stack prepends UDP, IPv4 and Ethernet in place.
+/// headers), so the Oasis stack prepends UDP, IPv4 and Ethernet in place. With an
+/// `AnswerCache` (the default), a query asked before is answered by a copy.
 final class DNSService {
     let engine: AuthoritativeEngine
     /// The ceiling of UDP answers to EDNS clients (the engine's default: 1232, like NSD).
