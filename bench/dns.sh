@@ -10,13 +10,26 @@
 # - the server's CPU time per query at a fixed offered load (`-Q RATE`, 4 s), from
 #   its processes' utime+stime: how much work each query costs it, which does not
 #   depend on how dnsperf and the server share the cores;
+# - with root and kxdpgun (Knot DNS's AF_XDP load generator): the queries per second
+#   the server answers when kxdpgun offers far more than it can (XDP_QPS, 1 000 000
+#   q/s, SECONDS s, three times; the median over all turns). dnsperf costs about as
+#   much CPU per query as the server, so on a small machine it is dnsperf that runs
+#   out first at small zones and its figure hardly tells the servers apart; kxdpgun
+#   needs less and keeps to one core, so the server is what limits this figure. It
+#   sends from a namespace over a veth to the server's namespace, where the server
+#   answers through the kernel's UDP sockets as under dnsperf;
 # - load time (until it answers) and memory: the proportional set size (Pss) of the
 #   server's whole process tree (NSD: xfrd, main and the server child, which share the
 #   zone) after loading, per record above the smallest zone's.
-# Needs dnsperf, nsd and dig; loopback only. Prints Markdown rows like oasis-bench's
-# (ns/op = 1 s / median queries per second).
+# Needs dnsperf, nsd and dig. As root with kxdpgun the servers run in a network
+# namespace made for the run (removed on exit), reached by dnsperf and dig on its
+# loopback and by kxdpgun from a second namespace over a veth; otherwise they listen
+# on the machine's loopback and the kxdpgun figure is skipped, with the reason
+# printed. Prints Markdown rows like oasis-bench's (ns/op = 1 s / median queries per
+# second).
 #   bench/dns.sh OASIS_BINARY [SECONDS] [SIZES...]   (env: ROUNDS=2, RATE=100000,
-#   OASIS_ARGS="--answer-cache 0" to measure the engine without its answer cache)
+#   XDP_QPS=1000000, OASIS_ARGS="--answer-cache 0" to measure the engine without its
+#   answer cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 oasis=$1
@@ -27,17 +40,51 @@ sizes=("$@")
 load_flags=(-c 4 -q 500)
 rounds=${ROUNDS:-2}
 rate=${RATE:-100000}
+xdp_qps=${XDP_QPS:-1000000}
 
 work=$(mktemp -d /tmp/oasis-bench-dns.XXXXXX)
 port=$((25000 + $$ % 5000))
 server_pid=
 nsd_pid=
+srv_ns=oasis-dns-srv-$$
+gen_ns=oasis-dns-gen-$$
+in_ns=()  # the prefix that runs a command beside the servers
+listen=127.0.0.1
 cleanup() {
     [ -n "$server_pid" ] && { kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
     [ -n "$nsd_pid" ] && stop_nsd
+    if [ ${#in_ns[@]} -gt 0 ]; then
+        ip netns del "$gen_ns" 2>/dev/null || true
+        ip netns del "$srv_ns" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+# The namespaces for kxdpgun: the servers' (10.77.0.1 on a veth, and its loopback) and
+# the generator's (10.77.0.2). kxdpgun takes the server's MAC address from the
+# neighbour table, which one ping fills first.
+xdp_skip=
+if [ "$(id -u)" -ne 0 ]; then
+    xdp_skip="not root (namespaces)"
+elif ! command -v kxdpgun >/dev/null; then
+    xdp_skip="kxdpgun not installed (Debian package knot-dnsutils)"
+else
+    ip netns add "$srv_ns"
+    in_ns=(ip netns exec "$srv_ns")
+    ip netns add "$gen_ns"
+    ip link add oasis-dns-g netns "$gen_ns" type veth peer name oasis-dns-s netns "$srv_ns"
+    ip -n "$srv_ns" addr add 10.77.0.1/24 dev oasis-dns-s
+    ip -n "$gen_ns" addr add 10.77.0.2/24 dev oasis-dns-g
+    for ns in "$srv_ns" "$gen_ns"; do
+        ip -n "$ns" link set lo up
+    done
+    ip -n "$srv_ns" link set oasis-dns-s up
+    ip -n "$gen_ns" link set oasis-dns-g up
+    ip netns exec "$gen_ns" ping -c 1 -W 2 10.77.0.1 >/dev/null
+    listen=0.0.0.0
+fi
+[ -z "$xdp_skip" ] || echo "dns: kxdpgun figure skipped: $xdp_skip" >&2
 
 # A zone bench.test. with N names h0..h(N-1), one A record each, and a query file of
 # up to 100 000 lines: names spread over the zone, one in ten not in it (NXDOMAIN).
@@ -88,8 +135,8 @@ cpu_ticks() {
 wait_answering() {
     local start=$EPOCHREALTIME
     for _ in $(seq 1 1200); do
-        if dig @127.0.0.1 -p "$port" +tries=1 +time=1 +short bench.test SOA >/dev/null 2>&1 \
-            && [ -n "$(dig @127.0.0.1 -p "$port" +tries=1 +time=1 +short bench.test SOA)" ]; then
+        if "${in_ns[@]}" dig @127.0.0.1 -p "$port" +tries=1 +time=1 +short bench.test SOA >/dev/null 2>&1 \
+            && [ -n "$("${in_ns[@]}" dig @127.0.0.1 -p "$port" +tries=1 +time=1 +short bench.test SOA)" ]; then
             awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
             return 0
         fi
@@ -101,21 +148,48 @@ wait_answering() {
 
 # One turn against the server on $port (process tree at $1): a warm-up, the CPU time
 # per query at $rate q/s (appended to $2), then three runs at full load (their q/s
-# appended to $3).
+# appended to $3); then, unless skipped, three runs of kxdpgun (the answers per second
+# appended to $4).
 measure() {
     local out before after completed
-    dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l 1 "${load_flags[@]}" >/dev/null 2>&1 || true
+    "${in_ns[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l 1 "${load_flags[@]}" >/dev/null 2>&1 || true
     before=$(cpu_ticks "$1")
-    out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l 4 "${load_flags[@]}" -Q "$rate" 2>&1)
+    out=$("${in_ns[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l 4 "${load_flags[@]}" -Q "$rate" 2>&1)
     after=$(cpu_ticks "$1")
     completed=$(echo "$out" | awk '/Queries completed/ {print $3}')
     awk -v t=$((after - before)) -v q="$completed" -v hz="$(getconf CLK_TCK)" \
         'BEGIN { printf "%.0f\n", t * 1e9 / hz / q }' >>"$2"
     for _ in 1 2 3; do
-        out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$seconds" "${load_flags[@]}" 2>&1)
+        out=$("${in_ns[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$seconds" "${load_flags[@]}" 2>&1)
         echo "$out" | grep -E "Queries (sent|completed|lost)" | sed 's/^ */    /' >&2
         echo "$out" | awk '/Queries per second:/ {print $4}' >>"$3"
     done
+    [ -z "$xdp_skip" ] || return 0
+    xdp_load 1 100000 >/dev/null || true
+    for _ in 1 2 3; do
+        out=$(xdp_load "$seconds" "$xdp_qps") || continue
+        echo "$out" | grep -E "total (queries|replies)" | sed 's/^ */    kxdpgun: /' >&2
+        # "total replies:     2004105 (501026 pps) (54%)"
+        echo "$out" | awk '/total replies:/ {gsub(/\(/, "", $4); print $4}' >>"$4"
+    done
+}
+
+# kxdpgun for $1 s at $2 q/s from the generator's namespace. The kernel lets go of the
+# last run's XDP socket a moment after it exits: a busy one is waited for.
+xdp_load() {
+    local out
+    for _ in $(seq 1 40); do
+        if out=$(ip netns exec "$gen_ns" kxdpgun -t "$1" -Q "$2" -p "$port" \
+            -i "$work/queries.txt" 10.77.0.1 2>&1) \
+            && echo "$out" | grep -q "total replies:"; then
+            echo "$out"
+            return 0
+        fi
+        echo "$out" | grep -q busy || break
+        sleep 0.25
+    done
+    echo "dns: kxdpgun failed: $out" >&2
+    return 1
 }
 
 # The median of the numbers in file $1.
@@ -132,7 +206,7 @@ server:
   username: ""
   chroot: ""
   rrl-ratelimit: 0
-  ip-address: 127.0.0.1@$port
+  ip-address: $listen@$port
   zonesdir: "$work"
   pidfile: "$work/nsd.pid"
   database: ""
@@ -146,7 +220,7 @@ zone:
   zonefile: "bench.test.zone"
 CONF
     rm -f "$work/nsd.pid"
-    nsd -c "$work/nsd.conf"
+    "${in_ns[@]}" nsd -c "$work/nsd.conf"
     for _ in $(seq 1 100); do [ -s "$work/nsd.pid" ] && break; sleep 0.05; done
     nsd_pid=$(cat "$work/nsd.pid")
 }
@@ -170,16 +244,16 @@ baseline_nsd=
 for n in "${sizes[@]}"; do
     generate "$n"
     records=$((n + 3))
-    rm -f "$work"/{qps,cpu}.{ours,nsd}
+    rm -f "$work"/{qps,cpu,xdp}.{ours,nsd}
     for round in $(seq 1 "$rounds"); do
         echo "dns: $n names, round $round: oasis dns" >&2
         # shellcheck disable=SC2086  # OASIS_ARGS: extra options, split on purpose
-        "$oasis" dns --zone "$work/bench.test.zone" --listen "127.0.0.1:$port" ${OASIS_ARGS:-} \
+        "${in_ns[@]}" "$oasis" dns --zone "$work/bench.test.zone" --listen "$listen:$port" ${OASIS_ARGS:-} \
             >"$work/oasis.log" 2>&1 &
         server_pid=$!
         load_ours=$(wait_answering)
         pss_ours=$(pss_kib "$server_pid")
-        measure "$server_pid" "$work/cpu.ours" "$work/qps.ours"
+        measure "$server_pid" "$work/cpu.ours" "$work/qps.ours" "$work/xdp.ours"
         kill -TERM "$server_pid"
         wait "$server_pid" || true
         server_pid=
@@ -190,7 +264,7 @@ for n in "${sizes[@]}"; do
         start_nsd
         load_nsd=$(wait_answering)
         pss_nsd=$(pss_kib "$nsd_pid")
-        measure "$nsd_pid" "$work/cpu.nsd" "$work/qps.nsd"
+        measure "$nsd_pid" "$work/cpu.nsd" "$work/qps.nsd" "$work/xdp.nsd"
         stop_nsd
     done
     qps_ours=$(median "$work/qps.ours")
@@ -217,4 +291,17 @@ for n in "${sizes[@]}"; do
         "${OASIS_ARGS:+ $OASIS_ARGS}" "$n" "${load_flags[*]}" "$rounds" "$seconds" "$ns_ours" "$nsd_version" "$ns_nsd" "$ratio" \
         "$qps_ours" "$qps_nsd" "$qps_ratio" "$rate" "$cpu_ours" "$cpu_nsd" "$cpu_ratio" \
         "$per_record" "$load_ours" "$load_nsd"
+    [ -z "$xdp_skip" ] || continue
+    if [ ! -s "$work/xdp.ours" ] || [ ! -s "$work/xdp.nsd" ]; then
+        echo "dns: $n names: no kxdpgun run succeeded against one of the servers, no row" >&2
+        continue
+    fi
+    xdp_ours=$(median "$work/xdp.ours")
+    xdp_nsd=$(median "$work/xdp.nsd")
+    echo "    answers/s under kxdpgun oasis: $(tr '\n' ' ' <"$work/xdp.ours"); NSD: $(tr '\n' ' ' <"$work/xdp.nsd")" >&2
+    printf '| dns | `oasis dns%s` (kernel sockets), zone of %s names, kxdpgun offering %s q/s over a veth, median of %s × 3 runs of %s s | %.0f | n/a | NSD %s | %.0f | %.2f× | %.0f vs %.0f answers/s: **%.2f of NSD'"'"'s** |\n' \
+        "${OASIS_ARGS:+ $OASIS_ARGS}" "$n" "$xdp_qps" "$rounds" "$seconds" \
+        "$(awk -v q="$xdp_ours" 'BEGIN { print 1e9 / q }')" "$nsd_version" \
+        "$(awk -v q="$xdp_nsd" 'BEGIN { print 1e9 / q }')" "$(awk -v a="$xdp_ours" -v b="$xdp_nsd" 'BEGIN { print b / a }')" \
+        "$xdp_ours" "$xdp_nsd" "$(awk -v a="$xdp_ours" -v b="$xdp_nsd" 'BEGIN { print a / b }')"
 done
