@@ -192,6 +192,11 @@ xdp_load() {
     return 1
 }
 
+# The smallest and the largest of the numbers in file $1, as "LOW-HIGH" in thousands.
+spread() {
+    sort -g "$1" | awk 'NR == 1 { low = $1 } { high = $1 } END { printf "%.0fk-%.0fk", low / 1000, high / 1000 }'
+}
+
 # The median of the numbers in file $1.
 median() {
     sort -g "$1" | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
@@ -287,9 +292,9 @@ for n in "${sizes[@]}"; do
     else
         per_record="resident ${pss_ours} KiB vs NSD ${pss_nsd} KiB"
     fi
-    printf '| dns | `oasis dns%s` (kernel sockets), zone of %s names, dnsperf %s, median of %s × 3 runs of %s s | %s | n/a | NSD %s | %s | %s | %.0f vs %.0f q/s: **%s of NSD'"'"'s q/s**; CPU per query at %s q/s %s vs %s ns (**%s×**); %s; loaded in %s s vs %s s |\n' \
+    printf '| dns | `oasis dns%s` (kernel sockets), zone of %s names, dnsperf %s, median of %s × 3 runs of %s s | %s | n/a | NSD %s | %s | %s | %.0f vs %.0f q/s: **%s of NSD'"'"'s q/s** (runs %s vs %s); CPU per query at %s q/s %s vs %s ns (**%s×**); %s; loaded in %s s vs %s s |\n' \
         "${OASIS_ARGS:+ $OASIS_ARGS}" "$n" "${load_flags[*]}" "$rounds" "$seconds" "$ns_ours" "$nsd_version" "$ns_nsd" "$ratio" \
-        "$qps_ours" "$qps_nsd" "$qps_ratio" "$rate" "$cpu_ours" "$cpu_nsd" "$cpu_ratio" \
+        "$qps_ours" "$qps_nsd" "$qps_ratio" "$(spread "$work/qps.ours")" "$(spread "$work/qps.nsd")" "$rate" "$cpu_ours" "$cpu_nsd" "$cpu_ratio" \
         "$per_record" "$load_ours" "$load_nsd"
     [ -z "$xdp_skip" ] || continue
     if [ ! -s "$work/xdp.ours" ] || [ ! -s "$work/xdp.nsd" ]; then
@@ -299,9 +304,10 @@ for n in "${sizes[@]}"; do
     xdp_ours=$(median "$work/xdp.ours")
     xdp_nsd=$(median "$work/xdp.nsd")
     echo "    answers/s under kxdpgun oasis: $(tr '\n' ' ' <"$work/xdp.ours"); NSD: $(tr '\n' ' ' <"$work/xdp.nsd")" >&2
-    printf '| dns | `oasis dns%s` (kernel sockets), zone of %s names, kxdpgun offering %s q/s over a veth, median of %s × 3 runs of %s s | %.0f | n/a | NSD %s | %.0f | %.2f× | %.0f vs %.0f answers/s: **%.2f of NSD'"'"'s** |\n' \
+    printf '| dns | `oasis dns%s` (kernel sockets), zone of %s names, kxdpgun offering %s q/s over a veth, median of %s × 3 runs of %s s | %.0f | n/a | NSD %s | %.0f | %.2f× | %.0f vs %.0f answers/s: **%.2f of NSD'"'"'s** (runs %s vs %s) |\n' \
         "${OASIS_ARGS:+ $OASIS_ARGS}" "$n" "$xdp_qps" "$rounds" "$seconds" \
         "$(awk -v q="$xdp_ours" 'BEGIN { print 1e9 / q }')" "$nsd_version" \
         "$(awk -v q="$xdp_nsd" 'BEGIN { print 1e9 / q }')" "$(awk -v a="$xdp_ours" -v b="$xdp_nsd" 'BEGIN { print b / a }')" \
-        "$xdp_ours" "$xdp_nsd" "$(awk -v a="$xdp_ours" -v b="$xdp_nsd" 'BEGIN { print a / b }')"
+        "$xdp_ours" "$xdp_nsd" "$(awk -v a="$xdp_ours" -v b="$xdp_nsd" 'BEGIN { print a / b }')" \
+        "$(spread "$work/xdp.ours")" "$(spread "$work/xdp.nsd")"
 done
