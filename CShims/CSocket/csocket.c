@@ -20,7 +20,7 @@ int oasis_sendmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count) {
 
 long oasis_recvfrom(int fd, void *buffer, size_t length, struct sockaddr *from,
                     socklen_t *fromLength) {
-    return syscall(SYS_recvfrom, fd, buffer, length, MSG_DONTWAIT, from, fromLength);
+    return syscall(SYS_recvfrom, fd, buffer, length, MSG_DONTWAIT | MSG_TRUNC, from, fromLength);
 }
 
 int oasis_socket_errno(void) { return errno; }

@@ -39,6 +39,10 @@ public final class SocketDatagrams: DatagramService {
     private var batching = false
     /// Replies the kernel refused (a full socket buffer): counted, not retried.
     public private(set) var sendFailures: UInt64 = 0
+    /// Datagrams longer than a buffer's tailroom (a page less its headroom, about
+    /// 3 900 bytes): the kernel could hand over only their start, so they are dropped
+    /// and counted, never passed on cut short.
+    public private(set) var oversizeDrops: UInt64 = 0
     private var sockets: [UInt16: CInt] = [:]
     /// The port last sent from and its socket: replies to a batch come from one port.
     private var lastPort: UInt16?
@@ -132,17 +136,25 @@ public final class SocketDatagrams: DatagramService {
                 }
                 // The datagram lands in the view's tailroom, which then holds it.
                 var got = -1
+                var cut = false
                 let address = receiveAddresses + count
                 receiveBuffers[count]!.withUnsafeMutableTailroom { tailroom -> Int in
                     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
                     got = address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                         oasis_recvfrom(fd, tailroom.baseAddress, tailroom.count, $0, &length)
                     }
-                    return max(got, 0)
+                    // The whole length came back (MSG_TRUNC): more than the room means
+                    // the kernel kept only the start.
+                    cut = got > tailroom.count
+                    return cut ? 0 : max(got, 0)
                 }
                 guard got >= 0 else {
                     drained = true  // EAGAIN (or an error to retry on the next readiness)
                     break
+                }
+                if cut {
+                    oversizeDrops &+= 1  // the same buffer takes the next datagram
+                    continue
                 }
                 count += 1
             }

@@ -115,7 +115,9 @@ struct DNSCommand: ParsableCommand {
                 "oasis: dns on kernel sockets at \(sockets.address):\(port) (UDP and TCP), \(loaded)"
             )
             try runUntilStopped(loop, seconds: seconds)
-            Console.log("oasis: dns udp: \(service.udpSummary)")
+            Console.log(
+                "oasis: dns udp: \(service.udpSummary); "
+                    + "datagrams too long for a buffer, dropped: \(sockets.oversizeDrops)")
             Console.log("oasis: dns tcp: \(tcp.summary)")
             tcp.close()
             sockets.close()

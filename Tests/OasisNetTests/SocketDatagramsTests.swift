@@ -75,6 +75,33 @@ import Testing
         #expect(sockets.sendFailures == 0)
     }
 
+    /// The kernel hands over only what fits of a datagram longer than a buffer's
+    /// tailroom: such a datagram is dropped and counted, never passed on cut, and the
+    /// datagrams around it arrive whole. The largest that fits arrives whole too.
+    @Test func datagramsLongerThanABufferAreDroppedAndCounted() throws {
+        let loop = try EventLoop()
+        let sockets = SocketDatagrams(address: IPv4Address(127, 0, 0, 1), on: loop)
+        defer { sockets.close() }
+        let (client, _) = try kernelSocket()
+        defer { close(client) }
+        let (probe, port) = try kernelSocket()
+        close(probe)
+        var seen: [[UInt8]] = []
+        try sockets.listen(port: port) { (datagram: Datagram) in
+            seen.append(datagram.payload.copyBytes())
+        }
+        let room = Buffer.pageSize - BufferPool.defaultHeadroom
+        let fits = (0..<room).map { UInt8(truncatingIfNeeded: $0) }
+        let tooLong = [UInt8](repeating: 0xab, count: room + 1)
+        let sent: [[UInt8]] = [[1], tooLong, fits, [UInt8](repeating: 0xcd, count: 5000), [2]]
+        for bytes in sent { send(client, bytes, to: port) }
+        _ = try loop.run(until: loop.sleep(.milliseconds(100)))
+        // Lengths first: a failure then names the cut datagram without printing it.
+        #expect(seen.map(\.count) == [1, room, 1])
+        #expect(seen.first == [1] && seen.last == [2] && seen.dropFirst().first == fits)
+        #expect(sockets.oversizeDrops == 2)
+    }
+
     @Test func perDatagramListenersSeeEveryDatagramOfABatch() throws {
         let loop = try EventLoop()
         let sockets = SocketDatagrams(address: IPv4Address(127, 0, 0, 1), on: loop)

@@ -18,7 +18,9 @@ int oasis_recvmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count);
  * loop that never cancels threads pays for nothing (about 5 % of a DNS server's user
  * time per query, measured with perf). */
 int oasis_sendmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count);
-/* recvfrom(fd, buffer, length, MSG_DONTWAIT, from, fromLength): -1 with errno on failure. */
+/* recvfrom(fd, buffer, length, MSG_DONTWAIT | MSG_TRUNC, from, fromLength): -1 with errno
+ * on failure. The result is the datagram's whole length, also when only `length` bytes
+ * of it fitted in `buffer`. */
 long oasis_recvfrom(int fd, void *buffer, size_t length, struct sockaddr *from,
                     socklen_t *fromLength);
 /* errno, for Swift. */
