@@ -8,21 +8,46 @@ import Testing
 
 @testable import OasisNet
 
-@Suite struct SocketDatagramsTests {
-    /// A kernel UDP socket bound to 127.0.0.1 on an ephemeral port, and that port.
-    func kernelSocket() throws -> (CInt, UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        try #require(fd >= 0)
-        var address = SocketDatagrams.socketAddress(IPv4Address(127, 0, 0, 1), 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
+/// A kernel UDP socket bound to 127.0.0.1 on an ephemeral port, and that port.
+private func kernelSocket() throws -> (CInt, UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    try #require(fd >= 0)
+    var address = SocketDatagrams.socketAddress(IPv4Address(127, 0, 0, 1), 0)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
         }
-        try #require(bound)
-        return (fd, UInt16(bigEndian: address.sin_port))
     }
+    try #require(bound)
+    return (fd, UInt16(bigEndian: address.sin_port))
+}
+
+/// A `SocketDatagrams` on a loop, a kernel socket to talk to it from, and a free port
+/// for the service (bound, learnt and released).
+private struct Pair {
+    let loop: EventLoop
+    let sockets: SocketDatagrams
+    let client: CInt
+    let clientPort: UInt16
+    let port: UInt16
+
+    init() throws {
+        loop = try EventLoop()
+        sockets = SocketDatagrams(address: IPv4Address(127, 0, 0, 1), on: loop)
+        (client, clientPort) = try kernelSocket()
+        let (probe, port) = try kernelSocket()
+        Glibc.close(probe)
+        self.port = port
+    }
+
+    func close() {
+        sockets.close()
+        Glibc.close(client)
+    }
+}
+
+@Suite struct SocketDatagramsTests {
 
     func send(_ fd: CInt, _ bytes: [UInt8], to port: UInt16) {
         var target = SocketDatagrams.socketAddress(IPv4Address(127, 0, 0, 1), port)
@@ -34,14 +59,10 @@ import Testing
     }
 
     @Test func waitingDatagramsArriveAsOneBatchAndEveryReplyLeaves() throws {
-        let loop = try EventLoop()
-        let sockets = SocketDatagrams(address: IPv4Address(127, 0, 0, 1), on: loop)
-        defer { sockets.close() }
-        let (client, clientPort) = try kernelSocket()
-        defer { close(client) }
-        // A free port for the service: bind, learn it, release it.
-        let (probe, port) = try kernelSocket()
-        close(probe)
+        let pair = try Pair()
+        defer { pair.close() }
+        let (loop, sockets, client, clientPort, port) =
+            (pair.loop, pair.sockets, pair.client, pair.clientPort, pair.port)
 
         var batches: [Int] = []
         var payloads: [[UInt8]] = []
@@ -79,13 +100,9 @@ import Testing
     /// tailroom: such a datagram is dropped and counted, never passed on cut, and the
     /// datagrams around it arrive whole. The largest that fits arrives whole too.
     @Test func datagramsLongerThanABufferAreDroppedAndCounted() throws {
-        let loop = try EventLoop()
-        let sockets = SocketDatagrams(address: IPv4Address(127, 0, 0, 1), on: loop)
-        defer { sockets.close() }
-        let (client, _) = try kernelSocket()
-        defer { close(client) }
-        let (probe, port) = try kernelSocket()
-        close(probe)
+        let pair = try Pair()
+        defer { pair.close() }
+        let (loop, sockets, client, port) = (pair.loop, pair.sockets, pair.client, pair.port)
         var seen: [[UInt8]] = []
         try sockets.listen(port: port) { (datagram: Datagram) in
             seen.append(datagram.payload.copyBytes())
@@ -103,13 +120,9 @@ import Testing
     }
 
     @Test func perDatagramListenersSeeEveryDatagramOfABatch() throws {
-        let loop = try EventLoop()
-        let sockets = SocketDatagrams(address: IPv4Address(127, 0, 0, 1), on: loop)
-        defer { sockets.close() }
-        let (client, _) = try kernelSocket()
-        defer { close(client) }
-        let (probe, port) = try kernelSocket()
-        close(probe)
+        let pair = try Pair()
+        defer { pair.close() }
+        let (loop, sockets, client, port) = (pair.loop, pair.sockets, pair.client, pair.port)
         var seen: [UInt8] = []
         try sockets.listen(port: port) { (datagram: Datagram) in
             seen.append(datagram.payload.copyBytes().first ?? 0)
