@@ -74,6 +74,11 @@ static struct {
 
 static struct {
     int connected, closed_mid_stream;
+    // Set once --misbehave responses-beyond-requests has pushed its extra responses:
+    // the TX ring is then broken on purpose, and the frontend must be the one to
+    // notice. Checking the ring again would blame the frontend for the backend's own
+    // jump (req_prod now behind rsp_prod_pvt) and close first, racing the frontend.
+    int broke_tx_ring;
     netif_tx_back_ring_t tx;
     netif_rx_back_ring_t rx;
     long tx_packets, rx_packets, rx_drops, tx_errors;
@@ -344,7 +349,7 @@ static void close_mid_stream(void) {
 static void process_transmit(void) {
     netif_tx_back_ring_t *tx = &backend.tx;
     static uint8_t frame[65536];
-    int work = 1;
+    int work = !backend.broke_tx_ring;
     while (backend.connected && work) {
         if (RING_REQUEST_PROD_OVERFLOW(tx, tx->sring->req_prod)) {
             fail("tx req_prod overflow");
@@ -412,6 +417,10 @@ static void process_transmit(void) {
         int notify;
         RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(tx, notify);
         if (notify) notify_frontend();
+        if (options.misbehave == RESPONSES_BEYOND_REQUESTS) {
+            backend.broke_tx_ring = 1;
+            return;
+        }
         if (options.close_after >= 0 && backend.tx_packets >= options.close_after) {
             close_mid_stream();
             return;
@@ -480,6 +489,7 @@ static void end_session(void) {
     client.port = 0;
     client.input_length = 0;
     backend.closed_mid_stream = 0;
+    backend.broke_tx_ring = 0;
     toolstack_create_vif();
     if (options.once) stopping = 1;
 }
