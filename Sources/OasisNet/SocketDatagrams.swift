@@ -129,7 +129,11 @@ public final class SocketDatagrams: DatagramService {
         for _ in 0..<4 {
             var count = 0
             var drained = false
-            while count < SocketDatagrams.batch {
+            // Reads, not datagrams kept, bound the batch: a flood of oversize ones
+            // still hands the loop back.
+            var reads = 0
+            while reads < SocketDatagrams.batch {
+                reads += 1
                 if receiveBuffers[count] == nil {
                     guard let buffer = try? pool.allocate() else { break }
                     receiveBuffers[count] = buffer
