@@ -17,7 +17,9 @@
 #   out first at small zones and its figure hardly tells the servers apart; kxdpgun
 #   needs less and keeps to one core, so the server is what limits this figure. It
 #   sends from a namespace over a veth to the server's namespace, where the server
-#   answers through the kernel's UDP sockets as under dnsperf;
+#   answers through the kernel's UDP sockets as under dnsperf. Its floor, measured
+#   the same way before the first size: bench/peers/dns-reflect.c, which sends every
+#   query back with QR set, read and written as `oasis dns` does, with no lookup;
 # - load time (until it answers) and memory: the proportional set size (Pss) of the
 #   server's whole process tree (NSD: xfrd, main and the server child, which share the
 #   zone) after loading, per record above the smallest zone's.
@@ -244,6 +246,33 @@ stop_nsd() {
 }
 
 nsd_version=$( (nsd -v 2>&1 || true) | awk 'NR == 1 {print $3}')
+
+# The floor under kxdpgun: what the kernel's UDP path alone allows on this machine.
+xdp_floor=
+if [ -z "$xdp_skip" ]; then
+    gcc -O2 -Wall -Wextra -o "$work/dns-reflect" bench/peers/dns-reflect.c
+    generate 10
+    rm -f "$work/xdp.floor"
+    for round in $(seq 1 "$rounds"); do
+        echo "dns: floor, round $round: dns-reflect" >&2
+        ip netns exec "$srv_ns" "$work/dns-reflect" 0.0.0.0 "$port" >"$work/reflect.log" 2>&1 &
+        server_pid=$!
+        sleep 0.5  # it answers no SOA for wait_answering to see
+        xdp_load 1 100000 >/dev/null || true
+        for _ in 1 2 3; do
+            out=$(xdp_load "$seconds" "$xdp_qps") || continue
+            echo "$out" | awk '/total replies:/ {gsub(/\(/, "", $4); print $4}' >>"$work/xdp.floor"
+        done
+        kill -TERM "$server_pid"
+        wait "$server_pid" || true
+        server_pid=
+        sleep 0.3
+    done
+    if [ -s "$work/xdp.floor" ]; then
+        xdp_floor=$(median "$work/xdp.floor")
+        echo "    answers/s of the floor under kxdpgun: $(tr '\n' ' ' <"$work/xdp.floor")" >&2
+    fi
+fi
 baseline_ours=
 baseline_nsd=
 for n in "${sizes[@]}"; do
@@ -304,10 +333,11 @@ for n in "${sizes[@]}"; do
     xdp_ours=$(median "$work/xdp.ours")
     xdp_nsd=$(median "$work/xdp.nsd")
     echo "    answers/s under kxdpgun oasis: $(tr '\n' ' ' <"$work/xdp.ours"); NSD: $(tr '\n' ' ' <"$work/xdp.nsd")" >&2
-    printf '| dns | `oasis dns%s` (kernel sockets), zone of %s names, kxdpgun offering %s q/s over a veth, median of %s × 3 runs of %s s | %.0f | n/a | NSD %s | %.0f | %.2f× | %.0f vs %.0f answers/s: **%.2f of NSD'"'"'s** (runs %s vs %s) |\n' \
+    printf '| dns | `oasis dns%s` (kernel sockets), zone of %s names, kxdpgun offering %s q/s over a veth, median of %s × 3 runs of %s s | %.0f | n/a | NSD %s | %.0f | %.2f× | %.0f vs %.0f answers/s: **%.2f of NSD'"'"'s** (runs %s vs %s)%s |\n' \
         "${OASIS_ARGS:+ $OASIS_ARGS}" "$n" "$xdp_qps" "$rounds" "$seconds" \
         "$(awk -v q="$xdp_ours" 'BEGIN { print 1e9 / q }')" "$nsd_version" \
         "$(awk -v q="$xdp_nsd" 'BEGIN { print 1e9 / q }')" "$(awk -v a="$xdp_ours" -v b="$xdp_nsd" 'BEGIN { print b / a }')" \
         "$xdp_ours" "$xdp_nsd" "$(awk -v a="$xdp_ours" -v b="$xdp_nsd" 'BEGIN { print a / b }')" \
-        "$(spread "$work/xdp.ours")" "$(spread "$work/xdp.nsd")"
+        "$(spread "$work/xdp.ours")" "$(spread "$work/xdp.nsd")" \
+        "${xdp_floor:+$(awk -v f="$xdp_floor" -v a="$xdp_ours" -v b="$xdp_nsd" 'BEGIN { printf "; floor (bench/peers/dns-reflect.c) %.0f answers/s: oasis at %.2f of it, NSD at %.2f", f, a / f, b / f }')}"
 done
