@@ -167,12 +167,19 @@ measure() {
         echo "$out" | awk '/Queries per second:/ {print $4}' >>"$3"
     done
     [ -z "$xdp_skip" ] || return 0
+    xdp_runs "$4"
+}
+
+# A 1 s warm-up, then three runs of kxdpgun at $xdp_qps: the answers per second of each
+# run that succeeded appended to $1.
+xdp_runs() {
+    local out
     xdp_load 1 100000 >/dev/null || true
     for _ in 1 2 3; do
         out=$(xdp_load "$seconds" "$xdp_qps") || continue
         echo "$out" | grep -E "total (queries|replies)" | sed 's/^ */    kxdpgun: /' >&2
         # "total replies:     2004105 (501026 pps) (54%)"
-        echo "$out" | awk '/total replies:/ {gsub(/\(/, "", $4); print $4}' >>"$4"
+        echo "$out" | awk '/total replies:/ {gsub(/\(/, "", $4); print $4}' >>"$1"
     done
 }
 
@@ -258,11 +265,7 @@ if [ -z "$xdp_skip" ]; then
         ip netns exec "$srv_ns" "$work/dns-reflect" 0.0.0.0 "$port" >"$work/reflect.log" 2>&1 &
         server_pid=$!
         sleep 0.5  # it answers no SOA for wait_answering to see
-        xdp_load 1 100000 >/dev/null || true
-        for _ in 1 2 3; do
-            out=$(xdp_load "$seconds" "$xdp_qps") || continue
-            echo "$out" | awk '/total replies:/ {gsub(/\(/, "", $4); print $4}' >>"$work/xdp.floor"
-        done
+        xdp_runs "$work/xdp.floor"
         kill -TERM "$server_pid"
         wait "$server_pid" || true
         server_pid=

@@ -1,7 +1,8 @@
 /* The floor for a DNS server on kernel UDP sockets: every query goes back as its own
  * "answer", the bytes unchanged but for QR and AA set, with no lookup. It reads the way
- * `oasis dns` does (one recvfrom per datagram, up to 32 at a time, then one sendmmsg)
- * with the same 1 MiB receive buffer, so what a server spends beyond this is its own
+ * `oasis dns` does (one recvfrom per datagram, up to 32 at a time, then one sendmmsg;
+ * it blocks in the first recvfrom where `oasis dns` waits in epoll) with the same 1 MiB
+ * receive buffer, so what a server spends beyond this is its own
  * work. Runs until SIGTERM and then prints how many it answered.
  *   dns-reflect ADDRESS PORT */
 #define _GNU_SOURCE
@@ -47,7 +48,7 @@ int main(int argc, char **argv) {
             socklen_t length = sizeof peers[n];
             ssize_t got = recvfrom(fd, buffers[n], sizeof buffers[n], n == 0 ? 0 : MSG_DONTWAIT,
                                    (struct sockaddr *)&peers[n], &length);
-            if (got < 12) break; /* EAGAIN, a signal, or not a DNS header: */
+            if (got < 12) break; /* EAGAIN, a signal, or too short for a DNS header */
             buffers[n][2] |= 0x84; /* QR, AA */
             iov[n] = (struct iovec){.iov_base = buffers[n], .iov_len = (size_t)got};
             messages[n].msg_hdr = (struct msghdr){
