@@ -33,6 +33,7 @@ let package = Package(
             name: "CPcap", path: "CShims/CPcap",
             linkerSettings: [.linkedLibrary("pcap")]),
         .target(name: "CSocket", path: "CShims/CSocket"),
+        .target(name: "CXdp", path: "CShims/CXdp"),
         .target(name: "CPrefetch", path: "CShims/CPrefetch"),
         .target(
             name: "CXen", path: "CShims/CXen",
@@ -57,7 +58,7 @@ let package = Package(
         .target(
             name: "OasisDevices",
             dependencies: [
-                "CTap", "CPcap", "OasisBits", "OasisLoop",
+                "CTap", "CPcap", "CXdp", "OasisBits", "OasisLoop",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -95,6 +95,7 @@ public struct DeviceCounters: Hashable, Sendable, CustomStringConvertible {
 public enum DeviceError: Error, Equatable, CustomStringConvertible {
     case tap(TapError)
     case pcap(PcapError)
+    case xdp(XdpError)
     case loop(LoopError)
     /// The device was used after ``NetworkDevice/close()``.
     case closed(device: String)
@@ -109,6 +110,7 @@ public enum DeviceError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .tap(let error): return error.description
         case .pcap(let error): return "\(error)"
+        case .xdp(let error): return error.description
         case .loop(let error): return "\(error)"
         case .closed(let device): return "\(device): used after close"
         case .alreadyStarted(let device): return "\(device): already started"

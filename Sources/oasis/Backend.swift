@@ -10,6 +10,8 @@ enum Backend: String, ExpressibleByArgument, CaseIterable {
     case tap
     /// A libpcap live handle on an interface.
     case pcap
+    /// An AF_XDP socket on one queue of an interface, driven by the Oasis stack.
+    case xdp
     /// A Xen netfront talking to netback through grants and event channels.
     case xen
     /// An in-memory connected pair, for tests and benchmarks.

@@ -1,6 +1,6 @@
 // `oasis dns`: the authoritative DNS server. Zones are read from master files and
 // compiled into the engine once; the server answers over UDP on kernel sockets (with
-// TCP beside it) or on the Oasis stack over a TAP or libpcap (UDP).
+// TCP beside it) or on the Oasis stack over a TAP, libpcap or AF_XDP (UDP).
 
 import ArgumentParser
 import Glibc
@@ -19,9 +19,10 @@ struct DNSCommand: ParsableCommand {
             owner of its first record when absolute, else the file's name without .zone. \
             A zone that does not load is reported as file:line: problem, and nothing is \
             served. With --backend socket (the default) the server answers UDP and TCP on \
-            kernel sockets at --listen. With --backend tap or pcap it answers UDP on the \
-            Oasis stack at --ip (port from --listen, 53 by default), on a TAP in a \
-            namespace of its own (or --tap NAME), or through libpcap on --pcap IFACE. \
+            kernel sockets at --listen. With --backend tap, pcap or xdp it answers UDP on \
+            the Oasis stack at --ip (port from --listen, 53 by default), on a TAP in a \
+            namespace of its own (or --tap NAME), through libpcap on --pcap IFACE, or \
+            through AF_XDP on --xdp IFACE (the stack then owns that interface's queue). \
             Statistics are printed on exit (SIGINT, SIGTERM or --seconds).
             """)
 
@@ -30,7 +31,7 @@ struct DNSCommand: ParsableCommand {
             "A zone to serve (repeatable).", valueName: "[origin=]file"))
     var zone: [String] = []
 
-    @Option(help: "Where packets go: socket, tap, pcap.")
+    @Option(help: "Where packets go: socket, tap, pcap, xdp.")
     var backend: Backend = .socket
 
     @Option(
@@ -72,10 +73,11 @@ struct DNSCommand: ParsableCommand {
             let stackOnly: [(String, Bool)] = [
                 ("--tap", stackOptions.tap != nil), ("--pcap", stackOptions.pcap != nil),
                 ("--mac", stackOptions.mac != nil), ("--capture", stackOptions.capture != nil),
-                ("--vnet-header", stackOptions.vnetHeader),
+                ("--vnet-header", stackOptions.vnetHeader), ("--xdp", stackOptions.xdp != nil),
+                ("--xdp-generic", stackOptions.xdpGeneric),
             ]
             for (name, given) in stackOnly where given {
-                throw ValidationError("\(name) is for the Oasis stack (--backend tap or pcap)")
+                throw ValidationError("\(name) is for the Oasis stack (--backend tap, pcap or xdp)")
             }
         }
     }
@@ -121,17 +123,17 @@ struct DNSCommand: ParsableCommand {
             Console.log("oasis: dns tcp: \(tcp.summary)")
             tcp.close()
             sockets.close()
-        case .tap, .pcap:
+        case .tap, .pcap, .xdp:
             if let address, address != .any, address != (try stackOptions.network()).address {
                 throw ValidationError(
                     "--listen: the Oasis stack answers at --ip; give only a port (or 0.0.0.0:PORT)")
             }
             let application = DNSOnStack(
                 service: service, port: port, seconds: seconds, loaded: loaded)
-            if backend == .tap {
-                try stackOptions.runOnTap(application, loop: loop)
-            } else {
-                try stackOptions.runOnPcap(application, loop: loop)
+            switch backend {
+            case .tap: try stackOptions.runOnTap(application, loop: loop)
+            case .xdp: try stackOptions.runOnXdp(application, loop: loop)
+            default: try stackOptions.runOnPcap(application, loop: loop)
             }
         case .memory, .xen:
             throw BackendNotBuilt(backend: backend, command: "dns")

@@ -23,7 +23,7 @@ struct StackCommand: ParsableCommand {
             Xen domain), or with --xen-sim SOCKET through xen/netback-sim.
             """)
 
-    @Option(help: "Where packets go: tap, pcap, memory, socket, xen.")
+    @Option(help: "Where packets go: tap, pcap, xdp, memory, socket, xen.")
     var backend: Backend = .tap
 
     @Option(help: "Xen: the virtual interface number (device/vif/N).")
@@ -57,6 +57,8 @@ struct StackCommand: ParsableCommand {
             try stackOptions.runOnTap(echo, loop: loop)
         case .pcap:
             try stackOptions.runOnPcap(echo, loop: loop)
+        case .xdp:
+            try stackOptions.runOnXdp(echo, loop: loop)
         case .memory:
             try MemoryDemo.run(configuration: configuration, loop: loop, echoPort: echoPort)
             return

@@ -21,7 +21,18 @@ struct StackOptions: ParsableArguments {
     @Option(help: "Run on this interface through libpcap (--backend pcap).")
     var pcap: String?
 
-    @Option(help: "The stack's Ethernet address (default: locally administered).")
+    @Option(help: "Run on this interface through AF_XDP (--backend xdp).")
+    var xdp: String?
+
+    @Option(help: "AF_XDP: the interface's receive queue to own.")
+    var xdpQueue: UInt32 = 0
+
+    @Flag(help: "AF_XDP: attach in generic (skb) mode even where the driver has native XDP.")
+    var xdpGeneric = false
+
+    @Option(
+        help: "The stack's Ethernet address (default: locally administered; xdp: the interface's)."
+    )
     var mac: String?
 
     @Option(help: "Write every frame in and out to this pcap file.")
@@ -103,6 +114,26 @@ struct StackOptions: ParsableArguments {
         try run(
             application, device: device, configuration: try configuration(), loop: loop,
             namespace: nil)
+    }
+
+    /// Runs `application` on the Oasis stack over AF_XDP on `--xdp IFACE`: the stack
+    /// owns the interface's queue (and answers for its address) until it stops.
+    func runOnXdp(_ application: some StackApplication, loop: EventLoop) throws {
+        guard let xdp else { throw ValidationError("--backend xdp needs --xdp IFACE") }
+        let device = try XdpDevice(
+            interface: xdp, queue: xdpQueue, on: loop, macAddress: try macAddress(),
+            options: xdpGeneric ? [.generic] : [])
+        defer { device.close() }
+        Console.log(
+            "oasis: AF_XDP on \(xdp) queue \(xdpQueue): "
+                + "\(device.isNative ? "native" : "generic") XDP, "
+                + "\(device.isCopyMode ? "copy" : "zero-copy") mode")
+        try run(
+            application, device: device, configuration: try configuration(), loop: loop,
+            namespace: nil)
+        if let statistics = device.kernelStatistics {
+            Console.log("oasis: AF_XDP \(statistics)")
+        }
     }
 
     /// Runs `application` on an Oasis stack over `device` (through a capture when

@@ -107,10 +107,17 @@ final class RunningDNS {
         try process.run()
     }
 
+    private var said: String?
+
+    /// Stops the server (once) and returns everything it wrote.
     func stop() -> String {
+        if let said { return said }
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
         process.waitUntilExit()
-        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let text = String(
+            decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        said = text
+        return text
     }
 }
 
@@ -535,37 +542,82 @@ func withDNSOnSockets(
             let onSockets = try RunningDNS(
                 zones + ["--listen", "127.0.0.1:5300"], namespace: namespace)
             defer { print("dns tap: oasis on sockets said:\n\(onSockets.stop())") }
-            try waitForPing(namespace, "192.0.2.2")
-            let deadline = Deadline(seconds: 10)
-            while !deadline.hasPassed {
-                let probe = try namespace.run([
-                    "dig", "@127.0.0.1", "-p", "5300", "+short", "+tries=1", "+time=1",
-                    "example.test", "SOA",
-                ])
-                if probe.status == 0 && !probe.output.isEmpty { break }
-            }
-            // UDP only (dig asks ANY over TCP by default, and retries truncated answers
-            // over TCP): the Oasis stack has no TCP yet.
-            let udpOnly = ["+notcp", "+ignore"]
-            let overStack = digAnswers(
-                try digText(
-                    "192.0.2.2", port: 53, dnsComparisonQueries, options: udpOnly,
-                    namespace: namespace))
-            let overSockets = digAnswers(
-                try digText(
-                    "127.0.0.1", port: 5300, dnsComparisonQueries, options: udpOnly,
-                    namespace: namespace))
-            #expect(overStack.count == dnsComparisonQueries.count, "\(overStack.count) answers")
-            #expect(overStack.count == overSockets.count)
-            for (index, (a, b)) in zip(overStack, overSockets).enumerated() where a != b {
-                Issue.record("\(dnsComparisonQueries[index]):\n\(a)\n--- sockets:\n\(b)")
-            }
-            // The truncated answer over the stack's UDP too.
-            let big = try digText(
-                "192.0.2.2", port: 53, [("big.example.test", "TXT")], options: ["+ignore"],
-                namespace: namespace)
-            #expect(big.contains("flags: qr aa tc"), "\(big)")
+            try expectSameAnswersOnStackAsOnSockets(namespace)
         }
+    }
+
+    /// Every comparison query asked with dig of the server on the stack (192.0.2.2:53)
+    /// and of the one on sockets (127.0.0.1:5300), both in `namespace`: the answers
+    /// must be the same, and the big one truncated over the stack's UDP too.
+    private func expectSameAnswersOnStackAsOnSockets(_ namespace: TestNamespace) throws {
+        try waitForPing(namespace, "192.0.2.2")
+        let deadline = Deadline(seconds: 10)
+        while !deadline.hasPassed {
+            let probe = try namespace.run([
+                "dig", "@127.0.0.1", "-p", "5300", "+short", "+tries=1", "+time=1",
+                "example.test", "SOA",
+            ])
+            if probe.status == 0 && !probe.output.isEmpty { break }
+        }
+        // UDP only (dig asks ANY over TCP by default, and retries truncated answers
+        // over TCP): the Oasis stack has no TCP yet.
+        let udpOnly = ["+notcp", "+ignore"]
+        let overStack = digAnswers(
+            try digText(
+                "192.0.2.2", port: 53, dnsComparisonQueries, options: udpOnly,
+                namespace: namespace))
+        let overSockets = digAnswers(
+            try digText(
+                "127.0.0.1", port: 5300, dnsComparisonQueries, options: udpOnly,
+                namespace: namespace))
+        #expect(overStack.count == dnsComparisonQueries.count, "\(overStack.count) answers")
+        #expect(overStack.count == overSockets.count)
+        for (index, (a, b)) in zip(overStack, overSockets).enumerated() where a != b {
+            Issue.record("\(dnsComparisonQueries[index]):\n\(a)\n--- sockets:\n\(b)")
+        }
+        let big = try digText(
+            "192.0.2.2", port: 53, [("big.example.test", "TXT")], options: ["+ignore"],
+            namespace: namespace)
+        #expect(big.contains("flags: qr aa tc"), "\(big)")
+    }
+
+    @Test func digOverTheOasisStackOnAFXDPGetsTheSameAnswersAsOverSockets() throws {
+        guard access(oasisPath, X_OK) == 0 else { try skip("dns xdp", "\(oasisPath) is not built") }
+        guard isInstalled("dig") else { try skip("dns xdp", "dig is not installed") }
+        guard isInstalled("ethtool") else { try skip("dns xdp", "ethtool is not installed") }
+        if let reason = xdpUnavailableReason { try skip("dns xdp", reason) }
+        let folder = try writeTestZones()
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let zones = [
+            "--zone", folder + "/example.test.zone", "--zone", folder + "/other.test.zone",
+        ]
+        let capture = folder + "/dns-xdp.pcap"
+        try withTestNamespace("digOverTheOasisStackOnAFXDP") { namespace in
+            try namespace.runChecked(["ip", "link", "set", "lo", "up"])
+            // XDP sees frames before anyone finishes an offloaded checksum.
+            try namespace.addVethPair(kernelChecksums: true)
+            let onXdp = try RunningDNS(
+                zones + [
+                    "--backend", "xdp", "--xdp", "va", "--ip", "192.0.2.2/24", "--listen", "53",
+                    "--capture", capture,
+                ], namespace: namespace)
+            defer { print("dns xdp: oasis on AF_XDP said:\n\(onXdp.stop())") }
+            let onSockets = try RunningDNS(
+                zones + ["--listen", "127.0.0.1:5300"], namespace: namespace)
+            defer { print("dns xdp: oasis on sockets said:\n\(onSockets.stop())") }
+            try expectSameAnswersOnStackAsOnSockets(namespace)
+            let said = onXdp.stop()
+            #expect(said.contains("native XDP"), "\(said)")
+            #expect(said.contains("AF_XDP kernel: rx dropped 0"), "\(said)")
+        }
+        guard isInstalled("tshark") else { return }
+        let dns = try run(["tshark", "-r", capture, "-Y", "dns.flags.response == 1"])
+        #expect(
+            dns.output.split(separator: "\n").count >= dnsComparisonQueries.count, "\(dns.output)")
+        let bad = try run([
+            "tshark", "-r", capture, "-Y", "_ws.malformed || _ws.expert.severity >= warning",
+        ])
+        #expect(bad.output.isEmpty, "tshark flagged: \(bad.output)")
     }
 
     @Test func digOverTheOasisStackThroughPcapOnAVethWithACapture() throws {
@@ -578,13 +630,7 @@ func withDNSOnSockets(
         defer { _ = try? FileManager.default.removeItem(atPath: folder) }
         let capture = folder + "/dns.pcap"
         try withTestNamespace("digOverTheOasisStackThroughPcap") { namespace in
-            try namespace.runChecked([
-                "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb",
-            ])
-            try namespace.runChecked(["ip", "link", "set", "va", "up"])
-            try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "vb"])
-            try namespace.runChecked(["ip", "link", "set", "vb", "up"])
-            try namespace.runChecked(["ethtool", "-K", "vb", "tx", "off"])
+            try namespace.addVethPair(kernelChecksums: true)
             let server = try RunningDNS(
                 [
                     "--zone", folder + "/example.test.zone", "--backend", "pcap", "--pcap", "va",

@@ -239,15 +239,9 @@ func expectKernelUDPEcho(
         try withTestNamespace("pingAndUDPEchoOverPcapOnAVethPair") { namespace in
             // va carries the Oasis stack through libpcap (no kernel address on it);
             // vb is the kernel's side at 192.0.2.1.
-            try namespace.runChecked([
-                "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb",
-            ])
-            try namespace.runChecked(["ip", "link", "set", "va", "up"])
-            try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "vb"])
-            try namespace.runChecked(["ip", "link", "set", "vb", "up"])
             // The kernel leaves UDP checksums to the veth's offload; what libpcap reads on
             // va would carry partial ones. A real wire carries complete checksums.
-            try namespace.runChecked(["ethtool", "-K", "vb", "tx", "off"])
+            try namespace.addVethPair(kernelChecksums: true)
             let stack = try RunningStack(
                 namespace: namespace,
                 arguments: [

@@ -111,12 +111,32 @@ public struct TestNamespace {
         return result
     }
 
+    /// A veth pair: `va` up with no address (for the device under test), `vb` up at
+    /// 192.0.2.1/24 (the kernel's side). With `kernelChecksums` the kernel fills in the
+    /// checksums it sends on `vb` instead of leaving them to the veth's offload: what a
+    /// device reads raw on `va` then carries complete ones, as a real wire does.
+    public func addVethPair(kernelChecksums: Bool) throws {
+        try runChecked(["ip", "link", "add", "va", "type", "veth", "peer", "name", "vb"])
+        try runChecked(["ip", "link", "set", "va", "up"])
+        try runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "vb"])
+        try runChecked(["ip", "link", "set", "vb", "up"])
+        if kernelChecksums { try runChecked(["ethtool", "-K", "vb", "tx", "off"]) }
+    }
+
     /// Keeps IPv6 neighbour discovery and router solicitations out of the frames
     /// and counters the tests look at.
     public func disableIPv6() throws {
         try runChecked(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
         try runChecked(["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"])
     }
+}
+
+/// Why AF_XDP sockets cannot be opened here (a kernel built without them), or nil.
+public var xdpUnavailableReason: String? {
+    let fd = socket(44 /* AF_XDP */, Int32(SOCK_RAW.rawValue), 0)
+    guard fd >= 0 else { return "this kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS)" }
+    close(fd)
+    return nil
 }
 
 /// Creates a namespace, runs `body`, and deletes the namespace even when `body`
