@@ -20,6 +20,12 @@
 #   answers through the kernel's UDP sockets as under dnsperf. Its floor, measured
 #   the same way before the first size: bench/peers/dns-reflect.c, which sends every
 #   query back with QR set, read and written as `oasis dns` does, with no lookup;
+# - with root and kxdpgun, a third server: `oasis dns --backend xdp`, the Oasis stack
+#   on AF_XDP on the servers' end of the veth (the stack owns it while it runs). It is
+#   reached only over the veth, so for it and for NSD (through the kernel's sockets on
+#   the same veth) dnsperf also runs from the generator's namespace, three runs each;
+#   kxdpgun is the same for all. The generator's end sends complete checksums
+#   (`ethtool -K ... tx off`): XDP sees frames before anyone finishes offloaded ones;
 # - load time (until it answers) and memory: the proportional set size (Pss) of the
 #   server's whole process tree (NSD: xfrd, main and the server child, which share the
 #   zone) after loading, per record above the smallest zone's.
@@ -83,6 +89,7 @@ else
     done
     ip -n "$srv_ns" link set oasis-dns-s up
     ip -n "$gen_ns" link set oasis-dns-g up
+    ip netns exec "$gen_ns" ethtool -K oasis-dns-g tx off >/dev/null
     ip netns exec "$gen_ns" ping -c 1 -W 2 10.77.0.1 >/dev/null
     listen=0.0.0.0
 fi
@@ -133,12 +140,13 @@ cpu_ticks() {
     echo "$total"
 }
 
-# Seconds until the server on $port answers (gives up after 120 s).
+# Seconds until the server on $port answers (gives up after 120 s): on the servers'
+# loopback, or with "veth" over the veth from the generator's namespace.
 wait_answering() {
-    local start=$EPOCHREALTIME
+    local start=$EPOCHREALTIME ask=("${in_ns[@]}" dig @127.0.0.1)
+    [ "${1:-}" != veth ] || ask=(ip netns exec "$gen_ns" dig @10.77.0.1)
     for _ in $(seq 1 1200); do
-        if "${in_ns[@]}" dig @127.0.0.1 -p "$port" +tries=1 +time=1 +short bench.test SOA >/dev/null 2>&1 \
-            && [ -n "$("${in_ns[@]}" dig @127.0.0.1 -p "$port" +tries=1 +time=1 +short bench.test SOA)" ]; then
+        if [ -n "$("${ask[@]}" -p "$port" +tries=1 +time=1 +short bench.test SOA 2>/dev/null)" ]; then
             awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
             return 0
         fi
@@ -161,13 +169,28 @@ measure() {
     completed=$(echo "$out" | awk '/Queries completed/ {print $3}')
     awk -v t=$((after - before)) -v q="$completed" -v hz="$(getconf CLK_TCK)" \
         'BEGIN { printf "%.0f\n", t * 1e9 / hz / q }' >>"$2"
-    for _ in 1 2 3; do
-        out=$("${in_ns[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$seconds" "${load_flags[@]}" 2>&1)
-        echo "$out" | grep -E "Queries (sent|completed|lost)" | sed 's/^ */    /' >&2
-        echo "$out" | awk '/Queries per second:/ {print $4}' >>"$3"
-    done
+    dnsperf_runs "$3" "${in_ns[@]}" dnsperf -s 127.0.0.1
     [ -z "$xdp_skip" ] || return 0
     xdp_runs "$4"
+}
+
+# Three runs of the dnsperf command given after $1 (up to the server address), their
+# q/s appended to $1.
+dnsperf_runs() {
+    local file=$1 out
+    shift
+    for _ in 1 2 3; do
+        out=$("$@" -p "$port" -d "$work/queries.txt" -l "$seconds" "${load_flags[@]}" 2>&1)
+        echo "$out" | grep -E "Queries (sent|completed|lost)" | sed 's/^ */    /' >&2
+        echo "$out" | awk '/Queries per second:/ {print $4}' >>"$file"
+    done
+}
+
+# dnsperf from the generator's namespace over the veth: a warm-up, then three runs
+# (q/s appended to $1).
+veth_runs() {
+    ip netns exec "$gen_ns" dnsperf -s 10.77.0.1 -p "$port" -d "$work/queries.txt" -l 1 "${load_flags[@]}" >/dev/null 2>&1 || true
+    dnsperf_runs "$1" ip netns exec "$gen_ns" dnsperf -s 10.77.0.1
 }
 
 # A 1 s warm-up, then three runs of kxdpgun at $xdp_qps: the answers per second of each
@@ -281,7 +304,7 @@ baseline_nsd=
 for n in "${sizes[@]}"; do
     generate "$n"
     records=$((n + 3))
-    rm -f "$work"/{qps,cpu,xdp}.{ours,nsd}
+    rm -f "$work"/{qps,cpu,xdp}.{ours,nsd} "$work"/{vqps,xdp}.{afxdp,nsd}
     for round in $(seq 1 "$rounds"); do
         echo "dns: $n names, round $round: oasis dns" >&2
         # shellcheck disable=SC2086  # OASIS_ARGS: extra options, split on purpose
@@ -302,7 +325,23 @@ for n in "${sizes[@]}"; do
         load_nsd=$(wait_answering)
         pss_nsd=$(pss_kib "$nsd_pid")
         measure "$nsd_pid" "$work/cpu.nsd" "$work/qps.nsd" "$work/xdp.nsd"
+        [ -n "$xdp_skip" ] || veth_runs "$work/vqps.nsd"
         stop_nsd
+
+        [ -z "$xdp_skip" ] || continue
+        echo "dns: $n names, round $round: oasis dns on AF_XDP" >&2
+        # shellcheck disable=SC2086  # OASIS_ARGS: extra options, split on purpose
+        "${in_ns[@]}" "$oasis" dns --zone "$work/bench.test.zone" --backend xdp --xdp oasis-dns-s \
+            --ip 10.77.0.1/24 --listen "$port" ${OASIS_ARGS:-} >"$work/oasis.log" 2>&1 &
+        server_pid=$!
+        wait_answering veth >/dev/null
+        veth_runs "$work/vqps.afxdp"
+        xdp_runs "$work/xdp.afxdp"
+        kill -TERM "$server_pid"
+        wait "$server_pid" || true
+        server_pid=
+        sed 's/^/    /' "$work/oasis.log" >&2
+        sleep 0.3
     done
     qps_ours=$(median "$work/qps.ours")
     qps_nsd=$(median "$work/qps.nsd")
@@ -343,4 +382,22 @@ for n in "${sizes[@]}"; do
         "$xdp_ours" "$xdp_nsd" "$(awk -v a="$xdp_ours" -v b="$xdp_nsd" 'BEGIN { print a / b }')" \
         "$(spread "$work/xdp.ours")" "$(spread "$work/xdp.nsd")" \
         "${xdp_floor:+$(awk -v f="$xdp_floor" -v a="$xdp_ours" -v b="$xdp_nsd" 'BEGIN { printf "; floor (bench/peers/dns-reflect.c) %.0f answers/s: oasis at %.2f of it, NSD at %.2f", f, a / f, b / f }')}"
+    if [ ! -s "$work/vqps.afxdp" ] || [ ! -s "$work/xdp.afxdp" ] || [ ! -s "$work/vqps.nsd" ]; then
+        echo "dns: $n names: no AF_XDP row (a load failed; see above)" >&2
+        continue
+    fi
+    vqps_afxdp=$(median "$work/vqps.afxdp")
+    vqps_nsd=$(median "$work/vqps.nsd")
+    xdp_afxdp=$(median "$work/xdp.afxdp")
+    echo "    over the veth, dnsperf q/s oasis on AF_XDP: $(tr '\n' ' ' <"$work/vqps.afxdp"); NSD: $(tr '\n' ' ' <"$work/vqps.nsd")" >&2
+    echo "    answers/s under kxdpgun oasis on AF_XDP: $(tr '\n' ' ' <"$work/xdp.afxdp")" >&2
+    printf '| dns | `oasis dns --backend xdp%s` (the Oasis stack on AF_XDP), zone of %s names, over a veth: dnsperf %s and kxdpgun offering %s q/s, median of %s × 3 runs of %s s each | %.0f | n/a | NSD %s (kernel sockets, same veth) | %.0f | %.2f× | dnsperf %.0f vs %.0f q/s: **%.2f of NSD'"'"'s** (runs %s vs %s); kxdpgun %.0f vs %.0f answers/s: **%.2f of NSD'"'"'s** (runs %s vs %s)%s |\n' \
+        "${OASIS_ARGS:+ $OASIS_ARGS}" "$n" "${load_flags[*]}" "$xdp_qps" "$rounds" "$seconds" \
+        "$(awk -v q="$vqps_afxdp" 'BEGIN { print 1e9 / q }')" "$nsd_version" \
+        "$(awk -v q="$vqps_nsd" 'BEGIN { print 1e9 / q }')" "$(awk -v a="$vqps_afxdp" -v b="$vqps_nsd" 'BEGIN { print b / a }')" \
+        "$vqps_afxdp" "$vqps_nsd" "$(awk -v a="$vqps_afxdp" -v b="$vqps_nsd" 'BEGIN { print a / b }')" \
+        "$(spread "$work/vqps.afxdp")" "$(spread "$work/vqps.nsd")" \
+        "$xdp_afxdp" "$xdp_nsd" "$(awk -v a="$xdp_afxdp" -v b="$xdp_nsd" 'BEGIN { print a / b }')" \
+        "$(spread "$work/xdp.afxdp")" "$(spread "$work/xdp.nsd")" \
+        "${xdp_floor:+$(awk -v f="$xdp_floor" -v a="$xdp_afxdp" 'BEGIN { printf "; at %.2f of the kernel-socket floor", a / f }')}"
 done
