@@ -3,6 +3,8 @@
 # Linux kernel, measured in one run with one load generator (bench/peers/udp-load.c):
 #   tap:   `oasis stack` on a TAP           vs  tap-echo (C: read, swap, write)
 #   pcap:  `oasis stack --backend pcap`     vs  pcap-echo (C: pcap_next_ex, swap, inject)
+#   xdp:   `oasis stack --backend xdp`      vs  xdp-echo (C: rx ring, swap, tx ring; the
+#          same CShims/CXdp set-up)
 #   the kernel's own UDP echo (recvmmsg/sendmmsg) over a veth pair, for comparison.
 # Needs root (namespaces, TAP). Prints Markdown rows like oasis-bench's.
 #   bench/devices.sh OASIS_BINARY [ECHOES] [WINDOW] [PAYLOAD]
@@ -18,6 +20,8 @@ for tool in udp-load tap-echo kernel-echo; do
     gcc -O2 -Wall -Wextra -o "$bin/$tool" "bench/peers/$tool.c"
 done
 gcc -O2 -Wall -Wextra -o "$bin/pcap-echo" bench/peers/pcap-echo.c -lpcap
+gcc -O2 -Wall -Wextra -I CShims/CXdp/include -o "$bin/xdp-echo" bench/peers/xdp-echo.c \
+    CShims/CXdp/cxdp.c
 
 mac=02:00:00:00:00:02
 tag=oasis-bench-$$
@@ -82,6 +86,20 @@ ip netns exec "$pcap_ns" ip neigh replace 192.0.2.2 lladdr $mac dev vb nud perma
 pcap_floor=$(measure "$pcap_ns" "$pcap_ns" "$bin/pcap-echo" va)
 pcap_oasis=$(measure "$pcap_ns" "$pcap_ns" "$oasis" stack --backend pcap --pcap va --ip 192.0.2.2/24 --mac $mac)
 
+# AF_XDP: the same veth arrangement as pcap; the program on va steers its frames to
+# the server's socket (native XDP on a veth, copy mode).
+xdp_ns=$tag-xdp
+new_namespace "$xdp_ns"
+ip netns exec "$xdp_ns" ip link add va type veth peer name vb
+ip netns exec "$xdp_ns" ip link set va up
+ip netns exec "$xdp_ns" ip addr add 192.0.2.1/24 dev vb
+ip netns exec "$xdp_ns" ip link set vb up
+ip netns exec "$xdp_ns" ethtool -K vb tx off >/dev/null
+ip netns exec "$xdp_ns" ip neigh replace 192.0.2.2 lladdr $mac dev vb nud permanent
+xdp_floor=$(measure "$xdp_ns" "$xdp_ns" "$bin/xdp-echo" va)
+sleep 0.5  # the kernel frees the last socket's queue a moment after it closes
+xdp_oasis=$(measure "$xdp_ns" "$xdp_ns" "$oasis" stack --backend xdp --xdp va --ip 192.0.2.2/24 --mac $mac)
+
 # The kernel: client and server in two namespaces joined by a veth pair.
 kernel_client=$tag-kc
 kernel_server=$tag-ks
@@ -97,4 +115,5 @@ kernel=$(measure "$kernel_server" "$kernel_client" "$bin/kernel-echo")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
 echo "| tap | UDP echo, \`oasis stack\` on a TAP, $payload B, window $window | $tap_oasis | n/a | tap-echo (C read/swap/write) | $tap_floor | $(ratio "$tap_oasis" "$tap_floor") | kernel echo over veth: $(ratio "$tap_oasis" "$kernel") |"
 echo "| pcap | UDP echo, \`oasis stack --backend pcap\` on a veth, $payload B, window $window | $pcap_oasis | n/a | pcap-echo (C next/swap/inject) | $pcap_floor | $(ratio "$pcap_oasis" "$pcap_floor") | kernel echo over veth: $(ratio "$pcap_oasis" "$kernel") |"
+echo "| xdp | UDP echo, \`oasis stack --backend xdp\` on a veth, $payload B, window $window | $xdp_oasis | n/a | xdp-echo (C rx ring/swap/tx ring) | $xdp_floor | $(ratio "$xdp_oasis" "$xdp_floor") | kernel echo over veth: $(ratio "$xdp_oasis" "$kernel") |"
 echo "| kernel | UDP echo by the Linux kernel (recvmmsg/sendmmsg) over a veth pair, $payload B | $kernel | n/a |  |  |  | peer |"

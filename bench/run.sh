@@ -25,7 +25,7 @@ LD_PRELOAD="$bin/libMallocInterposerSwift.so" "$bin/oasis-bench" --out bench/out
 cat bench/out/figures.md >> "$out"
 # The real backends against their C floors and the kernel: needs root and namespaces.
 if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
-    echo "devices: tap, pcap and the kernel (bench/devices.sh)"
+    echo "devices: tap, pcap, xdp and the kernel (bench/devices.sh)"
     bash bench/devices.sh "$bin/oasis" "${DEVICE_ECHOES:-200000}" 32 64 | tee -a "$out"
 else
     echo "devices: skipped (needs root for namespaces and TAP)" | tee -a "$out"
