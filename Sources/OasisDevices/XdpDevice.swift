@@ -143,7 +143,7 @@ public final class XdpDevice: NetworkDevice {
     /// ring until its completion), so that the pool does not hand it out meanwhile, and
     /// how many of those uses each frame has (a view may be sent twice).
     private var held: [Buffer?]
-    private var uses: [UInt16]
+    private var uses: [UInt32]
     /// Frames in the fill ring or received and not yet taken from the receive ring.
     private var posted = 0
     /// How many frames the fill ring is kept at.
@@ -194,7 +194,7 @@ public final class XdpDevice: NetworkDevice {
                 Buffer(borrowing: umem + $0 * XdpDevice.frameSize, pageCount: 1)
             })
         held = [Buffer?](repeating: nil, count: frameCount)
-        uses = [UInt16](repeating: 0, count: frameCount)
+        uses = [UInt32](repeating: 0, count: frameCount)
         fillTarget = min(ringSize, frameCount / 2)
     }
 
