@@ -26,6 +26,11 @@
 #   the same veth) dnsperf also runs from the generator's namespace, three runs each;
 #   kxdpgun is the same for all. The generator's end sends complete checksums
 #   (`ethtool -K ... tx off`): XDP sees frames before anyone finishes offloaded ones;
+# - when Knot DNS's server is installed (`knotd`, Debian package knot), a fourth turn:
+#   Knot in its own AF_XDP mode on the same veth end (one UDP worker, as NSD has one
+#   server process), the same dnsperf and kxdpgun runs: the kernel-bypass server users
+#   would pick instead. Knot leaves its XDP program attached when it exits; the
+#   script takes it off;
 # - load time (until it answers) and memory: the proportional set size (Pss) of the
 #   server's whole process tree (NSD: xfrd, main and the server child, which share the
 #   zone) after loading, per record above the smallest zone's.
@@ -61,6 +66,7 @@ listen=127.0.0.1
 cleanup() {
     [ -n "$server_pid" ] && { kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
     [ -n "$nsd_pid" ] && stop_nsd
+    [ -n "${knot_pid:-}" ] && stop_knot
     if [ ${#in_ns[@]} -gt 0 ]; then
         ip netns del "$gen_ns" 2>/dev/null || true
         ip netns del "$srv_ns" 2>/dev/null || true
@@ -279,6 +285,52 @@ stop_nsd() {
 
 nsd_version=$( (nsd -v 2>&1 || true) | awk 'NR == 1 {print $3}')
 
+knot_skip=
+if [ -n "$xdp_skip" ]; then
+    knot_skip=$xdp_skip
+elif ! command -v knotd >/dev/null; then
+    knot_skip="knotd not installed (Debian package knot)"
+fi
+[ -z "$knot_skip" ] || echo "dns: Knot on AF_XDP skipped: $knot_skip" >&2
+knot_version=$( (knotd -V 2>&1 || true) | awk 'NR == 1 {print $NF}')
+knot_pid=
+
+# Knot DNS on AF_XDP on the servers' end of the veth, serving $work/bench.test.zone.
+start_knot() {
+    mkdir -p "$work/knot"
+    cat > "$work/knot.conf" <<CONF
+server:
+    rundir: $work/knot
+    user: root
+    pidfile: $work/knot/knot.pid
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+    listen: 127.0.0.1@$port
+xdp:
+    listen: oasis-dns-s@$port
+    udp: on
+database:
+    storage: $work/knot
+zone:
+  - domain: bench.test
+    file: $work/bench.test.zone
+    storage: $work
+    journal-content: none
+    zonefile-sync: -1
+CONF
+    "${in_ns[@]}" knotd -c "$work/knot.conf" >"$work/knot.log" 2>&1 &
+    knot_pid=$!
+}
+
+stop_knot() {
+    kill -TERM "$knot_pid" 2>/dev/null || true
+    wait "$knot_pid" 2>/dev/null || true
+    knot_pid=
+    ip -n "$srv_ns" link set oasis-dns-s xdp off 2>/dev/null || true
+    sleep 0.3
+}
+
 # The floor under kxdpgun: what the kernel's UDP path alone allows on this machine.
 xdp_floor=
 if [ -z "$xdp_skip" ]; then
@@ -306,7 +358,7 @@ baseline_nsd=
 for n in "${sizes[@]}"; do
     generate "$n"
     records=$((n + 3))
-    rm -f "$work"/{qps,cpu,xdp}.{ours,nsd} "$work"/{vqps,xdp}.{afxdp,nsd}
+    rm -f "$work"/{qps,cpu,xdp}.{ours,nsd} "$work"/{vqps,xdp}.{afxdp,nsd,knot}
     for round in $(seq 1 "$rounds"); do
         echo "dns: $n names, round $round: oasis dns" >&2
         # shellcheck disable=SC2086  # OASIS_ARGS: extra options, split on purpose
@@ -344,6 +396,14 @@ for n in "${sizes[@]}"; do
         server_pid=
         sed 's/^/    /' "$work/oasis.log" >&2
         sleep 0.3
+
+        [ -z "$knot_skip" ] || continue
+        echo "dns: $n names, round $round: Knot DNS on AF_XDP" >&2
+        start_knot
+        wait_answering veth >/dev/null
+        veth_runs "$work/vqps.knot"
+        xdp_runs "$work/xdp.knot"
+        stop_knot
     done
     qps_ours=$(median "$work/qps.ours")
     qps_nsd=$(median "$work/qps.nsd")
@@ -402,4 +462,20 @@ for n in "${sizes[@]}"; do
         "$xdp_afxdp" "$xdp_nsd" "$(awk -v a="$xdp_afxdp" -v b="$xdp_nsd" 'BEGIN { print a / b }')" \
         "$(spread "$work/xdp.afxdp")" "$(spread "$work/xdp.nsd")" \
         "${xdp_floor:+$(awk -v f="$xdp_floor" -v a="$xdp_afxdp" 'BEGIN { printf "; at %.2f of the kernel-socket floor", a / f }')}"
+    [ -z "$knot_skip" ] || continue
+    if [ ! -s "$work/vqps.knot" ] || [ ! -s "$work/xdp.knot" ]; then
+        echo "dns: $n names: no Knot row (a load failed; see above)" >&2
+        continue
+    fi
+    vqps_knot=$(median "$work/vqps.knot")
+    xdp_knot=$(median "$work/xdp.knot")
+    echo "    Knot on AF_XDP: dnsperf q/s $(tr '\n' ' ' <"$work/vqps.knot"); kxdpgun answers/s $(tr '\n' ' ' <"$work/xdp.knot")" >&2
+    printf '| dns | `oasis dns --backend xdp%s` beside Knot DNS on AF_XDP, zone of %s names, over a veth: dnsperf %s and kxdpgun offering %s q/s, median of %s × 3 runs of %s s each | %.0f | n/a | Knot DNS %s (its AF_XDP mode, one UDP worker, same veth) | %.0f | %.2f× | dnsperf %.0f vs %.0f q/s: **%.2f of Knot'"'"'s** (runs %s vs %s); kxdpgun %.0f vs %.0f answers/s: **%.2f of Knot'"'"'s** (runs %s vs %s) |\n' \
+        "${OASIS_ARGS:+ $OASIS_ARGS}" "$n" "${load_flags[*]}" "$xdp_qps" "$rounds" "$seconds" \
+        "$(awk -v q="$vqps_afxdp" 'BEGIN { print 1e9 / q }')" "$knot_version" \
+        "$(awk -v q="$vqps_knot" 'BEGIN { print 1e9 / q }')" "$(awk -v a="$vqps_afxdp" -v b="$vqps_knot" 'BEGIN { print b / a }')" \
+        "$vqps_afxdp" "$vqps_knot" "$(awk -v a="$vqps_afxdp" -v b="$vqps_knot" 'BEGIN { print a / b }')" \
+        "$(spread "$work/vqps.afxdp")" "$(spread "$work/vqps.knot")" \
+        "$xdp_afxdp" "$xdp_knot" "$(awk -v a="$xdp_afxdp" -v b="$xdp_knot" 'BEGIN { print a / b }')" \
+        "$(spread "$work/xdp.afxdp")" "$(spread "$work/xdp.knot")"
 done
