@@ -261,9 +261,11 @@ public final class XdpDevice: NetworkDevice {
         hold(outgoing.buffer, at: index)
         counters.countTransmitted(frame.count)
         if !kickScheduled {
-            // One kick for everything transmitted in this turn of the loop.
+            // One kick for everything transmitted in this turn of the loop. The closure
+            // holds the device until it runs: a weak reference would give the device a
+            // side table, and every retain of it the runtime's slow path.
             kickScheduled = true
-            loop.enqueue { [weak self] in self?.flush() }
+            loop.enqueue { self.flush() }
         }
     }
 
