@@ -233,21 +233,25 @@ func expectKernelUDPEcho(
         #expect(bad.output.isEmpty, "tshark flagged: \(bad.output)")
     }
 
-    @Test func pingAndUDPEchoOverPcapOnAVethPair() throws {
-        guard access(oasisPath, X_OK) == 0 else { try skip("pcap", "\(oasisPath) is not built") }
-        guard isInstalled("ethtool") else { try skip("pcap", "ethtool is not installed") }
-        try withTestNamespace("pingAndUDPEchoOverPcapOnAVethPair") { namespace in
-            // va carries the Oasis stack through libpcap (no kernel address on it);
-            // vb is the kernel's side at 192.0.2.1.
-            // The kernel leaves UDP checksums to the veth's offload; what libpcap reads on
-            // va would carry partial ones. A real wire carries complete checksums.
+    /// `oasis stack` on one end of a veth pair, through libpcap or AF_XDP.
+    @Test(arguments: ["pcap", "xdp"])
+    func pingAndUDPEchoOnAVethPair(backend: String) throws {
+        guard access(oasisPath, X_OK) == 0 else { try skip(backend, "\(oasisPath) is not built") }
+        guard isInstalled("ethtool") else { try skip(backend, "ethtool is not installed") }
+        if backend == "xdp", let reason = xdpUnavailableReason { try skip(backend, reason) }
+        try withTestNamespace("pingAndUDPEchoOnAVethPair(\(backend))") { namespace in
+            // va carries the Oasis stack (no kernel address on it); vb is the kernel's
+            // side at 192.0.2.1. The kernel leaves UDP checksums to the veth's offload;
+            // what libpcap or XDP reads on va would carry partial ones. A real wire
+            // carries complete checksums.
             try namespace.addVethPair(kernelChecksums: true)
             let stack = try RunningStack(
                 namespace: namespace,
                 arguments: [
-                    "--backend", "pcap", "--pcap", "va", "--ip", "192.0.2.2/24", "--mac", stackMAC,
+                    "--backend", backend, "--\(backend)", "va", "--ip", "192.0.2.2/24", "--mac",
+                    stackMAC,
                 ])
-            defer { print("pcap: oasis said:\n\(stack.stop())") }
+            defer { print("\(backend): oasis said:\n\(stack.stop())") }
             try waitForPing(namespace, "192.0.2.2")
             let result = try namespace.runChecked([
                 "ping", "-c", "50", "-i", "0.01", "-W", "2", "192.0.2.2",
