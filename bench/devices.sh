@@ -72,30 +72,30 @@ ip netns exec "$tap_ns" ip neigh replace 192.0.2.2 lladdr $mac dev tap0 nud perm
 tap_floor=$(measure "$tap_ns" "$tap_ns" "$bin/tap-echo" tap0)
 tap_oasis=$(measure "$tap_ns" "$tap_ns" "$oasis" stack --tap tap0 --ip 192.0.2.2/24 --mac $mac)
 
-# pcap: a veth pair, the kernel at 192.0.2.1 on vb, the server on va with no address.
+# A namespace NS with a veth pair: the kernel at 192.0.2.1 on vb, the server on va with
+# no address. The kernel leaves UDP checksums to the veth's offload: a frame read raw
+# on va (libpcap, XDP) would carry a partial checksum. A NIC's wire has only complete
+# ones; so does this.
+veth_namespace() {
+    new_namespace "$1"
+    ip netns exec "$1" ip link add va type veth peer name vb
+    ip netns exec "$1" ip link set va up
+    ip netns exec "$1" ip addr add 192.0.2.1/24 dev vb
+    ip netns exec "$1" ip link set vb up
+    ip netns exec "$1" ethtool -K vb tx off >/dev/null
+    ip netns exec "$1" ip neigh replace 192.0.2.2 lladdr $mac dev vb nud permanent
+}
+
+# pcap.
 pcap_ns=$tag-pcap
-new_namespace "$pcap_ns"
-ip netns exec "$pcap_ns" ip link add va type veth peer name vb
-ip netns exec "$pcap_ns" ip link set va up
-ip netns exec "$pcap_ns" ip addr add 192.0.2.1/24 dev vb
-ip netns exec "$pcap_ns" ip link set vb up
-# The kernel leaves UDP checksums to the veth's offload: a frame read through libpcap on
-# va would carry a partial checksum. A NIC's wire has only complete ones; so does this.
-ip netns exec "$pcap_ns" ethtool -K vb tx off >/dev/null
-ip netns exec "$pcap_ns" ip neigh replace 192.0.2.2 lladdr $mac dev vb nud permanent
+veth_namespace "$pcap_ns"
 pcap_floor=$(measure "$pcap_ns" "$pcap_ns" "$bin/pcap-echo" va)
 pcap_oasis=$(measure "$pcap_ns" "$pcap_ns" "$oasis" stack --backend pcap --pcap va --ip 192.0.2.2/24 --mac $mac)
 
-# AF_XDP: the same veth arrangement as pcap; the program on va steers its frames to
-# the server's socket (native XDP on a veth, copy mode).
+# AF_XDP: the program on va steers its frames to the server's socket (native XDP on a
+# veth, copy mode).
 xdp_ns=$tag-xdp
-new_namespace "$xdp_ns"
-ip netns exec "$xdp_ns" ip link add va type veth peer name vb
-ip netns exec "$xdp_ns" ip link set va up
-ip netns exec "$xdp_ns" ip addr add 192.0.2.1/24 dev vb
-ip netns exec "$xdp_ns" ip link set vb up
-ip netns exec "$xdp_ns" ethtool -K vb tx off >/dev/null
-ip netns exec "$xdp_ns" ip neigh replace 192.0.2.2 lladdr $mac dev vb nud permanent
+veth_namespace "$xdp_ns"
 xdp_floor=$(measure "$xdp_ns" "$xdp_ns" "$bin/xdp-echo" va)
 sleep 0.5  # the kernel frees the last socket's queue a moment after it closes
 xdp_oasis=$(measure "$xdp_ns" "$xdp_ns" "$oasis" stack --backend xdp --xdp va --ip 192.0.2.2/24 --mac $mac)

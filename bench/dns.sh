@@ -353,6 +353,25 @@ if [ -z "$xdp_skip" ]; then
         echo "    answers/s of the floor under kxdpgun: $(tr '\n' ' ' <"$work/xdp.floor")" >&2
     fi
 fi
+# The row of `oasis dns --backend xdp` beside a peer over the veth, for the size in $n:
+# $1 what the row shows, $2 the peer as named in the table, $3 its short name, $4 the
+# suffix of its result files (vqps.$4: dnsperf, xdp.$4: kxdpgun), $5 a closing note.
+afxdp_row() {
+    local ours_q peer_q ours_x peer_x
+    ours_q=$(median "$work/vqps.afxdp")
+    peer_q=$(median "$work/vqps.$4")
+    ours_x=$(median "$work/xdp.afxdp")
+    peer_x=$(median "$work/xdp.$4")
+    printf '| dns | `oasis dns --backend xdp%s` %s, zone of %s names, over a veth: dnsperf %s and kxdpgun offering %s q/s, median of %s × 3 runs of %s s each | %.0f | n/a | %s | %.0f | %.2f× | dnsperf %.0f vs %.0f q/s: **%.2f of %s'"'"'s** (runs %s vs %s); kxdpgun %.0f vs %.0f answers/s: **%.2f of %s'"'"'s** (runs %s vs %s)%s |\n' \
+        "${OASIS_ARGS:+ $OASIS_ARGS}" "$1" "$n" "${load_flags[*]}" "$xdp_qps" "$rounds" "$seconds" \
+        "$(awk -v q="$ours_q" 'BEGIN { print 1e9 / q }')" "$2" \
+        "$(awk -v q="$peer_q" 'BEGIN { print 1e9 / q }')" "$(awk -v a="$ours_q" -v b="$peer_q" 'BEGIN { print b / a }')" \
+        "$ours_q" "$peer_q" "$(awk -v a="$ours_q" -v b="$peer_q" 'BEGIN { print a / b }')" "$3" \
+        "$(spread "$work/vqps.afxdp")" "$(spread "$work/vqps.$4")" \
+        "$ours_x" "$peer_x" "$(awk -v a="$ours_x" -v b="$peer_x" 'BEGIN { print a / b }')" "$3" \
+        "$(spread "$work/xdp.afxdp")" "$(spread "$work/xdp.$4")" "$5"
+}
+
 baseline_ours=
 baseline_nsd=
 for n in "${sizes[@]}"; do
@@ -448,34 +467,15 @@ for n in "${sizes[@]}"; do
         echo "dns: $n names: no AF_XDP row (a load failed; see above)" >&2
         continue
     fi
-    vqps_afxdp=$(median "$work/vqps.afxdp")
-    vqps_nsd=$(median "$work/vqps.nsd")
-    xdp_afxdp=$(median "$work/xdp.afxdp")
     echo "    over the veth, dnsperf q/s oasis on AF_XDP: $(tr '\n' ' ' <"$work/vqps.afxdp"); NSD: $(tr '\n' ' ' <"$work/vqps.nsd")" >&2
     echo "    answers/s under kxdpgun oasis on AF_XDP: $(tr '\n' ' ' <"$work/xdp.afxdp")" >&2
-    printf '| dns | `oasis dns --backend xdp%s` (the Oasis stack on AF_XDP), zone of %s names, over a veth: dnsperf %s and kxdpgun offering %s q/s, median of %s × 3 runs of %s s each | %.0f | n/a | NSD %s (kernel sockets, same veth) | %.0f | %.2f× | dnsperf %.0f vs %.0f q/s: **%.2f of NSD'"'"'s** (runs %s vs %s); kxdpgun %.0f vs %.0f answers/s: **%.2f of NSD'"'"'s** (runs %s vs %s)%s |\n' \
-        "${OASIS_ARGS:+ $OASIS_ARGS}" "$n" "${load_flags[*]}" "$xdp_qps" "$rounds" "$seconds" \
-        "$(awk -v q="$vqps_afxdp" 'BEGIN { print 1e9 / q }')" "$nsd_version" \
-        "$(awk -v q="$vqps_nsd" 'BEGIN { print 1e9 / q }')" "$(awk -v a="$vqps_afxdp" -v b="$vqps_nsd" 'BEGIN { print b / a }')" \
-        "$vqps_afxdp" "$vqps_nsd" "$(awk -v a="$vqps_afxdp" -v b="$vqps_nsd" 'BEGIN { print a / b }')" \
-        "$(spread "$work/vqps.afxdp")" "$(spread "$work/vqps.nsd")" \
-        "$xdp_afxdp" "$xdp_nsd" "$(awk -v a="$xdp_afxdp" -v b="$xdp_nsd" 'BEGIN { print a / b }')" \
-        "$(spread "$work/xdp.afxdp")" "$(spread "$work/xdp.nsd")" \
-        "${xdp_floor:+$(awk -v f="$xdp_floor" -v a="$xdp_afxdp" 'BEGIN { printf "; at %.2f of the kernel-socket floor", a / f }')}"
+    afxdp_row "(the Oasis stack on AF_XDP)" "NSD $nsd_version (kernel sockets, same veth)" NSD nsd \
+        "${xdp_floor:+$(awk -v f="$xdp_floor" -v a="$(median "$work/xdp.afxdp")" 'BEGIN { printf "; at %.2f of the kernel-socket floor", a / f }')}"
     [ -z "$knot_skip" ] || continue
     if [ ! -s "$work/vqps.knot" ] || [ ! -s "$work/xdp.knot" ]; then
         echo "dns: $n names: no Knot row (a load failed; see above)" >&2
         continue
     fi
-    vqps_knot=$(median "$work/vqps.knot")
-    xdp_knot=$(median "$work/xdp.knot")
     echo "    Knot on AF_XDP: dnsperf q/s $(tr '\n' ' ' <"$work/vqps.knot"); kxdpgun answers/s $(tr '\n' ' ' <"$work/xdp.knot")" >&2
-    printf '| dns | `oasis dns --backend xdp%s` beside Knot DNS on AF_XDP, zone of %s names, over a veth: dnsperf %s and kxdpgun offering %s q/s, median of %s × 3 runs of %s s each | %.0f | n/a | Knot DNS %s (its AF_XDP mode, one UDP worker, same veth) | %.0f | %.2f× | dnsperf %.0f vs %.0f q/s: **%.2f of Knot'"'"'s** (runs %s vs %s); kxdpgun %.0f vs %.0f answers/s: **%.2f of Knot'"'"'s** (runs %s vs %s) |\n' \
-        "${OASIS_ARGS:+ $OASIS_ARGS}" "$n" "${load_flags[*]}" "$xdp_qps" "$rounds" "$seconds" \
-        "$(awk -v q="$vqps_afxdp" 'BEGIN { print 1e9 / q }')" "$knot_version" \
-        "$(awk -v q="$vqps_knot" 'BEGIN { print 1e9 / q }')" "$(awk -v a="$vqps_afxdp" -v b="$vqps_knot" 'BEGIN { print b / a }')" \
-        "$vqps_afxdp" "$vqps_knot" "$(awk -v a="$vqps_afxdp" -v b="$vqps_knot" 'BEGIN { print a / b }')" \
-        "$(spread "$work/vqps.afxdp")" "$(spread "$work/vqps.knot")" \
-        "$xdp_afxdp" "$xdp_knot" "$(awk -v a="$xdp_afxdp" -v b="$xdp_knot" 'BEGIN { print a / b }')" \
-        "$(spread "$work/xdp.afxdp")" "$(spread "$work/xdp.knot")"
+    afxdp_row "beside Knot DNS on AF_XDP" "Knot DNS $knot_version (its AF_XDP mode, one UDP worker, same veth)" Knot knot ""
 done
