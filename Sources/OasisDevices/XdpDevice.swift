@@ -322,6 +322,7 @@ public final class XdpDevice: NetworkDevice {
 
     /// Delivers up to ``deviceReceiveBatch`` received frames to the handler.
     private func receive() {
+        guard let handler else { return }
         let ready = oasis_xdp_ring_peek(&socket.pointee.rx, UInt32(deviceReceiveBatch))
         for _ in 0..<ready {
             let entry = oasis_xdp_descriptor_at(
@@ -337,8 +338,7 @@ public final class XdpDevice: NetworkDevice {
             }
             _ = release(index)
             guard offset + length <= XdpDevice.frameSize,
-                let frame = try? Bits(buffer: buffer, offset: offset, count: length),
-                let handler
+                let frame = try? Bits(buffer: buffer, offset: offset, count: length)
             else {
                 counters.receiveDrops &+= 1
                 continue
