@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark harness entry point (`make bench`). Builds in release mode, preloads
-# malloc-interposer so that heap allocations per operation are counted, runs every
+# malloc-interposer and bench/retain-counter so that heap allocations and Swift
+# retains per operation are counted, runs every
 # figure beside its floor or peer in one run, and writes bench/out/results.md with
 # the machine, the date and the command. Copy what you quote into bench/RESULTS.md.
 set -euo pipefail
@@ -21,7 +22,10 @@ out=bench/out/results.md
     echo "- command: make bench ($*)"
     echo
 } > "$out"
-LD_PRELOAD="$bin/libMallocInterposerSwift.so" "$bin/oasis-bench" --out bench/out/figures.md "$@"
+# Swift retains per operation: an LD_PRELOAD counter of swift_retain and its kin.
+gcc -O2 -Wall -shared -fPIC -o bench/out/retain-counter.so bench/retain-counter/retain-counter.c -ldl
+LD_PRELOAD="$bin/libMallocInterposerSwift.so $(pwd)/bench/out/retain-counter.so" \
+    "$bin/oasis-bench" --out bench/out/figures.md "$@"
 cat bench/out/figures.md >> "$out"
 # The real backends against their C floors and the kernel: needs root and namespaces.
 if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then

@@ -41,7 +41,7 @@ func runBitsBenchmarks(_ report: Report, scale: Int) {
             Figure(
                 group: "bits", name: "Internet checksum, \(size) B",
                 nanosecondsPerOperation: ours.nanoseconds,
-                allocationsPerOperation: ours.allocations,
+                allocationsPerOperation: ours.allocations, retainsPerOperation: ours.retains,
                 floorName: "memcpy \(size) B", floorNanosecondsPerOperation: floor.nanoseconds,
                 note: "\(format(gigabytes, digits: 2)) GB/s"))
         report.add(
@@ -49,6 +49,7 @@ func runBitsBenchmarks(_ report: Report, scale: Int) {
                 group: "bits", name: "C checksum, 16 bits a step, \(size) B (reference)",
                 nanosecondsPerOperation: reference.nanoseconds,
                 allocationsPerOperation: reference.allocations,
+                retainsPerOperation: reference.retains,
                 floorName: "memcpy \(size) B", floorNanosecondsPerOperation: floor.nanoseconds))
     }
 
@@ -98,7 +99,7 @@ func runBitsBenchmarks(_ report: Report, scale: Int) {
         Figure(
             group: "bits", name: "IPv4 header through a declared layout (6 fields)",
             nanosecondsPerOperation: parsed.nanoseconds,
-            allocationsPerOperation: parsed.allocations,
+            allocationsPerOperation: parsed.allocations, retainsPerOperation: parsed.retains,
             floorName: "raw unchecked loads", floorNanosecondsPerOperation: raw.nanoseconds))
 
     // Pool: a buffer taken and dropped (recycled) per operation, beside malloc/free of
@@ -114,7 +115,7 @@ func runBitsBenchmarks(_ report: Report, scale: Int) {
         Figure(
             group: "bits", name: "pool buffer taken and recycled",
             nanosecondsPerOperation: pooled.nanoseconds,
-            allocationsPerOperation: pooled.allocations,
+            allocationsPerOperation: pooled.allocations, retainsPerOperation: pooled.retains,
             floorName: "malloc+free of 4 KiB (C)",
             floorNanosecondsPerOperation: mallocFloor.nanoseconds
         ))

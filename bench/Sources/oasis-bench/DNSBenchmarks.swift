@@ -78,7 +78,7 @@ func runDNSBenchmarks(_ report: Report, scale: Int) {
                 group: "dns",
                 name: "answer cache then engine, zone of \(names) names (1 in 10 NXDOMAIN)",
                 nanosecondsPerOperation: cached.nanoseconds,
-                allocationsPerOperation: cached.allocations,
+                allocationsPerOperation: cached.allocations, retainsPerOperation: cached.retains,
                 floorName: "the query copied into the reply",
                 floorNanosecondsPerOperation: floor.nanoseconds,
                 note:
@@ -88,7 +88,7 @@ func runDNSBenchmarks(_ report: Report, scale: Int) {
                 group: "dns",
                 name: "engine answers a query, zone of \(names) names (1 in 10 NXDOMAIN)",
                 nanosecondsPerOperation: answer.nanoseconds,
-                allocationsPerOperation: answer.allocations,
+                allocationsPerOperation: answer.allocations, retainsPerOperation: answer.retains,
                 floorName: "the query copied into the reply",
                 floorNanosecondsPerOperation: floor.nanoseconds,
                 note: "\(format(1e9 / answer.nanoseconds / 1e6, digits: 2)) M answers/s"))

@@ -14,6 +14,9 @@ struct Figure {
     var nanosecondsPerOperation: Double
     /// Heap allocations per operation (nil when the interposer is not preloaded).
     var allocationsPerOperation: Double?
+    /// Swift strong retains per operation, each paired with a release (nil when the
+    /// retain counter is not preloaded).
+    var retainsPerOperation: Double? = nil
     /// What the figure is compared with, and its cost per operation in the same run.
     var floorName: String?
     var floorNanosecondsPerOperation: Double?
@@ -36,20 +39,61 @@ let allocationCountingActive: Bool = {
     return MallocInterposerSwift.getStatistics().mallocCount > 0
 }()
 
+/// The retain counter's interface (bench/retain-counter/retain-counter.c), when
+/// bench/run.sh preloads it: counting on and off, and the running totals.
+private typealias RefcountEnable = @convention(c) (CInt) -> Void
+private typealias RefcountRead =
+    @convention(c) (
+        UnsafeMutablePointer<UInt64>, UnsafeMutablePointer<UInt64>
+    ) -> Void
+private let refcountEnable: RefcountEnable? = dlsym(
+    UnsafeMutableRawPointer(bitPattern: 0), "oasis_refcount_enable"
+).map { unsafeBitCast($0, to: RefcountEnable.self) }
+private let refcountRead: RefcountRead? = dlsym(
+    UnsafeMutableRawPointer(bitPattern: 0), "oasis_refcount_read"
+).map { unsafeBitCast($0, to: RefcountRead.self) }
+
+/// Whether the retain counter was preloaded (bench/run.sh does so).
+let retainCountingActive = refcountEnable != nil && refcountRead != nil
+
+/// Strong retains made while `body` runs (each `swift_retain`, `swift_retain_n` and
+/// unowned-to-strong conversion called from outside the Swift runtime).
+func countRetains(_ body: () -> Void) -> UInt64? {
+    guard let refcountEnable, let refcountRead else { return nil }
+    var before: UInt64 = 0
+    var after: UInt64 = 0
+    var released: UInt64 = 0
+    refcountRead(&before, &released)
+    refcountEnable(1)
+    body()
+    refcountEnable(0)
+    refcountRead(&after, &released)
+    return after &- before
+}
+
 func monotonicNanoseconds() -> UInt64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
+/// What ``measure(operations:runs:_:)`` found: the median nanoseconds per operation,
+/// and heap allocations and strong retains per operation from runs with counting on.
+struct Measurement {
+    var nanoseconds: Double
+    var allocations: Double?
+    var retains: Double?
+}
+
 /// Runs `body(operations)` `runs` times after one warm-up run and returns the median
-/// nanoseconds per operation; then one more run with allocation counting on.
+/// nanoseconds per operation; then one more run with allocation counting on, and one
+/// with retain counting on.
 /// Timed runs per figure (`--runs`).
 nonisolated(unsafe) var timedRuns = 7
 
 func measure(
     operations: Int, runs: Int = timedRuns, _ body: (Int) -> Void
-) -> (nanoseconds: Double, allocations: Double?) {
+) -> Measurement {
     body(max(1, operations / 10))  // warm-up: caches, pools, lazy statics
     var samples: [Double] = []
     samples.reserveCapacity(runs)
@@ -68,7 +112,9 @@ func measure(
         MallocInterposerSwift.unhook()
         allocations = Double(MallocInterposerSwift.getStatistics().mallocCount) / Double(operations)
     }
-    return (samples[samples.count / 2], allocations)
+    let retains = countRetains { body(operations) }.map { Double($0) / Double(operations) }
+    return Measurement(
+        nanoseconds: samples[samples.count / 2], allocations: allocations, retains: retains)
 }
 
 /// Keeps a value alive and opaque to the optimiser.
@@ -100,16 +146,17 @@ final class Report {
     }
 
     static let header = """
-        | group | figure | ns/op | allocs/op | floor or peer | its ns/op | ratio | note |
-        | --- | --- | ---: | ---: | --- | ---: | ---: | --- |
+        | group | figure | ns/op | allocs/op | retains/op | floor or peer | its ns/op | ratio | note |
+        | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- |
         """
 
     static func row(_ f: Figure) -> String {
         let allocations = f.allocationsPerOperation.map { format($0, digits: 2) } ?? "n/a"
+        let retains = f.retainsPerOperation.map { format($0, digits: 2) } ?? "n/a"
         let floorCost = f.floorNanosecondsPerOperation.map { format($0, digits: 2) } ?? ""
         let ratio = f.ratio.map { format($0, digits: 2) + "×" } ?? ""
         return
-            "| \(f.group) | \(f.name) | \(format(f.nanosecondsPerOperation, digits: 2)) | \(allocations) | \(f.floorName ?? "") | \(floorCost) | \(ratio) | \(f.note) |"
+            "| \(f.group) | \(f.name) | \(format(f.nanosecondsPerOperation, digits: 2)) | \(allocations) | \(retains) | \(f.floorName ?? "") | \(floorCost) | \(ratio) | \(f.note) |"
     }
 
     var markdown: String {

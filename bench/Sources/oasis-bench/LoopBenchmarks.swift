@@ -42,7 +42,7 @@ func runLoopBenchmarks(_ report: Report, scale: Int) {
         Figure(
             group: "loop", name: "promise: make, map, resolve",
             nanosecondsPerOperation: promises.nanoseconds,
-            allocationsPerOperation: promises.allocations,
+            allocationsPerOperation: promises.allocations, retainsPerOperation: promises.retains,
             floorName: "ready-queue closure", floorNanosecondsPerOperation: readyQueue.nanoseconds))
 
     // One async hop: a task on the loop yields and is resumed by the loop's executor.
@@ -55,6 +55,7 @@ func runLoopBenchmarks(_ report: Report, scale: Int) {
         Figure(
             group: "loop", name: "async hop (Task.yield on the loop executor)",
             nanosecondsPerOperation: hops.nanoseconds, allocationsPerOperation: hops.allocations,
+            retainsPerOperation: hops.retains,
             floorName: "ready-queue closure", floorNanosecondsPerOperation: readyQueue.nanoseconds))
 
     // Timers at scattered deadlines over one virtual second, armed and fired.
@@ -73,7 +74,7 @@ func runLoopBenchmarks(_ report: Report, scale: Int) {
         Figure(
             group: "loop", name: "timer armed and fired (heap of up to \(operations))",
             nanosecondsPerOperation: timers.nanoseconds,
-            allocationsPerOperation: timers.allocations,
+            allocationsPerOperation: timers.allocations, retainsPerOperation: timers.retains,
             floorName: "ready-queue closure", floorNanosecondsPerOperation: readyQueue.nanoseconds,
             note: "\(format(1e3 / timers.nanoseconds, digits: 1)) M timers/s"))
     blackHole(counter.value)

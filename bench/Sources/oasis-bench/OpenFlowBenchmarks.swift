@@ -85,13 +85,15 @@ func runOpenFlowBenchmarks(_ report: Report, scale: Int) {
             Figure(
                 group: "openflow", name: "decode \(name)",
                 nanosecondsPerOperation: decode.nanoseconds,
-                allocationsPerOperation: decode.allocations, floorName: "memcpy \(size) B",
+                allocationsPerOperation: decode.allocations, retainsPerOperation: decode.retains,
+                floorName: "memcpy \(size) B",
                 floorNanosecondsPerOperation: copy.nanoseconds))
         report.add(
             Figure(
                 group: "openflow", name: "encode \(name)",
                 nanosecondsPerOperation: encode.nanoseconds,
-                allocationsPerOperation: encode.allocations, floorName: "memcpy \(size) B",
+                allocationsPerOperation: encode.allocations, retainsPerOperation: encode.retains,
+                floorName: "memcpy \(size) B",
                 floorNanosecondsPerOperation: copy.nanoseconds))
     }
 }

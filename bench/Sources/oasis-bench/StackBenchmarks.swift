@@ -74,8 +74,11 @@ func runStackBenchmarks(_ report: Report, scale: Int) {
         Figure(
             group: "stack", name: "UDP echo round trip, memory pair, \(payloadSize) B payload",
             nanosecondsPerOperation: echo.nanoseconds, allocationsPerOperation: echo.allocations,
+            retainsPerOperation: echo.retains,
             floorName: "same frames bounced, no stack",
             floorNanosecondsPerOperation: floor.nanoseconds,
-            note: "\(format(echo.nanoseconds / 2, digits: 0)) ns per packet"))
+            note: "\(format(echo.nanoseconds / 2, digits: 0)) ns per packet"
+                + (echo.retains.map { ", \(format($0 / 2, digits: 1)) retains per packet" } ?? "")
+                + (floor.retains.map { " (floor \(format($0 / 2, digits: 1)))" } ?? "")))
     if echoes != target { print("stack benchmarks: only \(echoes) of \(target) echoes came back") }
 }

@@ -108,7 +108,7 @@ func runXenBenchmarks(_ report: Report, scale: Int) {
             group: "xen",
             name: "netif rings: TX, backend copy into posted RX buffer, both responses, repost",
             nanosecondsPerOperation: ringPath.nanoseconds,
-            allocationsPerOperation: ringPath.allocations,
+            allocationsPerOperation: ringPath.allocations, retainsPerOperation: ringPath.retains,
             floorName: "memory pair bounce (there and back)",
             floorNanosecondsPerOperation: floor.nanoseconds,
             note: "\(frameSize) B frames, \(delivered) delivered, \(notifications) notifies"))

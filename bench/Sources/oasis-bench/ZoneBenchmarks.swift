@@ -80,6 +80,7 @@ func runZoneBenchmarks(_ report: Report, scale: Int) {
                     group: "zone", name: "zone file of \(operations) \(what), parsed \(how)",
                     nanosecondsPerOperation: figure.nanoseconds,
                     allocationsPerOperation: figure.allocations,
+                    retainsPerOperation: figure.retains,
                     floorName: "the file read and its lines counted",
                     floorNanosecondsPerOperation: floor.nanoseconds,
                     note: "\(format(1e9 / figure.nanoseconds / 1e6, digits: 2)) M records/s"))

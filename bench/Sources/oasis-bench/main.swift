@@ -26,6 +26,7 @@ while let argument = arguments.popFirst() {
 let scale = max(1, customScale ?? (quick ? 10 : 1))
 let report = Report()
 print("allocation counting: \(allocationCountingActive ? "on" : "off (run through bench/run.sh)")")
+print("retain counting: \(retainCountingActive ? "on" : "off (run through bench/run.sh)")")
 print(Report.header)
 let groups: [(String, (Report, Int) -> Void)] = [
     ("bits", runBitsBenchmarks),

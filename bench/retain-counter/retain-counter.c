@@ -1,0 +1,100 @@
+// An LD_PRELOAD counter of Swift reference counting, as malloc-interposer counts
+// allocations: every swift_retain/swift_release (and their _n, unowned and
+// bridge-object forms) called from outside the Swift runtime is counted while
+// counting is on. The bench turns it on around a measured body through
+// oasis_refcount_enable/oasis_refcount_read, which it finds with dlsym; without the
+// preload those symbols are absent and the figure is reported as n/a.
+//
+// Built by bench/run.sh: gcc -O2 -shared -fPIC -o retain-counter.so retain-counter.c -ldl
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+static atomic_int enabled;
+static atomic_uint_least64_t retains, releases;
+
+#define COUNT(counter, n) \
+    do { if (atomic_load_explicit(&enabled, memory_order_relaxed)) \
+        atomic_fetch_add_explicit(&(counter), (n), memory_order_relaxed); } while (0)
+
+typedef void *(*retain_fn)(void *);
+typedef void (*release_fn)(void *);
+typedef void *(*retain_n_fn)(void *, uint32_t);
+typedef void (*release_n_fn)(void *, uint32_t);
+
+#define NEXT(name, type) \
+    static type next_##name; \
+    if (!next_##name) next_##name = (type)dlsym(RTLD_NEXT, #name)
+
+void *swift_retain(void *object) {
+    NEXT(swift_retain, retain_fn);
+    if (object) COUNT(retains, 1);
+    return next_swift_retain(object);
+}
+
+void swift_release(void *object) {
+    NEXT(swift_release, release_fn);
+    if (object) COUNT(releases, 1);
+    next_swift_release(object);
+}
+
+void *swift_retain_n(void *object, uint32_t n) {
+    NEXT(swift_retain_n, retain_n_fn);
+    if (object) COUNT(retains, n);
+    return next_swift_retain_n(object, n);
+}
+
+void swift_release_n(void *object, uint32_t n) {
+    NEXT(swift_release_n, release_n_fn);
+    if (object) COUNT(releases, n);
+    next_swift_release_n(object, n);
+}
+
+void *swift_nonatomic_retain(void *object) {
+    NEXT(swift_nonatomic_retain, retain_fn);
+    if (object) COUNT(retains, 1);
+    return next_swift_nonatomic_retain(object);
+}
+
+void swift_nonatomic_release(void *object) {
+    NEXT(swift_nonatomic_release, release_fn);
+    if (object) COUNT(releases, 1);
+    next_swift_nonatomic_release(object);
+}
+
+void *swift_bridgeObjectRetain(void *object) {
+    NEXT(swift_bridgeObjectRetain, retain_fn);
+    if (object) COUNT(retains, 1);
+    return next_swift_bridgeObjectRetain(object);
+}
+
+void swift_bridgeObjectRelease(void *object) {
+    NEXT(swift_bridgeObjectRelease, release_fn);
+    if (object) COUNT(releases, 1);
+    next_swift_bridgeObjectRelease(object);
+}
+
+// An unowned reference turned strong costs a strong retain (released as usual later).
+void *swift_unownedRetainStrong(void *object) {
+    NEXT(swift_unownedRetainStrong, retain_fn);
+    if (object) COUNT(retains, 1);
+    return next_swift_unownedRetainStrong(object);
+}
+
+void swift_unownedRetainStrongAndRelease(void *object) {
+    NEXT(swift_unownedRetainStrongAndRelease, release_fn);
+    if (object) COUNT(retains, 1);
+    next_swift_unownedRetainStrongAndRelease(object);
+}
+
+// The bench's interface.
+void oasis_refcount_enable(int on) {
+    atomic_store_explicit(&enabled, on, memory_order_relaxed);
+}
+
+void oasis_refcount_read(uint64_t *retained, uint64_t *released) {
+    *retained = atomic_load_explicit(&retains, memory_order_relaxed);
+    *released = atomic_load_explicit(&releases, memory_order_relaxed);
+}
