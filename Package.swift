@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "OasisNet", targets: ["OasisNet"]),
         .library(name: "OasisOpenFlow", targets: ["OasisOpenFlow"]),
         .library(name: "OasisDNS", targets: ["OasisDNS"]),
+        .library(name: "OasisServices", targets: ["OasisServices"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -88,11 +89,20 @@ let package = Package(
             dependencies: ["CPrefetch", "OasisBits"],
             exclude: ["README.md"],
             swiftSettings: strict),
+        // Applications written against the Datagram and Stream surfaces: they run on
+        // the Oasis stack or on kernel sockets unchanged.
+        .target(
+            name: "OasisServices",
+            dependencies: [
+                "OasisBits", "OasisLoop", "OasisNet", "OasisDNS",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict),
         .executableTarget(
             name: "oasis",
             dependencies: [
                 "OasisBits", "OasisLoop", "OasisDevices", "OasisXen", "OasisNet", "OasisOpenFlow",
-                "OasisDNS",
+                "OasisDNS", "OasisServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

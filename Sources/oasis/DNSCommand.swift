@@ -8,6 +8,7 @@ import OasisDNS
 import OasisDevices
 import OasisLoop
 import OasisNet
+import OasisServices
 
 struct DNSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -7,6 +7,7 @@ import OasisBits
 import OasisDevices
 import OasisLoop
 import OasisNet
+import OasisServices
 import OasisXen
 
 struct StackCommand: ParsableCommand {

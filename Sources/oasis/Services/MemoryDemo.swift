@@ -6,6 +6,7 @@ import OasisBits
 import OasisDevices
 import OasisLoop
 import OasisNet
+import OasisServices
 
 enum MemoryDemo {
     struct Failed: Error, CustomStringConvertible {

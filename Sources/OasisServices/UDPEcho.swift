@@ -3,10 +3,10 @@
 
 import OasisNet
 
-enum UDPEcho {
+public enum UDPEcho {
     /// Echoes every datagram arriving on `port` back to its sender. On the Oasis
     /// stack the reply is built in the request's own buffer.
-    static func start(on udp: some DatagramService, port: UInt16) throws {
+    public static func start(on udp: some DatagramService, port: UInt16) throws {
         try udp.listen(port: port) { [unowned udp] datagram in
             try? udp.send(datagram.payload, to: datagram.source, from: port)
         }

@@ -7,22 +7,24 @@ import OasisDNS
 import OasisNet
 
 /// What a DNS server has done, for the report on exit.
-struct DNSStatistics {
+public struct DNSStatistics {
     /// Queries received (datagrams, or complete TCP messages).
-    var queries: UInt64 = 0
+    public var queries: UInt64 = 0
     /// Answers sent (FORMERR and REFUSED included).
-    var responses: UInt64 = 0
+    public var responses: UInt64 = 0
     /// Queries left unanswered because the engine drops them: shorter than a header,
     /// or a response (QR set).
-    var dropsUnanswerable: UInt64 = 0
+    public var dropsUnanswerable: UInt64 = 0
     /// Queries left unanswered because no reply buffer was free.
-    var dropsNoBuffer: UInt64 = 0
+    public var dropsNoBuffer: UInt64 = 0
     /// Answers the transport refused to send.
-    var dropsSendFailed: UInt64 = 0
+    public var dropsSendFailed: UInt64 = 0
 
-    var drops: UInt64 { dropsUnanswerable &+ dropsNoBuffer &+ dropsSendFailed }
+    public init() {}
 
-    var summary: String {
+    public var drops: UInt64 { dropsUnanswerable &+ dropsNoBuffer &+ dropsSendFailed }
+
+    public var summary: String {
         "queries \(queries), responses \(responses), drops \(drops) "
             + "(unanswerable \(dropsUnanswerable), no buffer \(dropsNoBuffer), "
             + "send failed \(dropsSendFailed))"
@@ -34,11 +36,11 @@ struct DNSStatistics {
 /// may not fit there, in a buffer of the server's own pool with room in front for the
 /// headers), so the Oasis stack prepends UDP, IPv4 and Ethernet in place. With an
 /// `AnswerCache` (the default), a query asked before is answered by a copy.
-final class DNSService {
-    let engine: AuthoritativeEngine
+public final class DNSService {
+    public let engine: AuthoritativeEngine
     /// The ceiling of UDP answers to EDNS clients (the engine's default: 1232, like NSD).
-    let maximumUDPPayload: Int
-    @exclusivity(unchecked) private(set) var udp = DNSStatistics()
+    public let maximumUDPPayload: Int
+    @exclusivity(unchecked) public private(set) var udp = DNSStatistics()
     /// Answers are at most `maximumUDPPayload` bytes: one page with 128 bytes of
     /// headroom holds any of them. The limit bounds what a slow device can hold.
     private let pool = BufferPool(headroom: BufferPool.defaultHeadroom, limit: 512)
@@ -50,17 +52,17 @@ final class DNSService {
     private let prefetch: Bool
 
     /// Whole UDP answers kept by their queries, or nil for none (`--answer-cache 0`).
-    let cache: AnswerCache?
+    public let cache: AnswerCache?
 
     /// The UDP statistics and the answer cache's, for the report on exit.
-    var udpSummary: String {
+    public var udpSummary: String {
         guard let cache else { return udp.summary + "; no answer cache" }
         return udp.summary
             + "; answer cache \(cache.slotCount) slots: \(cache.hits) hits, "
             + "\(cache.misses) misses, \(cache.bypassed) passed by"
     }
 
-    init(
+    public init(
         engine: AuthoritativeEngine, maximumUDPPayload: Int = Transport.defaultPayloadSize,
         answerCache: Int = 1024
     ) {
@@ -82,7 +84,7 @@ final class DNSService {
     /// them one after the other. The closure holds neither `self` nor `service` (no
     /// reference count per batch): `service` owns the closure, and this service must
     /// outlive the listener, as `oasis dns` arranges.
-    func serveUDP(on service: some DatagramService, port: UInt16) throws(DatagramError) {
+    public func serveUDP(on service: some DatagramService, port: UInt16) throws(DatagramError) {
         try service.listen(port: port) {
             [unowned(unsafe) self, unowned(unsafe) service] (batch: UnsafeBufferPointer<Datagram>)
             in

@@ -13,19 +13,21 @@ import OasisNet
 import SystemPackage
 
 /// The bounds of the TCP server.
-struct DNSOverTCPLimits {
+public struct DNSOverTCPLimits {
     /// Connections served at once; beyond it, new ones wait in the kernel's backlog.
-    var connections = 128
+    public var connections = 128
     /// A connection with no progress (nothing read, nothing written) this long is closed.
-    var idleTimeout: Duration = .seconds(10)
+    public var idleTimeout: Duration = .seconds(10)
     /// Answers queued for a client that does not read them; past it, the connection's
     /// queries are not read (nor answered) until the client catches up.
-    var pendingOutput = 128 * 1024
+    public var pendingOutput = 128 * 1024
+
+    public init() {}
 }
 
-final class DNSOverTCP {
-    let engine: AuthoritativeEngine
-    let limits: DNSOverTCPLimits
+public final class DNSOverTCP {
+    public let engine: AuthoritativeEngine
+    public let limits: DNSOverTCPLimits
     private let loop: EventLoop
     private let listener: CInt
     private var connections: [CInt: Connection] = [:]
@@ -34,10 +36,10 @@ final class DNSOverTCP {
     /// Where answers are built: a 2-byte length prefix, then up to 65535 bytes.
     private let scratch = Buffer(byteCount: 2 + 65535)
 
-    private(set) var statistics = DNSStatistics()
-    private(set) var connectionsAccepted: UInt64 = 0
-    private(set) var connectionsClosedIdle: UInt64 = 0
-    private(set) var connectionsFailed: UInt64 = 0
+    public private(set) var statistics = DNSStatistics()
+    public private(set) var connectionsAccepted: UInt64 = 0
+    public private(set) var connectionsClosedIdle: UInt64 = 0
+    public private(set) var connectionsFailed: UInt64 = 0
 
     /// One client: the bytes read but not yet answered, and the answers not yet sent.
     private final class Connection {
@@ -60,7 +62,7 @@ final class DNSOverTCP {
     }
 
     /// Listens on `address`:`port` (TCP) and serves on `loop`.
-    init(
+    public init(
         engine: AuthoritativeEngine, address: IPv4Address, port: UInt16, on loop: EventLoop,
         limits: DNSOverTCPLimits = DNSOverTCPLimits()
     ) throws(DatagramError) {
@@ -102,10 +104,10 @@ final class DNSOverTCP {
     }
 
     /// Connections open now.
-    var openConnections: Int { connections.count }
+    public var openConnections: Int { connections.count }
 
     /// Closes the listener and every connection.
-    func close() {
+    public func close() {
         if let sweep { _ = loop.cancelTimer(sweep) }
         sweep = nil
         for fd in Array(connections.keys) { closeConnection(fd) }
@@ -302,7 +304,7 @@ final class DNSOverTCP {
         }
     }
 
-    var summary: String {
+    public var summary: String {
         "\(statistics.summary); connections \(connectionsAccepted) accepted, "
             + "\(connectionsClosedIdle) closed idle, \(connectionsFailed) failed"
     }
