@@ -115,7 +115,7 @@ let package = Package(
             name: "oasis-bench",
             dependencies: [
                 "CFloor", "OasisBits", "OasisLoop", "OasisDevices", "OasisNet", "OasisOpenFlow",
-                "OasisXen", "OasisDNS",
+                "OasisXen", "OasisDNS", "OasisServices",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             path: "bench/Sources/oasis-bench",

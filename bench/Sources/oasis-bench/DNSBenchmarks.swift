@@ -96,7 +96,7 @@ func runDNSBenchmarks(_ report: Report, scale: Int) {
 }
 
 /// The engine over bench/dns.sh's zone: bench.test. with `names` A records h0...
-private func benchEngine(names: Int) -> AuthoritativeEngine? {
+func benchEngine(names: Int) -> AuthoritativeEngine? {
     guard let origin = try? DomainName(parsing: "bench.test.") else { return nil }
     let path = "/tmp/oasis-bench-dns.\(getpid()).zone"
     defer { unlink(path) }

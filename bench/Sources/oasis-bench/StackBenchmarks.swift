@@ -6,6 +6,7 @@ import OasisBits
 import OasisDevices
 import OasisLoop
 import OasisNet
+import OasisServices
 
 func runStackBenchmarks(_ report: Report, scale: Int) {
     guard let loop = try? EventLoop(clock: .virtual) else { return }
@@ -81,4 +82,85 @@ func runStackBenchmarks(_ report: Report, scale: Int) {
                 + (echo.retains.map { ", \(format($0 / 2, digits: 1)) retains per packet" } ?? "")
                 + (floor.retains.map { " (floor \(format($0 / 2, digits: 1)))" } ?? "")))
     if echoes != target { print("stack benchmarks: only \(echoes) of \(target) echoes came back") }
+    runStackDNSBenchmark(report, scale: scale, floor: floor)
+}
+
+/// A DNS query round trip through two Oasis stacks on the memory pair: the client's
+/// stack sends a query (written into the buffer its last answer arrived in), the
+/// server's stack hands it to `DNSService` (the server of `oasis dns`, answer cache
+/// off), which answers in the query's buffer; the client's stack receives the answer.
+/// Per packet: half the round trip. Zone: bench/dns.sh's of 10 names.
+func runStackDNSBenchmark(_ report: Report, scale: Int, floor: Measurement) {
+    guard let loop = try? EventLoop(clock: .virtual), let engine = benchEngine(names: 10) else {
+        return
+    }
+    let operations = 200_000 / scale
+    let (serverEnd, clientEnd) = MemoryDevice.pair(on: loop)
+    let server = IPv4Stack(
+        device: serverEnd,
+        configuration: IPv4StackConfiguration(network: IPv4Network("192.0.2.2/24")!),
+        on: loop)
+    let client = IPv4Stack(
+        device: clientEnd,
+        configuration: IPv4StackConfiguration(network: IPv4Network("192.0.2.1/24")!),
+        on: loop)
+    let service = DNSService(engine: engine, answerCache: 0)
+    let serverEndpoint = DatagramEndpoint(address: IPv4Address("192.0.2.2")!, port: 53)
+    // dnsperf's queries: RD set, no EDNS; one in ten for a name that is not there.
+    let queries: [[UInt8]] = (0..<10).map { index in
+        var wire: [UInt8] = [0, UInt8(index), 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+        for label in [index == 9 ? "x9" : "h\(index)", "bench", "test"] {
+            wire.append(UInt8(label.utf8.count))
+            wire.append(contentsOf: label.utf8)
+        }
+        return wire + [0, 0, 1, 0, 1]
+    }
+    var answers = 0
+    var target = 0
+    var failures = 0
+    do {
+        try server.start()
+        try client.start()
+        try service.serveUDP(on: server, port: 53)
+        try client.listen(port: 40_000) { datagram in
+            answers += 1
+            guard answers < target else {
+                loop.stop()
+                return
+            }
+            var query = datagram.payload
+            let next = queries[answers % queries.count]
+            do {
+                try query.truncate(to: 0)
+                try query.append(contentsOf: next)
+                try client.send(query, to: serverEndpoint, from: 40_000)
+            } catch {
+                failures += 1
+            }
+        }
+    } catch {
+        print("stack benchmarks: \(error)")
+        return
+    }
+    let roundTrip = measure(operations: operations) { n in
+        answers = 0
+        target = n
+        loop.enqueue { try? client.send(queries[0], to: serverEndpoint, from: 40_000) }
+        try? loop.run()
+    }
+    report.add(
+        Figure(
+            group: "stack",
+            name: "DNS query round trip, memory pair, zone of 10 names (`DNSService`, no cache)",
+            nanosecondsPerOperation: roundTrip.nanoseconds,
+            allocationsPerOperation: roundTrip.allocations,
+            retainsPerOperation: roundTrip.retains,
+            floorName: "same frames bounced, no stack",
+            floorNanosecondsPerOperation: floor.nanoseconds,
+            note: "\(format(roundTrip.nanoseconds / 2, digits: 0)) ns per packet"
+                + (roundTrip.retains.map { ", \(format($0 / 2, digits: 1)) retains per packet" }
+                    ?? "")))
+    if answers != target || failures > 0 {
+        print("stack benchmarks: \(answers) of \(target) answers came back, \(failures) failed")
+    }
 }
