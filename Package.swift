@@ -3,7 +3,10 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny")
+    .enableUpcomingFeature("ExistentialAny"),
+    // Spans returned from properties (`Packet.bytes`) and non-escapable views over
+    // them (the wire module's parsers): the feature swift-collections builds with.
+    .enableExperimentalFeature("Lifetimes"),
 ]
 
 let package = Package(

@@ -37,21 +37,12 @@ extension Bits {
     internal func _load<T: FixedWidthInteger>(
         _: T.Type, at offset: Int, byteOrder: ByteOrder
     ) -> T {
-        let raw = UnsafeRawPointer(_start).loadUnaligned(fromByteOffset: offset, as: T.self)
-        switch byteOrder {
-        case .bigEndian: return T(bigEndian: raw)
-        case .littleEndian: return T(littleEndian: raw)
-        }
+        _raw.load(T.self, at: offset, byteOrder: byteOrder)
     }
 
     /// Stores without a bounds check; the caller has checked.
     @inlinable @inline(__always)
     internal func _store<T: FixedWidthInteger>(_ value: T, at offset: Int, byteOrder: ByteOrder) {
-        let raw: T
-        switch byteOrder {
-        case .bigEndian: raw = value.bigEndian
-        case .littleEndian: raw = value.littleEndian
-        }
-        _start.storeBytes(of: raw, toByteOffset: offset, as: T.self)
+        _raw.store(value, at: offset, byteOrder: byteOrder)
     }
 }

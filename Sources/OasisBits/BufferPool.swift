@@ -94,7 +94,7 @@ public final class BufferPool {
         return free
     }
 
-    private func takeFreeBuffer() throws(BitsError) -> Buffer {
+    internal func takeFreeBuffer() throws(BitsError) -> Buffer {
         let count = buffers.count
         var index = cursor
         for _ in 0..<count {

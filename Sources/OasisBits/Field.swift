@@ -150,23 +150,64 @@ extension Bits {
         _store(value, to: field)
     }
 
+    /// The view's bytes for the unchecked loads and stores below.
+    @inlinable @inline(__always)
+    internal var _raw: _RawBytes { _RawBytes(start: _start, count: _count) }
+
     /// Reads a field without a bounds check; the caller has checked.
     @inlinable @inline(__always)
-    internal func _load<Value>(_ field: Field<Value>) -> Value {
-        if field._isWholeAlignedValue {
-            return _load(Value.self, at: field.byteOffset, byteOrder: field.byteOrder)
-        }
-        return field._value(fromRaw: _loadRaw(field.bitOffset, field.bitWidth, field.byteOrder))
-    }
+    internal func _load<Value>(_ field: Field<Value>) -> Value { _raw.load(field) }
 
     /// Writes a field without a bounds check; the caller has checked.
     @inlinable @inline(__always)
     internal func _store<Value>(_ value: Value, to field: Field<Value>) {
+        _raw.store(value, to: field)
+    }
+
+    /// The `width` bits at `bitOffset`, in the low end; the caller has checked.
+    @inlinable @inline(__always)
+    internal func _loadRaw(_ bitOffset: Int, _ width: Int, _ order: ByteOrder) -> UInt64 {
+        _raw.loadRaw(bitOffset, width, order)
+    }
+
+    /// Stores the low `width` bits of `raw` at `bitOffset`; the caller has checked.
+    @inlinable @inline(__always)
+    internal func _storeRaw(_ raw: UInt64, _ bitOffset: Int, _ width: Int, _ order: ByteOrder) {
+        _raw.storeRaw(raw, bitOffset, width, order)
+    }
+}
+
+/// A start address and a byte count that the caller has already checked: the
+/// unchecked loads and stores every view type (``Bits``, ``Packet``, `RawSpan`)
+/// shares, so that the field logic exists once.
+@usableFromInline
+internal struct _RawBytes {
+    @usableFromInline let start: UnsafeMutableRawPointer
+    @usableFromInline let count: Int
+
+    @inlinable @inline(__always)
+    init(start: UnsafeMutableRawPointer, count: Int) {
+        self.start = start
+        self.count = count
+    }
+
+    /// Reads a field without a bounds check; the caller has checked.
+    @inlinable @inline(__always)
+    internal func load<Value>(_ field: Field<Value>) -> Value {
         if field._isWholeAlignedValue {
-            _store(value, at: field.byteOffset, byteOrder: field.byteOrder)
+            return load(Value.self, at: field.byteOffset, byteOrder: field.byteOrder)
+        }
+        return field._value(fromRaw: loadRaw(field.bitOffset, field.bitWidth, field.byteOrder))
+    }
+
+    /// Writes a field without a bounds check; the caller has checked.
+    @inlinable @inline(__always)
+    internal func store<Value>(_ value: Value, to field: Field<Value>) {
+        if field._isWholeAlignedValue {
+            store(value, at: field.byteOffset, byteOrder: field.byteOrder)
             return
         }
-        _storeRaw(field._raw(fromValue: value), field.bitOffset, field.bitWidth, field.byteOrder)
+        storeRaw(field._raw(fromValue: value), field.bitOffset, field.bitWidth, field.byteOrder)
     }
 
     /// The `width` bits at `bitOffset` (in `1...64`, inside the view), in the low end.
@@ -175,60 +216,60 @@ extension Bits {
     /// inlined, so that with a field's constants it folds to a load and two shifts;
     /// the rest is out of line.
     @inlinable @inline(__always)
-    internal func _loadRaw(_ bitOffset: Int, _ width: Int, _ order: ByteOrder) -> UInt64 {
+    internal func loadRaw(_ bitOffset: Int, _ width: Int, _ order: ByteOrder) -> UInt64 {
         let first = bitOffset &>> 3
         let lead = bitOffset & 7
-        if order == .bigEndian && lead &+ width <= 64 && first &+ 8 <= _count {
+        if order == .bigEndian && lead &+ width <= 64 && first &+ 8 <= count {
             let word = UInt64(
-                bigEndian: UnsafeRawPointer(_start).loadUnaligned(
+                bigEndian: UnsafeRawPointer(start).loadUnaligned(
                     fromByteOffset: first, as: UInt64.self))
             return (word &<< UInt64(lead)) &>> UInt64(64 &- width)
         }
-        return _loadRawSlow(bitOffset, width, order)
+        return loadRawSlow(bitOffset, width, order)
     }
 
-    /// ``_loadRaw(_:_:_:)`` for the other cases: little-endian, near the end of the
+    /// ``loadRaw(_:_:_:)`` for the other cases: little-endian, near the end of the
     /// view, or wider than one load.
     @inlinable
-    internal func _loadRawSlow(_ bitOffset: Int, _ width: Int, _ order: ByteOrder) -> UInt64 {
+    internal func loadRawSlow(_ bitOffset: Int, _ width: Int, _ order: ByteOrder) -> UInt64 {
         if order == .littleEndian {
             // Whole aligned bytes (Field's precondition), least significant first.
             var value: UInt64 = 0
             let first = bitOffset >> 3
             var index = (width >> 3) - 1
             while index >= 0 {
-                value = value &<< 8 | UInt64(_byte(first + index))
+                value = value &<< 8 | UInt64(byte(first + index))
                 index -= 1
             }
             return value
         }
         let first = bitOffset >> 3
         let lead = bitOffset & 7
-        if lead + width <= 64 && first + 8 <= _count {
+        if lead + width <= 64 && first + 8 <= count {
             // One unaligned 64-bit load covers the field: move it to the top, then down.
             let word = UInt64(
-                bigEndian: UnsafeRawPointer(_start).loadUnaligned(
+                bigEndian: UnsafeRawPointer(start).loadUnaligned(
                     fromByteOffset: first, as: UInt64.self))
             return (word &<< UInt64(lead)) &>> UInt64(64 - width)
         }
         if width <= 56 {
-            return _loadRawBytewise(bitOffset, width)
+            return loadRawBytewise(bitOffset, width)
         }
         // Wide field near the end of the view or straddling nine bytes: two halves.
-        let high = _loadRawBytewise(bitOffset, width - 32)
-        let low = _loadRawBytewise(bitOffset + width - 32, 32)
+        let high = loadRawBytewise(bitOffset, width - 32)
+        let low = loadRawBytewise(bitOffset + width - 32, 32)
         return high &<< 32 | low
     }
 
     /// Big-endian bits, one byte at a time; `width <= 56` so they fit with their lead.
     @inlinable
-    internal func _loadRawBytewise(_ bitOffset: Int, _ width: Int) -> UInt64 {
+    internal func loadRawBytewise(_ bitOffset: Int, _ width: Int) -> UInt64 {
         let first = bitOffset >> 3
         let lead = bitOffset & 7
         let byteCount = (lead + width + 7) >> 3
         var accumulator: UInt64 = 0
         for index in 0..<byteCount {
-            accumulator = accumulator &<< 8 | UInt64(_byte(first + index))
+            accumulator = accumulator &<< 8 | UInt64(byte(first + index))
         }
         let trailing = byteCount * 8 - lead - width
         return (accumulator &>> UInt64(trailing)) & _mask(width)
@@ -236,64 +277,85 @@ extension Bits {
 
     /// Stores the low `width` bits of `raw` at `bitOffset` (inside the view).
     @inlinable
-    internal func _storeRaw(_ raw: UInt64, _ bitOffset: Int, _ width: Int, _ order: ByteOrder) {
+    internal func storeRaw(_ raw: UInt64, _ bitOffset: Int, _ width: Int, _ order: ByteOrder) {
         if order == .littleEndian {
             let first = bitOffset >> 3
             var value = raw
             for index in 0..<(width >> 3) {
-                _setByte(first + index, UInt8(truncatingIfNeeded: value))
+                setByte(first + index, UInt8(truncatingIfNeeded: value))
                 value = value &>> 8
             }
             return
         }
         let first = bitOffset >> 3
         let lead = bitOffset & 7
-        if lead + width <= 64 && first + 8 <= _count {
+        if lead + width <= 64 && first + 8 <= count {
             // Read-modify-write one unaligned 64-bit word; neighbours keep their bits.
             let shift = UInt64(64 - lead - width)
             let mask = _mask(width) &<< shift
-            let pointer = _start + first
+            let pointer = start + first
             let word = UInt64(bigEndian: UnsafeRawPointer(pointer).loadUnaligned(as: UInt64.self))
             let updated = (word & ~mask) | ((raw &<< shift) & mask)
             pointer.storeBytes(of: updated.bigEndian, as: UInt64.self)
             return
         }
         if width <= 56 {
-            _storeRawBytewise(raw, bitOffset, width)
+            storeRawBytewise(raw, bitOffset, width)
             return
         }
-        _storeRawBytewise(raw &>> 32, bitOffset, width - 32)
-        _storeRawBytewise(raw & 0xffff_ffff, bitOffset + width - 32, 32)
+        storeRawBytewise(raw &>> 32, bitOffset, width - 32)
+        storeRawBytewise(raw & 0xffff_ffff, bitOffset + width - 32, 32)
     }
 
     /// Big-endian bits, one byte at a time; `width <= 56`.
     @inlinable
-    internal func _storeRawBytewise(_ raw: UInt64, _ bitOffset: Int, _ width: Int) {
+    internal func storeRawBytewise(_ raw: UInt64, _ bitOffset: Int, _ width: Int) {
         let first = bitOffset >> 3
         let lead = bitOffset & 7
         let byteCount = (lead + width + 7) >> 3
         let trailing = UInt64(byteCount * 8 - lead - width)
         var accumulator: UInt64 = 0
         for index in 0..<byteCount {
-            accumulator = accumulator &<< 8 | UInt64(_byte(first + index))
+            accumulator = accumulator &<< 8 | UInt64(byte(first + index))
         }
         let mask = _mask(width) &<< trailing
         accumulator = (accumulator & ~mask) | ((raw &<< trailing) & mask)
         var index = byteCount - 1
         while index >= 0 {
-            _setByte(first + index, UInt8(truncatingIfNeeded: accumulator))
+            setByte(first + index, UInt8(truncatingIfNeeded: accumulator))
             accumulator = accumulator &>> 8
             index -= 1
         }
     }
 
     @inlinable @inline(__always)
-    internal func _byte(_ offset: Int) -> UInt8 {
-        UnsafeRawPointer(_start).load(fromByteOffset: offset, as: UInt8.self)
+    internal func byte(_ offset: Int) -> UInt8 {
+        UnsafeRawPointer(start).load(fromByteOffset: offset, as: UInt8.self)
     }
 
     @inlinable @inline(__always)
-    internal func _setByte(_ offset: Int, _ value: UInt8) {
-        _start.storeBytes(of: value, toByteOffset: offset, as: UInt8.self)
+    internal func setByte(_ offset: Int, _ value: UInt8) {
+        start.storeBytes(of: value, toByteOffset: offset, as: UInt8.self)
+    }
+
+    /// Loads an integer without a bounds check; the caller has checked.
+    @inlinable @inline(__always)
+    internal func load<T: FixedWidthInteger>(_: T.Type, at offset: Int, byteOrder: ByteOrder) -> T {
+        let raw = UnsafeRawPointer(start).loadUnaligned(fromByteOffset: offset, as: T.self)
+        switch byteOrder {
+        case .bigEndian: return T(bigEndian: raw)
+        case .littleEndian: return T(littleEndian: raw)
+        }
+    }
+
+    /// Stores an integer without a bounds check; the caller has checked.
+    @inlinable @inline(__always)
+    internal func store<T: FixedWidthInteger>(_ value: T, at offset: Int, byteOrder: ByteOrder) {
+        let raw: T
+        switch byteOrder {
+        case .bigEndian: raw = value.bigEndian
+        case .littleEndian: raw = value.littleEndian
+        }
+        start.storeBytes(of: raw, toByteOffset: offset, as: T.self)
     }
 }
