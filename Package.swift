@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "oasis", targets: ["oasis"]),
         .library(name: "OasisBits", targets: ["OasisBits"]),
+        .library(name: "OasisWire", targets: ["OasisWire"]),
         .library(name: "OasisLoop", targets: ["OasisLoop"]),
         .library(name: "OasisDevices", targets: ["OasisDevices"]),
         .library(name: "OasisXen", targets: ["OasisXen"]),
@@ -51,6 +52,13 @@ let package = Package(
             name: "OasisBits",
             exclude: ["README.md"],
             swiftSettings: strict),
+        // Every header as a view and a representation, parse and emit, checksums,
+        // addresses: used by the stack, the switch, the controller and the pcap tools.
+        .target(
+            name: "OasisWire",
+            dependencies: ["OasisBits"],
+            exclude: ["README.md"],
+            swiftSettings: strict),
         .target(
             name: "OasisLoop",
             dependencies: [
@@ -62,6 +70,7 @@ let package = Package(
         .target(
             name: "OasisDevices",
             dependencies: [
+                "OasisWire",
                 "CTap", "CPcap", "CXdp", "OasisBits", "OasisLoop",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -70,6 +79,7 @@ let package = Package(
         .target(
             name: "OasisXen",
             dependencies: [
+                "OasisWire",
                 "CXen", "OasisBits", "OasisLoop", "OasisDevices",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -77,6 +87,7 @@ let package = Package(
         .target(
             name: "OasisNet",
             dependencies: [
+                "OasisWire",
                 "CSocket", "OasisBits", "OasisLoop", "OasisDevices",
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
@@ -84,7 +95,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "OasisOpenFlow",
-            dependencies: ["OasisBits", "OasisDevices"],
+            dependencies: ["OasisWire", "OasisBits"],
             exclude: ["README.md"],
             swiftSettings: strict),
         .target(
@@ -97,6 +108,7 @@ let package = Package(
         .target(
             name: "OasisServices",
             dependencies: [
+                "OasisWire",
                 "OasisBits", "OasisLoop", "OasisNet", "OasisDNS",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -104,6 +116,7 @@ let package = Package(
         .executableTarget(
             name: "oasis",
             dependencies: [
+                "OasisWire",
                 "OasisBits", "OasisLoop", "OasisDevices", "OasisXen", "OasisNet", "OasisOpenFlow",
                 "OasisDNS", "OasisServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -117,6 +130,7 @@ let package = Package(
         .executableTarget(
             name: "oasis-bench",
             dependencies: [
+                "OasisWire",
                 "CFloor", "OasisBits", "OasisLoop", "OasisDevices", "OasisNet", "OasisOpenFlow",
                 "OasisXen", "OasisDNS", "OasisServices",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
@@ -130,19 +144,19 @@ let package = Package(
             name: "FuzzBits", dependencies: ["FuzzSupport", "OasisBits"], path: "Fuzz/FuzzBits",
             exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
-            name: "FuzzEthernet", dependencies: ["FuzzSupport", "OasisBits", "OasisNet"],
+            name: "FuzzEthernet", dependencies: ["FuzzSupport", "OasisBits", "OasisWire"],
             path: "Fuzz/FuzzEthernet", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
-            name: "FuzzARP", dependencies: ["FuzzSupport", "OasisBits", "OasisNet"],
+            name: "FuzzARP", dependencies: ["FuzzSupport", "OasisBits", "OasisNet", "OasisWire"],
             path: "Fuzz/FuzzARP", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
-            name: "FuzzIPv4", dependencies: ["FuzzSupport", "OasisBits", "OasisNet"],
+            name: "FuzzIPv4", dependencies: ["FuzzSupport", "OasisBits", "OasisNet", "OasisWire"],
             path: "Fuzz/FuzzIPv4", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
-            name: "FuzzICMP", dependencies: ["FuzzSupport", "OasisBits", "OasisNet"],
+            name: "FuzzICMP", dependencies: ["FuzzSupport", "OasisBits", "OasisWire"],
             path: "Fuzz/FuzzICMP", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
-            name: "FuzzUDP", dependencies: ["FuzzSupport", "OasisBits", "OasisNet"],
+            name: "FuzzUDP", dependencies: ["FuzzSupport", "OasisBits", "OasisWire"],
             path: "Fuzz/FuzzUDP", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
             name: "FuzzOpenFlow", dependencies: ["FuzzSupport", "OasisBits", "OasisOpenFlow"],
@@ -161,33 +175,39 @@ let package = Package(
         .testTarget(name: "OasisBitsTests", dependencies: ["OasisBits"], swiftSettings: strict),
         .testTarget(name: "OasisLoopTests", dependencies: ["OasisLoop"], swiftSettings: strict),
         .target(
-            name: "OasisTestSupport", dependencies: ["OasisDevices"],
+            name: "OasisTestSupport", dependencies: ["OasisWire", "OasisDevices"],
             path: "Tests/OasisTestSupport",
             swiftSettings: strict),
         .testTarget(
-            name: "OasisStackTests", dependencies: ["OasisTestSupport", "oasis"],
+            name: "OasisStackTests", dependencies: ["OasisWire", "OasisTestSupport", "oasis"],
             swiftSettings: strict),
         .testTarget(
             name: "OasisDevicesTests",
-            dependencies: ["OasisDevices", "OasisLoop", "OasisTestSupport"],
+            dependencies: ["OasisWire", "OasisDevices", "OasisLoop", "OasisTestSupport"],
             swiftSettings: strict),
         // Xen's io/ring.h macros wrapped for the ring tests (the reference implementation).
         .target(
             name: "CXenRingReference", dependencies: ["CXen"], path: "Tests/CXenRingReference"),
         .testTarget(
             name: "OasisXenTests",
-            dependencies: ["OasisXen", "CXenRingReference", "OasisTestSupport"],
+            dependencies: ["OasisWire", "OasisXen", "CXenRingReference", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "OasisNetTests", dependencies: ["OasisNet"], swiftSettings: strict),
+            name: "OasisWireTests", dependencies: ["OasisBits", "OasisWire", "OasisTestSupport"],
+            swiftSettings: strict),
         .testTarget(
-            name: "OasisCommandTests", dependencies: ["oasis", "OasisLoop", "OasisOpenFlow"],
+            name: "OasisNetTests", dependencies: ["OasisWire", "OasisNet", "OasisTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "OasisCommandTests",
+            dependencies: ["OasisWire", "oasis", "OasisLoop", "OasisOpenFlow"],
             swiftSettings: strict),
         .testTarget(
             name: "OasisDNSTests", dependencies: ["OasisDNS", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "OasisOpenFlowTests", dependencies: ["OasisOpenFlow"], swiftSettings: strict),
+            name: "OasisOpenFlowTests", dependencies: ["OasisWire", "OasisOpenFlow"],
+            swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

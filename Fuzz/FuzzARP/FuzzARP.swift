@@ -2,8 +2,8 @@
 
 import FuzzSupport
 import OasisBits
-import OasisDevices
 import OasisNet
+import OasisWire
 
 nonisolated(unsafe) var cache = ArpCache(
     mac: MACAddress(2, 0, 0, 0, 0, 2), address: IPv4Address(192, 0, 2, 2))
@@ -13,12 +13,12 @@ nonisolated(unsafe) var clock: Duration = .zero
 public func fuzzARP(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bits = Bits(UnsafeRawBufferPointer(start: data, count: size), headroom: 64)
     clock += .milliseconds(100)
-    guard let arp = try? ArpRepr.parse(bits) else { return 0 }
+    guard let arp = try? ArpRepr.parse(bits.bytes) else { return 0 }
     let reception = cache.receive(arp, now: clock)
     if let reply = reception.reply {
-        var out = Bits([UInt8](), headroom: 64)
+        var out = Packet(copying: [UInt8](), headroom: 64)
         try? reply.emit(prependingTo: &out)
-        precondition((try? ArpRepr.parse(out)) == reply)
+        precondition((try? ArpRepr.parse(out.bytes)) == reply)
     }
     if let (address, _) = reception.resolved {
         while cache.takeWaiting(for: address) != nil {}

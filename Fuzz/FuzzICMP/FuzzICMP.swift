@@ -3,22 +3,24 @@
 
 import FuzzSupport
 import OasisBits
-import OasisNet
+import OasisWire
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzICMP(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let bits = Bits(UnsafeRawBufferPointer(start: data, count: size), headroom: 64)
-    _ = try? ICMPv4Repr.parse(bits)
-    guard let (icmp, payload) = try? ICMPv4Repr.parse(bits, verifyChecksum: false) else {
+    var message = Packet(copying: UnsafeRawBufferPointer(start: data, count: size), headroom: 64)
+    _ = try? ICMPv4Repr.parse(message.bytes)
+    guard let icmp = try? ICMPv4Repr.parse(message.bytes, verifyChecksum: false) else {
         return 0
     }
-    if let reply = icmp.echoReply {
-        var out = payload
-        try? reply.emit(prependingTo: &out)
-        precondition((try? ICMPv4Repr.parse(out))?.0 == reply)
+    guard (try? message.shift(by: ICMPv4Header.size)) != nil else {
+        preconditionFailure("a parsed message holds its header")
     }
-    if let original = try? IPv4Packet(checking: payload) {
-        _ = ICMPv4Repr.quote(original)
+    if let original = try? IPv4Packet(checkingHeaderOnly: message.bytes) {
+        precondition(ICMPv4Repr.quoteLength(of: original) <= message.count)
+    }
+    if let reply = icmp.echoReply {
+        try? reply.emit(prependingTo: &message)
+        precondition((try? ICMPv4Repr.parse(message.bytes)) == reply)
     }
     return 0
 }

@@ -4,6 +4,7 @@
 import FuzzSupport
 import OasisBits
 import OasisNet
+import OasisWire
 
 nonisolated(unsafe) var reassembler: IPv4Reassembler = {
     var configuration = IPv4Reassembler.Configuration()
@@ -17,19 +18,25 @@ nonisolated(unsafe) var clock: Duration = .zero
 public func fuzzIPv4(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bits = Bits(UnsafeRawBufferPointer(start: data, count: size), headroom: 64)
     clock += .milliseconds(250)
-    _ = try? IPv4Repr.parse(bits)
+    _ = try? IPv4Repr.parse(bits.bytes)
     // Unchecked too, so the fuzzer reaches the reassembler without forging checksums.
-    guard let (ip, packet) = try? IPv4Repr.parse(bits, verifyChecksum: false) else { return 0 }
-    _ = packet.options
+    guard let view = try? IPv4Packet(checking: bits.bytes),
+        let ip = try? IPv4Repr.parse(view, verifyChecksum: false)
+    else { return 0 }
+    _ = try? view.validateOptions()
+    let headerLength = view.headerLength
+    let totalLength = view.totalLength
+    guard let payload = try? bits.slice(from: headerLength, length: totalLength - headerLength)
+    else { preconditionFailure("a checked packet's payload lies inside it") }
     if ip.isFragment {
-        if case .complete(let whole, let payload) = reassembler.insert(
-            ip, payload: packet.payload, now: clock)
+        if case .complete(let whole, let data) = reassembler.insert(
+            ip, payload: payload, now: clock)
         {
-            precondition(payload.count == whole.payloadLength)
+            precondition(data.count == whole.payloadLength)
         }
         precondition(reassembler.bytesHeld <= 256 * 1024 && reassembler.count <= 16)
     }
-    if var fragmenter = try? IPv4Fragmenter(header: ip, payload: packet.payload, mtu: 576) {
+    if var fragmenter = try? IPv4Fragmenter(header: ip, payload: payload, mtu: 576) {
         while !fragmenter.isFinished {
             var out = Bits([UInt8](), headroom: 64)
             guard (try? fragmenter.nextFragment(into: &out)) != nil else { break }

@@ -3,22 +3,23 @@
 
 import FuzzSupport
 import OasisBits
-import OasisNet
+import OasisWire
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzUDP(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bits = Bits(UnsafeRawBufferPointer(start: data, count: size), headroom: 64)
     let source = IPv4Address(192, 0, 2, 1)
     let destination = IPv4Address(192, 0, 2, 2)
-    _ = try? UDPRepr.parse(bits, source: source, destination: destination)
-    guard
-        let (udp, payload) = try? UDPRepr.parse(
-            bits, source: source, destination: destination, verifyChecksum: false)
+    _ = try? UDPRepr.parse(bits.bytes, source: source, destination: destination)
+    guard let view = try? UDPDatagram(checking: bits.bytes),
+        let udp = try? UDPRepr.parse(
+            view, source: source, destination: destination, verifyChecksum: false)
     else { return 0 }
-    var copy = Bits(payload.copyBytes(), headroom: 16)
+    let payload = view.payload.withUnsafeBytes { Array($0) }
+    var copy = Packet(copying: payload, headroom: 16)
     try? udp.emit(prependingTo: &copy, source: source, destination: destination)
-    let again = try? UDPRepr.parse(copy, source: source, destination: destination)
-    precondition(again?.0 == udp && again?.1.count == payload.count)
+    let again = try? UDPRepr.parse(copy.bytes, source: source, destination: destination)
+    precondition(again == udp && copy.count == payload.count + UDPHeader.size)
     return 0
 }
 

@@ -2,6 +2,7 @@
 // file that tshark and Wireshark open.
 
 import OasisBits
+import OasisWire
 
 /// Wraps a device and records every frame it receives and transmits, with the time
 /// it passed, in a pcap file (Ethernet link type). The wrapped device is otherwise

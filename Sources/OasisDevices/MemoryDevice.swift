@@ -3,6 +3,7 @@
 import DequeModule
 import OasisBits
 import OasisLoop
+import OasisWire
 
 /// One end of an in-memory link. A frame transmitted on one end is copied into a
 /// buffer of the other end's pool (as a NIC's DMA would) and delivered to its receive

@@ -2,6 +2,7 @@
 
 import OasisBits
 import OasisLoop
+import OasisWire
 
 /// Something that moves Ethernet frames: a TAP device, a libpcap handle, a Xen
 /// netfront, one end of an in-memory pair.

@@ -4,6 +4,7 @@
 import Glibc
 import OasisBits
 import OasisLoop
+import OasisWire
 import SystemPackage
 
 /// A ``NetworkDevice`` over a libpcap live handle: frames arriving on `interface`

@@ -2,6 +2,7 @@
 
 import OasisBits
 import OasisLoop
+import OasisWire
 import SystemPackage
 
 /// A ``NetworkDevice`` over a Linux TAP interface. The kernel side of the TAP is

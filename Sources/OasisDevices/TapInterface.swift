@@ -1,4 +1,5 @@
 import CTap
+import OasisWire
 import SystemPackage
 
 #if canImport(Glibc)

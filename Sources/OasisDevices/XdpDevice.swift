@@ -4,6 +4,7 @@
 import CXdp
 import OasisBits
 import OasisLoop
+import OasisWire
 import SystemPackage
 
 /// Why an XDP device could not be opened or used.

@@ -1,5 +1,6 @@
 import OasisBits
 import OasisDevices
+import OasisWire
 
 /// The ARP cache and resolver for one interface, sans I/O (RFC 826; RFC 1122 §2.3.2).
 ///

@@ -6,6 +6,7 @@
 import DequeModule
 import OasisBits
 import OasisLoop
+import OasisWire
 
 /// An IPv4 address and a port.
 public struct DatagramEndpoint: Hashable, Sendable, CustomStringConvertible {

@@ -1,3 +1,5 @@
+import OasisWire
+
 /// A reason a layer dropped a packet: a small enum whose cases index a counter.
 public protocol DropReason: CaseIterable, Hashable, Sendable, RawRepresentable
 where RawValue == Int {}
@@ -146,4 +148,61 @@ public struct NetworkDropCounters: Hashable, Sendable {
 
     /// All zero.
     public init() {}
+}
+
+// MARK: - Which counter a wire error belongs to
+
+extension EthernetError {
+    /// The drop counter this error belongs to.
+    public var dropReason: EthernetDropReason {
+        switch self {
+        case .truncated, .buffer: .tooShort
+        case .notEthernetII, .tooManyVLANTags: .unsupportedFormat
+        }
+    }
+}
+
+extension ArpError {
+    /// The drop counter this error belongs to.
+    public var dropReason: ArpDropReason {
+        switch self {
+        case .truncated, .buffer: .tooShort
+        case .unsupportedFormat, .unknownOperation: .unsupported
+        }
+    }
+}
+
+extension IPv4Error {
+    /// The drop counter this error belongs to.
+    public var dropReason: IPv4DropReason {
+        switch self {
+        case .truncated, .buffer, .payloadTooLarge: .tooShort
+        case .badVersion: .badVersion
+        case .badHeaderLength, .badOption: .badHeaderLength
+        case .badTotalLength: .badTotalLength
+        case .badChecksum: .badChecksum
+        }
+    }
+}
+
+extension ICMPv4Error {
+    /// The drop counter this error belongs to.
+    public var dropReason: ICMPv4DropReason {
+        switch self {
+        case .truncated, .buffer: .tooShort
+        case .badChecksum: .badChecksum
+        case .badEmbeddedHeader: .badEmbeddedHeader
+        }
+    }
+}
+
+extension UDPError {
+    /// The drop counter this error belongs to.
+    public var dropReason: UDPDropReason {
+        switch self {
+        case .truncated, .buffer: .tooShort
+        case .badLength, .payloadTooLarge: .badLength
+        case .badChecksum: .badChecksum
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import OasisBits
+import OasisWire
 
 /// Splits a datagram larger than the link MTU into fragments (RFC 791 §3.2, "An Example
 /// Fragmentation Procedure"), one at a time into buffers the caller provides.
@@ -67,9 +68,16 @@ public struct IPv4Fragmenter {
         fragment.fragmentOffset = header.fragmentOffset + offset
         fragment.moreFragments = header.moreFragments || offset + length < payload.count
         fragment.payloadLength = length
-        do {
-            try fragment.emit(prependingTo: &packet)
+        var owned = Packet(packet)
+        let result: Result<Void, IPv4Error>
+        do throws(IPv4Error) {
+            try fragment.emit(prependingTo: &owned)
+            result = .success(())
         } catch {
+            result = .failure(error)
+        }
+        packet = Bits(owned)
+        if case .failure(let error) = result {
             // A fragment is at most an MTU long: only the buffer can fail.
             if case .buffer(let bits) = error { throw .buffer(bits) }
             throw .mtuTooSmall(dataPerFragment)

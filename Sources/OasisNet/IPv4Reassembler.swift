@@ -1,4 +1,5 @@
 import OasisBits
+import OasisWire
 
 /// Reassembles fragmented IPv4 datagrams (RFC 791 §3.2, RFC 815), sans I/O, with bounds.
 ///

@@ -3,6 +3,7 @@
 import OasisBits
 import OasisDevices
 import OasisLoop
+import OasisWire
 
 /// How an ``IPv4Stack`` is set up.
 public struct IPv4StackConfiguration: Sendable {
@@ -118,13 +119,13 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
     /// Handles one frame from the device.
     public func input(_ frame: Bits) {
         let ethernet: EthernetRepr
-        let payload: Bits
         do {
-            (ethernet, payload) = try EthernetRepr.parse(frame)
+            ethernet = try EthernetRepr.parse(frame.bytes)
         } catch {
             ownDrops.ethernet.count(error.dropReason)
             return
         }
+        guard let payload = try? frame.shifted(by: ethernet.headerLength) else { return }
         guard ethernet.destination == device.macAddress || ethernet.destination.isBroadcast else {
             ownDrops.ethernet.count(.notForUs)
             return
@@ -145,7 +146,7 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
     private func receiveArp(_ payload: Bits) {
         let packet: ArpRepr
         do {
-            packet = try ArpRepr.parse(payload)
+            packet = try ArpRepr.parse(payload.bytes)
         } catch {
             ownDrops.arp.count(error.dropReason)
             return
@@ -166,13 +167,20 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
 
     private func receiveIPv4(_ payload: Bits, linkBroadcast: Bool) {
         var header: IPv4Repr
-        let packet: IPv4Packet
+        let headerLength: Int
+        let totalLength: Int
         do {
-            (header, packet) = try IPv4Repr.parse(payload)
+            let view = try IPv4Packet(checking: payload.bytes)
+            header = try IPv4Repr.parse(view)
+            headerLength = view.headerLength
+            totalLength = view.totalLength
         } catch {
             ownDrops.ipv4.count(error.dropReason)
             return
         }
+        guard let packet = try? payload.prefix(totalLength),
+            var data = try? packet.shifted(by: headerLength)
+        else { return }
         let destination = header.destination
         let toBroadcast = destination == .broadcast || destination == subnetBroadcast
         // RFC 1122 §3.3.6: a unicast datagram in a link-layer broadcast is discarded.
@@ -190,7 +198,6 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
             ownDrops.ipv4.count(.badSourceAddress)
             return
         }
-        var data = packet.payload
         let reassembled = header.isFragment
         if header.isFragment {
             switch reassembler.insert(header, payload: data, now: loop.now) {
@@ -206,20 +213,23 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
         }
         switch header.protocol {
         case .icmp: receiveICMP(header, data)
-        case .udp: receiveUDP(header, data, original: reassembled ? nil : packet)
+        case .udp:
+            receiveUDP(
+                header, data, original: reassembled ? nil : packet,
+                originalHeaderLength: headerLength)
         default: ownDrops.ipv4.count(.unknownProtocol)
         }
     }
 
     private func receiveICMP(_ header: IPv4Repr, _ message: Bits) {
         let icmp: ICMPv4Repr
-        var data: Bits
         do {
-            (icmp, data) = try ICMPv4Repr.parse(message)
+            icmp = try ICMPv4Repr.parse(message.bytes)
         } catch {
             ownDrops.icmp.count(error.dropReason)
             return
         }
+        guard let data = try? message.shifted(by: ICMPv4Header.size) else { return }
         guard configuration.answersPing, let reply = icmp.echoReply else {
             ownDrops.icmp.count(.unhandledType)
             return
@@ -230,34 +240,42 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
             return
         }
         // The reply is built in front of the request's data, in the same buffer.
+        var packet = Packet(data)
         do {
-            try reply.emit(prependingTo: &data)
+            try reply.emit(prependingTo: &packet)
         } catch {
             ownDrops.icmp.count(error.dropReason)
             return
         }
         echoRepliesSent &+= 1
-        sendIPv4(data, protocol: .icmp, to: header.source)
+        sendIPv4(Bits(packet), protocol: .icmp, to: header.source)
     }
 
     /// `original` is the packet to quote in a port unreachable; nil for a reassembled
     /// datagram (RFC 1122 §3.2.2: no ICMP error about a non-initial fragment, and the
     /// fragment that completed it is rarely the first).
-    private func receiveUDP(_ header: IPv4Repr, _ datagram: Bits, original: IPv4Packet?) {
+    private func receiveUDP(
+        _ header: IPv4Repr, _ datagram: Bits, original: Bits?, originalHeaderLength: Int
+    ) {
         let udp: UDPRepr
-        let data: Bits
+        let length: Int
         do {
-            (udp, data) = try UDPRepr.parse(
-                datagram, source: header.source, destination: header.destination)
+            let view = try UDPDatagram(checking: datagram.bytes)
+            udp = try UDPRepr.parse(
+                view, source: header.source, destination: header.destination)
+            length = view.length
         } catch {
             ownDrops.udp.count(error.dropReason)
             return
         }
+        guard let data = try? datagram.slice(from: UDPHeader.size, length: length - UDPHeader.size)
+        else { return }
         guard let listener = listeners[udp.destinationPort] else {
             ownDrops.udp.count(.noListener)
             // RFC 1122 §3.2.2.1 / §4.1.3.1: port unreachable, never for broadcasts.
             if header.destination == address, let original {
-                sendPortUnreachable(for: original, to: header.source)
+                sendPortUnreachable(
+                    for: original, headerLength: originalHeaderLength, to: header.source)
             }
             return
         }
@@ -270,19 +288,24 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
                 payload: data))
     }
 
-    private func sendPortUnreachable(for original: IPv4Packet, to source: IPv4Address) {
+    private func sendPortUnreachable(
+        for original: Bits, headerLength: Int, to source: IPv4Address
+    ) {
         guard icmpErrors.take(now: loop.now) else {
             ownDrops.icmp.count(.rateLimited)
             return
         }
         // The quote is copied into a fresh buffer: the original's bytes are where the
         // headers would be prepended.
-        guard var message = try? device.pool.allocate(),
-            (try? message.append(contentsOf: ICMPv4Repr.quote(original))) != nil,
+        guard var message = try? device.pool.allocatePacket(),
+            let quote = try? original.prefix(min(original.count, headerLength + 8)),
+            (try? quote.withUnsafeBytes { (bytes) throws(BitsError) in
+                try message.append(contentsOf: bytes)
+            }) != nil,
             (try? ICMPv4Repr.destinationUnreachable(.portUnreachable, nextHopMTU: 0).emit(
                 prependingTo: &message)) != nil
         else { return }
-        sendIPv4(message, protocol: .icmp, to: source)
+        sendIPv4(Bits(message), protocol: .icmp, to: source)
     }
 
     // MARK: Datagram service (UDP)
@@ -317,14 +340,15 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
             guard (try? copy.append(contentsOf: data)) != nil else { throw .noBuffers }
             data = copy
         }
+        var packet = Packet(data)
         do {
             try UDPRepr(sourcePort: port, destinationPort: destination.port).emit(
-                prependingTo: &data, source: address, destination: destination.address)
+                prependingTo: &packet, source: address, destination: destination.address)
         } catch {
             throw .payloadTooLarge(length)
         }
         datagramsSent &+= 1
-        sendIPv4(data, protocol: .udp, to: destination.address)
+        sendIPv4(Bits(packet), protocol: .udp, to: destination.address)
     }
 
     // MARK: Send
@@ -338,14 +362,14 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
         // A fragment is built in one pool buffer: no larger than what one holds.
         let mtu = min(device.mtu, Buffer.pageSize - BufferPool.defaultHeadroom - 22)
         if payload.count + IPv4Repr.headerLength <= mtu {
-            var packet = payload
+            var packet = Packet(payload)
             do {
                 try header.emit(prependingTo: &packet)
             } catch {
                 ownDrops.ipv4.count(.tooShort)
                 return
             }
-            route(packet, to: destination)
+            route(Bits(packet), to: destination)
             return
         }
         header.dontFragment = false
@@ -395,18 +419,18 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
     }
 
     private func transmit(_ packet: Bits, to mac: MACAddress) {
-        var frame = packet
+        var frame = Packet(packet)
         do {
             try EthernetRepr(destination: mac, source: device.macAddress, etherType: .ipv4).emit(
                 prependingTo: &frame)
-            try device.transmit(frame)
+            try device.transmit(Bits(frame))
         } catch {
             // Counted by the device (or a frame too large: a bug, not traffic).
         }
     }
 
     private func sendArp(_ packet: ArpRepr) {
-        guard var frame = try? device.pool.allocate() else { return }
+        guard var frame = try? device.pool.allocatePacket() else { return }
         do {
             try packet.emit(prependingTo: &frame)
             try packet.ethernetHeader.emit(prependingTo: &frame)
@@ -416,7 +440,7 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
                 try frame.extend(by: padding)
                 for offset in (60 - padding)..<60 { try frame.write(UInt8(0), at: offset) }
             }
-            try device.transmit(frame)
+            try device.transmit(Bits(frame))
         } catch {
         }
     }

@@ -4,6 +4,7 @@ import CSocket
 import Glibc
 import OasisBits
 import OasisLoop
+import OasisWire
 import SystemPackage
 
 /// ``DatagramService`` over kernel UDP sockets, one non-blocking socket per port,

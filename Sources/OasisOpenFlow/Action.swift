@@ -2,7 +2,7 @@
 // Every action is a multiple of 8 bytes: type (16), len (16), then its fields.
 
 import OasisBits
-import OasisDevices
+import OasisWire
 
 /// `ofp_action_type`.
 public enum ActionType: UInt16, Hashable, Sendable, CaseIterable {

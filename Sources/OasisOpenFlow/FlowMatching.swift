@@ -3,7 +3,7 @@
 // MODIFY/DELETE and the flow/aggregate stats requests).
 
 import OasisBits
-import OasisDevices
+import OasisWire
 
 /// `OFP_VLAN_NONE`: the dl_vlan of an untagged frame.
 public let vlanNone: UInt16 = 0xffff

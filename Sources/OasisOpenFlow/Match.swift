@@ -2,7 +2,7 @@
 // which of them a flow ignores. 40 bytes on the wire.
 
 import OasisBits
-import OasisDevices
+import OasisWire
 
 /// The wire layout of `ofp_match` (40 bytes).
 enum MatchLayout: HeaderLayout {

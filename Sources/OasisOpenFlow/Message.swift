@@ -2,7 +2,7 @@
 // body per type. Decoding and encoding live in MessageCodec.swift.
 
 import OasisBits
-import OasisDevices
+import OasisWire
 
 /// `ofp_type`: the message types of OpenFlow 1.0.
 public enum MessageType: UInt8, Hashable, Sendable, CaseIterable {

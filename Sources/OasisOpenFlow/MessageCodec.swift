@@ -4,7 +4,7 @@
 // Swift arrays: one allocation per non-empty list.
 
 import OasisBits
-import OasisDevices
+import OasisWire
 
 /// The default bound on a message's length: the largest a 16-bit length can say.
 public let maximumMessageLength = 65535

@@ -10,6 +10,7 @@ import OasisBits
 import OasisDNS
 import OasisLoop
 import OasisNet
+import OasisWire
 import SystemPackage
 
 /// The bounds of the TCP server.

@@ -3,6 +3,7 @@
 import OasisBits
 import OasisDevices
 import OasisLoop
+import OasisWire
 import SystemPackage
 
 #if canImport(Glibc)

@@ -9,6 +9,7 @@ import OasisDevices
 import OasisLoop
 import OasisNet
 import OasisServices
+import OasisWire
 
 struct DNSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -8,6 +8,7 @@ import OasisDevices
 import OasisLoop
 import OasisNet
 import OasisServices
+import OasisWire
 import OasisXen
 
 struct StackCommand: ParsableCommand {

@@ -6,6 +6,7 @@ import ArgumentParser
 import OasisDevices
 import OasisLoop
 import OasisNet
+import OasisWire
 
 /// How to reach the network through the Oasis stack.
 struct StackOptions: ParsableArguments {

@@ -1,6 +1,7 @@
 import Foundation
 import OasisDevices
 import OasisTestSupport
+import OasisWire
 import Testing
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import OasisBits
-import OasisDevices
+import OasisTestSupport
+import OasisWire
 import Testing
 
 @testable import OasisNet
@@ -9,7 +10,8 @@ import Testing
 
     @Test func answersRequestsAndLearns() throws {
         var cache = ArpCache(mac: ours, address: hostB)
-        let request = try ArpRepr.parse(packet(arpRequestFrame).shifted(by: 14))
+        let requestBits = try packet(arpRequestFrame).shifted(by: 14)
+        let request = try ArpRepr.parse(requestBits.bytes)
         let reception = cache.receive(request, now: .zero)
         var reply = emptyPacket()
         let answer = try #require(reception.reply)
@@ -100,8 +102,7 @@ import Testing
 
 @Suite struct ReassemblyTests {
     func fragment(_ hex: String) throws -> (IPv4Repr, Bits) {
-        let (repr, ip) = try IPv4Repr.parse(packet(bytes(hex: hex)).shifted(by: 14))
-        return (repr, ip.payload)
+        try parseIPv4(packet(bytes(hex: hex)).shifted(by: 14))
     }
 
     /// The two captured fragments of `ping -s 2000`, in either order.
@@ -117,9 +118,9 @@ import Testing
                 parts[1].0, payload: parts[1].1, now: .seconds(1))
         else { Issue.record("expected complete"); return }
         #expect(whole.payloadLength == 2008 && !whole.isFragment && whole.identification == 0x4f42)
-        let (icmp, data) = try ICMPv4Repr.parse(payload)
+        let icmp = try ICMPv4Repr.parse(payload.bytes)
         #expect(icmp == .echoRequest(identifier: 0x5df1, sequenceNumber: 1))
-        #expect(data.count == 2000)
+        #expect(payload.count - ICMPv4Header.size == 2000)
         #expect(reassembler.count == 0 && reassembler.bytesHeld == 0)
     }
 
@@ -202,13 +203,13 @@ import Testing
         var fragments = 0
         var result: [UInt8] = []
         while !fragmenter.isFinished {
-            var frame = emptyPacket()
+            var frame = emptyBits()
             try fragmenter.nextFragment(into: &frame)
             #expect(frame.count <= 1500)
-            let (repr, ip) = try IPv4Repr.parse(frame)
+            let (repr, payload) = try parseIPv4(frame)
             #expect(repr.fragmentOffset % 8 == 0)
             if case .complete(_, let payload) = reassembler.insert(
-                repr, payload: ip.payload, now: .zero)
+                repr, payload: payload, now: .zero)
             {
                 result = payload.copyBytes()
             }
@@ -217,13 +218,13 @@ import Testing
         #expect(fragments == 2 && result == data)
         // Same split as Linux: the first fragment matches the capture's IP header.
         var again = try IPv4Fragmenter(header: header, payload: packet(data), mtu: 1500)
-        var first = emptyPacket()
+        var first = emptyBits()
         try again.nextFragment(into: &first)
-        let captured = try IPv4Repr.parse(packet(bytes(hex: firstFragmentHex)).shifted(by: 14)).0
+        let captured = try parseIPv4(packet(bytes(hex: firstFragmentHex)).shifted(by: 14)).0
         var expected = captured
         expected.dontFragment = false
         expected.timeToLive = 64
-        #expect(try IPv4Repr.parse(first).0 == expected)
+        #expect(try parseIPv4(first).0 == expected)
     }
 
     @Test func refusals() throws {
@@ -238,9 +239,9 @@ import Testing
             try IPv4Fragmenter(header: header, payload: packet([]), mtu: 27)
         }
         var single = try IPv4Fragmenter(header: header, payload: packet([1, 2, 3]), mtu: 1500)
-        var frame = emptyPacket()
+        var frame = emptyBits()
         try single.nextFragment(into: &frame)
-        let parsed = try IPv4Repr.parse(frame).0
+        let parsed = try parseIPv4(frame).0
         #expect(single.isFinished && !parsed.isFragment)
     }
 }

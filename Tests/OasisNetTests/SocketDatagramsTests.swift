@@ -4,6 +4,7 @@
 import Glibc
 import OasisBits
 import OasisLoop
+import OasisWire
 import Testing
 
 @testable import OasisNet

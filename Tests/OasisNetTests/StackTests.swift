@@ -4,6 +4,7 @@
 import OasisBits
 import OasisDevices
 import OasisLoop
+import OasisWire
 import Testing
 
 @testable import OasisNet

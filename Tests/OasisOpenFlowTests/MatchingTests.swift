@@ -1,5 +1,5 @@
 import OasisBits
-import OasisDevices
+import OasisWire
 import Testing
 
 @testable import OasisOpenFlow

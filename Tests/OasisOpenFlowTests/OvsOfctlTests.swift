@@ -5,7 +5,7 @@
 import Foundation
 import Glibc
 import OasisBits
-import OasisDevices
+import OasisWire
 import Synchronization
 import Testing
 

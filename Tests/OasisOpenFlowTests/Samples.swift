@@ -2,7 +2,7 @@
 // peer tests.
 
 import OasisBits
-import OasisDevices
+import OasisWire
 
 @testable import OasisOpenFlow
 

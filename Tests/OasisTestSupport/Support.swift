@@ -1,5 +1,6 @@
 import Foundation
 import OasisDevices
+import OasisWire
 import Synchronization
 import Testing
 

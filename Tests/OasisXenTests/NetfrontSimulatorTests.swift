@@ -5,6 +5,7 @@ import OasisBits
 import OasisDevices
 import OasisLoop
 import OasisTestSupport
+import OasisWire
 import Testing
 
 @testable import OasisXen

@@ -7,6 +7,7 @@ import OasisDevices
 import OasisLoop
 import OasisNet
 import OasisServices
+import OasisWire
 
 enum MemoryDemo {
     struct Failed: Error, CustomStringConvertible {

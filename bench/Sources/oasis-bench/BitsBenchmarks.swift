@@ -4,6 +4,7 @@
 import CFloor
 import OasisBits
 import OasisNet
+import OasisWire
 
 func runBitsBenchmarks(_ report: Report, scale: Int) {
     for size in [64, 1500] {

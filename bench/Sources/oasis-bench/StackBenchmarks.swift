@@ -7,6 +7,7 @@ import OasisDevices
 import OasisLoop
 import OasisNet
 import OasisServices
+import OasisWire
 
 func runStackBenchmarks(_ report: Report, scale: Int) {
     guard let loop = try? EventLoop(clock: .virtual) else { return }

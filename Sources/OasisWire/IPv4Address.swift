@@ -1,22 +1,4 @@
 import OasisBits
-import OasisDevices
-
-extension Bits {
-    /// Reads a MAC address at byte `offset` of the view.
-    @inlinable
-    public func readMAC(at offset: Int) throws(BitsError) -> MACAddress {
-        let high = try read(UInt16.self, at: offset)
-        let low = try read(UInt32.self, at: offset + 2)
-        return MACAddress(rawValue: UInt64(high) << 32 | UInt64(low))
-    }
-
-    /// Writes a MAC address at byte `offset` of the view.
-    @inlinable
-    public mutating func writeMAC(_ address: MACAddress, at offset: Int) throws(BitsError) {
-        try write(UInt16(truncatingIfNeeded: address.rawValue >> 32), at: offset)
-        try write(UInt32(truncatingIfNeeded: address.rawValue), at: offset + 2)
-    }
-}
 
 /// An IPv4 address (RFC 791 §2.3), in host order in a `UInt32`.
 ///
@@ -38,18 +20,41 @@ public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertib
     }
 
     /// Parses dotted-quad text: four decimal numbers 0...255, no leading zeros beyond
-    /// one digit (so `010` is rejected rather than read as octal or decimal).
+    /// one digit (so `010` is rejected rather than read as octal or decimal, as
+    /// `inet_pton` and `nsd-checkzone` reject it). The one parser of IPv4 text in
+    /// Oasis: the command line, the zone files and the tests all come here.
     public init?(_ text: some StringProtocol) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
+        var string = String(text)
+        guard let parsed = string.withUTF8({ IPv4Address(bytes: $0.span) }) else { return nil }
+        self = parsed
+    }
+
+    /// Parses dotted-quad text given as its bytes (see ``init(_:)``).
+    public init?(bytes: Span<UInt8>) {
+        var address: UInt32 = 0
+        var parts = 0
         var value: UInt32 = 0
-        for part in parts {
-            guard (1...3).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                part.count == 1 || part.first != "0", let byte = UInt8(part)
-            else { return nil }
-            value = value << 8 | UInt32(byte)
+        var digits = 0
+        var leadingZero = false
+        for index in bytes.indices {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, value <= 255, parts < 3 else { return nil }
+                address = address << 8 | value
+                parts += 1
+                value = 0
+                digits = 0
+                leadingZero = false
+            } else {
+                let digit = byte &- 0x30
+                guard digit < 10, digits < 3, !leadingZero else { return nil }
+                leadingZero = digits == 0 && digit == 0
+                value = value * 10 + UInt32(digit)
+                digits += 1
+            }
         }
-        rawValue = value
+        guard digits > 0, value <= 255, parts == 3 else { return nil }
+        rawValue = address << 8 | value
     }
 
     /// `0.0.0.0`: "this host" as a source (RFC 1122 §3.2.1.3), an ARP probe's sender.
@@ -78,20 +83,6 @@ public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertib
     /// Dotted-quad text: `192.0.2.1`.
     public var description: String {
         "\(rawValue >> 24).\(rawValue >> 16 & 0xff).\(rawValue >> 8 & 0xff).\(rawValue & 0xff)"
-    }
-}
-
-extension Bits {
-    /// Reads an IPv4 address at byte `offset` of the view.
-    @inlinable
-    public func readIPv4(at offset: Int) throws(BitsError) -> IPv4Address {
-        IPv4Address(rawValue: try read(UInt32.self, at: offset))
-    }
-
-    /// Writes an IPv4 address at byte `offset` of the view.
-    @inlinable
-    public mutating func writeIPv4(_ address: IPv4Address, at offset: Int) throws(BitsError) {
-        try write(address.rawValue, at: offset)
     }
 }
 

@@ -1,3 +1,5 @@
+// ICMP for IPv4 (RFC 792): echo, and the error messages that quote a datagram.
+
 import OasisBits
 
 /// The 8-byte ICMP header (RFC 792): type, code, checksum, and four bytes whose meaning
@@ -52,14 +54,6 @@ public enum ICMPv4Error: Error, Hashable, Sendable {
     /// Emitting: the buffer had no room.
     case buffer(BitsError)
 
-    /// The drop counter this error belongs to.
-    public var dropReason: ICMPv4DropReason {
-        switch self {
-        case .truncated, .buffer: .tooShort
-        case .badChecksum: .badChecksum
-        case .badEmbeddedHeader: .badEmbeddedHeader
-        }
-    }
 }
 
 /// The parsed meaning of an ICMP header. The message's data — the echo payload, or the
@@ -92,97 +86,105 @@ public enum ICMPv4Repr: Hashable, Sendable {
 
     /// Parses `message` (the IP payload): verifies the checksum (unless told not to),
     /// and for error messages checks that the data starts with an IPv4 header and holds
-    /// at least 8 bytes after it. Returns the meaning and the data after the 8-byte header.
+    /// at least 8 bytes after it. The data follows the 8-byte header
+    /// (``ICMPv4Header/size``).
     @inlinable
-    public static func parse(_ message: Bits, verifyChecksum: Bool = true)
-        throws(ICMPv4Error) -> (ICMPv4Repr, Bits)
+    public static func parse(_ message: RawSpan, verifyChecksum: Bool = true)
+        throws(ICMPv4Error) -> ICMPv4Repr
     {
-        guard let header = try? message.header(ICMPv4Header.self) else {
-            throw .truncated(available: message.count)
+        guard message.byteCount >= ICMPv4Header.size else {
+            throw .truncated(available: message.byteCount)
         }
-        if verifyChecksum && InternetChecksum.checksum(of: message) != 0 {
-            throw .badChecksum(found: header[ICMPv4Header.checksum])
+        if verifyChecksum && message.withUnsafeBytes({ InternetChecksum.checksum(of: $0) }) != 0 {
+            throw .badChecksum(found: message[ICMPv4Header.checksum])
         }
-        let type = header[ICMPv4Header.type]
-        let code = header[ICMPv4Header.code]
-        let data = header.payload
+        let type = message[ICMPv4Header.type]
+        let code = message[ICMPv4Header.code]
         let repr: ICMPv4Repr
         switch (type, code) {
         case (8, 0):
             repr = .echoRequest(
-                identifier: header[ICMPv4Header.identifier],
-                sequenceNumber: header[ICMPv4Header.sequenceNumber])
+                identifier: message[ICMPv4Header.identifier],
+                sequenceNumber: message[ICMPv4Header.sequenceNumber])
         case (0, 0):
             repr = .echoReply(
-                identifier: header[ICMPv4Header.identifier],
-                sequenceNumber: header[ICMPv4Header.sequenceNumber])
+                identifier: message[ICMPv4Header.identifier],
+                sequenceNumber: message[ICMPv4Header.sequenceNumber])
         case (3, _):
             if let reason = DestinationUnreachable(rawValue: code) {
                 repr = .destinationUnreachable(
                     reason,
-                    nextHopMTU: reason == .fragmentationNeeded ? header[ICMPv4Header.nextHopMTU] : 0
-                )
+                    nextHopMTU: reason == .fragmentationNeeded
+                        ? message[ICMPv4Header.nextHopMTU] : 0)
             } else {
                 repr = .other(
-                    type: type, code: code, restOfHeader: header[ICMPv4Header.restOfHeader])
+                    type: type, code: code, restOfHeader: message[ICMPv4Header.restOfHeader])
             }
         case (11, _):
             repr = .timeExceeded(code: code)
         default:
-            repr = .other(type: type, code: code, restOfHeader: header[ICMPv4Header.restOfHeader])
+            repr = .other(
+                type: type, code: code, restOfHeader: message[ICMPv4Header.restOfHeader])
         }
         if repr.isError {
             // RFC 792: "Internet Header + 64 bits of Original Data Datagram".
-            let original: IPv4Packet
+            let data = message.extracting(droppingFirst: ICMPv4Header.size)
+            let headerLength: Int
             do {
-                original = try IPv4Packet(checking: data)
+                headerLength = try IPv4Packet(checking: data).headerLength
             } catch .badTotalLength {
                 // The original was longer than what was quoted; only its header matters.
-                guard let packet = try? IPv4Packet._headerOnly(data) else {
+                guard let quoted = try? IPv4Packet(checkingHeaderOnly: data) else {
                     throw .badEmbeddedHeader(nil)
                 }
-                original = packet
+                headerLength = quoted.headerLength
             } catch {
                 throw .badEmbeddedHeader(error)
             }
-            guard data.count >= original.headerLength &+ 8 else { throw .badEmbeddedHeader(nil) }
+            guard data.byteCount >= headerLength &+ 8 else { throw .badEmbeddedHeader(nil) }
         }
-        return (repr, data)
+        return repr
     }
 
-    /// Prepends the 8-byte header in front of `data` (the echo payload, or the quoted
-    /// original datagram) and fills the checksum over both; `data` becomes the message.
+    /// Prepends the 8-byte header in front of `packet` (the echo payload, or the quoted
+    /// original datagram) and fills the checksum over both; `packet` becomes the
+    /// message.
     @inlinable
-    public func emit(prependingTo data: inout Bits) throws(ICMPv4Error) {
-        let header: Header<ICMPv4Header>
+    public func emit(prependingTo packet: inout Packet) throws(ICMPv4Error) {
         do {
-            header = try data.prependHeader(ICMPv4Header.self)
+            try packet.prepend(ICMPv4Header.size)
         } catch {
             throw .buffer(error)
         }
-        var h = header
+        var bytes = packet.mutableBytes
+        var type: UInt8 = 0
+        var code: UInt8 = 0
+        var rest: UInt32 = 0
         switch self {
         case .echoRequest(let identifier, let sequenceNumber):
-            h[ICMPv4Header.type] = 8
-            h[ICMPv4Header.identifier] = identifier
-            h[ICMPv4Header.sequenceNumber] = sequenceNumber
+            type = 8
+            rest = UInt32(identifier) << 16 | UInt32(sequenceNumber)
         case .echoReply(let identifier, let sequenceNumber):
-            h[ICMPv4Header.type] = 0
-            h[ICMPv4Header.identifier] = identifier
-            h[ICMPv4Header.sequenceNumber] = sequenceNumber
+            rest = UInt32(identifier) << 16 | UInt32(sequenceNumber)
         case .destinationUnreachable(let reason, let mtu):
-            h[ICMPv4Header.type] = 3
-            h[ICMPv4Header.code] = reason.rawValue
-            h[ICMPv4Header.nextHopMTU] = mtu
-        case .timeExceeded(let code):
-            h[ICMPv4Header.type] = 11
-            h[ICMPv4Header.code] = code
-        case .other(let type, let code, let rest):
-            h[ICMPv4Header.type] = type
-            h[ICMPv4Header.code] = code
-            h[ICMPv4Header.restOfHeader] = rest
+            type = 3
+            code = reason.rawValue
+            rest = UInt32(mtu)
+        case .timeExceeded(let value):
+            type = 11
+            code = value
+        case .other(let value, let codeValue, let restValue):
+            type = value
+            code = codeValue
+            rest = restValue
         }
-        h[ICMPv4Header.checksum] = InternetChecksum.checksum(of: data)
+        bytes[ICMPv4Header.type] = type
+        bytes[ICMPv4Header.code] = code
+        bytes[ICMPv4Header.checksum] = 0
+        bytes[ICMPv4Header.restOfHeader] = rest
+        let checksum = packet.withUnsafeBytes { InternetChecksum.checksum(of: $0) }
+        var header = packet.mutableBytes
+        header[ICMPv4Header.checksum] = checksum
     }
 
     /// The echo reply to an echo request: same identifier and sequence number (RFC 792;
@@ -195,27 +197,10 @@ public enum ICMPv4Repr: Hashable, Sendable {
         return .echoReply(identifier: identifier, sequenceNumber: sequenceNumber)
     }
 
-    /// How much of an offending datagram an error quotes: its header plus 8 bytes of
-    /// data (RFC 792), as a view of `original` (the received IPv4 packet).
+    /// How many bytes of an offending datagram an error quotes: its header plus 8
+    /// bytes of data (RFC 792), at most the datagram.
     @inlinable
-    public static func quote(_ original: IPv4Packet) -> Bits {
-        let length = min(original.bits.count, original.headerLength &+ 8)
-        return (try? original.bits.prefix(length)) ?? original.bits
-    }
-}
-
-extension IPv4Packet {
-    /// A header checked for version and IHL but not total length: the quoted header of
-    /// an ICMP error, whose datagram was cut after 8 bytes of data.
-    @inlinable
-    internal static func _headerOnly(_ bits: Bits) throws(IPv4Error) -> IPv4Packet {
-        guard let header = try? bits.header(IPv4Header.self) else {
-            throw .truncated(available: bits.count)
-        }
-        let headerLength = Int(header[IPv4Header.ihl]) * 4
-        guard headerLength >= IPv4Header.size, headerLength <= bits.count else {
-            throw .badHeaderLength(headerLength: headerLength, totalLength: bits.count)
-        }
-        return IPv4Packet(unchecked: header)
+    public static func quoteLength(of original: borrowing IPv4Packet) -> Int {
+        min(original.bytes.byteCount, original.headerLength &+ 8)
     }
 }

@@ -1,5 +1,6 @@
+// ARP for Ethernet and IPv4 (RFC 826).
+
 import OasisBits
-import OasisDevices
 
 /// The ARP packet for Ethernet and IPv4 (RFC 826, "Packet format"): 28 bytes.
 public enum ArpHeader: HeaderLayout {
@@ -36,14 +37,6 @@ public enum ArpError: Error, Hashable, Sendable {
     case unknownOperation(UInt16)
     /// Emitting: the buffer had no room.
     case buffer(BitsError)
-
-    /// The drop counter this error belongs to.
-    public var dropReason: ArpDropReason {
-        switch self {
-        case .truncated, .buffer: .tooShort
-        case .unsupportedFormat, .unknownOperation: .unsupported
-        }
-    }
 }
 
 /// The parsed meaning of an Ethernet/IPv4 ARP packet.
@@ -88,49 +81,48 @@ public struct ArpRepr: Hashable, Sendable {
     /// validating htype 1, ptype 0x0800, hlen 6, plen 4 (RFC 826: "?Do I have the
     /// hardware type… ?Do I speak the protocol…").
     @inlinable
-    public static func parse(_ packet: Bits) throws(ArpError) -> ArpRepr {
-        guard let header = try? packet.header(ArpHeader.self) else {
-            throw .truncated(available: packet.count)
+    public static func parse(_ bytes: RawSpan) throws(ArpError) -> ArpRepr {
+        guard bytes.byteCount >= ArpHeader.size else {
+            throw .truncated(available: bytes.byteCount)
         }
-        let htype = header[ArpHeader.hardwareType]
-        let ptype = header[ArpHeader.protocolType]
-        let hlen = header[ArpHeader.hardwareLength]
-        let plen = header[ArpHeader.protocolLength]
+        let htype = bytes[ArpHeader.hardwareType]
+        let ptype = bytes[ArpHeader.protocolType]
+        let hlen = bytes[ArpHeader.hardwareLength]
+        let plen = bytes[ArpHeader.protocolLength]
         guard htype == 1, ptype == EtherType.ipv4.rawValue, hlen == 6, plen == 4 else {
             throw .unsupportedFormat(
                 hardwareType: htype, protocolType: ptype, hardwareLength: hlen,
                 protocolLength: plen)
         }
-        let code = header[ArpHeader.operation]
+        let code = bytes[ArpHeader.operation]
         guard let operation = Operation(rawValue: code) else { throw .unknownOperation(code) }
-        let bits = header.bits
         return ArpRepr(
             operation: operation,
-            senderHardwareAddress: EthernetRepr._mac(bits, at: ArpHeader.senderHardwareAddress),
-            senderProtocolAddress: IPv4Address(rawValue: header[ArpHeader.senderProtocolAddress]),
-            targetHardwareAddress: EthernetRepr._mac(bits, at: ArpHeader.targetHardwareAddress),
-            targetProtocolAddress: IPv4Address(rawValue: header[ArpHeader.targetProtocolAddress]))
+            senderHardwareAddress: bytes[mac: ArpHeader.senderHardwareAddress],
+            senderProtocolAddress: IPv4Address(rawValue: bytes[ArpHeader.senderProtocolAddress]),
+            targetHardwareAddress: bytes[mac: ArpHeader.targetHardwareAddress],
+            targetProtocolAddress: IPv4Address(rawValue: bytes[ArpHeader.targetProtocolAddress]))
     }
 
-    /// Prepends the 28-byte packet in front of `bits` (usually an empty view with
-    /// headroom); `bits` becomes the packet.
+    /// Prepends the 28-byte packet in front of `packet` (usually an empty one with
+    /// headroom); `packet` becomes the ARP packet.
     @inlinable
-    public func emit(prependingTo bits: inout Bits) throws(ArpError) {
+    public func emit(prependingTo packet: inout Packet) throws(ArpError) {
         do {
-            var header = try bits.prependHeader(ArpHeader.self)
-            header[ArpHeader.hardwareType] = 1
-            header[ArpHeader.protocolType] = EtherType.ipv4.rawValue
-            header[ArpHeader.hardwareLength] = 6
-            header[ArpHeader.protocolLength] = 4
-            header[ArpHeader.operation] = operation.rawValue
-            header[ArpHeader.senderProtocolAddress] = senderProtocolAddress.rawValue
-            header[ArpHeader.targetProtocolAddress] = targetProtocolAddress.rawValue
-            var view = header.bits
-            try view.writeMAC(senderHardwareAddress, at: ArpHeader.senderHardwareAddress)
-            try view.writeMAC(targetHardwareAddress, at: ArpHeader.targetHardwareAddress)
+            try packet.prepend(ArpHeader.size)
         } catch {
             throw .buffer(error)
         }
+        var bytes = packet.mutableBytes
+        bytes[ArpHeader.hardwareType] = 1
+        bytes[ArpHeader.protocolType] = EtherType.ipv4.rawValue
+        bytes[ArpHeader.hardwareLength] = 6
+        bytes[ArpHeader.protocolLength] = 4
+        bytes[ArpHeader.operation] = operation.rawValue
+        bytes[mac: ArpHeader.senderHardwareAddress] = senderHardwareAddress
+        bytes[ArpHeader.senderProtocolAddress] = senderProtocolAddress.rawValue
+        bytes[mac: ArpHeader.targetHardwareAddress] = targetHardwareAddress
+        bytes[ArpHeader.targetProtocolAddress] = targetProtocolAddress.rawValue
     }
 
     /// The Ethernet header that carries this packet: replies go to the asker, requests

@@ -1,4 +1,4 @@
-// The Ethernet address type shared by the device layer and the stack.
+// The Ethernet address: one type for the devices, the stack, the switch and the controller.
 
 /// An IEEE 802 MAC address (EUI-48): six bytes, stored in the low 48 bits of a `UInt64`.
 ///

@@ -1,0 +1,281 @@
+// Ethernet II frames with up to two VLAN tags (IEEE 802.1Q, and 802.1ad QinQ), and
+// the IEEE 802.3 length frames with an LLC/SNAP header that OpenFlow classifies.
+
+import OasisBits
+
+/// The EtherType of an Ethernet II frame (IEEE 802.3 §3.2.6: values >= 0x0600).
+public struct EtherType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The 16-bit value.
+    public let rawValue: UInt16
+    /// The type with this value.
+    @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    /// IPv4 (RFC 894).
+    public static let ipv4 = EtherType(rawValue: 0x0800)
+    /// ARP (RFC 826).
+    public static let arp = EtherType(rawValue: 0x0806)
+    /// IEEE 802.1Q customer VLAN tag.
+    public static let vlan = EtherType(rawValue: 0x8100)
+    /// IEEE 802.1ad service VLAN tag (QinQ outer tag).
+    public static let qinq = EtherType(rawValue: 0x88a8)
+    /// IPv6 (RFC 2464).
+    public static let ipv6 = EtherType(rawValue: 0x86dd)
+
+    /// Whether the value is an EtherType rather than an IEEE 802.3 length (< 0x0600).
+    @inlinable public var isEtherType: Bool { rawValue >= 0x0600 }
+
+    /// Whether the value is a VLAN tag protocol identifier (802.1Q or 802.1ad).
+    @inlinable public var isVLANTag: Bool { self == .vlan || self == .qinq }
+
+    /// `0x0800`.
+    public var description: String {
+        let hex = String(rawValue, radix: 16)
+        return "0x" + String(repeating: "0", count: 4 - hex.count) + hex
+    }
+}
+
+/// The fixed part of an Ethernet II header: destination, source, type.
+public enum EthernetHeader: HeaderLayout {
+    /// Destination MAC, bytes 0..<6.
+    public static let destination = 0
+    /// Source MAC, bytes 6..<12.
+    public static let source = 6
+    /// EtherType (or, with tags, the first TPID), bytes 12..<14.
+    public static let etherType = Field<UInt16>.at(byte: 12)
+    /// 14 bytes.
+    public static let size = etherType.end
+}
+
+/// An 802.1Q tag after its TPID: priority, drop eligibility, VLAN id, then the next type.
+public enum VLANTagHeader: HeaderLayout {
+    /// Priority code point (IEEE 802.1Q §6.9.3), 3 bits.
+    public static let pcp = Field<UInt8>.first(bits: 3)
+    /// Drop eligible indicator, 1 bit.
+    public static let dei = Field<UInt8>.after(pcp, bits: 1)
+    /// VLAN identifier, 12 bits.
+    public static let vid = Field<UInt16>.after(dei, bits: 12)
+    /// The EtherType (or inner TPID) that follows the tag.
+    public static let etherType = Field<UInt16>.after(vid)
+    /// 4 bytes.
+    public static let size = etherType.end
+}
+
+/// One 802.1Q or 802.1ad VLAN tag.
+public struct VLANTag: Hashable, Sendable {
+    /// The tag protocol identifier: ``EtherType/vlan`` or ``EtherType/qinq``.
+    public var tpid: EtherType
+    /// Priority code point, 0...7.
+    public var priority: UInt8
+    /// Drop eligible indicator.
+    public var dropEligible: Bool
+    /// VLAN identifier, 0...4095.
+    public var vid: UInt16
+
+    /// A tag; `priority` and `vid` keep only their low 3 and 12 bits on the wire.
+    @inlinable
+    public init(
+        tpid: EtherType = .vlan, priority: UInt8 = 0, dropEligible: Bool = false, vid: UInt16
+    ) {
+        self.tpid = tpid
+        self.priority = priority
+        self.dropEligible = dropEligible
+        self.vid = vid
+    }
+}
+
+/// What was wrong with an Ethernet frame.
+public enum EthernetError: Error, Hashable, Sendable {
+    /// The frame (with its tags) needs `needed` bytes and has `available`.
+    case truncated(needed: Int, available: Int)
+    /// The type field holds an IEEE 802.3 length (below 0x0600): not Ethernet II.
+    case notEthernetII(lengthField: UInt16)
+    /// A third VLAN tag: we parse at most an outer (QinQ or 802.1Q) and an inner one.
+    case tooManyVLANTags
+    /// Emitting: the buffer had no room for the header.
+    case buffer(BitsError)
+}
+
+/// The bytes of an Ethernet frame, checked to hold its header and every VLAN tag
+/// (smoltcp's `EthernetFrame`): field getters that cannot fail, and the payload.
+///
+/// ```swift
+/// let frame = try EthernetFrame(checking: packet.bytes)
+/// if frame.etherType == .ipv4 { try packet.shift(by: frame.headerLength) }
+/// ```
+///
+/// A frame whose type field is an IEEE 802.3 length (below 0x0600) is accepted too:
+/// ``etherType`` is that length, ``isEthernetII`` false, and ``snapEtherType`` the
+/// type an LLC/SNAP header carries, if any (OpenFlow classifies such frames).
+public struct EthernetFrame: ~Escapable {
+    /// The whole frame, trailing padding included.
+    public let bytes: RawSpan
+    /// The bytes before the payload: 14, plus 4 per VLAN tag.
+    public let headerLength: Int
+    /// How many VLAN tags follow the source address: 0, 1 or 2.
+    public let tagCount: Int
+
+    /// Checks that `bytes` hold an Ethernet header and the VLAN tags its types
+    /// announce (at most two).
+    @_lifetime(copy bytes)
+    @inlinable
+    public init(checking bytes: RawSpan) throws(EthernetError) {
+        guard bytes.byteCount >= EthernetHeader.size else {
+            throw .truncated(needed: EthernetHeader.size, available: bytes.byteCount)
+        }
+        var tags = 0
+        var type = EtherType(rawValue: bytes[EthernetHeader.etherType])
+        var length = EthernetHeader.size
+        while type.isVLANTag {
+            guard tags < 2 else { throw .tooManyVLANTags }
+            length &+= VLANTagHeader.size
+            guard bytes.byteCount >= length else {
+                throw .truncated(needed: length, available: bytes.byteCount)
+            }
+            type = EtherType(rawValue: bytes[UInt16.self, at: length &- 2])
+            tags &+= 1
+        }
+        self.bytes = bytes
+        self.headerLength = length
+        self.tagCount = tags
+    }
+
+    /// Destination MAC.
+    @inlinable public var destination: MACAddress { bytes[mac: EthernetHeader.destination] }
+    /// Source MAC.
+    @inlinable public var source: MACAddress { bytes[mac: EthernetHeader.source] }
+
+    /// The type of the payload (after the tags), or an 802.3 length below 0x0600.
+    @inlinable
+    public var etherType: EtherType {
+        EtherType(rawValue: bytes[UInt16.self, at: headerLength &- 2])
+    }
+
+    /// Whether the type field is an EtherType (Ethernet II) rather than a length.
+    @inlinable public var isEthernetII: Bool { etherType.isEtherType }
+
+    /// The outer tag (802.1ad S-tag, or the only 802.1Q tag), if any.
+    @inlinable public var outerTag: VLANTag? { tagCount > 0 ? tag(at: 12) : nil }
+    /// The inner 802.1Q tag of a QinQ frame, if any.
+    @inlinable public var innerTag: VLANTag? { tagCount > 1 ? tag(at: 16) : nil }
+
+    /// The tag whose TPID is at byte `offset`.
+    @inlinable
+    internal func tag(at offset: Int) -> VLANTag {
+        let tci = bytes[UInt16.self, at: offset &+ 2]
+        return VLANTag(
+            tpid: EtherType(rawValue: bytes[UInt16.self, at: offset]),
+            priority: UInt8(truncatingIfNeeded: tci >> 13), dropEligible: tci & 0x1000 != 0,
+            vid: tci & 0x0fff)
+    }
+
+    /// For an 802.3 frame with an LLC/SNAP header (DSAP and SSAP 0xaa, control 3,
+    /// OUI 00-00-00): the EtherType it carries; nil otherwise (IEEE 802-2014 §10.5).
+    @inlinable
+    public var snapEtherType: EtherType? {
+        guard !isEthernetII, bytes.byteCount >= headerLength &+ 8,
+            bytes[Field<UInt64>.at(byte: headerLength, bits: 48)] == 0xaaaa_0300_0000
+        else { return nil }
+        return EtherType(rawValue: bytes[UInt16.self, at: headerLength &+ 6])
+    }
+
+    /// What follows the header (and tags), trailing padding included: the layer above
+    /// trims by its own length.
+    public var payload: RawSpan {
+        @_lifetime(copy self)
+        @inlinable get { bytes.extracting(droppingFirst: headerLength) }
+    }
+}
+
+/// The meaning of an Ethernet II header: addresses, up to two VLAN tags, type.
+///
+/// ```swift
+/// let eth = try EthernetRepr.parse(packet.bytes)
+/// try packet.shift(by: eth.headerLength)              // the payload, in place
+/// // Emit: prepend in front of an IPv4 packet already written in the buffer.
+/// try EthernetRepr(destination: mac, source: ours, etherType: .ipv4).emit(prependingTo: &packet)
+/// ```
+public struct EthernetRepr: Hashable, Sendable {
+    /// Destination MAC.
+    public var destination: MACAddress
+    /// Source MAC.
+    public var source: MACAddress
+    /// The outer tag (802.1ad S-tag, or the only 802.1Q tag), if any.
+    public var outerTag: VLANTag?
+    /// The inner 802.1Q tag of a QinQ frame, if any.
+    public var innerTag: VLANTag?
+    /// The type of the payload.
+    public var etherType: EtherType
+
+    /// A header; no tags unless given.
+    @inlinable
+    public init(
+        destination: MACAddress, source: MACAddress, outerTag: VLANTag? = nil,
+        innerTag: VLANTag? = nil, etherType: EtherType
+    ) {
+        self.destination = destination
+        self.source = source
+        self.outerTag = outerTag
+        self.innerTag = innerTag
+        self.etherType = etherType
+    }
+
+    /// The header's length on the wire: 14 bytes plus 4 per tag.
+    @inlinable
+    public var headerLength: Int {
+        EthernetHeader.size &+ (outerTag == nil ? 0 : 4) &+ (innerTag == nil ? 0 : 4)
+    }
+
+    /// The VLAN the frame belongs to: the innermost tag's id, if tagged.
+    @inlinable public var vid: UInt16? { (innerTag ?? outerTag)?.vid }
+
+    /// The meaning of a checked Ethernet II frame; ``EthernetError/notEthernetII(lengthField:)``
+    /// for an 802.3 length frame.
+    @inlinable
+    public static func parse(_ frame: borrowing EthernetFrame) throws(EthernetError) -> EthernetRepr
+    {
+        let type = frame.etherType
+        guard type.isEtherType else { throw .notEthernetII(lengthField: type.rawValue) }
+        return EthernetRepr(
+            destination: frame.destination, source: frame.source, outerTag: frame.outerTag,
+            innerTag: frame.innerTag, etherType: type)
+    }
+
+    /// Checks and parses the frame at the start of `bytes`.
+    @inlinable
+    public static func parse(_ bytes: RawSpan) throws(EthernetError) -> EthernetRepr {
+        try parse(EthernetFrame(checking: bytes))
+    }
+
+    /// Prepends the header (and tags) in front of `packet`, in the buffer's headroom;
+    /// `packet` becomes the whole frame. Nothing is copied.
+    @inlinable
+    public func emit(prependingTo packet: inout Packet) throws(EthernetError) {
+        let length = headerLength
+        do {
+            try packet.prepend(length)
+        } catch {
+            throw .buffer(error)
+        }
+        var bytes = packet.mutableBytes
+        bytes[mac: EthernetHeader.destination] = destination
+        bytes[mac: EthernetHeader.source] = source
+        var at = 12
+        if let outerTag {
+            Self._write(outerTag, at: at, into: &bytes)
+            at &+= 4
+        }
+        if let innerTag {
+            Self._write(innerTag, at: at, into: &bytes)
+            at &+= 4
+        }
+        bytes[UInt16.self, at: at] = etherType.rawValue
+    }
+
+    @inlinable
+    internal static func _write(_ tag: VLANTag, at offset: Int, into bytes: inout MutableRawSpan) {
+        bytes[UInt16.self, at: offset] = tag.tpid.rawValue
+        let tci =
+            UInt16(tag.priority & 7) << 13 | (tag.dropEligible ? 0x1000 : 0) | tag.vid & 0x0fff
+        bytes[UInt16.self, at: offset &+ 2] = tci
+    }
+}
