@@ -23,7 +23,10 @@ public func fuzzARP(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if let (address, _) = reception.resolved {
         while cache.takeWaiting(for: address) != nil {}
     }
-    _ = cache.resolve(arp.targetProtocolAddress, now: clock, waiting: bits)
+    if cache.lookup(arp.targetProtocolAddress, now: clock) == nil {
+        _ = cache.enqueue(Packet(bits), for: arp.targetProtocolAddress, now: clock)
+    }
+    precondition(cache.waitingCount <= 64)
     while cache.poll(now: clock) != nil {}
     return 0
 }

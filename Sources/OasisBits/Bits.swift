@@ -211,7 +211,7 @@ extension Bits {
 extension Bits {
     /// Calls `body` with the view's bytes. The pointer must not escape `body`.
     @inlinable
-    public func withUnsafeBytes<Result, Failure: Error>(
+    public func withUnsafeBytes<Result: ~Copyable, Failure: Error>(
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         try body(UnsafeRawBufferPointer(start: _start, count: _count))
@@ -219,7 +219,7 @@ extension Bits {
 
     /// Calls `body` with the view's bytes, writable. The pointer must not escape `body`.
     @inlinable
-    public mutating func withUnsafeMutableBytes<Result, Failure: Error>(
+    public mutating func withUnsafeMutableBytes<Result: ~Copyable, Failure: Error>(
         _ body: (UnsafeMutableRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         try body(UnsafeMutableRawBufferPointer(start: _start, count: _count))

@@ -248,7 +248,7 @@ extension Packet {
 
     /// Calls `body` with the window's bytes. The pointer must not escape `body`.
     @inlinable
-    public func withUnsafeBytes<Result, Failure: Error>(
+    public func withUnsafeBytes<Result: ~Copyable, Failure: Error>(
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         try body(UnsafeRawBufferPointer(start: _start, count: _count))
@@ -256,7 +256,7 @@ extension Packet {
 
     /// Calls `body` with the window's bytes, writable. The pointer must not escape.
     @inlinable
-    public mutating func withUnsafeMutableBytes<Result, Failure: Error>(
+    public mutating func withUnsafeMutableBytes<Result: ~Copyable, Failure: Error>(
         _ body: (UnsafeMutableRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         try body(UnsafeMutableRawBufferPointer(start: _start, count: _count))

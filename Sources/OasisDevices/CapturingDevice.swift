@@ -2,6 +2,7 @@
 // file that tshark and Wireshark open.
 
 import OasisBits
+import OasisLoop
 import OasisWire
 
 /// Wraps a device and records every frame it receives and transmits, with the time
@@ -27,24 +28,30 @@ public final class CapturingDevice<Base: NetworkDevice>: NetworkDevice {
 
     public var name: String { base.name }
     public var macAddress: MACAddress { base.macAddress }
-    public var mtu: Int { base.mtu }
+    public var capabilities: DeviceCapabilities { base.capabilities }
     public var isLinkUp: Bool { base.isLinkUp }
     public var counters: DeviceCounters { base.counters }
     public var pool: BufferPool { base.pool }
 
-    public func start(receiving handler: @escaping (Bits) -> Void) throws(DeviceError) {
-        try base.start { [unowned self] frame in
-            self.record(frame)
-            handler(frame)
+    public func start(receiving handler: @escaping (inout PacketBatch) -> Void) throws(DeviceError)
+    {
+        let capture = Unretained(self)
+        try base.start { (batch: inout PacketBatch) in
+            capture.call { capture in
+                for index in batch.indices {
+                    _ = batch.withElement(at: index) { frame in capture.record(frame) }
+                }
+            }
+            handler(&batch)
         }
     }
 
-    public func transmit(_ frame: Bits) throws(DeviceError) {
+    public func transmit(_ frame: consuming Packet) throws(DeviceError) {
         record(frame)
         try base.transmit(frame)
     }
 
-    private func record(_ frame: Bits) {
+    private func record(_ frame: borrowing Packet) {
         do {
             try frame.withUnsafeBytes { bytes throws(PcapError) in
                 try writer.write(bytes, timestamp: PcapTimestamp.now())

@@ -4,19 +4,23 @@ import OasisBits
 import OasisLoop
 import OasisWire
 
-/// Something that moves Ethernet frames: a TAP device, a libpcap handle, a Xen
-/// netfront, one end of an in-memory pair.
+/// Something that moves Ethernet frames: a TAP device, a libpcap handle, an AF_XDP
+/// queue, a Xen netfront, one end of an in-memory pair.
 ///
 /// A device does no protocol work. It receives frames into buffers from its own
 /// ``pool`` (so a frame is read once, where it will be parsed, and never copied
-/// again), hands them to the receive handler in batches on the loop, transmits
+/// again), hands them to the receive handler in batches on the loop, transmits the
 /// frames it is given, and counts what it did.
+///
+/// Frames are ``Packet``s: a received frame is owned by the batch it arrives in until
+/// the handler takes it; a transmitted frame is consumed by ``transmit(_:)``, which
+/// owns it until the wire has it. Nothing on the way costs a reference count.
 ///
 /// Every call happens on the loop thread the device was created on.
 ///
 /// ```swift
 /// let device = try TapDevice(attachingTo: "tap0", on: loop)
-/// try device.start { frame in stack.input(frame) }
+/// try device.start { batch in stack.receive(&batch) }
 /// try device.transmit(reply)
 /// ```
 public protocol NetworkDevice: AnyObject {
@@ -24,9 +28,8 @@ public protocol NetworkDevice: AnyObject {
     var name: String { get }
     /// The device's own Ethernet address: the one the stack answers for.
     var macAddress: MACAddress { get }
-    /// The largest frame payload (IP packet) the device carries, without the
-    /// Ethernet header: 1500 unless the link says otherwise.
-    var mtu: Int { get }
+    /// What the device carries and checks: MTU, largest frame, checksum offloads.
+    var capabilities: DeviceCapabilities { get }
     /// Whether the link is up.
     var isLinkUp: Bool { get }
     /// What the device has done so far.
@@ -35,15 +38,17 @@ public protocol NetworkDevice: AnyObject {
     /// too, so that headers are prepended in place in the buffer that goes to the wire.
     var pool: BufferPool { get }
 
-    /// Starts delivering received frames to `handler`, on the loop, one call per frame,
-    /// a bounded batch per readiness of the underlying device. The frame view is valid
-    /// for as long as the handler keeps it; its buffer returns to ``pool`` when the
-    /// last view of it is dropped.
-    func start(receiving handler: @escaping (Bits) -> Void) throws(DeviceError)
+    /// Starts delivering received frames to `handler`, on the loop: one call per
+    /// readiness of the underlying device, with the frames it brought in (at most
+    /// ``deviceReceiveBatch``). The handler takes the frames it keeps out of the batch
+    /// (``Batch/take(at:)``); those it leaves are dropped when it returns, and their
+    /// buffers go back to ``pool``.
+    func start(receiving handler: @escaping (inout PacketBatch) -> Void) throws(DeviceError)
 
-    /// Transmits one frame (Ethernet header included). A frame that cannot be sent
-    /// right now (the device's queue is full) is dropped and counted, as a NIC does.
-    func transmit(_ frame: Bits) throws(DeviceError)
+    /// Transmits one frame (Ethernet header included), taking it over. A frame that
+    /// cannot be sent right now (the device's queue is full) is dropped and counted,
+    /// as a NIC does.
+    func transmit(_ frame: consuming Packet) throws(DeviceError)
 
     /// Stops receiving and releases the underlying resource. Calling it twice does
     /// nothing.
@@ -51,10 +56,71 @@ public protocol NetworkDevice: AnyObject {
 }
 
 extension NetworkDevice {
-    /// Transmits several frames; the default sends them one by one.
-    public func transmit(batch frames: some Sequence<Bits>) throws(DeviceError) {
-        for frame in frames { try transmit(frame) }
+    /// The largest IP packet the device carries (``DeviceCapabilities/mtu``).
+    @inlinable public var mtu: Int { capabilities.mtu }
+
+    /// Starts delivering received frames one at a time: for tools and tests (the stack
+    /// takes batches).
+    public func startEach(_ handler: @escaping (consuming Packet) -> Void) throws(DeviceError) {
+        try start { (batch: inout PacketBatch) in
+            for index in batch.indices {
+                if let frame = batch.take(at: index) { handler(frame) }
+            }
+        }
     }
+
+    /// Transmits a frame held as a copyable view (its bytes are not copied).
+    public func transmit(_ frame: Bits) throws(DeviceError) {
+        try transmit(Packet(frame))
+    }
+}
+
+/// What a device carries and what it checks, as smoltcp's `DeviceCapabilities` has it:
+/// the stack reads the largest frame and the checksum offloads from here rather than
+/// assuming them.
+public struct DeviceCapabilities: Hashable, Sendable {
+    /// The largest IP packet (the MTU), without the Ethernet header: 1500 unless the
+    /// link says otherwise.
+    public var mtu: Int
+    /// How many VLAN tags a frame may carry beyond the MTU: 1 (802.1Q) where the link
+    /// allows one, as Linux's veth and TAP do; 2 for QinQ.
+    public var vlanTags: Int
+    /// Checksums the device has already verified on the frames it delivers: the stack
+    /// does not verify them again.
+    public var receiveChecksums: ChecksumOffloads
+    /// Checksums the device fills in on the frames it transmits: the stack writes only
+    /// their pseudo-header sum.
+    public var transmitChecksums: ChecksumOffloads
+
+    /// Capabilities of a link with MTU `mtu` and no offloads.
+    @inlinable
+    public init(
+        mtu: Int = 1500, vlanTags: Int = 1, receiveChecksums: ChecksumOffloads = [],
+        transmitChecksums: ChecksumOffloads = []
+    ) {
+        self.mtu = mtu
+        self.vlanTags = vlanTags
+        self.receiveChecksums = receiveChecksums
+        self.transmitChecksums = transmitChecksums
+    }
+
+    /// The largest frame the device carries: the Ethernet header, the tags and the MTU.
+    @inlinable
+    public var maximumFrameSize: Int { EthernetHeader.size &+ 4 &* vlanTags &+ mtu }
+}
+
+/// Checksums a device verifies or fills in.
+public struct ChecksumOffloads: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt8
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// The IPv4 header checksum.
+    public static let ipv4 = ChecksumOffloads(rawValue: 1)
+    /// UDP checksums.
+    public static let udp = ChecksumOffloads(rawValue: 2)
+    /// TCP checksums.
+    public static let tcp = ChecksumOffloads(rawValue: 4)
+    /// ICMP checksums.
+    public static let icmp = ChecksumOffloads(rawValue: 8)
 }
 
 /// What a device has done: packets and bytes each way, and what it dropped or failed.

@@ -17,7 +17,7 @@ import SystemPackage
 public final class PcapDevice: NetworkDevice {
     public let name: String
     public let macAddress: MACAddress
-    public let mtu: Int
+    public let capabilities: DeviceCapabilities
     public var isLinkUp: Bool { handle != nil }
     public private(set) var counters = DeviceCounters()
     public let pool: BufferPool
@@ -25,7 +25,8 @@ public final class PcapDevice: NetworkDevice {
     private let loop: EventLoop
     private var handle: PcapHandle?
     private var descriptor: FileDescriptor?
-    private var handler: ((Bits) -> Void)?
+    private var handler = CallbackSlot<PacketBatch>()
+    private var batch = PacketBatch(capacity: deviceReceiveBatch)
 
     /// Opens `interface` live (promiscuous, immediate delivery, inbound only,
     /// non-blocking). `macAddress` is the stack's own address on that wire.
@@ -51,14 +52,15 @@ public final class PcapDevice: NetworkDevice {
         }
         name = interface
         self.macAddress = macAddress
-        self.mtu = mtu
+        self.capabilities = DeviceCapabilities(mtu: mtu)
         self.loop = loop
         pool = BufferPool(limit: poolLimit)
     }
 
-    public func start(receiving handler: @escaping (Bits) -> Void) throws(DeviceError) {
+    public func start(receiving handler: @escaping (inout PacketBatch) -> Void) throws(DeviceError)
+    {
         guard let handle else { throw .closed(device: name) }
-        guard self.handler == nil else { throw .alreadyStarted(device: name) }
+        guard !self.handler.isSet else { throw .alreadyStarted(device: name) }
         let selectable: FileDescriptor?
         do {
             selectable = try handle.selectableFileDescriptor
@@ -68,19 +70,26 @@ public final class PcapDevice: NetworkDevice {
         guard let fd = selectable else {
             throw .unavailable("\(name): libpcap gives no selectable descriptor for it")
         }
-        self.handler = handler
+        self.handler.set(handler)
         descriptor = fd
+        let device = Unretained(self)
         do {
-            try loop.register(fd, interest: .readable) { [unowned self] _ in self.receiveBatch() }
+            try loop.register(fd, interest: .readable) { _ in device.call { $0.receiveBatch() } }
         } catch {
-            self.handler = nil
+            self.handler.clear()
             descriptor = nil
             throw .loop(error)
         }
     }
 
     private func receiveBatch() {
-        guard let handle, let handler else { return }
+        guard let handle, handler.isSet else { return }
+        defer {
+            if !batch.isEmpty {
+                handler(&batch)
+                batch.removeAll()
+            }
+        }
         for _ in 0..<deviceReceiveBatch {
             let next: PcapHandle.Next
             do {
@@ -91,20 +100,21 @@ public final class PcapDevice: NetworkDevice {
             }
             guard case .packet(let packet) = next else { return }
             // libpcap owns its ring: the frame is copied once, into a pool buffer.
-            guard packet.bytes.count == packet.originalLength, var frame = try? pool.allocate(),
+            guard packet.bytes.count == packet.originalLength,
+                var frame = try? pool.allocatePacket(),
                 (try? frame.append(contentsOf: packet.bytes)) != nil
             else {
                 counters.receiveDrops &+= 1
                 continue
             }
             counters.countReceived(frame.count)
-            handler(frame)
+            batch.append(frame)
         }
     }
 
-    public func transmit(_ frame: Bits) throws(DeviceError) {
+    public func transmit(_ frame: consuming Packet) throws(DeviceError) {
         guard let handle else { throw .closed(device: name) }
-        let limit = mtu + 18
+        let limit = capabilities.maximumFrameSize
         guard frame.count <= limit else {
             throw .frameTooLarge(device: name, size: frame.count, limit: limit)
         }
@@ -122,7 +132,7 @@ public final class PcapDevice: NetworkDevice {
             try? loop.deregister(descriptor)
             self.descriptor = nil
         }
-        handler = nil
+        handler.clear()
         handle?.close()
         handle = nil
     }
@@ -135,7 +145,7 @@ public final class PcapDevice: NetworkDevice {
 public final class PcapReplayDevice: NetworkDevice {
     public let name: String
     public let macAddress: MACAddress
-    public let mtu: Int
+    public let capabilities: DeviceCapabilities
     public var isLinkUp: Bool { true }
     public private(set) var counters = DeviceCounters()
     public let pool: BufferPool
@@ -144,7 +154,8 @@ public final class PcapReplayDevice: NetworkDevice {
     private var input: PcapHandle?
     private let output: PcapFileWriter?
     private let paced: Bool
-    private var handler: ((Bits) -> Void)?
+    private var handler = CallbackSlot<PacketBatch>()
+    private var batch = PacketBatch(capacity: 1)
     private var previous: PcapTimestamp?
     /// Settled when the whole trace has been delivered.
     public let finished: Promise<Void>
@@ -165,22 +176,23 @@ public final class PcapReplayDevice: NetworkDevice {
         }
         name = path
         self.macAddress = macAddress
-        self.mtu = mtu
+        self.capabilities = DeviceCapabilities(mtu: mtu)
         self.loop = loop
         self.paced = paced
         pool = BufferPool(limit: 1024)
         (finished, finishedResolver) = loop.makePromise(of: Void.self)
     }
 
-    public func start(receiving handler: @escaping (Bits) -> Void) throws(DeviceError) {
+    public func start(receiving handler: @escaping (inout PacketBatch) -> Void) throws(DeviceError)
+    {
         guard input != nil else { throw .closed(device: name) }
-        guard self.handler == nil else { throw .alreadyStarted(device: name) }
-        self.handler = handler
+        guard !self.handler.isSet else { throw .alreadyStarted(device: name) }
+        self.handler.set(handler)
         loop.enqueue { [weak self] in self?.deliverNext() }
     }
 
     private func deliverNext() {
-        guard let input, let handler else { return }
+        guard let input, handler.isSet else { return }
         let next: PcapHandle.Next
         do {
             next = try input.next()
@@ -194,11 +206,13 @@ public final class PcapReplayDevice: NetworkDevice {
             finishedResolver.resolve()
         case .packet(let packet):
             let timestamp = packet.timestamp
-            if var frame = try? pool.allocate(),
+            if var frame = try? pool.allocatePacket(),
                 (try? frame.append(contentsOf: packet.bytes)) != nil
             {
                 counters.countReceived(frame.count)
-                handler(frame)
+                batch.append(frame)
+                handler(&batch)
+                batch.removeAll()
             } else {
                 counters.receiveDrops &+= 1
             }
@@ -217,7 +231,7 @@ public final class PcapReplayDevice: NetworkDevice {
         }
     }
 
-    public func transmit(_ frame: Bits) throws(DeviceError) {
+    public func transmit(_ frame: consuming Packet) throws(DeviceError) {
         guard input != nil else { throw .closed(device: name) }
         if let output {
             do {
@@ -233,7 +247,7 @@ public final class PcapReplayDevice: NetworkDevice {
     }
 
     public func close() {
-        handler = nil
+        handler.clear()
         input?.close()
         input = nil
         try? output?.close()

@@ -28,7 +28,7 @@ public final class TapDevice: NetworkDevice {
 
     public let name: String
     public let macAddress: MACAddress
-    public let mtu: Int
+    public let capabilities: DeviceCapabilities
     public var isLinkUp: Bool { (try? interface.isLinkUp) ?? false }
     public private(set) var counters = DeviceCounters()
     public let pool: BufferPool
@@ -38,7 +38,12 @@ public final class TapDevice: NetworkDevice {
 
     private let loop: EventLoop
     private var descriptor: FileDescriptor?
-    private var handler: ((Bits) -> Void)?
+    private var handler = CallbackSlot<PacketBatch>()
+    private var batch = PacketBatch(capacity: deviceReceiveBatch)
+    /// Where a frame is read when the pool has no buffer free, to be dropped: a full
+    /// pool must not leave the frame in the kernel's queue, where level-triggered
+    /// readiness would wake the loop for it again at once, and again.
+    private lazy var scratch = Buffer(byteCount: 65_536 + TapDevice.vnetHeaderSize)
 
     /// Size of `struct virtio_net_hdr` (no mergeable buffers).
     static let vnetHeaderSize = 10
@@ -58,7 +63,7 @@ public final class TapDevice: NetworkDevice {
                 try interface.setOffload(.checksum)
             }
             try interface.setLinkUp(true)
-            mtu = try interface.mtu
+            capabilities = DeviceCapabilities(mtu: try interface.mtu)
             let index = try interface.index
             self.macAddress = macAddress ?? MACAddress(0x0200_0a5e_0000 | UInt64(index & 0xffff))
         } catch {
@@ -70,35 +75,45 @@ public final class TapDevice: NetworkDevice {
         self.pool = BufferPool(limit: poolLimit)
     }
 
-    public func start(receiving handler: @escaping (Bits) -> Void) throws(DeviceError) {
+    public func start(receiving handler: @escaping (inout PacketBatch) -> Void) throws(DeviceError)
+    {
         guard !interface.isClosed else { throw .closed(device: name) }
-        guard self.handler == nil else { throw .alreadyStarted(device: name) }
+        guard !self.handler.isSet else { throw .alreadyStarted(device: name) }
         let fd: FileDescriptor
         do {
             fd = try interface.fileDescriptor
         } catch {
             throw .tap(error)
         }
-        self.handler = handler
+        self.handler.set(handler)
         descriptor = fd
+        let device = Unretained(self)
         do {
-            try loop.register(fd, interest: .readable) { [unowned self] _ in self.receiveBatch() }
+            try loop.register(fd, interest: .readable) { _ in device.call { $0.receiveBatch() } }
         } catch {
-            self.handler = nil
+            self.handler.clear()
             descriptor = nil
             throw .loop(error)
         }
     }
 
-    /// Reads up to ``deviceReceiveBatch`` frames, each straight into a pool buffer.
+    /// Reads up to ``deviceReceiveBatch`` frames, each straight into a pool buffer, and
+    /// hands them to the handler as one batch.
     private func receiveBatch() {
-        guard let handler else { return }
+        guard handler.isSet else { return }
+        defer {
+            if !batch.isEmpty {
+                handler(&batch)
+                batch.removeAll()
+            }
+        }
         for _ in 0..<deviceReceiveBatch {
-            guard var frame = try? pool.allocate() else {
-                // No buffer: leave the frame in the kernel's queue until one frees up,
-                // but count the stall so it shows.
+            guard var frame = try? pool.allocatePacket() else {
+                // No buffer: the frame is read and dropped (counted), as a NIC drops
+                // what arrives while its ring is full.
+                guard readIntoScratch() else { return }
                 counters.receiveDrops &+= 1
-                return
+                continue
             }
             var outcome: Int? = nil
             var failure: TapError? = nil
@@ -122,13 +137,25 @@ public final class TapDevice: NetworkDevice {
                 }
             }
             counters.countReceived(frame.count)
-            handler(frame)
+            batch.append(frame)
+        }
+    }
+
+    /// Reads one frame into the scratch buffer; false when there was none (or an error).
+    private func readIntoScratch() -> Bool {
+        let room = UnsafeMutableRawBufferPointer(
+            start: scratch.baseAddress, count: scratch.capacity)
+        do {
+            return try interface.read(into: room) != nil
+        } catch {
+            counters.receiveErrors &+= 1
+            return false
         }
     }
 
     /// Strips the `virtio_net_hdr`, finishing a partial checksum first when the kernel
     /// asked for it. Returns false for a header that points outside the frame.
-    private func completeVnetFrame(_ frame: inout Bits) -> Bool {
+    private func completeVnetFrame(_ frame: inout Packet) -> Bool {
         guard frame.count >= TapDevice.vnetHeaderSize,
             let flags = try? frame.read(UInt8.self, at: 0),
             let start = try? frame.read(UInt16.self, at: 6, byteOrder: .littleEndian),
@@ -138,21 +165,24 @@ public final class TapDevice: NetworkDevice {
         if flags & 1 != 0 {  // VIRTIO_NET_HDR_F_NEEDS_CSUM
             let checksumStart = Int(start)
             let field = checksumStart + Int(offset)
-            guard field + 2 <= frame.count, let covered = try? frame.shifted(by: checksumStart)
-            else { return false }
+            guard checksumStart <= frame.count, field + 2 <= frame.count else { return false }
             // The field holds the pseudo-header sum; the checksum over the rest, that
             // field included, is the final one.
-            let value = InternetChecksum.checksum(of: covered)
+            let value = frame.withUnsafeBytes {
+                InternetChecksum.checksum(
+                    of: UnsafeRawBufferPointer(rebasing: $0[checksumStart...]))
+            }
             return (try? frame.write(value == 0 ? 0xffff : value, at: field)) != nil
         }
         return true
     }
 
-    public func transmit(_ frame: Bits) throws(DeviceError) {
+    public func transmit(_ frame: consuming Packet) throws(DeviceError) {
         guard !interface.isClosed else { throw .closed(device: name) }
-        let limit = mtu + 18
-        guard frame.count <= limit else {
-            throw .frameTooLarge(device: name, size: frame.count, limit: limit)
+        let limit = capabilities.maximumFrameSize
+        let count = frame.count
+        guard count <= limit else {
+            throw .frameTooLarge(device: name, size: count, limit: limit)
         }
         var outgoing = frame
         if options.contains(.vnetHeader) {
@@ -176,7 +206,7 @@ public final class TapDevice: NetworkDevice {
             throw .tap(error)
         }
         if sent {
-            counters.countTransmitted(frame.count)
+            counters.countTransmitted(count)
         } else {
             counters.transmitDrops &+= 1
         }
@@ -187,7 +217,7 @@ public final class TapDevice: NetworkDevice {
             try? loop.deregister(descriptor)
             self.descriptor = nil
         }
-        handler = nil
+        handler.clear()
         try? interface.close()
     }
 

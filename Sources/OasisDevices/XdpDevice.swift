@@ -77,7 +77,7 @@ public struct XdpStatistics: Hashable, Sendable, CustomStringConvertible {
 ///
 /// ```swift
 /// let device = try XdpDevice(interface: "eth1", on: loop)
-/// try device.start { frame in stack.input(frame) }
+/// try device.start { batch in stack.receive(&batch) }
 /// ```
 public final class XdpDevice: NetworkDevice {
     public struct Options: OptionSet, Sendable, Hashable {
@@ -91,7 +91,7 @@ public final class XdpDevice: NetworkDevice {
 
     public let name: String
     public let macAddress: MACAddress
-    public let mtu: Int
+    public let capabilities: DeviceCapabilities
     public private(set) var counters = DeviceCounters()
     public let pool: BufferPool
     /// The interface's receive queue this device owns.
@@ -149,9 +149,11 @@ public final class XdpDevice: NetworkDevice {
     private var posted = 0
     /// How many frames the fill ring is kept at.
     private let fillTarget: Int
-    private var handler: ((Bits) -> Void)?
+    private var handler = CallbackSlot<PacketBatch>()
+    private var batch = PacketBatch(capacity: deviceReceiveBatch)
     private var descriptor: FileDescriptor?
-    private var kickScheduled = false
+    /// One kick for everything transmitted in a turn of the loop.
+    private var kickSource: LoopSource?
     private var isClosed = false
 
     private static let frameSize = Int(OASIS_XDP_FRAME_SIZE)
@@ -186,7 +188,7 @@ public final class XdpDevice: NetworkDevice {
         self.name = interface
         self.queue = queue
         self.loop = loop
-        self.mtu = min(info.mtu, XdpDevice.frameSize - 512)
+        self.capabilities = DeviceCapabilities(mtu: min(info.mtu, XdpDevice.frameSize - 512))
         self.macAddress = macAddress ?? info.mac
         self.isNative = socket.pointee.native != 0
         self.isCopyMode = socket.pointee.copy != 0
@@ -201,6 +203,7 @@ public final class XdpDevice: NetworkDevice {
 
     deinit {
         close()
+        kickSource?.cancel()
         // Views of frames may outlive the device; the pages stay mapped unless none does.
         if pool.freeCount == pool.limit { oasis_xdp_unmap_umem(socket) }
         socket.deallocate()
@@ -208,38 +211,40 @@ public final class XdpDevice: NetworkDevice {
 
     // MARK: NetworkDevice
 
-    public func start(receiving handler: @escaping (Bits) -> Void) throws(DeviceError) {
+    public func start(receiving handler: @escaping (inout PacketBatch) -> Void) throws(DeviceError)
+    {
         guard !isClosed else { throw .closed(device: name) }
-        guard self.handler == nil else { throw .alreadyStarted(device: name) }
+        guard !self.handler.isSet else { throw .alreadyStarted(device: name) }
         let fd = FileDescriptor(rawValue: socket.pointee.fd)
-        self.handler = handler
+        self.handler.set(handler)
+        let device = Unretained(self)
         do {
-            try loop.register(fd, interest: .readable) { [unowned self] _ in self.service() }
+            try loop.register(fd, interest: .readable) { _ in device.call { $0.service() } }
         } catch {
-            self.handler = nil
+            self.handler.clear()
             throw .loop(error)
         }
         descriptor = fd
         refill()
     }
 
-    public func transmit(_ frame: Bits) throws(DeviceError) {
+    public func transmit(_ frame: consuming Packet) throws(DeviceError) {
         guard !isClosed else { throw .closed(device: name) }
-        let limit = mtu + 18
-        guard frame.count <= limit else {
-            throw .frameTooLarge(device: name, size: frame.count, limit: limit)
+        let limit = capabilities.maximumFrameSize
+        let count = frame.count
+        guard count <= limit else {
+            throw .frameTooLarge(device: name, size: count, limit: limit)
         }
         var outgoing = frame
-        var index = frameIndex(of: frame)
+        var index = frameIndex(of: outgoing)
         if index == nil {
             // Not in our UMEM: copy it into a frame that is, once.
-            guard var copy = try? pool.allocate(), (try? copy.append(contentsOf: frame)) != nil
-            else {
+            guard let copy = try? outgoing.copy(into: pool) else {
                 counters.transmitDrops &+= 1
                 return
             }
             outgoing = copy
-            index = frameIndex(of: copy)
+            index = frameIndex(of: outgoing)
         }
         guard let index else {
             counters.transmitDrops &+= 1
@@ -259,15 +264,13 @@ public final class XdpDevice: NetworkDevice {
             address: UInt64(index * XdpDevice.frameSize + outgoing.offset),
             length: UInt32(outgoing.count), options: 0)
         oasis_xdp_ring_submit(&socket.pointee.tx, 1)
-        hold(outgoing.buffer, at: index)
-        counters.countTransmitted(frame.count)
-        if !kickScheduled {
-            // One kick for everything transmitted in this turn of the loop. The closure
-            // holds the device until it runs: a weak reference would give the device a
-            // side table, and every retain of it the runtime's slow path.
-            kickScheduled = true
-            loop.enqueue { self.flush() }
+        hold(outgoing, at: index)
+        counters.countTransmitted(count)
+        if kickSource == nil {
+            let device = Unretained(self)
+            kickSource = loop.makeSource { device.call { $0.flush() } }
         }
+        kickSource?.wake()
     }
 
     /// Detaches the program (the kernel's stack gets the queue back) and closes the
@@ -278,7 +281,7 @@ public final class XdpDevice: NetworkDevice {
             try? loop.deregister(descriptor)
             self.descriptor = nil
         }
-        handler = nil
+        handler.clear()
         finalStatistics = readStatistics()
         isClosed = true
         oasis_xdp_close(socket, 0)
@@ -292,7 +295,7 @@ public final class XdpDevice: NetworkDevice {
     // MARK: Rings
 
     /// The UMEM frame holding all of `frame`, if any.
-    private func frameIndex(of frame: Bits) -> Int? {
+    private func frameIndex(of frame: borrowing Packet) -> Int? {
         let distance = frame.buffer.baseAddress - umem
         guard distance >= 0, distance < frameCount * XdpDevice.frameSize,
             frame.offset + frame.count <= XdpDevice.frameSize
@@ -300,8 +303,10 @@ public final class XdpDevice: NetworkDevice {
         return distance / XdpDevice.frameSize
     }
 
-    private func hold(_ buffer: Buffer, at index: Int) {
-        held[index] = buffer
+    /// Keeps the frame's buffer out of the pool while the kernel holds it: the packet
+    /// is consumed, its buffer reference moves into ``held``.
+    private func hold(_ frame: consuming Packet, at index: Int) {
+        if uses[index] == 0 { held[index] = frame.buffer }
         uses[index] &+= 1
     }
 
@@ -321,9 +326,16 @@ public final class XdpDevice: NetworkDevice {
         refill()
     }
 
-    /// Delivers up to ``deviceReceiveBatch`` received frames to the handler.
+    /// Delivers up to ``deviceReceiveBatch`` received frames to the handler, as one
+    /// batch.
     private func receive() {
-        guard let handler else { return }
+        guard handler.isSet else { return }
+        defer {
+            if !batch.isEmpty {
+                handler(&batch)
+                batch.removeAll()
+            }
+        }
         let ready = oasis_xdp_ring_peek(&socket.pointee.rx, UInt32(deviceReceiveBatch))
         for _ in 0..<ready {
             let entry = oasis_xdp_descriptor_at(
@@ -333,21 +345,26 @@ public final class XdpDevice: NetworkDevice {
             let index = Int(entry.address / UInt64(XdpDevice.frameSize))
             let offset = Int(entry.address % UInt64(XdpDevice.frameSize))
             let length = Int(entry.length)
-            guard index < frameCount, let buffer = held[index] else {
+            guard index < frameCount, uses[index] > 0, let buffer = takeUse(index) else {
                 counters.receiveErrors &+= 1
                 continue
             }
-            _ = release(index)
             guard offset + length <= XdpDevice.frameSize,
-                let frame = try? Bits(buffer: buffer, offset: offset, count: length)
+                let frame = try? Packet(buffer: buffer, offset: offset, count: length)
             else {
                 counters.receiveDrops &+= 1
                 continue
             }
             counters.countReceived(length)
-            handler(frame)
-            if isClosed { return }
+            batch.append(frame)
         }
+    }
+
+    /// Gives back the kernel's use of frame `index` and returns its buffer for a packet:
+    /// moved out of ``held`` when that was the last use.
+    private func takeUse(_ index: Int) -> Buffer? {
+        uses[index] -= 1
+        return uses[index] == 0 ? held[index].take() : held[index]
     }
 
     /// Keeps the fill ring at its target with free pool frames.
@@ -357,11 +374,12 @@ public final class XdpDevice: NetworkDevice {
         guard wanted > 0 else { return }
         let room = Int(oasis_xdp_ring_free(&socket.pointee.fill, UInt32(wanted)))
         var added: UInt32 = 0
-        while added < room, let frame = try? pool.allocate(), let index = frameIndex(of: frame) {
+        while added < room, let frame = try? pool.allocatePacket() {
+            guard let index = frameIndex(of: frame) else { break }
             oasis_xdp_address_at(
                 &socket.pointee.fill, socket.pointee.fill.cached_producer &+ added)!.pointee =
                 UInt64(index * XdpDevice.frameSize)
-            hold(frame.buffer, at: index)
+            hold(frame, at: index)
             added += 1
         }
         guard added > 0 else { return }
@@ -390,7 +408,6 @@ public final class XdpDevice: NetworkDevice {
     /// Has the kernel send what the transmit ring holds. In copy mode each kick sends
     /// a bounded batch (32 frames in Linux), so it kicks until the ring is empty.
     private func flush() {
-        kickScheduled = false
         guard !isClosed else { return }
         var kicks = 0
         repeat {

@@ -71,6 +71,8 @@ public final class EventLoop: @unchecked Sendable {
     static let busyPhasesPerPoll = 32
     @exclusivity(unchecked) @usableFromInline var fireQueue = Deque<DeferredFire>()
     @exclusivity(unchecked) var inboxScratch = Deque<InboxWork>()
+    /// Every live ``LoopSource``: what keeps a queued source alive.
+    @exclusivity(unchecked) @usableFromInline var sources = SourceTable()
     @exclusivity(unchecked) var isRunning = false
     /// Tasks started by `promise(_:)` that have not finished: they keep `run()` alive.
     @exclusivity(unchecked) var outstandingTasks = 0
@@ -352,6 +354,7 @@ public final class EventLoop: @unchecked Sendable {
     func run(_ work: Work) {
         switch work {
         case .closure(let body): body()
+        case .source(let source): run(source)
         case .job(let job):
             job.runSynchronously(
                 isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
@@ -364,6 +367,8 @@ public final class EventLoop: @unchecked Sendable {
 enum Work {
     case closure(() -> Void)
     case job(UnownedJob)
+    /// A ``LoopSource``, held by the loop's source table, not by the queue.
+    case source(Unmanaged<LoopSource>)
 }
 
 /// Work handed over by another thread.

@@ -1,19 +1,18 @@
 import OasisBits
-import OasisDevices
 import OasisWire
 
 /// The ARP cache and resolver for one interface, sans I/O (RFC 826; RFC 1122 §2.3.2).
 ///
-/// The glue layer owns one, feeds it what arrives, asks it before sending, and polls it
+/// The link layer owns one, feeds it what arrives, asks it before sending, and polls it
 /// on a timer; it gives back what to send. Time is a monotonic `Duration` since any
 /// fixed origin, passed in on every call.
 ///
 /// ```swift
-/// switch cache.resolve(nextHop, now: now, waiting: packet) {
-/// case .resolved(let mac): send(packet, to: mac)
-/// case .queued(let request): if let request { sendArp(request) }
-/// case .dropped: break          // counted in cache.drops
-/// }
+/// if let mac = cache.lookup(nextHop, now: now) {
+///     send(packet, to: mac)
+/// } else if case .queued(let request) = cache.enqueue(packet, for: nextHop, now: now) {
+///     if let request { sendArp(request) }       // the first miss asks
+/// }                                             // .dropped: counted in cache.drops
 /// let answer = cache.receive(arp, now: now)       // on every ARP packet
 /// if let reply = answer.reply { sendArp(reply) }
 /// if let (address, mac) = answer.resolved {
@@ -24,9 +23,12 @@ import OasisWire
 ///
 /// Bounds: at most `capacity` entries (resolved or pending); when full, the entry
 /// updated longest ago is evicted (a linear scan: the table is small and this happens
-/// only on a miss). At most `waitingPerAddress` packets wait on one address; more are
-/// dropped and counted.
-public struct ArpCache {
+/// only on a miss). A packet that waits for an address is copied into a buffer of the
+/// cache's own small pool — so a flood aimed at unresolvable neighbours cannot hold a
+/// device's receive buffers, and the sender may reuse its buffer at once — and kept in
+/// a fixed table of `maximumWaiting` slots; at most `waitingPerAddress` wait on one
+/// address. Past either bound packets are dropped and counted.
+public struct ArpCache: ~Copyable {
     /// Tunables, with the defaults of most stacks.
     public struct Configuration: Hashable, Sendable {
         /// Most entries held.
@@ -36,9 +38,8 @@ public struct ArpCache {
         /// Most packets queued per unresolved address (RFC 1122 §2.3.2.2 asks for at
         /// least one).
         public var waitingPerAddress: Int = 4
-        /// At most this many packets wait across all addresses: packets waiting for ARP
-        /// hold buffers, and a flood aimed at unresolvable neighbours must not hold them
-        /// all.
+        /// At most this many packets wait across all addresses (each in a buffer of the
+        /// cache's own pool).
         public var maximumWaiting: Int = 64
         /// Time between requests for the same address (RFC 1122 §2.3.2.1: at most one
         /// per second).
@@ -50,10 +51,8 @@ public struct ArpCache {
         public init() {}
     }
 
-    /// What ``resolve(_:now:waiting:)`` decided for a packet.
-    public enum Resolution {
-        /// The address is known: send now.
-        case resolved(MACAddress)
+    /// What ``enqueue(_:for:now:)`` did with a packet.
+    public enum Resolution: Equatable {
         /// The packet waits; send `request` if there is one (the first miss).
         case queued(request: ArpRepr?)
         /// The packet was dropped (queue full, or no room in the table); counted.
@@ -75,7 +74,7 @@ public struct ArpCache {
         @usableFromInline var updatedAt: Duration
         @usableFromInline var requestsSent: Int
         @usableFromInline var lastRequestAt: Duration
-        @usableFromInline var waiting: [Bits]
+        @usableFromInline var waiting: Int
     }
 
     /// Our hardware address.
@@ -88,8 +87,9 @@ public struct ArpCache {
     public private(set) var drops = DropCounters<ArpDropReason>()
 
     @usableFromInline internal var entries: [IPv4Address: Entry] = [:]
-    /// Packets waiting across all entries (bounded by `maximumWaiting`).
-    public private(set) var waitingCount = 0
+    private var waitingPackets: WaitingPackets
+    /// The buffers waiting packets are copied into.
+    private let waitingPool: BufferPool
 
     /// A cache for the interface at `mac` with `address`.
     public init(mac: MACAddress, address: IPv4Address, configuration: Configuration = .init()) {
@@ -97,12 +97,18 @@ public struct ArpCache {
         self.address = address
         self.configuration = configuration
         entries.reserveCapacity(configuration.capacity)
+        waitingPackets = WaitingPackets(capacity: max(1, configuration.maximumWaiting))
+        waitingPool = BufferPool(limit: max(1, configuration.maximumWaiting))
     }
 
     /// The number of entries, resolved or pending.
     public var count: Int { entries.count }
 
+    /// Packets waiting across all entries (bounded by `maximumWaiting`).
+    public var waitingCount: Int { waitingPackets.count }
+
     /// The hardware address of `ip`, if resolved and not expired.
+    @inlinable
     public func lookup(_ ip: IPv4Address, now: Duration) -> MACAddress? {
         guard let entry = entries[ip], let mac = entry.mac,
             now - entry.updatedAt < configuration.entryLifetime
@@ -110,26 +116,25 @@ public struct ArpCache {
         return mac
     }
 
-    /// Resolves `ip` (the next hop) for `packet`: returns the MAC, or queues the packet
-    /// and says whether to send a request now.
-    public mutating func resolve(_ ip: IPv4Address, now: Duration, waiting packet: Bits)
+    /// Keeps a copy of `packet` until `ip` (the next hop, not resolved: ask
+    /// ``lookup(_:now:)`` first) is resolved, and says whether to send a request now.
+    public mutating func enqueue(_ packet: borrowing Packet, for ip: IPv4Address, now: Duration)
         -> Resolution
     {
-        if let mac = lookup(ip, now: now) { return .resolved(mac) }
         if entries[ip] != nil {
             if entries[ip]!.mac != nil {
-                // Expired: start over as a pending entry.
+                // Known but expired (or resolved since the caller looked): start over as
+                // a pending entry.
                 entries[ip]!.mac = nil
                 entries[ip]!.requestsSent = 0
             }
-            guard entries[ip]!.waiting.count < configuration.waitingPerAddress,
-                waitingCount < configuration.maximumWaiting
+            guard entries[ip]!.waiting < configuration.waitingPerAddress,
+                keep(packet, for: ip)
             else {
                 drops.count(.queueFull)
                 return .dropped
             }
-            entries[ip]!.waiting.append(packet)
-            waitingCount += 1
+            entries[ip]!.waiting += 1
             if entries[ip]!.requestsSent == 0 {
                 entries[ip]!.requestsSent = 1
                 entries[ip]!.lastRequestAt = now
@@ -137,19 +142,24 @@ public struct ArpCache {
             }
             return .queued(request: nil)
         }
-        guard configuration.waitingPerAddress > 0, waitingCount < configuration.maximumWaiting,
-            makeRoom()
+        guard configuration.waitingPerAddress > 0, !waitingPackets.isFull, makeRoom(),
+            keep(packet, for: ip)
         else {
             drops.count(.queueFull)
             return .dropped
         }
-        waitingCount += 1
-        var waiting: [Bits] = []
-        waiting.reserveCapacity(configuration.waitingPerAddress)
-        waiting.append(packet)
         entries[ip] = Entry(
-            mac: nil, updatedAt: now, requestsSent: 1, lastRequestAt: now, waiting: waiting)
+            mac: nil, updatedAt: now, requestsSent: 1, lastRequestAt: now, waiting: 1)
         return .queued(request: .request(from: mac, address, for: ip))
+    }
+
+    /// Copies `packet` into a waiting slot; false when there is no slot or buffer.
+    private mutating func keep(_ packet: borrowing Packet, for ip: IPv4Address) -> Bool {
+        guard !waitingPackets.isFull, let copy = try? packet.copy(into: waitingPool) else {
+            return false
+        }
+        waitingPackets.append(copy, for: ip)
+        return true
     }
 
     /// Handles a received ARP packet (RFC 826, "Packet Reception"): updates an existing
@@ -189,10 +199,12 @@ public struct ArpCache {
     }
 
     /// The next packet waiting for `ip`, oldest first, once it is resolved.
-    public mutating func takeWaiting(for ip: IPv4Address) -> Bits? {
-        guard entries[ip]?.mac != nil, entries[ip]?.waiting.isEmpty == false else { return nil }
-        waitingCount -= 1
-        return entries[ip]!.waiting.removeFirst()
+    public mutating func takeWaiting(for ip: IPv4Address) -> Packet? {
+        guard let entry = entries[ip], entry.mac != nil, entry.waiting > 0,
+            let packet = waitingPackets.takeOldest(for: ip)
+        else { return nil }
+        entries[ip]!.waiting -= 1
+        return packet
     }
 
     /// The next request to send now (a retry), or nil when there is nothing more to do
@@ -203,7 +215,7 @@ public struct ArpCache {
         var expired: IPv4Address? = nil
         for (ip, entry) in entries {
             if entry.mac != nil {
-                if now - entry.updatedAt >= configuration.entryLifetime && entry.waiting.isEmpty {
+                if now - entry.updatedAt >= configuration.entryLifetime && entry.waiting == 0 {
                     expired = ip
                     break
                 }
@@ -211,8 +223,8 @@ public struct ArpCache {
             }
             guard now - entry.lastRequestAt >= configuration.retryInterval else { continue }
             if entry.requestsSent >= configuration.maximumRequests {
-                drops.count(.resolutionFailed, UInt64(entry.waiting.count))
-                waitingCount -= entry.waiting.count
+                drops.count(.resolutionFailed, UInt64(entry.waiting))
+                waitingPackets.removeAll(for: ip)
                 expired = ip
                 break
             }
@@ -246,10 +258,10 @@ public struct ArpCache {
         if entries[ip] != nil || makeRoom() { learn(ip, hardware, now: now, into: &ignored) }
         // Nobody asked for these packets through `takeWaiting`: drop them (counted) rather
         // than leave an entry that can never empty.
-        if let waiting = entries[ip]?.waiting, !waiting.isEmpty {
-            drops.count(.evicted, UInt64(waiting.count))
-            waitingCount -= waiting.count
-            entries[ip]!.waiting.removeAll()
+        if let waiting = entries[ip]?.waiting, waiting > 0 {
+            drops.count(.evicted, UInt64(waiting))
+            waitingPackets.removeAll(for: ip)
+            entries[ip]!.waiting = 0
         }
     }
 
@@ -262,13 +274,13 @@ public struct ArpCache {
     ) {
         if entries[ip] == nil {
             entries[ip] = Entry(
-                mac: hardware, updatedAt: now, requestsSent: 0, lastRequestAt: now, waiting: [])
+                mac: hardware, updatedAt: now, requestsSent: 0, lastRequestAt: now, waiting: 0)
         } else {
             entries[ip]!.mac = hardware
             entries[ip]!.updatedAt = now
             entries[ip]!.requestsSent = 0
         }
-        if !entries[ip]!.waiting.isEmpty { reception.resolved = (ip, hardware) }
+        if entries[ip]!.waiting > 0 { reception.resolved = (ip, hardware) }
     }
 
     /// Evicts the entry updated longest ago if the table is full; false if it cannot.
@@ -280,10 +292,68 @@ public struct ArpCache {
             oldest = (ip, entry.updatedAt)
         }
         if let (ip, _) = oldest {
-            drops.count(.evicted, UInt64(max(1, entries[ip]!.waiting.count)))
-            waitingCount -= entries[ip]!.waiting.count
+            drops.count(.evicted, UInt64(max(1, entries[ip]!.waiting)))
+            waitingPackets.removeAll(for: ip)
             entries[ip] = nil
         }
         return true
+    }
+}
+
+/// Packets waiting for their next hop's hardware address: a fixed table of slots, each
+/// a copy and the address it waits for, taken oldest first per address.
+struct WaitingPackets: ~Copyable {
+    private struct Slot: ~Copyable {
+        var address: IPv4Address
+        var sequence: UInt64
+        var packet: Packet
+    }
+
+    private let slots: UnsafeMutablePointer<Slot?>
+    private let capacity: Int
+    private(set) var count = 0
+    private var nextSequence: UInt64 = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        slots = .allocate(capacity: capacity)
+        for index in 0..<capacity { (slots + index).initialize(to: nil) }
+    }
+
+    deinit {
+        slots.deinitialize(count: capacity)
+        slots.deallocate()
+    }
+
+    var isFull: Bool { count == capacity }
+
+    mutating func append(_ packet: consuming Packet, for address: IPv4Address) {
+        for index in 0..<capacity where (slots + index).pointee == nil {
+            (slots + index).pointee = Slot(
+                address: address, sequence: nextSequence, packet: packet)
+            nextSequence &+= 1
+            count += 1
+            return
+        }
+        preconditionFailure("appending to a full table of waiting packets")
+    }
+
+    mutating func takeOldest(for address: IPv4Address) -> Packet? {
+        var oldest: (index: Int, sequence: UInt64)? = nil
+        for index in 0..<capacity {
+            let match: UInt64? =
+                switch (slots + index).pointee {
+                case .some(let slot) where slot.address == address: slot.sequence
+                default: nil
+                }
+            if let match, oldest == nil || match < oldest!.sequence { oldest = (index, match) }
+        }
+        guard let oldest, let slot = (slots + oldest.index).pointee.take() else { return nil }
+        count -= 1
+        return slot.packet
+    }
+
+    mutating func removeAll(for address: IPv4Address) {
+        while takeOldest(for: address) != nil {}
     }
 }

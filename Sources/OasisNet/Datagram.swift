@@ -1,7 +1,7 @@
 // The `Datagram` surface: what UDP-like applications (the DNS server, echo) program
-// against. Two implementations: the Oasis stack (`IPv4Stack`) and kernel sockets
-// (`SocketDatagrams`), so one application runs on either — the tutorial's
-// unix-direct and unix-socket.
+// against. Two implementations: the Oasis stack (`UDPLayer`, through `IPv4Stack`) and
+// kernel sockets (`SocketDatagrams`), so one application runs on either — the
+// tutorial's unix-direct and unix-socket.
 
 import DequeModule
 import OasisBits
@@ -13,6 +13,7 @@ public struct DatagramEndpoint: Hashable, Sendable, CustomStringConvertible {
     public var address: IPv4Address
     public var port: UInt16
 
+    @inlinable
     public init(address: IPv4Address, port: UInt16) {
         self.address = address
         self.port = port
@@ -21,19 +22,28 @@ public struct DatagramEndpoint: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(address):\(port)" }
 }
 
-/// One datagram received: who sent it, where to, and its payload — a view into the
-/// buffer it arrived in (for the Oasis stack, the device's receive buffer: no copy).
-public struct Datagram {
+/// One datagram received: who sent it, where to, and its payload — the packet it
+/// arrived in, its window on the payload (for the Oasis stack, the device's receive
+/// buffer: no copy). Whoever holds the datagram owns that buffer; sending the payload
+/// back (``DatagramService/send(_:to:from:)``) hands it on, and a reply built in it
+/// has the room in front for its headers.
+@frozen
+public struct Datagram: ~Copyable {
     public var source: DatagramEndpoint
     public var destination: DatagramEndpoint
-    public var payload: Bits
+    public var payload: Packet
 
-    public init(source: DatagramEndpoint, destination: DatagramEndpoint, payload: Bits) {
+    @inlinable
+    public init(source: DatagramEndpoint, destination: DatagramEndpoint, payload: consuming Packet)
+    {
         self.source = source
         self.destination = destination
         self.payload = payload
     }
 }
+
+/// The datagrams that arrived together for one port, handed to its listener in one call.
+public typealias DatagramBatch = Batch<Datagram>
 
 /// Why a datagram operation failed.
 public enum DatagramError: Error, Equatable, CustomStringConvertible {
@@ -49,6 +59,8 @@ public enum DatagramError: Error, Equatable, CustomStringConvertible {
     case system(operation: String, errno: Int32)
     /// The device refused the frame.
     case device(String)
+    /// Every listener slot is taken.
+    case tooManyListeners(Int)
 
     public var description: String {
         switch self {
@@ -58,6 +70,7 @@ public enum DatagramError: Error, Equatable, CustomStringConvertible {
         case .unreachable(let address): return "\(address) is unreachable"
         case .system(let operation, let code): return "\(operation) failed: errno \(code)"
         case .device(let message): return "device: \(message)"
+        case .tooManyListeners(let limit): return "every one of the \(limit) listeners is in use"
         }
     }
 }
@@ -69,47 +82,76 @@ public let maximumUDPPayload = 65_535 - 20 - 8
 /// loop, send datagrams. Implemented by the Oasis stack and by kernel sockets.
 ///
 /// ```swift
-/// try udp.listen(port: 7) { datagram in
-///     try? udp.send(datagram.payload, to: datagram.source, from: 7)   // echo
+/// try udp.listen(port: 7) { datagram in                       // one at a time
+///     try? udp.send(datagram.payload, to: datagram.source, from: 7)   // echo, in place
 /// }
+/// try udp.listen(port: 53, batches: { batch in … })           // or all that came together
 /// ```
+///
+/// Datagrams are owned: a handler that does not send or keep one lets it go, and its
+/// buffer returns to its pool.
 public protocol DatagramService: AnyObject {
-    /// Delivers every datagram arriving for `port` to `handler`, on the loop.
-    func listen(port: UInt16, _ handler: @escaping (Datagram) -> Void) throws(DatagramError)
     /// Delivers the datagrams arriving for `port` to `handler` in batches, on the loop:
-    /// those that were waiting together (up to 32 on kernel sockets; one at a
-    /// time where there is no such thing), so that an application can prepare for all
-    /// of them before it answers the first. Replies sent while a batch is handled may
-    /// leave together. The buffer is valid only during the call.
-    func listen(port: UInt16, batches handler: @escaping (UnsafeBufferPointer<Datagram>) -> Void)
+    /// those that arrived together (a device's batch on the Oasis stack; up to 32
+    /// waiting datagrams on kernel sockets), so that an application can prepare for
+    /// all of them before it answers the first. The handler takes the datagrams it
+    /// keeps (``Batch/take(at:)``); replies sent while a batch is handled may leave
+    /// together.
+    func listen(port: UInt16, batches handler: @escaping (inout DatagramBatch) -> Void)
         throws(DatagramError)
     /// Stops delivering datagrams for `port`.
     func stopListening(port: UInt16)
-    /// Sends `payload` to `destination` from the local `port`. The payload may be a
-    /// view of a received datagram: the stack then builds the reply's headers in
-    /// front of it, in the same buffer, without copying.
-    /// The payload is consumed: a caller that is done with its view hands it over
-    /// without a reference count, and a transport may keep it queued.
-    func send(_ payload: consuming Bits, to destination: DatagramEndpoint, from port: UInt16)
+    /// Sends `payload` to `destination` from the local `port`, taking it over. The
+    /// payload may be a received datagram's: the stack then builds the reply's headers
+    /// in front of it, in the same buffer, without copying.
+    func send(_ payload: consuming Packet, to destination: DatagramEndpoint, from port: UInt16)
         throws(DatagramError)
+    /// An empty packet to write a payload into, with room in front for every header the
+    /// service adds: bytes sent from it are copied once, into a buffer that is reused.
+    func allocatePayload() throws(DatagramError) -> Packet
 }
 
 extension DatagramService {
-    /// Batches of one datagram.
-    public func listen(
-        port: UInt16, batches handler: @escaping (UnsafeBufferPointer<Datagram>) -> Void
-    ) throws(DatagramError) {
-        try listen(port: port) { datagram in
-            withUnsafePointer(to: datagram) { handler(UnsafeBufferPointer(start: $0, count: 1)) }
+    /// Delivers every datagram arriving for `port` to `handler`, one at a time.
+    public func listen(port: UInt16, _ handler: @escaping (consuming Datagram) -> Void)
+        throws(DatagramError)
+    {
+        try listen(port: port) { (batch: inout DatagramBatch) in
+            for index in batch.indices {
+                if let datagram = batch.take(at: index) { handler(datagram) }
+            }
         }
     }
 
-    /// Sends bytes (copied into a buffer first).
-    public func send(_ bytes: [UInt8], to destination: DatagramEndpoint, from port: UInt16)
-        throws(DatagramError)
-    {
-        try send(Bits(bytes, headroom: 128), to: destination, from: port)
+    /// Sends a copy of `bytes`, written into a packet from ``allocatePayload()`` (or,
+    /// for a datagram larger than a pool buffer holds, one of its own).
+    public func send(
+        _ bytes: some Collection<UInt8>, to destination: DatagramEndpoint, from port: UInt16
+    ) throws(DatagramError) {
+        guard bytes.count <= maximumUDPPayload else { throw .payloadTooLarge(bytes.count) }
+        var payload = try allocatePayload()
+        if bytes.count > payload.tailroom {
+            let headroom = payload.headroom
+            guard
+                let large = try? Packet(
+                    buffer: Buffer(byteCount: headroom + bytes.count), offset: headroom, count: 0)
+            else { throw .noBuffers }
+            payload = large
+        }
+        do {
+            try payload.append(contentsOf: bytes)
+        } catch {
+            throw .noBuffers
+        }
+        try send(payload, to: destination, from: port)
     }
+}
+
+/// A datagram as ``DatagramReceiver`` hands it out: its payload as a copyable view.
+public struct ReceivedDatagram {
+    public var source: DatagramEndpoint
+    public var destination: DatagramEndpoint
+    public var payload: Bits
 }
 
 /// Datagrams for one port as an async sequence, on the loop:
@@ -124,17 +166,17 @@ extension DatagramService {
 /// they are dropped and counted in ``dropped`` (a slow reader must not make the stack
 /// hold every buffer). Confined to the loop's thread, like the views it hands out.
 public final class DatagramReceiver: AsyncSequence, AsyncIteratorProtocol {
-    public typealias Element = Datagram
+    public typealias Element = ReceivedDatagram
     public typealias Failure = Never
 
-    private var queue = Deque<Datagram>()
+    private var queue = Deque<ReceivedDatagram>()
     private var waiter: UnsafeContinuation<Handover?, Never>?
 
     /// A datagram handed from the listener callback to the waiting task. Both run on the
     /// loop's thread (the task on the loop's executor), so nothing crosses threads; the
     /// box only tells the compiler what the loop guarantees.
     private struct Handover: @unchecked Sendable {
-        let datagram: Datagram
+        let datagram: ReceivedDatagram
     }
     private var finished = false
     /// The most datagrams held while nobody reads.
@@ -152,10 +194,16 @@ public final class DatagramReceiver: AsyncSequence, AsyncIteratorProtocol {
         self.capacity = capacity
         loop = EventLoop.current
         stop = { [weak service] in service?.stopListening(port: port) }
-        try service.listen(port: port) { [weak self] datagram in self?.deliver(datagram) }
+        try service.listen(port: port) { [weak self] (datagram: consuming Datagram) in
+            let source = datagram.source
+            let destination = datagram.destination
+            self?.deliver(
+                ReceivedDatagram(
+                    source: source, destination: destination, payload: Bits(datagram.payload)))
+        }
     }
 
-    private func deliver(_ datagram: Datagram) {
+    private func deliver(_ datagram: ReceivedDatagram) {
         if let waiter {
             self.waiter = nil
             waiter.resume(returning: Handover(datagram: datagram))
@@ -167,7 +215,7 @@ public final class DatagramReceiver: AsyncSequence, AsyncIteratorProtocol {
     }
 
     /// The next datagram; nil once ``finish()`` was called.
-    public nonisolated(nonsending) func next() async -> Datagram? {
+    public nonisolated(nonsending) func next() async -> ReceivedDatagram? {
         if let datagram = takeQueued() { return datagram }
         if finished || Task.isCancelled { return nil }
         // Cancelling the waiting task ends the wait with nil (as an AsyncStream does).
@@ -201,7 +249,7 @@ public final class DatagramReceiver: AsyncSequence, AsyncIteratorProtocol {
 
     /// The oldest queued datagram, released from the queue so that its buffer returns
     /// to the pool as soon as the reader drops it.
-    private func takeQueued() -> Datagram? {
+    private func takeQueued() -> ReceivedDatagram? {
         queue.popFirst()
     }
 

@@ -55,12 +55,29 @@ public struct IPv4Fragmenter {
 
     private var started = false
 
-    /// Appends the next fragment's data to `packet` (an empty view with headroom for
+    /// ``nextFragment(into:)-(Packet)`` for a copyable view.
+    public mutating func nextFragment(into bits: inout Bits) throws(Failure) {
+        var packet = Packet(bits)
+        let outcome: Result<Void, Failure>
+        do throws(Failure) {
+            try nextFragment(into: &packet)
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
+        bits = Bits(packet)
+        try outcome.get()
+    }
+
+    /// Appends the next fragment's data to `packet` (an empty one with headroom for
     /// 20 bytes and more) and prepends its header; `packet` becomes the fragment.
-    public mutating func nextFragment(into packet: inout Bits) throws(Failure) {
+    public mutating func nextFragment(into packet: inout Packet) throws(Failure) {
         let length = min(dataPerFragment, payload.count - offset)
         do {
-            try packet.append(contentsOf: try payload.slice(from: offset, length: length))
+            let slice = try payload.slice(from: offset, length: length)
+            try slice.withUnsafeBytes { (bytes) throws(BitsError) in
+                try packet.append(contentsOf: bytes)
+            }
         } catch {
             throw .buffer(error)
         }
@@ -68,16 +85,9 @@ public struct IPv4Fragmenter {
         fragment.fragmentOffset = header.fragmentOffset + offset
         fragment.moreFragments = header.moreFragments || offset + length < payload.count
         fragment.payloadLength = length
-        var owned = Packet(packet)
-        let result: Result<Void, IPv4Error>
-        do throws(IPv4Error) {
-            try fragment.emit(prependingTo: &owned)
-            result = .success(())
+        do {
+            try fragment.emit(prependingTo: &packet)
         } catch {
-            result = .failure(error)
-        }
-        packet = Bits(owned)
-        if case .failure(let error) = result {
             // A fragment is at most an MTU long: only the buffer can fail.
             if case .buffer(let bits) = error { throw .buffer(bits) }
             throw .mtuTooSmall(dataPerFragment)

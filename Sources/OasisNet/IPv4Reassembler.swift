@@ -42,10 +42,11 @@ public struct IPv4Reassembler {
     }
 
     /// What happened to a fragment.
-    public enum Outcome {
+    public enum Outcome: ~Copyable {
         /// The datagram is complete: the first fragment's header (with `payloadLength`
-        /// the whole length and no fragment fields) and the contiguous payload.
-        case complete(IPv4Repr, payload: Bits)
+        /// the whole length and no fragment fields) and the contiguous payload, in a
+        /// buffer of the reassembler's with ``IPv4Reassembler/headroom`` in front.
+        case complete(IPv4Repr, payload: Packet)
         /// Held, waiting for more.
         case incomplete
         /// Dropped (and counted) for this reason.
@@ -99,6 +100,20 @@ public struct IPv4Reassembler {
     public static let maximumFragments = 64
 
     public mutating func insert(_ header: IPv4Repr, payload: Bits, now: Duration) -> Outcome {
+        payload.withUnsafeBytes { insert(header, payload: $0, now: now) }
+    }
+
+    /// Takes one fragment whose data is `payload`'s bytes.
+    public mutating func insert(_ header: IPv4Repr, payload: borrowing Packet, now: Duration)
+        -> Outcome
+    {
+        payload.withUnsafeBytes { insert(header, payload: $0, now: now) }
+    }
+
+    /// Takes one fragment whose data is `payload` (copied).
+    public mutating func insert(
+        _ header: IPv4Repr, payload: UnsafeRawBufferPointer, now: Duration
+    ) -> Outcome {
         expire(now: now)
         let start = header.fragmentOffset
         let end = start + payload.count
@@ -165,11 +180,9 @@ public struct IPv4Reassembler {
             bytesHeld += bigger.capacity - datagram.buffer.capacity
             datagram.buffer = bigger
         }
-        payload.withUnsafeBytes { bytes in
-            if let base = bytes.baseAddress, bytes.count > 0 {
-                (datagram.buffer.baseAddress + Self.headroom + start).copyMemory(
-                    from: base, byteCount: bytes.count)
-            }
+        if let base = payload.baseAddress, payload.count > 0 {
+            (datagram.buffer.baseAddress + Self.headroom + start).copyMemory(
+                from: base, byteCount: payload.count)
         }
         datagram.ranges.insert(start..<end, at: insertAt)
         datagram.received += payload.count
@@ -182,7 +195,8 @@ public struct IPv4Reassembler {
             whole.moreFragments = false
             whole.fragmentOffset = 0
             whole.payloadLength = total
-            guard let view = try? Bits(buffer: datagram.buffer, offset: Self.headroom, count: total)
+            guard
+                let view = try? Packet(buffer: datagram.buffer, offset: Self.headroom, count: total)
             else { return .dropped(.badFragment) }
             return .complete(whole, payload: view)
         }

@@ -20,21 +20,18 @@ public final class SocketDatagrams: DatagramService {
     // The batch's message headers, vectors and addresses, made once: the kernel reads
     // and writes them in place.
     private let receiveAddresses = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: batch)
-    /// The buffers the next datagrams are read into, kept ready between calls: only
-    /// the slots whose datagrams were handed out are refilled.
-    private let receiveBuffers: UnsafeMutablePointer<Bits?> = {
-        let slots = UnsafeMutablePointer<Bits?>.allocate(capacity: batch)
-        slots.initialize(repeating: nil, count: batch)
-        return slots
-    }()
+    /// A buffer read into without a datagram to keep (none waiting, or one cut short),
+    /// kept for the next read.
+    private var spare: Packet?
     /// The datagrams of the batch being handled.
-    private let received = UnsafeMutablePointer<Datagram>.allocate(capacity: batch)
+    private var received = DatagramBatch(capacity: batch)
     private let sendHeaders = UnsafeMutablePointer<oasis_mmsghdr>.allocate(capacity: batch)
     private let sendVectors = UnsafeMutablePointer<iovec>.allocate(capacity: batch)
     private let sendAddresses = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: batch)
-    /// The replies queued for the next `sendmmsg` (the first `pendingCount` are set).
-    private let pendingPayloads = UnsafeMutablePointer<Bits>.allocate(capacity: batch)
-    private var pendingCount = 0
+    /// The replies queued for the next `sendmmsg`: they own the bytes the vectors point
+    /// at until it has run.
+    private var pendingPayloads = Batch<Packet>(capacity: batch)
+    private var pendingCount: Int { pendingPayloads.count }
     private var pendingFD: CInt = -1
     /// Inside a receive batch: replies wait for the batch's `sendmmsg`.
     private var batching = false
@@ -61,25 +58,17 @@ public final class SocketDatagrams: DatagramService {
         self.receiveBufferBytes = receiveBufferBytes
     }
 
-    public func listen(port: UInt16, _ handler: @escaping (Datagram) -> Void)
-        throws(DatagramError)
-    {
-        try listen(port: port) { (batch: UnsafeBufferPointer<Datagram>) in
-            for datagram in batch { handler(datagram) }
-        }
-    }
-
     public func listen(
-        port: UInt16, batches handler: @escaping (UnsafeBufferPointer<Datagram>) -> Void
+        port: UInt16, batches handler: @escaping (inout DatagramBatch) -> Void
     ) throws(DatagramError) {
         guard sockets[port] == nil else { throw .portInUse(port) }
         let fd = try openSocket(port: port)
         sockets[port] = fd
         let local = DatagramEndpoint(address: address, port: port)
+        let service = Unretained(self)
         do {
-            try loop.register(FileDescriptor(rawValue: fd), interest: .readable) {
-                [unowned self] _ in
-                self.receive(on: fd, local: local, handler)
+            try loop.register(FileDescriptor(rawValue: fd), interest: .readable) { _ in
+                service.call { $0.receive(on: fd, local: local, handler) }
             }
         } catch {
             Glibc.close(fd)
@@ -125,7 +114,7 @@ public final class SocketDatagrams: DatagramService {
     /// calls it saves (about 0.25 µs of kernel time per query on loopback), while on
     /// the sending side one `sendmmsg` per batch is the cheaper.
     private func receive(
-        on fd: CInt, local: DatagramEndpoint, _ handler: (UnsafeBufferPointer<Datagram>) -> Void
+        on fd: CInt, local: DatagramEndpoint, _ handler: (inout DatagramBatch) -> Void
     ) {
         for _ in 0..<4 {
             var count = 0
@@ -135,15 +124,19 @@ public final class SocketDatagrams: DatagramService {
             var reads = 0
             while reads < SocketDatagrams.batch {
                 reads += 1
-                if receiveBuffers[count] == nil {
-                    guard let buffer = try? pool.allocate() else { break }
-                    receiveBuffers[count] = buffer
+                // The buffer left from the last read, or a new one.
+                var buffer: Packet
+                if let kept = spare.take() {
+                    buffer = kept
+                } else {
+                    guard let fresh = try? pool.allocatePacket() else { break }
+                    buffer = fresh
                 }
-                // The datagram lands in the view's tailroom, which then holds it.
+                // The datagram lands in the packet's tailroom, which then holds it.
                 var got = -1
                 var cut = false
                 let address = receiveAddresses + count
-                receiveBuffers[count]!.withUnsafeMutableTailroom { tailroom -> Int in
+                buffer.withUnsafeMutableTailroom { tailroom -> Int in
                     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
                     got = address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                         oasis_recvfrom(fd, tailroom.baseAddress, tailroom.count, $0, &length)
@@ -155,28 +148,25 @@ public final class SocketDatagrams: DatagramService {
                 }
                 guard got >= 0 else {
                     drained = true  // EAGAIN (or an error to retry on the next readiness)
+                    spare = consume buffer
                     break
                 }
                 if cut {
                     oversizeDrops &+= 1  // the same buffer takes the next datagram
+                    spare = consume buffer
                     continue
                 }
-                count += 1
-            }
-            guard count > 0 else { return }  // nothing waiting, or no buffer free
-            for index in 0..<count {
-                let from = receiveAddresses[index]
+                let from = receiveAddresses[count]
                 let source = DatagramEndpoint(
                     address: IPv4Address(rawValue: UInt32(bigEndian: from.sin_addr.s_addr)),
                     port: UInt16(bigEndian: from.sin_port))
-                let payload = (receiveBuffers + index).move()!
-                (receiveBuffers + index).initialize(to: nil)
-                (received + index).initialize(
-                    to: Datagram(source: source, destination: local, payload: payload))
+                received.append(Datagram(source: source, destination: local, payload: buffer))
+                count += 1
             }
+            guard count > 0 else { return }  // nothing waiting, or no buffer free
             batching = true
-            handler(UnsafeBufferPointer(start: received, count: count))
-            received.deinitialize(count: count)
+            handler(&received)
+            received.removeAll()
             batching = false
             flush()
             if drained { return }
@@ -196,12 +186,11 @@ public final class SocketDatagrams: DatagramService {
             }
             start += sent
         }
-        pendingPayloads.deinitialize(count: pendingCount)
-        pendingCount = 0
+        pendingPayloads.removeAll()
     }
 
     /// Queues a reply for the batch's `sendmmsg`.
-    private func enqueue(_ payload: consuming Bits, to target: sockaddr_in, fd: CInt) {
+    private func enqueue(_ payload: consuming Packet, to target: sockaddr_in, fd: CInt) {
         if pendingCount > 0 && (pendingFD != fd || pendingCount == SocketDatagrams.batch) {
             flush()
         }
@@ -209,7 +198,7 @@ public final class SocketDatagrams: DatagramService {
         let index = pendingCount
         sendVectors[index] = iovec(
             iov_base: payload.buffer.baseAddress + payload.offset, iov_len: payload.count)
-        (pendingPayloads + index).initialize(to: payload)
+        pendingPayloads.append(payload)
         sendAddresses[index] = target
         sendHeaders[index] = oasis_mmsghdr(
             msg_hdr: msghdr(
@@ -218,7 +207,6 @@ public final class SocketDatagrams: DatagramService {
                 msg_iov: sendVectors + index, msg_iovlen: 1, msg_control: nil, msg_controllen: 0,
                 msg_flags: 0),
             msg_len: 0)
-        pendingCount += 1
     }
 
     public func stopListening(port: UInt16) {
@@ -228,8 +216,13 @@ public final class SocketDatagrams: DatagramService {
         Glibc.close(fd)
     }
 
+    public func allocatePayload() throws(DatagramError) -> Packet {
+        guard let packet = try? pool.allocatePacket() else { throw .noBuffers }
+        return packet
+    }
+
     public func send(
-        _ payload: consuming Bits, to destination: DatagramEndpoint, from port: UInt16
+        _ payload: consuming Packet, to destination: DatagramEndpoint, from port: UInt16
     ) throws(DatagramError) {
         guard payload.count <= maximumUDPPayload else { throw .payloadTooLarge(payload.count) }
         let fd: CInt
@@ -263,11 +256,6 @@ public final class SocketDatagrams: DatagramService {
     }
 
     deinit {
-        pendingPayloads.deinitialize(count: pendingCount)
-        pendingPayloads.deallocate()
-        received.deallocate()
-        receiveBuffers.deinitialize(count: SocketDatagrams.batch)
-        receiveBuffers.deallocate()
         receiveAddresses.deallocate()
         sendHeaders.deallocate()
         sendVectors.deallocate()

@@ -4,6 +4,7 @@
 
 import OasisBits
 import OasisDNS
+import OasisLoop
 import OasisNet
 
 /// What a DNS server has done, for the report on exit.
@@ -81,39 +82,38 @@ public final class DNSService {
     /// Answers every datagram arriving on `port` of `service`, a batch at a time: for a
     /// store larger than the caches, the engine first starts loading what each query
     /// of the batch will read (its hash slot, then its name's record), then answers
-    /// them one after the other. The closure holds neither `self` nor `service` (no
-    /// reference count per batch): `service` owns the closure, and this service must
-    /// outlive the listener, as `oasis dns` arranges.
+    /// them one after the other. The closure holds neither `self` nor `service`
+    /// (``Unretained``: no reference count per batch): `service` owns the closure, and
+    /// this service must outlive the listener, as `oasis dns` arranges.
     public func serveUDP(on service: some DatagramService, port: UInt16) throws(DatagramError) {
-        try service.listen(port: port) {
-            [unowned(unsafe) self, unowned(unsafe) service] (batch: UnsafeBufferPointer<Datagram>)
-            in
-            self.serve(batch, on: service, port: port)
+        let server = Unretained(self)
+        let transport = Unretained(service)
+        try service.listen(port: port) { (batch: inout DatagramBatch) in
+            server.call { server in
+                transport.call { transport in server.serve(&batch, on: transport, port: port) }
+            }
         }
     }
 
     /// One batch: prefetch (for a large store), then answer and send each datagram.
-    /// A method rather than the closure's body, so that `self` and `service` are
-    /// borrowed for the whole batch instead of retained around every call.
     private func serve(
-        _ batch: UnsafeBufferPointer<Datagram>, on service: some DatagramService, port: UInt16
+        _ batch: inout DatagramBatch, on service: some DatagramService, port: UInt16
     ) {
-        guard let first = batch.baseAddress else { return }
         if batch.count > 1 && batch.count <= 64 && prefetch {
             for index in batch.indices {
-                let payload = UnsafeRawBufferPointer(
-                    start: (first + index).pointee.payload.buffer.baseAddress
-                        + (first + index).pointee.payload.offset,
-                    count: (first + index).pointee.payload.count)
-                tokens[index] = engine.prefetchSlot(for: payload)
+                tokens[index] =
+                    batch.withElement(at: index) { datagram in
+                        datagram.payload.withUnsafeBytes { engine.prefetchSlot(for: $0) }
+                    } ?? .none
             }
             for index in batch.indices { engine.prefetchRecord(tokens[index]) }
         }
         for index in batch.indices {
-            let datagram = first + index
-            guard let reply = answer(datagram) else { continue }
+            guard let datagram = batch.take(at: index) else { continue }
+            let source = datagram.source
+            guard let reply = answer(datagram.payload) else { continue }
             do {
-                try service.send(reply, to: datagram.pointee.source, from: port)
+                try service.send(reply, to: source, from: port)
                 udp.responses &+= 1
             } catch {
                 udp.dropsSendFailed &+= 1
@@ -121,41 +121,52 @@ public final class DNSService {
         }
     }
 
-    /// The answer to one datagram of a batch, read in place: a view after the query
-    /// in its own buffer (no copy of the query's view is made), or in a buffer of
-    /// ours; nil (counted) when there is none to send. Not generic, so that it is
-    /// compiled once, with nothing between the engine and the view it returns.
-    private func answer(_ datagram: UnsafePointer<Datagram>) -> Bits? {
+    /// The answer to one query, read in place: built after the query in the query's
+    /// own buffer (the query is read once, before anything is written; the stack
+    /// prepends the reply's headers over the query), or in a buffer of ours when the
+    /// largest answer does not fit there; nil (counted) when there is none to send.
+    /// Not generic, so that it is compiled once, with nothing between the engine and
+    /// the packet it returns.
+    private func answer(_ query: consuming Packet) -> Packet? {
         udp.queries &+= 1
-        let offset = datagram.pointee.payload.offset
-        let count = datagram.pointee.payload.count
-        let capacity = datagram.pointee.payload.buffer.capacity
-        let base = datagram.pointee.payload.buffer.baseAddress
-        let query = UnsafeRawBufferPointer(start: base + offset, count: count)
-        // The answer goes in the query's own buffer, after the query, when the largest
-        // answer fits there (a query is read once, before anything is written; the
-        // stack prepends the reply's headers over the query). Else a buffer of ours.
+        let offset = query.offset
+        let count = query.count
+        let question = UnsafeRawBufferPointer(
+            start: query.buffer.baseAddress + offset, count: count)
         let start = offset + ((count + 15) & ~15)
-        var reply: Bits
-        if capacity - start >= replyRoom,
-            let after = try? Bits(buffer: datagram.pointee.payload.buffer, offset: start, count: 0)
-        {
-            reply = after
-        } else if let own = try? pool.allocate() {
+        var reply: Packet
+        if query.buffer.capacity - start >= replyRoom {
+            reply = query
+            // `start` is inside the buffer: checked just above.
+            try? reply.move(toOffset: start, count: 0)
+        } else if let own = try? pool.allocatePacket() {
             reply = own
+            // The query's buffer stays alive (`query` is consumed below) while the
+            // engine reads it.
+            return respond(to: question, into: reply, keeping: query)
         } else {
             udp.dropsNoBuffer &+= 1
             return nil
         }
+        return respond(to: question, into: reply, keeping: nil)
+    }
+
+    /// Writes the answer to `question` into `reply`'s tailroom.
+    private func respond(
+        to question: UnsafeRawBufferPointer, into reply: consuming Packet,
+        keeping query: consuming Packet?
+    ) -> Packet? {
+        var reply = reply
         let room = UnsafeMutableRawBufferPointer(
             start: reply.buffer.baseAddress + reply.offset, count: reply.tailroom)
         let transport = Transport.udp(maximumPayload: maximumUDPPayload)
         let length =
             if let cache {
-                cache.respond(with: engine, to: query, transport: transport, into: room)
+                cache.respond(with: engine, to: question, transport: transport, into: room)
             } else {
-                engine.respond(to: query, transport: transport, into: room)
+                engine.respond(to: question, transport: transport, into: room)
             }
+        _ = consume query
         guard let length, (try? reply.extend(by: length)) != nil else {
             udp.dropsUnanswerable &+= 1
             return nil

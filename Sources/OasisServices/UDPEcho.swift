@@ -1,14 +1,24 @@
 // The UDP echo service (RFC 862), written once against the Datagram surface: it runs
 // on the Oasis stack and on kernel sockets unchanged.
 
+import OasisLoop
 import OasisNet
 
 public enum UDPEcho {
     /// Echoes every datagram arriving on `port` back to its sender. On the Oasis
     /// stack the reply is built in the request's own buffer.
     public static func start(on udp: some DatagramService, port: UInt16) throws {
-        try udp.listen(port: port) { [unowned udp] datagram in
-            try? udp.send(datagram.payload, to: datagram.source, from: port)
+        // The service owns the listener, which holds it unretained: no reference count
+        // per batch (DESIGN.md, "Callbacks on the data path").
+        let service = Unretained(udp)
+        try udp.listen(port: port) { (batch: inout DatagramBatch) in
+            service.call { udp in
+                for index in batch.indices {
+                    guard let datagram = batch.take(at: index) else { continue }
+                    let source = datagram.source
+                    try? udp.send(datagram.payload, to: source, from: port)
+                }
+            }
         }
     }
 }

@@ -97,7 +97,7 @@ public enum NetfrontError: Error, Equatable, CustomStringConvertible {
 public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
     public let name: String
     public let macAddress: MACAddress
-    public let mtu = 1500
+    public let capabilities = DeviceCapabilities(mtu: 1500)
     public var isLinkUp: Bool { isConnected && failure == nil && !isClosed }
     public private(set) var counters = DeviceCounters()
     public let pool: BufferPool
@@ -125,7 +125,8 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
     private var posted: [Bits?]
     private var freeReceiveIDs: [UInt16]
     private let receiveTarget: Int
-    private var handler: ((Bits) -> Void)?
+    private var handler = CallbackSlot<PacketBatch>()
+    private var batch = PacketBatch(capacity: deviceReceiveBatch)
     private var registered: [FileDescriptor] = []
     private var isConnected = true
     private var isClosed = false
@@ -261,16 +262,19 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
 
     // MARK: NetworkDevice
 
-    public func start(receiving handler: @escaping (Bits) -> Void) throws(DeviceError) {
+    public func start(receiving handler: @escaping (inout PacketBatch) -> Void) throws(DeviceError)
+    {
         guard !isClosed else { throw .closed(device: name) }
-        guard self.handler == nil else { throw .alreadyStarted(device: name) }
-        self.handler = handler
+        guard !self.handler.isSet else { throw .alreadyStarted(device: name) }
+        self.handler.set(handler)
+        let device = Unretained(self)
         do {
             let events = try facilities.eventChannels.fileDescriptor
-            try loop.register(events, interest: .readable) { [unowned self] _ in self.eventFired() }
+            try loop.register(events, interest: .readable) { _ in device.call { $0.eventFired() } }
             registered.append(events)
             let watch = try facilities.store.watchFileDescriptor
-            try loop.register(watch, interest: .readable) { [unowned self] _ in self.storeChanged()
+            try loop.register(watch, interest: .readable) { _ in
+                device.call { $0.storeChanged() }
             }
             registered.append(watch)
         } catch let error as LoopError {
@@ -282,9 +286,10 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
         loop.enqueue { [weak self] in self?.service() }
     }
 
-    public func transmit(_ frame: Bits) throws(DeviceError) {
+    public func transmit(_ packet: consuming Packet) throws(DeviceError) {
         guard !isClosed else { throw .closed(device: name) }
-        let limit = mtu + 18
+        let frame = Bits(packet)
+        let limit = capabilities.maximumFrameSize
         guard frame.count <= limit else {
             throw .frameTooLarge(device: name, size: frame.count, limit: limit)
         }
@@ -345,7 +350,7 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
         isClosed = true
         for descriptor in registered { try? loop.deregister(descriptor) }
         registered = []
-        handler = nil
+        handler.clear()
         let store = facilities.store
         let state = "\(backendPath)/state"
         let mine = "\(frontendPath)/state"
@@ -458,8 +463,9 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
         }
     }
 
-    /// Delivers every filled buffer to the handler.
+    /// Delivers every filled buffer to the handler, in batches.
     private func receive() {
+        defer { deliverBatch() }
         do throws(NetfrontError) {
             repeat {
                 let waiting = try checked { () throws(SharedRingError) in
@@ -483,15 +489,16 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
                         throw .lengthBeyondPage(id: response.id, offset: offset, size: size)
                     }
                     let unsupported = NetifReceiveResponse.moreData | NetifReceiveResponse.extraInfo
-                    guard response.flags & unsupported == 0,
-                        let frame = try? Bits(buffer: buffer.buffer, offset: offset, count: size),
-                        let handler
+                    var frame = Packet(buffer)
+                    guard response.flags & unsupported == 0, handler.isSet,
+                        (try? frame.move(toOffset: offset, count: size)) != nil
                     else {
                         counters.receiveDrops &+= 1
                         continue
                     }
                     counters.countReceived(size)
-                    handler(frame)
+                    batch.append(frame)
+                    if batch.isFull { deliverBatch() }
                     if isClosed || failure != nil { return }
                 }
             } while try checked { () throws(SharedRingError) in
@@ -500,6 +507,13 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
         } catch {
             stop(error)
         }
+    }
+
+    /// Hands the frames received so far to the handler.
+    private func deliverBatch() {
+        guard !batch.isEmpty else { return }
+        handler(&batch)
+        batch.removeAll()
     }
 
     /// Posts free pool buffers to the backend, up to the receive target.

@@ -12,7 +12,7 @@ import Testing
         let (a, b) = MemoryDevice.pair(on: loop)
         var received: [[UInt8]] = []
         var insideSend = false
-        try b.start { frame in
+        try b.startEach { frame in
             #expect(!insideSend, "delivered inside the sender's call")
             received.append(frame.copyBytes())
         }
@@ -36,7 +36,7 @@ import Testing
         let loop = try EventLoop(clock: .virtual)
         let (a, b) = MemoryDevice.pair(on: loop, queueLimit: 4)
         var count = 0
-        try b.start { _ in count += 1 }
+        try b.startEach { _ in count += 1 }
         loop.enqueue {
             for _ in 0..<10 { try? a.transmit(self.frame([0xaa])) }
         }

@@ -58,7 +58,7 @@ import Testing
             #expect(device.isLinkUp)
 
             var received: [[UInt8]] = []
-            try device.start { frame in received.append(frame.copyBytes()) }
+            try device.startEach { frame in received.append(frame.copyBytes()) }
             // Kernel to device: pinging a neighbour on vb makes the kernel ask for it
             // by ARP; the request arrives on va, where the program hands it to us.
             _ = try namespace.run(["ping", "-c", "1", "-W", "1", "192.0.2.2"])

@@ -39,10 +39,12 @@ import Testing
 
     @Test func queuesUntilResolved() throws {
         var cache = ArpCache(mac: ours, address: hostB)
-        guard case .queued(let request?) = cache.resolve(hostA, now: .zero, waiting: packet([1]))
+        #expect(cache.lookup(hostA, now: .zero) == nil)
+        guard
+            case .queued(let request?) = cache.enqueue(Packet(packet([1])), for: hostA, now: .zero)
         else { Issue.record("expected a request"); return }
         #expect(request == .request(from: ours, hostB, for: hostA))
-        guard case .queued(nil) = cache.resolve(hostA, now: .zero, waiting: packet([2])) else {
+        guard case .queued(nil) = cache.enqueue(Packet(packet([2])), for: hostA, now: .zero) else {
             Issue.record("expected no second request")
             return
         }
@@ -52,11 +54,11 @@ import Testing
         let reception = cache.receive(reply, now: .milliseconds(10))
         #expect(reception.reply == nil)
         #expect(reception.resolved?.address == hostA && reception.resolved?.mac == theirs)
-        #expect(cache.takeWaiting(for: hostA)?.copyBytes() == [1])
-        #expect(cache.takeWaiting(for: hostA)?.copyBytes() == [2])
-        #expect(cache.takeWaiting(for: hostA) == nil)
-        guard case .resolved(theirs) = cache.resolve(hostA, now: .seconds(1), waiting: packet([3]))
-        else { Issue.record("expected resolved"); return }
+        let first = cache.takeWaiting(for: hostA)?.copyBytes()
+        let second = cache.takeWaiting(for: hostA)?.copyBytes()
+        let none = cache.takeWaiting(for: hostA) == nil
+        #expect(first == [1] && second == [2] && none)
+        #expect(cache.lookup(hostA, now: .seconds(1)) == theirs)
         // Expiry after the lifetime.
         #expect(cache.lookup(hostA, now: .seconds(61)) == nil)
         #expect(cache.poll(now: .seconds(61)) == nil && cache.count == 0)
@@ -67,7 +69,7 @@ import Testing
         configuration.waitingPerAddress = 2
         var cache = ArpCache(mac: ours, address: hostB, configuration: configuration)
         for byte in 0..<3 {
-            _ = cache.resolve(hostA, now: .zero, waiting: packet([UInt8(byte)]))
+            _ = cache.enqueue(Packet(packet([UInt8(byte)])), for: hostA, now: .zero)
         }
         #expect(cache.drops[.queueFull] == 1)
         #expect(cache.poll(now: .milliseconds(500)) == nil)

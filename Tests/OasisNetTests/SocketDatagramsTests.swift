@@ -67,15 +67,17 @@ private struct Pair {
 
         var batches: [Int] = []
         var payloads: [[UInt8]] = []
-        try sockets.listen(port: port) { (batch: UnsafeBufferPointer<Datagram>) in
+        try sockets.listen(port: port) { (batch: inout DatagramBatch) in
             batches.append(batch.count)
-            for datagram in batch {
+            for index in batch.indices {
+                guard let datagram = batch.take(at: index) else { continue }
+                let source = datagram.source
                 #expect(
-                    datagram.source
-                        == DatagramEndpoint(address: IPv4Address(127, 0, 0, 1), port: clientPort))
+                    source == DatagramEndpoint(address: IPv4Address(127, 0, 0, 1), port: clientPort)
+                )
                 let bytes = datagram.payload.copyBytes()
                 payloads.append(bytes)
-                try? sockets.send(bytes.reversed(), to: datagram.source, from: port)
+                try? sockets.send(bytes.reversed(), to: source, from: port)
             }
         }
         // Twenty datagrams wait in the socket before the loop first looks.
@@ -105,7 +107,7 @@ private struct Pair {
         defer { pair.close() }
         let (loop, sockets, client, port) = (pair.loop, pair.sockets, pair.client, pair.port)
         var seen: [[UInt8]] = []
-        try sockets.listen(port: port) { (datagram: Datagram) in
+        try sockets.listen(port: port) { (datagram: consuming Datagram) in
             seen.append(datagram.payload.copyBytes())
         }
         let room = Buffer.pageSize - BufferPool.defaultHeadroom
@@ -125,7 +127,7 @@ private struct Pair {
         defer { pair.close() }
         let (loop, sockets, client, port) = (pair.loop, pair.sockets, pair.client, pair.port)
         var seen: [UInt8] = []
-        try sockets.listen(port: port) { (datagram: Datagram) in
+        try sockets.listen(port: port) { (datagram: consuming Datagram) in
             seen.append(datagram.payload.copyBytes().first ?? 0)
         }
         for index in 0..<40 { send(client, [UInt8(index)], to: port) }

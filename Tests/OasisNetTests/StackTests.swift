@@ -49,7 +49,7 @@ import Testing
         let loop = try EventLoop(clock: .virtual)
         let (stack, raw, _) = try makeServer(loop)
         var replies: [[UInt8]] = []
-        try raw.start { replies.append($0.copyBytes()) }
+        try raw.startEach { replies.append($0.copyBytes()) }
         try stack.listen(port: 7) { datagram in
             try? stack.send(datagram.payload, to: datagram.source, from: 7)
         }
@@ -205,7 +205,7 @@ import Testing
         let stack = IPv4Stack(device: serverEnd, configuration: configuration, on: loop)
         try stack.start()
         var replies = 0
-        try raw.start { _ in replies += 1 }
+        try raw.startEach { _ in replies += 1 }
         var message = Bits([UInt8](repeating: 0x5a, count: 32), headroom: 128)
         try ICMPv4Repr.echoRequest(identifier: 1, sequenceNumber: 1).emit(prependingTo: &message)
         try IPv4Repr(

@@ -63,7 +63,7 @@ func runLoop(_ loop: EventLoop, seconds: Double, until done: @escaping () -> Boo
         #expect(netfront.isLinkUp)
 
         var received: [[UInt8]] = []
-        try netfront.start { frame in received.append(frame.copyBytes()) }
+        try netfront.startEach { frame in received.append(frame.copyBytes()) }
         var sent: [[UInt8]] = []
         var next = 0
         // Keep at most 100 in flight so the reflected frames always find a posted buffer.
@@ -101,7 +101,7 @@ func runLoop(_ loop: EventLoop, seconds: Double, until done: @escaping () -> Boo
         let netfront = try Netfront(facilities: xen, on: loop, bufferPages: 64)
         defer { netfront.close() }
         var received: [[UInt8]] = []
-        try netfront.start { frame in received.append(frame.copyBytes()) }
+        try netfront.startEach { frame in received.append(frame.copyBytes()) }
         var inPool = try netfront.pool.allocate()
         try inPool.append(contentsOf: numberedFrame(1).copyBytes())
         try netfront.transmit(inPool)
@@ -154,7 +154,7 @@ func runLoop(_ loop: EventLoop, seconds: Double, until done: @escaping () -> Boo
         let loop = try EventLoop()
         let netfront = try Netfront(facilities: xen, on: loop)
         var delivered = 0
-        try netfront.start { _ in delivered += 1 }
+        try netfront.startEach { _ in delivered += 1 }
         try netfront.transmit(numberedFrame(0))
         try runLoop(loop, seconds: 10) { netfront.failure != nil }
         let failure = try #require(netfront.failure)

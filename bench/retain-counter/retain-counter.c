@@ -11,13 +11,60 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 static atomic_int enabled;
 static atomic_uint_least64_t retains, releases;
 
+// With OASIS_REFCOUNT_SITES set, the callers of swift_retain while counting is on are
+// tallied and the busiest printed at exit (symbolised with dladdr): where the retains
+// of a measured path come from. One thread's worth of bookkeeping, no locks: a
+// diagnostic, not a measurement.
+#define SITES 4096
+static void *site_address[SITES];
+static uint64_t site_count[SITES];
+static int sites_on = -1;
+
+static void tally(void *caller) {
+    if (sites_on < 0) sites_on = getenv("OASIS_REFCOUNT_SITES") != NULL;
+    if (!sites_on) return;
+    size_t slot = ((uintptr_t)caller >> 2) % SITES;
+    for (int probe = 0; probe < SITES; probe++, slot = (slot + 1) % SITES) {
+        if (site_address[slot] == caller || site_address[slot] == NULL) {
+            site_address[slot] = caller;
+            site_count[slot]++;
+            return;
+        }
+    }
+}
+
+__attribute__((destructor)) static void print_sites(void) {
+    if (sites_on <= 0) return;
+    for (int rank = 0; rank < 25; rank++) {
+        int best = -1;
+        for (int i = 0; i < SITES; i++)
+            if (site_address[i] && (best < 0 || site_count[i] > site_count[best])) best = i;
+        if (best < 0 || site_count[best] == 0) break;
+        // The caller's file and its offset in it: `addr2line -f -C -e FILE OFFSET`
+        // names it (bench/README.md).
+        Dl_info info;
+        const char *file = "?";
+        uintptr_t offset = (uintptr_t)site_address[best];
+        if (dladdr(site_address[best], &info) && info.dli_fname) {
+            file = info.dli_fname;
+            offset -= (uintptr_t)info.dli_fbase;
+        }
+        fprintf(stderr, "retain site %10llu  %s %#lx\n", (unsigned long long)site_count[best],
+                file, (unsigned long)offset);
+        site_count[best] = 0;
+    }
+}
+
 #define COUNT(counter, n) \
-    do { if (atomic_load_explicit(&enabled, memory_order_relaxed)) \
-        atomic_fetch_add_explicit(&(counter), (n), memory_order_relaxed); } while (0)
+    do { if (atomic_load_explicit(&enabled, memory_order_relaxed)) { \
+        atomic_fetch_add_explicit(&(counter), (n), memory_order_relaxed); \
+        if (&(counter) == &retains) tally(__builtin_return_address(0)); } } while (0)
 
 typedef void *(*retain_fn)(void *);
 typedef void (*release_fn)(void *);
@@ -87,6 +134,14 @@ void swift_unownedRetainStrongAndRelease(void *object) {
     NEXT(swift_unownedRetainStrongAndRelease, release_fn);
     if (object) COUNT(retains, 1);
     next_swift_unownedRetainStrongAndRelease(object);
+}
+
+// A weak reference loaded strong is a retain too.
+void *swift_weakLoadStrong(void *reference) {
+    NEXT(swift_weakLoadStrong, retain_fn);
+    void *object = next_swift_weakLoadStrong(reference);
+    if (object) COUNT(retains, 1);
+    return object;
 }
 
 // The bench's interface.

@@ -18,10 +18,17 @@ func runStackBenchmarks(_ report: Report, scale: Int) {
     let (left, right) = MemoryDevice.pair(on: loop)
     var bounces = 0
     var target = 0
-    try? right.start { frame in try? right.transmit(frame) }
-    try? left.start { frame in
-        bounces += 1
-        if bounces < target { try? left.transmit(frame) } else { loop.stop() }
+    try? right.start { (batch: inout PacketBatch) in
+        for index in batch.indices {
+            if let frame = batch.take(at: index) { try? right.transmit(frame) }
+        }
+    }
+    try? left.start { (batch: inout PacketBatch) in
+        for index in batch.indices {
+            guard let frame = batch.take(at: index) else { continue }
+            bounces += 1
+            if bounces < target { try? left.transmit(frame) } else { loop.stop() }
+        }
     }
     let frameSize = 14 + 20 + 8 + payloadSize
     let floor = measure(operations: operations) { n in
@@ -116,6 +123,14 @@ func runStackDNSBenchmark(_ report: Report, scale: Int, floor: Measurement) {
         }
         return wire + [0, 0, 1, 0, 1]
     }
+    // The same queries as raw bytes, so that writing one retains nothing (an element of
+    // `queries` is an array of its own).
+    let queryBytes: [UnsafeRawBufferPointer] = queries.map { query in
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: query.count, alignment: 1)
+        bytes.copyBytes(from: query)
+        return UnsafeRawBufferPointer(bytes)
+    }
+    defer { for bytes in queryBytes { bytes.deallocate() } }
     var answers = 0
     var target = 0
     var failures = 0
@@ -130,10 +145,9 @@ func runStackDNSBenchmark(_ report: Report, scale: Int, floor: Measurement) {
                 return
             }
             var query = datagram.payload
-            let next = queries[answers % queries.count]
             do {
                 try query.truncate(to: 0)
-                try query.append(contentsOf: next)
+                try query.append(contentsOf: queryBytes[answers % queryBytes.count])
                 try client.send(query, to: serverEndpoint, from: 40_000)
             } catch {
                 failures += 1

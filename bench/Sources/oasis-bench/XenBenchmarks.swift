@@ -17,10 +17,17 @@ func runXenBenchmarks(_ report: Report, scale: Int) {
     let (left, right) = MemoryDevice.pair(on: loop)
     var bounces = 0
     var target = 0
-    try? right.start { frame in try? right.transmit(frame) }
-    try? left.start { frame in
-        bounces += 1
-        if bounces < target { try? left.transmit(frame) } else { loop.stop() }
+    try? right.start { (batch: inout PacketBatch) in
+        for index in batch.indices {
+            if let frame = batch.take(at: index) { try? right.transmit(frame) }
+        }
+    }
+    try? left.start { (batch: inout PacketBatch) in
+        for index in batch.indices {
+            guard let frame = batch.take(at: index) else { continue }
+            bounces += 1
+            if bounces < target { try? left.transmit(frame) } else { loop.stop() }
+        }
     }
     let floor = measure(operations: operations) { n in
         bounces = 0

@@ -1,0 +1,250 @@
+// The link layer: Ethernet and ARP over one device (Mirage's ETHERNET and ARP).
+
+import OasisBits
+import OasisDevices
+import OasisLoop
+import OasisWire
+
+/// What an IP layer needs from the link below it: the signature a fake link satisfies
+/// in tests, and ``EthernetLink`` on a device.
+public protocol LinkLayer: AnyObject {
+    /// The link's own hardware address.
+    var macAddress: MACAddress { get }
+    /// What the device carries and checks.
+    var capabilities: DeviceCapabilities { get }
+    /// Bytes a packet must have in front of it for the link's header.
+    var headroom: Int { get }
+    /// The loop's clock, for the layers above.
+    var now: Duration { get }
+    /// An empty packet from the device's pool, with room in front for every header.
+    func allocatePacket() -> Packet?
+    /// Sends an IPv4 packet to the neighbour `nextHop`, resolving its hardware address
+    /// first (the packet waits meanwhile, a bounded time and number; drops are counted).
+    func send(_ packet: consuming Packet, to nextHop: IPv4Address)
+    /// Sends an IPv4 packet to every station on the link.
+    func broadcast(_ packet: consuming Packet)
+}
+
+/// What a link hands up: the IPv4 packets it received for this station.
+public protocol LinkReceiver {
+    /// One IPv4 packet; `linkBroadcast` when its frame went to the broadcast address.
+    func receiveIPv4(_ packet: consuming Packet, linkBroadcast: Bool)
+}
+
+/// Ethernet and ARP over a ``NetworkDevice``: frames in, IPv4 packets up; IPv4 packets
+/// down, to the right neighbour's hardware address.
+///
+/// ```swift
+/// let link = EthernetLink(device: tap, address: ours, on: loop)
+/// link.receive(&batch, to: ip)             // a device batch: ARP answered, IPv4 handed up
+/// link.send(packet, to: nextHop)           // ARP-resolved, queued if need be
+/// ```
+///
+/// The station sits on no VLAN: tagged frames are dropped (answering them untagged
+/// would cross VLAN boundaries on a trunk).
+public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
+    /// The device frames go through.
+    public let device: Device
+    /// Our IPv4 address, for ARP.
+    public let address: IPv4Address
+    @usableFromInline internal let loop: EventLoop
+    @exclusivity(unchecked) private var arp: ArpCache
+    @exclusivity(unchecked) @usableFromInline internal var ethernetDrops =
+        DropCounters<EthernetDropReason>()
+    @exclusivity(unchecked) @usableFromInline internal var arpParseDrops =
+        DropCounters<ArpDropReason>()
+    private var arpTimer: (id: TimerID, deadline: Duration)?
+
+    /// The link over `device`, answering ARP for `address`.
+    public init(
+        device: Device, address: IPv4Address, arp configuration: ArpCache.Configuration,
+        on loop: EventLoop
+    ) {
+        self.device = device
+        self.address = address
+        self.loop = loop
+        arp = ArpCache(mac: device.macAddress, address: address, configuration: configuration)
+    }
+
+    @inlinable public var macAddress: MACAddress { device.macAddress }
+    @inlinable public var capabilities: DeviceCapabilities { device.capabilities }
+    @inlinable public var headroom: Int { EthernetHeader.size &+ 4 &* device.capabilities.vlanTags }
+    @inlinable public var now: Duration { loop.now }
+
+    /// Entries in the ARP cache (bounded by its configuration).
+    public var arpEntries: Int { arp.count }
+
+    /// Every drop at this layer, per reason.
+    public var drops: (ethernet: DropCounters<EthernetDropReason>, arp: DropCounters<ArpDropReason>)
+    {
+        var arpDrops = arpParseDrops
+        for reason in ArpDropReason.allCases { arpDrops.count(reason, arp.drops[reason]) }
+        return (ethernetDrops, arpDrops)
+    }
+
+    @inlinable
+    public func allocatePacket() -> Packet? {
+        try? device.pool.allocatePacket()
+    }
+
+    /// Announces our address with a gratuitous ARP (RFC 5227 §3).
+    public func announce() {
+        sendArp(arp.gratuitous)
+    }
+
+    /// Cancels the link's timer.
+    public func stop() {
+        if let arpTimer { loop.cancelTimer(arpTimer.id) }
+        arpTimer = nil
+    }
+
+    deinit {
+        stop()
+    }
+
+    // MARK: Receive
+
+    /// Handles a batch of frames from the device: ARP is answered here, IPv4 packets
+    /// for this station go to `upper`, the rest is dropped and counted.
+    @inlinable
+    public func receive<Upper: LinkReceiver>(_ batch: inout PacketBatch, to upper: Upper) {
+        for index in batch.indices {
+            guard let frame = batch.take(at: index) else { continue }
+            receive(frame, to: upper)
+        }
+    }
+
+    /// Handles one frame.
+    @inlinable
+    public func receive<Upper: LinkReceiver>(_ frame: consuming Packet, to upper: Upper) {
+        var frame = frame
+        let type: EtherType
+        let broadcast: Bool
+        do {
+            let view = try EthernetFrame(checking: frame.bytes)
+            let destination = view.destination
+            broadcast = destination.isBroadcast
+            guard destination == device.macAddress || broadcast else {
+                ethernetDrops.count(.notForUs)
+                return
+            }
+            guard view.tagCount == 0, view.isEthernetII else {
+                ethernetDrops.count(.unsupportedFormat)
+                return
+            }
+            type = view.etherType
+        } catch {
+            ethernetDrops.count(error.dropReason)
+            return
+        }
+        // Checked above: the header is there.
+        try? frame.shift(by: EthernetHeader.size)
+        switch type {
+        case .ipv4: upper.receiveIPv4(frame, linkBroadcast: broadcast)
+        case .arp: receiveArp(frame)
+        default: ethernetDrops.count(.unknownEtherType)
+        }
+    }
+
+    @usableFromInline
+    internal func receiveArp(_ packet: consuming Packet) {
+        let message: ArpRepr
+        do {
+            message = try ArpRepr.parse(packet.bytes)
+        } catch {
+            arpParseDrops.count(error.dropReason)
+            return
+        }
+        let reception = arp.receive(message, now: loop.now)
+        if let reply = reception.reply { sendArp(reply) }
+        if let (address, mac) = reception.resolved {
+            while let waiting = arp.takeWaiting(for: address) {
+                transmit(waiting, to: mac)
+            }
+        }
+    }
+
+    // MARK: Send
+
+    @inlinable
+    public func send(_ packet: consuming Packet, to nextHop: IPv4Address) {
+        if let mac = hardwareAddress(of: nextHop) {
+            transmit(packet, to: mac)
+            return
+        }
+        resolve(packet, for: nextHop)
+    }
+
+    /// The hardware address of the neighbour `ip`, if known and fresh.
+    @usableFromInline
+    internal func hardwareAddress(of ip: IPv4Address) -> MACAddress? {
+        arp.lookup(ip, now: loop.now)
+    }
+
+    /// Queues a copy of `packet` behind an ARP request for `nextHop`.
+    @usableFromInline
+    internal func resolve(_ packet: consuming Packet, for nextHop: IPv4Address) {
+        switch arp.enqueue(packet, for: nextHop, now: loop.now) {
+        case .queued(let request):
+            if let request { sendArp(request) }
+            armArpTimer()
+        case .dropped:
+            break
+        }
+    }
+
+    @inlinable
+    public func broadcast(_ packet: consuming Packet) {
+        transmit(packet, to: .broadcast)
+    }
+
+    @inlinable
+    internal func transmit(_ packet: consuming Packet, to mac: MACAddress) {
+        var frame = packet
+        do {
+            try EthernetRepr(destination: mac, source: device.macAddress, etherType: .ipv4).emit(
+                prependingTo: &frame)
+            try device.transmit(frame)
+        } catch {
+            // Counted by the device (or no headroom: a bug, not traffic).
+        }
+    }
+
+    @usableFromInline
+    internal func sendArp(_ message: ArpRepr) {
+        guard var frame = allocatePacket() else { return }
+        do {
+            try message.emit(prependingTo: &frame)
+            try message.ethernetHeader.emit(prependingTo: &frame)
+            // Pad to the Ethernet minimum (60 bytes before the FCS).
+            if frame.count < 60 {
+                let padding = 60 - frame.count
+                try frame.extend(by: padding)
+                frame.withUnsafeMutableBytes { bytes in
+                    for offset in (60 - padding)..<60 { bytes[offset] = 0 }
+                }
+            }
+            try device.transmit(frame)
+        } catch {
+        }
+    }
+
+    // MARK: Timer
+
+    private func armArpTimer() {
+        guard let deadline = arp.nextDeadline else { return }
+        if let armed = arpTimer {
+            if armed.deadline <= deadline { return }
+            loop.cancelTimer(armed.id)
+        }
+        let id = loop.schedule(at: deadline) { [weak self] in self?.arpTimerFired() }
+        arpTimer = (id, deadline)
+    }
+
+    private func arpTimerFired() {
+        arpTimer = nil
+        let now = loop.now
+        while let request = arp.poll(now: now) { sendArp(request) }
+        armArpTimer()
+    }
+}
