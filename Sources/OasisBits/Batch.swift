@@ -16,6 +16,7 @@
 ///
 /// Confined to one thread, like the values it holds.
 public struct Batch<Element: ~Copyable>: ~Copyable {
+    /// Slots `0..<count` are initialised (nil once taken); the rest are not.
     @usableFromInline internal let _slots: UnsafeMutablePointer<Element?>
     /// The most elements the batch holds.
     public let capacity: Int
@@ -26,11 +27,10 @@ public struct Batch<Element: ~Copyable>: ~Copyable {
         precondition(capacity >= 1, "a batch holds at least one element")
         self.capacity = capacity
         _slots = .allocate(capacity: capacity)
-        for index in 0..<capacity { (_slots + index).initialize(to: nil) }
     }
 
     deinit {
-        _slots.deinitialize(count: capacity)
+        _slots.deinitialize(count: _count)
         _slots.deallocate()
     }
 
@@ -51,7 +51,7 @@ public struct Batch<Element: ~Copyable>: ~Copyable {
     @inlinable
     public mutating func append(_ element: consuming Element) {
         precondition(_count < capacity, "appending to a full batch")
-        (_slots + _count).pointee = .some(element)
+        (_slots + _count).initialize(to: .some(element))
         _count &+= 1
     }
 
@@ -97,7 +97,7 @@ public struct Batch<Element: ~Copyable>: ~Copyable {
     /// Drops every element still in the batch and empties it, keeping its storage.
     @inlinable
     public mutating func removeAll() {
-        for index in 0..<_count { (_slots + index).pointee = nil }
+        _slots.deinitialize(count: _count)
         _count = 0
     }
 }

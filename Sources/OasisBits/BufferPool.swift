@@ -40,10 +40,14 @@ public final class BufferPool {
 
     /// How many buffers this pool has made so far (each one a ``Buffer`` allocation).
     /// It stops moving once the pool has reached its working set.
-    public var buffersCreated: Int { buffers.count }
+    public var buffersCreated: Int { count }
 
     // Confined to one thread like every pool: no dynamic exclusivity checks per buffer.
-    @exclusivity(unchecked) private var buffers: [Buffer]
+    // The buffers live in fixed storage of `limit` slots, the first `count` made: the
+    // uniqueness test reads a slot in place, with none of an array's copy-on-write
+    // checks around it.
+    private let slots: UnsafeMutablePointer<Buffer>
+    @exclusivity(unchecked) private var count = 0
     @exclusivity(unchecked) private var cursor = 0
 
     /// A pool handing out one-page buffers with `headroom` bytes before each view, that
@@ -58,10 +62,10 @@ public final class BufferPool {
         precondition(limit >= 1, "a pool holds at least one buffer")
         self.headroom = headroom
         self.limit = limit
-        self.buffers = []
-        buffers.reserveCapacity(limit)
+        slots = .allocate(capacity: limit)
         for _ in 0..<min(max(0, preallocate), limit) {
-            buffers.append(Buffer())
+            (slots + count).initialize(to: Buffer())
+            count += 1
         }
     }
 
@@ -72,7 +76,14 @@ public final class BufferPool {
         precondition(!buffers.isEmpty, "a pool holds at least one buffer")
         self.headroom = headroom
         self.limit = buffers.count
-        self.buffers = buffers
+        slots = .allocate(capacity: buffers.count)
+        slots.initialize(from: buffers, count: buffers.count)
+        count = buffers.count
+    }
+
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
     }
 
     /// An empty view at `headroom` bytes into a free page buffer, with the rest of the
@@ -88,26 +99,27 @@ public final class BufferPool {
     /// counters and tests, not the packet path).
     public var freeCount: Int {
         var free = 0
-        for index in buffers.indices where isKnownUniquelyReferenced(&buffers[index]) {
+        for index in 0..<count where isKnownUniquelyReferenced(&slots[index]) {
             free += 1
         }
         return free
     }
 
     internal func takeFreeBuffer() throws(BitsError) -> Buffer {
-        let count = buffers.count
+        let count = self.count
         var index = cursor
         for _ in 0..<count {
             if index >= count { index = 0 }
-            if isKnownUniquelyReferenced(&buffers[index]) {
-                cursor = index + 1
-                return buffers[index]
+            if isKnownUniquelyReferenced(&slots[index]) {
+                cursor = index &+ 1
+                return slots[index]
             }
-            index += 1
+            index &+= 1
         }
         guard count < limit else { throw .poolExhausted(limit: limit) }
         let buffer = Buffer()
-        buffers.append(buffer)
+        (slots + count).initialize(to: buffer)
+        self.count = count + 1
         cursor = count + 1
         return buffer
     }

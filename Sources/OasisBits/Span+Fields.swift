@@ -26,14 +26,14 @@ extension RawSpan {
     /// The value of `field`, which the caller has proven lies inside the span (a view
     /// that checked the header's length when it was made). A field outside is a
     /// programming error and traps whatever the bytes, like ``Header``'s subscript.
-    @inlinable
+    @inlinable @inline(__always)
     public subscript<Value>(field: Field<Value>) -> Value {
         precondition(field.byteOffset &+ field.byteSpan <= byteCount, "Field lies outside the span")
         return _withRaw { $0.load(field) }
     }
 
     /// The integer at `offset`, which the caller has proven fits.
-    @inlinable
+    @inlinable @inline(__always)
     public subscript<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T {
         precondition(
             offset >= 0 && offset &+ MemoryLayout<T>.size <= byteCount, "read outside the span")
@@ -63,7 +63,7 @@ extension RawSpan {
 extension MutableRawSpan {
     /// The value of `field`, which the caller has proven lies inside the span; writing
     /// keeps only its low `field.bitWidth` bits and leaves its neighbours' bits alone.
-    @inlinable
+    @inlinable @inline(__always)
     public subscript<Value>(field: Field<Value>) -> Value {
         get {
             precondition(
@@ -87,7 +87,7 @@ extension MutableRawSpan {
     }
 
     /// The integer at `offset` (big-endian), which the caller has proven fits.
-    @inlinable
+    @inlinable @inline(__always)
     public subscript<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T {
         get {
             precondition(
@@ -116,3 +116,22 @@ extension MutableRawSpan {
 @usableFromInline
 nonisolated(unsafe) internal let _emptyAddress = UnsafeMutableRawPointer.allocate(
     byteCount: 8, alignment: 8)
+
+// Big-endian integers through raw pointers: what header writers use once they hold the
+// bytes they checked (`Packet.withUnsafeMutableBytes`), one store per field.
+
+extension UnsafeMutableRawPointer {
+    /// Stores `value` big-endian at `offset`, unaligned.
+    @inlinable @inline(__always)
+    public func storeBigEndian<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+        storeBytes(of: value.bigEndian, toByteOffset: offset, as: T.self)
+    }
+}
+
+extension UnsafeRawPointer {
+    /// The big-endian integer at `offset`, unaligned.
+    @inlinable @inline(__always)
+    public func loadBigEndian<T: FixedWidthInteger>(_: T.Type = T.self, at offset: Int) -> T {
+        T(bigEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+}

@@ -114,13 +114,13 @@ public struct ChecksumOffloads: OptionSet, Hashable, Sendable {
     public let rawValue: UInt8
     @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// The IPv4 header checksum.
-    public static let ipv4 = ChecksumOffloads(rawValue: 1)
+    @inlinable public static var ipv4: ChecksumOffloads { ChecksumOffloads(rawValue: 1) }
     /// UDP checksums.
-    public static let udp = ChecksumOffloads(rawValue: 2)
+    @inlinable public static var udp: ChecksumOffloads { ChecksumOffloads(rawValue: 2) }
     /// TCP checksums.
-    public static let tcp = ChecksumOffloads(rawValue: 4)
+    @inlinable public static var tcp: ChecksumOffloads { ChecksumOffloads(rawValue: 4) }
     /// ICMP checksums.
-    public static let icmp = ChecksumOffloads(rawValue: 8)
+    @inlinable public static var icmp: ChecksumOffloads { ChecksumOffloads(rawValue: 8) }
 }
 
 /// What a device has done: packets and bytes each way, and what it dropped or failed.

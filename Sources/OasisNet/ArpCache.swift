@@ -110,10 +110,20 @@ public struct ArpCache: ~Copyable {
     /// The hardware address of `ip`, if resolved and not expired.
     @inlinable
     public func lookup(_ ip: IPv4Address, now: Duration) -> MACAddress? {
+        lookupWithExpiry(ip, now: now)?.mac
+    }
+
+    /// The hardware address of `ip` and when the entry expires, if resolved and not
+    /// expired: what a sender may keep at hand until then, or until the cache changes
+    /// (``generation``).
+    @inlinable
+    public func lookupWithExpiry(_ ip: IPv4Address, now: Duration)
+        -> (mac: MACAddress, expires: Duration)?
+    {
         guard let entry = entries[ip], let mac = entry.mac,
             now - entry.updatedAt < configuration.entryLifetime
         else { return nil }
-        return mac
+        return (mac, entry.updatedAt + configuration.entryLifetime)
     }
 
     /// Keeps a copy of `packet` until `ip` (the next hop, not resolved: ask

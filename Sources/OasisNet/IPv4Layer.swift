@@ -116,6 +116,14 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
     public let link: Link
     public let configuration: IPv4Configuration
     @usableFromInline internal let loop: EventLoop
+    /// The configuration's addresses, worked out once.
+    public let address: IPv4Address
+    @usableFromInline internal let netmask: UInt32
+    @usableFromInline internal let subnet: UInt32
+    /// The subnet's broadcast address; the limited broadcast for /31 and /32, which
+    /// have none of their own (RFC 3021), so that comparing with it means nothing new.
+    @usableFromInline internal let subnetBroadcastAddress: IPv4Address
+    @usableFromInline internal let gateway: IPv4Address?
     @exclusivity(unchecked) @usableFromInline internal var reassembler: IPv4Reassembler
     @exclusivity(unchecked) @usableFromInline internal var icmpErrors: TokenBucket
     @exclusivity(unchecked) @usableFromInline internal var identification: UInt16
@@ -131,6 +139,12 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         self.link = link
         self.configuration = configuration
         self.loop = loop
+        address = configuration.network.address
+        netmask = configuration.network.netmask.rawValue
+        subnet = configuration.network.address.rawValue & netmask
+        subnetBroadcastAddress =
+            configuration.network.prefixLength >= 31 ? .broadcast : configuration.network.broadcast
+        gateway = configuration.gateway
         reassembler = IPv4Reassembler(configuration: configuration.reassembly)
         icmpErrors = TokenBucket(
             ratePerSecond: configuration.icmpErrorsPerSecond,
@@ -142,7 +156,6 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         stop()
     }
 
-    @inlinable public var address: IPv4Address { configuration.network.address }
     @inlinable public var network: IPv4Network { configuration.network }
     @inlinable public var now: Duration { loop.now }
     @inlinable public var headroom: Int { IPv4Header.size &+ link.headroom }
@@ -174,12 +187,6 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         mtu &- IPv4Header.size
     }
 
-    /// The subnet's broadcast address; none for /31 and /32 (RFC 3021).
-    @inlinable
-    internal var subnetBroadcast: IPv4Address? {
-        configuration.network.prefixLength >= 31 ? nil : configuration.network.broadcast
-    }
-
     /// Cancels the reassembly timer.
     public func stop() {
         if let reassemblyTimer { loop.cancelTimer(reassemblyTimer.id) }
@@ -208,7 +215,7 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
             return
         }
         let destination = header.destination
-        let toBroadcast = destination == .broadcast || destination == subnetBroadcast
+        let toBroadcast = destination == .broadcast || destination == subnetBroadcastAddress
         // RFC 1122 §3.3.6: a unicast datagram in a link-layer broadcast is discarded.
         guard destination == address && !linkBroadcast || toBroadcast else {
             ownDrops.count(.notForUs)
@@ -218,7 +225,7 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         // loopback or reserved (240/4) source, nor to ourselves.
         let source = header.source
         guard !source.isBroadcast, !source.isMulticast, !source.isUnspecified,
-            !source.isLoopback, source.rawValue >> 28 != 0xf, source != subnetBroadcast,
+            !source.isLoopback, source.rawValue >> 28 != 0xf, source != subnetBroadcastAddress,
             source != address
         else {
             ownDrops.count(.badSourceAddress)
@@ -318,14 +325,14 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
     /// gateway beyond it, everyone for a broadcast.
     @inlinable
     internal func route(_ packet: consuming Packet, to destination: IPv4Address) -> Bool {
-        if destination == .broadcast || destination == subnetBroadcast {
+        if destination == .broadcast || destination == subnetBroadcastAddress {
             link.broadcast(packet)
             return true
         }
         let nextHop: IPv4Address
-        if configuration.network.contains(destination) {
+        if destination.rawValue & netmask == subnet {
             nextHop = destination
-        } else if let gateway = configuration.gateway {
+        } else if let gateway {
             nextHop = gateway
         } else {
             ownDrops.count(.notForUs)  // no route

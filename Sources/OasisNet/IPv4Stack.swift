@@ -88,7 +88,10 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
     /// The stack's address.
     public var address: IPv4Address { configuration.network.address }
 
-    /// Starts receiving from the device and announces the address.
+    /// Starts receiving from the device and announces the address. Inlinable, so that
+    /// the receive handler is compiled where the device's type is known: the whole
+    /// receive path is then specialised for it, with no dynamic dispatch.
+    @inlinable
     public func start() throws(DeviceError) {
         let stack = Unretained(self)
         try device.start { (batch: inout PacketBatch) in stack.call { $0.receive(&batch) } }

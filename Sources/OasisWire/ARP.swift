@@ -23,7 +23,7 @@ public enum ArpHeader: HeaderLayout {
     /// Target protocol address.
     public static let targetProtocolAddress = Field<UInt32>.at(byte: 24)
     /// 28 bytes.
-    public static let size = targetProtocolAddress.end
+    @inlinable public static var size: Int { 28 }
 }
 
 /// What was wrong with an ARP packet.
@@ -61,7 +61,7 @@ public struct ArpRepr: Hashable, Sendable {
     public var targetProtocolAddress: IPv4Address
 
     /// An ARP packet.
-    @inlinable
+    @inlinable @inline(__always)
     public init(
         operation: Operation, senderHardwareAddress: MACAddress,
         senderProtocolAddress: IPv4Address, targetHardwareAddress: MACAddress,
@@ -75,12 +75,12 @@ public struct ArpRepr: Hashable, Sendable {
     }
 
     /// 28 bytes.
-    public static let length = ArpHeader.size
+    @inlinable public static var length: Int { 28 }
 
     /// Parses an ARP packet (the Ethernet payload; padding after 28 bytes is ignored),
     /// validating htype 1, ptype 0x0800, hlen 6, plen 4 (RFC 826: "?Do I have the
     /// hardware type… ?Do I speak the protocol…").
-    @inlinable
+    @inlinable @inline(__always)
     public static func parse(_ bytes: RawSpan) throws(ArpError) -> ArpRepr {
         guard bytes.byteCount >= ArpHeader.size else {
             throw .truncated(available: bytes.byteCount)
@@ -113,21 +113,27 @@ public struct ArpRepr: Hashable, Sendable {
         } catch {
             throw .buffer(error)
         }
-        var bytes = packet.mutableBytes
-        bytes[ArpHeader.hardwareType] = 1
-        bytes[ArpHeader.protocolType] = EtherType.ipv4.rawValue
-        bytes[ArpHeader.hardwareLength] = 6
-        bytes[ArpHeader.protocolLength] = 4
-        bytes[ArpHeader.operation] = operation.rawValue
-        bytes[mac: ArpHeader.senderHardwareAddress] = senderHardwareAddress
-        bytes[ArpHeader.senderProtocolAddress] = senderProtocolAddress.rawValue
-        bytes[mac: ArpHeader.targetHardwareAddress] = targetHardwareAddress
-        bytes[ArpHeader.targetProtocolAddress] = targetProtocolAddress.rawValue
+        let sender = senderHardwareAddress.rawValue
+        let target = targetHardwareAddress.rawValue
+        let senderIP = senderProtocolAddress.rawValue
+        let targetIP = targetProtocolAddress.rawValue
+        let operation = UInt64(operation.rawValue)
+        packet.withUnsafeMutableBytes { bytes in
+            let p = bytes.baseAddress!
+            // htype 1, ptype IPv4, hlen 6, plen 4, the operation.
+            p.storeBigEndian(0x0001_0800_0604_0000 | operation, at: 0)
+            p.storeBigEndian(UInt32(truncatingIfNeeded: sender >> 16), at: 8)
+            p.storeBigEndian(UInt16(truncatingIfNeeded: sender), at: 12)
+            p.storeBigEndian(senderIP, at: 14)
+            p.storeBigEndian(UInt32(truncatingIfNeeded: target >> 16), at: 18)
+            p.storeBigEndian(UInt16(truncatingIfNeeded: target), at: 22)
+            p.storeBigEndian(targetIP, at: 24)
+        }
     }
 
     /// The Ethernet header that carries this packet: replies go to the asker, requests
     /// (and gratuitous announcements) to broadcast.
-    @inlinable
+    @inlinable @inline(__always)
     public var ethernetHeader: EthernetRepr {
         EthernetRepr(
             destination: operation == .reply ? targetHardwareAddress : .broadcast,

@@ -11,13 +11,13 @@ extension RawSpan {
     }
 
     /// The MAC address at byte `offset`, which the caller has proven fits.
-    @inlinable
+    @inlinable @inline(__always)
     public subscript(mac offset: Int) -> MACAddress {
         MACAddress(rawValue: self[Field<UInt64>.at(byte: offset, bits: 48)])
     }
 
     /// The IPv4 address at byte `offset`, which the caller has proven fits.
-    @inlinable
+    @inlinable @inline(__always)
     public subscript(ipv4 offset: Int) -> IPv4Address {
         IPv4Address(rawValue: self[UInt32.self, at: offset])
     }
@@ -25,14 +25,14 @@ extension RawSpan {
 
 extension MutableRawSpan {
     /// The MAC address at byte `offset`, which the caller has proven fits.
-    @inlinable
+    @inlinable @inline(__always)
     public subscript(mac offset: Int) -> MACAddress {
         get { MACAddress(rawValue: self[Field<UInt64>.at(byte: offset, bits: 48)]) }
         set { self[Field<UInt64>.at(byte: offset, bits: 48)] = newValue.rawValue }
     }
 
     /// The IPv4 address at byte `offset`, which the caller has proven fits.
-    @inlinable
+    @inlinable @inline(__always)
     public subscript(ipv4 offset: Int) -> IPv4Address {
         get { IPv4Address(rawValue: self[UInt32.self, at: offset]) }
         set { self[UInt32.self, at: offset] = newValue.rawValue }
@@ -88,5 +88,16 @@ extension Packet {
     @inlinable
     public mutating func writeIPv4(_ address: IPv4Address, at offset: Int) throws(BitsError) {
         try write(address.rawValue, at: offset)
+    }
+}
+
+extension RawSpan {
+    /// The big-endian integer at `offset`, which the view reading it has proven lies
+    /// inside (checked again by the span, cheaply): what views' getters are built on,
+    /// with the field's offset written out from its layout.
+    @inlinable @inline(__always)
+    internal func _bigEndian<T: FixedWidthInteger & BitwiseCopyable>(_: T.Type, at offset: Int) -> T
+    {
+        T(bigEndian: unsafeLoadUnaligned(fromByteOffset: offset, as: T.self))
     }
 }

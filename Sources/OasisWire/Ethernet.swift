@@ -8,24 +8,24 @@ public struct EtherType: RawRepresentable, Hashable, Sendable, CustomStringConve
     /// The 16-bit value.
     public let rawValue: UInt16
     /// The type with this value.
-    @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
+    @inlinable @inline(__always) public init(rawValue: UInt16) { self.rawValue = rawValue }
 
     /// IPv4 (RFC 894).
-    public static let ipv4 = EtherType(rawValue: 0x0800)
+    @inlinable public static var ipv4: EtherType { EtherType(rawValue: 0x0800) }
     /// ARP (RFC 826).
-    public static let arp = EtherType(rawValue: 0x0806)
+    @inlinable public static var arp: EtherType { EtherType(rawValue: 0x0806) }
     /// IEEE 802.1Q customer VLAN tag.
-    public static let vlan = EtherType(rawValue: 0x8100)
+    @inlinable public static var vlan: EtherType { EtherType(rawValue: 0x8100) }
     /// IEEE 802.1ad service VLAN tag (QinQ outer tag).
-    public static let qinq = EtherType(rawValue: 0x88a8)
+    @inlinable public static var qinq: EtherType { EtherType(rawValue: 0x88a8) }
     /// IPv6 (RFC 2464).
-    public static let ipv6 = EtherType(rawValue: 0x86dd)
+    @inlinable public static var ipv6: EtherType { EtherType(rawValue: 0x86dd) }
 
     /// Whether the value is an EtherType rather than an IEEE 802.3 length (< 0x0600).
-    @inlinable public var isEtherType: Bool { rawValue >= 0x0600 }
+    @inlinable @inline(__always) public var isEtherType: Bool { rawValue >= 0x0600 }
 
     /// Whether the value is a VLAN tag protocol identifier (802.1Q or 802.1ad).
-    @inlinable public var isVLANTag: Bool { self == .vlan || self == .qinq }
+    @inlinable @inline(__always) public var isVLANTag: Bool { self == .vlan || self == .qinq }
 
     /// `0x0800`.
     public var description: String {
@@ -42,8 +42,9 @@ public enum EthernetHeader: HeaderLayout {
     public static let source = 6
     /// EtherType (or, with tags, the first TPID), bytes 12..<14.
     public static let etherType = Field<UInt16>.at(byte: 12)
-    /// 14 bytes.
-    public static let size = etherType.end
+    /// 14 bytes (`etherType.end`, written out: a stored static is reached through an
+    /// addressor on every use from another module).
+    @inlinable public static var size: Int { 14 }
 }
 
 /// An 802.1Q tag after its TPID: priority, drop eligibility, VLAN id, then the next type.
@@ -57,7 +58,7 @@ public enum VLANTagHeader: HeaderLayout {
     /// The EtherType (or inner TPID) that follows the tag.
     public static let etherType = Field<UInt16>.after(vid)
     /// 4 bytes.
-    public static let size = etherType.end
+    @inlinable public static var size: Int { 4 }
 }
 
 /// One 802.1Q or 802.1ad VLAN tag.
@@ -72,7 +73,7 @@ public struct VLANTag: Hashable, Sendable {
     public var vid: UInt16
 
     /// A tag; `priority` and `vid` keep only their low 3 and 12 bits on the wire.
-    @inlinable
+    @inlinable @inline(__always)
     public init(
         tpid: EtherType = .vlan, priority: UInt8 = 0, dropEligible: Bool = false, vid: UInt16
     ) {
@@ -117,21 +118,21 @@ public struct EthernetFrame: ~Escapable {
     /// Checks that `bytes` hold an Ethernet header and the VLAN tags its types
     /// announce (at most two).
     @_lifetime(copy bytes)
-    @inlinable
+    @inlinable @inline(__always)
     public init(checking bytes: RawSpan) throws(EthernetError) {
-        guard bytes.byteCount >= EthernetHeader.size else {
-            throw .truncated(needed: EthernetHeader.size, available: bytes.byteCount)
+        guard bytes.byteCount >= 14 else {
+            throw .truncated(needed: 14, available: bytes.byteCount)
         }
         var tags = 0
-        var type = EtherType(rawValue: bytes[EthernetHeader.etherType])
-        var length = EthernetHeader.size
+        var type = EtherType(rawValue: bytes._bigEndian(UInt16.self, at: 12))
+        var length = 14
         while type.isVLANTag {
             guard tags < 2 else { throw .tooManyVLANTags }
-            length &+= VLANTagHeader.size
+            length &+= 4
             guard bytes.byteCount >= length else {
                 throw .truncated(needed: length, available: bytes.byteCount)
             }
-            type = EtherType(rawValue: bytes[UInt16.self, at: length &- 2])
+            type = EtherType(rawValue: bytes._bigEndian(UInt16.self, at: length &- 2))
             tags &+= 1
         }
         self.bytes = bytes
@@ -140,26 +141,26 @@ public struct EthernetFrame: ~Escapable {
     }
 
     /// Destination MAC.
-    @inlinable public var destination: MACAddress { bytes[mac: EthernetHeader.destination] }
+    @inlinable @inline(__always) public var destination: MACAddress { bytes[mac: 0] }
     /// Source MAC.
-    @inlinable public var source: MACAddress { bytes[mac: EthernetHeader.source] }
+    @inlinable @inline(__always) public var source: MACAddress { bytes[mac: 6] }
 
     /// The type of the payload (after the tags), or an 802.3 length below 0x0600.
-    @inlinable
+    @inlinable @inline(__always)
     public var etherType: EtherType {
-        EtherType(rawValue: bytes[UInt16.self, at: headerLength &- 2])
+        EtherType(rawValue: bytes._bigEndian(UInt16.self, at: headerLength &- 2))
     }
 
     /// Whether the type field is an EtherType (Ethernet II) rather than a length.
-    @inlinable public var isEthernetII: Bool { etherType.isEtherType }
+    @inlinable @inline(__always) public var isEthernetII: Bool { etherType.isEtherType }
 
     /// The outer tag (802.1ad S-tag, or the only 802.1Q tag), if any.
-    @inlinable public var outerTag: VLANTag? { tagCount > 0 ? tag(at: 12) : nil }
+    @inlinable @inline(__always) public var outerTag: VLANTag? { tagCount > 0 ? tag(at: 12) : nil }
     /// The inner 802.1Q tag of a QinQ frame, if any.
-    @inlinable public var innerTag: VLANTag? { tagCount > 1 ? tag(at: 16) : nil }
+    @inlinable @inline(__always) public var innerTag: VLANTag? { tagCount > 1 ? tag(at: 16) : nil }
 
     /// The tag whose TPID is at byte `offset`.
-    @inlinable
+    @inlinable @inline(__always)
     internal func tag(at offset: Int) -> VLANTag {
         let tci = bytes[UInt16.self, at: offset &+ 2]
         return VLANTag(
@@ -170,7 +171,7 @@ public struct EthernetFrame: ~Escapable {
 
     /// For an 802.3 frame with an LLC/SNAP header (DSAP and SSAP 0xaa, control 3,
     /// OUI 00-00-00): the EtherType it carries; nil otherwise (IEEE 802-2014 §10.5).
-    @inlinable
+    @inlinable @inline(__always)
     public var snapEtherType: EtherType? {
         guard !isEthernetII, bytes.byteCount >= headerLength &+ 8,
             bytes[Field<UInt64>.at(byte: headerLength, bits: 48)] == 0xaaaa_0300_0000
@@ -182,7 +183,7 @@ public struct EthernetFrame: ~Escapable {
     /// trims by its own length.
     public var payload: RawSpan {
         @_lifetime(copy self)
-        @inlinable get { bytes.extracting(droppingFirst: headerLength) }
+        @inlinable @inline(__always) get { bytes.extracting(droppingFirst: headerLength) }
     }
 }
 
@@ -207,7 +208,7 @@ public struct EthernetRepr: Hashable, Sendable {
     public var etherType: EtherType
 
     /// A header; no tags unless given.
-    @inlinable
+    @inlinable @inline(__always)
     public init(
         destination: MACAddress, source: MACAddress, outerTag: VLANTag? = nil,
         innerTag: VLANTag? = nil, etherType: EtherType
@@ -220,17 +221,17 @@ public struct EthernetRepr: Hashable, Sendable {
     }
 
     /// The header's length on the wire: 14 bytes plus 4 per tag.
-    @inlinable
+    @inlinable @inline(__always)
     public var headerLength: Int {
         EthernetHeader.size &+ (outerTag == nil ? 0 : 4) &+ (innerTag == nil ? 0 : 4)
     }
 
     /// The VLAN the frame belongs to: the innermost tag's id, if tagged.
-    @inlinable public var vid: UInt16? { (innerTag ?? outerTag)?.vid }
+    @inlinable @inline(__always) public var vid: UInt16? { (innerTag ?? outerTag)?.vid }
 
     /// The meaning of a checked Ethernet II frame; ``EthernetError/notEthernetII(lengthField:)``
     /// for an 802.3 length frame.
-    @inlinable
+    @inlinable @inline(__always)
     public static func parse(_ frame: borrowing EthernetFrame) throws(EthernetError) -> EthernetRepr
     {
         let type = frame.etherType
@@ -241,7 +242,7 @@ public struct EthernetRepr: Hashable, Sendable {
     }
 
     /// Checks and parses the frame at the start of `bytes`.
-    @inlinable
+    @inlinable @inline(__always)
     public static func parse(_ bytes: RawSpan) throws(EthernetError) -> EthernetRepr {
         try parse(EthernetFrame(checking: bytes))
     }
@@ -256,26 +257,35 @@ public struct EthernetRepr: Hashable, Sendable {
         } catch {
             throw .buffer(error)
         }
-        var bytes = packet.mutableBytes
-        bytes[mac: EthernetHeader.destination] = destination
-        bytes[mac: EthernetHeader.source] = source
-        var at = 12
-        if let outerTag {
-            Self._write(outerTag, at: at, into: &bytes)
-            at &+= 4
+        let destination = destination.rawValue
+        let source = source.rawValue
+        let outerTag = outerTag
+        let innerTag = innerTag
+        let etherType = etherType.rawValue
+        packet.withUnsafeMutableBytes { bytes in
+            let p = bytes.baseAddress!
+            p.storeBigEndian(UInt32(truncatingIfNeeded: destination >> 16), at: 0)
+            p.storeBigEndian(
+                UInt32(truncatingIfNeeded: destination << 16 | source >> 32), at: 4)
+            p.storeBigEndian(UInt32(truncatingIfNeeded: source), at: 8)
+            var at = 12
+            if let outerTag {
+                p.storeBigEndian(Self._word(outerTag), at: at)
+                at &+= 4
+            }
+            if let innerTag {
+                p.storeBigEndian(Self._word(innerTag), at: at)
+                at &+= 4
+            }
+            p.storeBigEndian(etherType, at: at)
         }
-        if let innerTag {
-            Self._write(innerTag, at: at, into: &bytes)
-            at &+= 4
-        }
-        bytes[UInt16.self, at: at] = etherType.rawValue
     }
 
-    @inlinable
-    internal static func _write(_ tag: VLANTag, at offset: Int, into bytes: inout MutableRawSpan) {
-        bytes[UInt16.self, at: offset] = tag.tpid.rawValue
+    /// A tag's TPID and TCI as one word.
+    @inlinable @inline(__always)
+    internal static func _word(_ tag: VLANTag) -> UInt32 {
         let tci =
             UInt16(tag.priority & 7) << 13 | (tag.dropEligible ? 0x1000 : 0) | tag.vid & 0x0fff
-        bytes[UInt16.self, at: offset &+ 2] = tci
+        return UInt32(tag.tpid.rawValue) << 16 | UInt32(tci)
     }
 }

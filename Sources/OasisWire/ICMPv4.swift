@@ -21,7 +21,7 @@ public enum ICMPv4Header: HeaderLayout {
     /// Next-hop MTU of a "fragmentation needed" message (RFC 1191 §4).
     public static let nextHopMTU = Field<UInt16>.at(byte: 6)
     /// 8 bytes.
-    public static let size = sequenceNumber.end
+    @inlinable public static var size: Int { 8 }
 }
 
 /// The codes of destination unreachable (RFC 792; RFC 1122 §3.2.2.1; RFC 1812 §5.2.7.1).
@@ -75,7 +75,7 @@ public enum ICMPv4Repr: Hashable, Sendable {
 
     /// Whether this is an error message (which carries an original header and must
     /// never be answered with an error, RFC 1122 §3.2.2).
-    @inlinable
+    @inlinable @inline(__always)
     public var isError: Bool {
         switch self {
         case .destinationUnreachable, .timeExceeded: true
@@ -88,7 +88,7 @@ public enum ICMPv4Repr: Hashable, Sendable {
     /// and for error messages checks that the data starts with an IPv4 header and holds
     /// at least 8 bytes after it. The data follows the 8-byte header
     /// (``ICMPv4Header/size``).
-    @inlinable
+    @inlinable @inline(__always)
     public static func parse(_ message: RawSpan, verifyChecksum: Bool = true)
         throws(ICMPv4Error) -> ICMPv4Repr
     {
@@ -156,7 +156,6 @@ public enum ICMPv4Repr: Hashable, Sendable {
         } catch {
             throw .buffer(error)
         }
-        var bytes = packet.mutableBytes
         var type: UInt8 = 0
         var code: UInt8 = 0
         var rest: UInt32 = 0
@@ -178,20 +177,20 @@ public enum ICMPv4Repr: Hashable, Sendable {
             code = codeValue
             rest = restValue
         }
-        bytes[ICMPv4Header.type] = type
-        bytes[ICMPv4Header.code] = code
-        bytes[ICMPv4Header.checksum] = 0
-        bytes[ICMPv4Header.restOfHeader] = rest
-        let checksum = packet.withUnsafeBytes { InternetChecksum.checksum(of: $0) }
-        var header = packet.mutableBytes
-        header[ICMPv4Header.checksum] = checksum
+        let head = UInt64(type) << 56 | UInt64(code) << 48 | UInt64(rest)
+        packet.withUnsafeMutableBytes { bytes in
+            let p = bytes.baseAddress!
+            p.storeBigEndian(head, at: 0)
+            let checksum = InternetChecksum.checksum(of: UnsafeRawBufferPointer(bytes))
+            p.storeBigEndian(checksum, at: 2)
+        }
     }
 
     /// The echo reply to an echo request: same identifier and sequence number (RFC 792;
     /// RFC 1122 §3.2.2.6: "the data received in the ICMP Echo Request MUST be entirely
     /// included in the Echo Reply"). Emit it in front of the request's payload view to
     /// reply in place. Nil for anything but an echo request.
-    @inlinable
+    @inlinable @inline(__always)
     public var echoReply: ICMPv4Repr? {
         guard case .echoRequest(let identifier, let sequenceNumber) = self else { return nil }
         return .echoReply(identifier: identifier, sequenceNumber: sequenceNumber)

@@ -33,7 +33,7 @@ public enum IPv4Header: HeaderLayout {
     /// Destination address.
     public static let destination = Field<UInt32>.after(source)
     /// 20 bytes.
-    public static let size = destination.end
+    @inlinable public static var size: Int { 20 }
     /// The version must be 4.
     public static let constants: [Constant] = [.init(version, equals: 4)]
 }
@@ -43,13 +43,13 @@ public struct IPProtocol: RawRepresentable, Hashable, Sendable {
     /// The number.
     public let rawValue: UInt8
     /// The protocol with this number.
-    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable @inline(__always) public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// ICMP (RFC 792).
-    public static let icmp = IPProtocol(rawValue: 1)
+    @inlinable public static var icmp: IPProtocol { IPProtocol(rawValue: 1) }
     /// TCP (RFC 9293).
-    public static let tcp = IPProtocol(rawValue: 6)
+    @inlinable public static var tcp: IPProtocol { IPProtocol(rawValue: 6) }
     /// UDP (RFC 768).
-    public static let udp = IPProtocol(rawValue: 17)
+    @inlinable public static var udp: IPProtocol { IPProtocol(rawValue: 17) }
 }
 
 /// What was wrong with an IPv4 packet.
@@ -91,16 +91,18 @@ public struct IPv4Packet: ~Escapable {
     /// The checksum and the options are checked by ``verifyChecksum()`` and
     /// ``validateOptions()``.
     @_lifetime(copy bytes)
-    @inlinable
+    @inlinable @inline(__always)
     public init(checking bytes: RawSpan) throws(IPv4Error) {
-        guard bytes.byteCount >= IPv4Header.size else {
+        guard bytes.byteCount >= 20 else {
             throw .truncated(available: bytes.byteCount)
         }
-        let version = bytes[IPv4Header.version]
+        // Version, IHL, type of service, total length: the first word (IPv4Header).
+        let first = bytes._bigEndian(UInt32.self, at: 0)
+        let version = UInt8(truncatingIfNeeded: first >> 28)
         guard version == 4 else { throw .badVersion(version) }
-        let headerLength = Int(bytes[IPv4Header.ihl]) &* 4
-        let totalLength = Int(bytes[IPv4Header.totalLength])
-        guard headerLength >= IPv4Header.size, headerLength <= totalLength else {
+        let headerLength = Int((first >> 24) & 0xf) &* 4
+        let totalLength = Int(first & 0xffff)
+        guard headerLength >= 20, headerLength <= totalLength else {
             throw .badHeaderLength(headerLength: headerLength, totalLength: totalLength)
         }
         guard totalLength <= bytes.byteCount else {
@@ -112,62 +114,81 @@ public struct IPv4Packet: ~Escapable {
     /// A header checked for version and IHL but not total length: the quoted header of
     /// an ICMP error, whose datagram was cut after 8 bytes of data.
     @_lifetime(copy bytes)
-    @inlinable
+    @inlinable @inline(__always)
     public init(checkingHeaderOnly bytes: RawSpan) throws(IPv4Error) {
-        guard bytes.byteCount >= IPv4Header.size else {
+        guard bytes.byteCount >= 20 else {
             throw .truncated(available: bytes.byteCount)
         }
-        let version = bytes[IPv4Header.version]
+        let first = bytes._bigEndian(UInt32.self, at: 0)
+        let version = UInt8(truncatingIfNeeded: first >> 28)
         guard version == 4 else { throw .badVersion(version) }
-        let headerLength = Int(bytes[IPv4Header.ihl]) &* 4
-        guard headerLength >= IPv4Header.size, headerLength <= bytes.byteCount else {
+        let headerLength = Int((first >> 24) & 0xf) &* 4
+        guard headerLength >= 20, headerLength <= bytes.byteCount else {
             throw .badHeaderLength(headerLength: headerLength, totalLength: bytes.byteCount)
         }
         self.bytes = bytes
     }
 
+    // Fields at the offsets of `IPv4Header`, read straight from the checked bytes.
+
     /// The header length in bytes (IHL × 4).
-    @inlinable public var headerLength: Int { Int(bytes[IPv4Header.ihl]) &* 4 }
+    @inlinable @inline(__always)
+    public var headerLength: Int { Int(bytes._bigEndian(UInt8.self, at: 0) & 0xf) &* 4 }
     /// The total length field.
-    @inlinable public var totalLength: Int { Int(bytes[IPv4Header.totalLength]) }
+    @inlinable @inline(__always)
+    public var totalLength: Int { Int(bytes._bigEndian(UInt16.self, at: 2)) }
     /// DSCP and ECN.
-    @inlinable public var typeOfService: UInt8 { bytes[IPv4Header.typeOfService] }
+    @inlinable @inline(__always)
+    public var typeOfService: UInt8 { bytes._bigEndian(UInt8.self, at: 1) }
     /// The identification field.
-    @inlinable public var identification: UInt16 { bytes[IPv4Header.identification] }
+    @inlinable @inline(__always)
+    public var identification: UInt16 { bytes._bigEndian(UInt16.self, at: 4) }
+    /// The flags and fragment offset word.
+    @inlinable @inline(__always)
+    internal var _fragmentWord: UInt16 { bytes._bigEndian(UInt16.self, at: 6) }
     /// DF.
-    @inlinable public var dontFragment: Bool { bytes[IPv4Header.dontFragment] == 1 }
+    @inlinable @inline(__always)
+    public var dontFragment: Bool { _fragmentWord & 0x4000 != 0 }
     /// MF.
-    @inlinable public var moreFragments: Bool { bytes[IPv4Header.moreFragments] == 1 }
+    @inlinable @inline(__always)
+    public var moreFragments: Bool { _fragmentWord & 0x2000 != 0 }
     /// The fragment offset in bytes (the field × 8).
-    @inlinable public var fragmentOffset: Int { Int(bytes[IPv4Header.fragmentOffset]) &* 8 }
+    @inlinable @inline(__always)
+    public var fragmentOffset: Int { Int(_fragmentWord & 0x1fff) &* 8 }
     /// Whether this is a fragment (MF set or a non-zero offset).
-    @inlinable public var isFragment: Bool { bytes[Field<UInt16>.at(byte: 6)] & 0x3fff != 0 }
+    @inlinable @inline(__always)
+    public var isFragment: Bool { _fragmentWord & 0x3fff != 0 }
     /// Time to live.
-    @inlinable public var timeToLive: UInt8 { bytes[IPv4Header.timeToLive] }
+    @inlinable @inline(__always)
+    public var timeToLive: UInt8 { bytes._bigEndian(UInt8.self, at: 8) }
     /// The payload's protocol.
-    @inlinable public var `protocol`: IPProtocol {
-        IPProtocol(rawValue: bytes[IPv4Header.protocol])
-    }
+    @inlinable @inline(__always)
+    public var `protocol`: IPProtocol { IPProtocol(rawValue: bytes._bigEndian(UInt8.self, at: 9)) }
     /// The header checksum field.
-    @inlinable public var checksum: UInt16 { bytes[IPv4Header.checksum] }
+    @inlinable @inline(__always)
+    public var checksum: UInt16 { bytes._bigEndian(UInt16.self, at: 10) }
     /// The source address.
-    @inlinable public var source: IPv4Address { IPv4Address(rawValue: bytes[IPv4Header.source]) }
+    @inlinable @inline(__always)
+    public var source: IPv4Address { IPv4Address(rawValue: bytes._bigEndian(UInt32.self, at: 12)) }
     /// The destination address.
-    @inlinable public var destination: IPv4Address {
-        IPv4Address(rawValue: bytes[IPv4Header.destination])
+    @inlinable @inline(__always)
+    public var destination: IPv4Address {
+        IPv4Address(rawValue: bytes._bigEndian(UInt32.self, at: 16))
     }
 
     /// The options (bytes 20..<IHL×4), uninterpreted; ``options-swift.property`` walks
     /// them.
     public var optionBytes: RawSpan {
         @_lifetime(copy self)
-        @inlinable get { bytes.extracting(IPv4Header.size..<min(headerLength, bytes.byteCount)) }
+        @inlinable @inline(__always) get {
+            bytes.extracting(IPv4Header.size..<min(headerLength, bytes.byteCount))
+        }
     }
 
     /// The options, one at a time.
     public var options: IPv4Options {
         @_lifetime(copy self)
-        @inlinable get { IPv4Options(optionBytes) }
+        @inlinable @inline(__always) get { IPv4Options(optionBytes) }
     }
 
     /// Whether every option is well formed: a length of at least 2 that stays within
@@ -188,17 +209,29 @@ public struct IPv4Packet: ~Escapable {
     /// The data after the header and options, up to the total length.
     public var payload: RawSpan {
         @_lifetime(copy self)
-        @inlinable get { bytes.extracting(droppingFirst: min(headerLength, bytes.byteCount)) }
+        @inlinable @inline(__always) get {
+            bytes.extracting(droppingFirst: min(headerLength, bytes.byteCount))
+        }
     }
 
     /// Whether the header checksum verifies: the sum over the header, checksum
-    /// included, is zero (RFC 791 §3.1, RFC 1071 §1).
-    @inlinable
+    /// included, is zero (RFC 791 §3.1, RFC 1071 §1). The header's 32-bit words are
+    /// summed as numbers and folded: the same one's complement sum (RFC 1071 §2(B)).
+    @inlinable @inline(__always)
     public func verifyChecksum() -> Bool {
-        let length = min(headerLength, bytes.byteCount)
-        return bytes.withUnsafeBytes {
-            InternetChecksum.checksum(of: UnsafeRawBufferPointer(rebasing: $0[..<length])) == 0
+        var sum = InternetChecksum()
+        sum.add(bytes._bigEndian(UInt32.self, at: 0))
+        sum.add(bytes._bigEndian(UInt32.self, at: 4))
+        sum.add(bytes._bigEndian(UInt32.self, at: 8))
+        sum.add(bytes._bigEndian(UInt32.self, at: 12))
+        sum.add(bytes._bigEndian(UInt32.self, at: 16))
+        var offset = 20
+        let end = min(headerLength, bytes.byteCount)
+        while offset &+ 4 <= end {
+            sum.add(bytes._bigEndian(UInt32.self, at: offset))
+            offset &+= 4
         }
+        return sum.checksum == 0
     }
 }
 
@@ -226,7 +259,7 @@ public struct IPv4Option: Hashable, Sendable {
     /// Router alert (RFC 2113).
     public static let routerAlert: UInt8 = 148
 
-    @inlinable
+    @inlinable @inline(__always)
     public init(type: UInt8, offset: Int, length: Int) {
         self.type = type
         self.offset = offset
@@ -234,7 +267,7 @@ public struct IPv4Option: Hashable, Sendable {
     }
 
     /// Whether the option is copied into every fragment.
-    @inlinable public var isCopied: Bool { type & 0x80 != 0 }
+    @inlinable @inline(__always) public var isCopied: Bool { type & 0x80 != 0 }
 }
 
 /// The options of an IPv4 header, walked one at a time; a malformed one ends the walk
@@ -244,7 +277,7 @@ public struct IPv4Options: ~Escapable {
     @usableFromInline internal var _offset = 0
 
     @_lifetime(copy bytes)
-    @inlinable
+    @inlinable @inline(__always)
     public init(_ bytes: RawSpan) { _bytes = bytes }
 
     /// The next option, `.failure(offset)` for a malformed one (after which the walk
@@ -280,7 +313,7 @@ public struct IPv4Options: ~Escapable {
 /// A malformed IPv4 option at `offset` of the options area.
 public struct IPv4OptionError: Error, Hashable, Sendable {
     public let offset: Int
-    @inlinable public init(offset: Int) { self.offset = offset }
+    @inlinable @inline(__always) public init(offset: Int) { self.offset = offset }
 }
 
 /// The parsed meaning of an IPv4 header (smoltcp's `Ipv4Repr`), fragment fields included.
@@ -307,7 +340,7 @@ public struct IPv4Repr: Hashable, Sendable {
     public var fragmentOffset: Int
 
     /// A header for an unfragmented packet.
-    @inlinable
+    @inlinable @inline(__always)
     public init(
         source: IPv4Address, destination: IPv4Address, protocol: IPProtocol,
         payloadLength: Int, timeToLive: UInt8 = 64, typeOfService: UInt8 = 0,
@@ -327,30 +360,56 @@ public struct IPv4Repr: Hashable, Sendable {
     }
 
     /// Whether this is a fragment (MF set or a non-zero offset).
-    @inlinable public var isFragment: Bool { moreFragments || fragmentOffset != 0 }
+    @inlinable @inline(__always) public var isFragment: Bool {
+        moreFragments || fragmentOffset != 0
+    }
 
     /// The emitted header length: 20 bytes (we never emit options).
-    public static let headerLength = IPv4Header.size
+    @inlinable public static var headerLength: Int { 20 }
 
     /// The meaning of a checked packet; verifies the checksum unless told not to (a
-    /// device that verified it in hardware).
-    @inlinable
+    /// device that verified it in hardware). One pass over the header's five words.
+    @inlinable @inline(__always)
     public static func parse(_ packet: borrowing IPv4Packet, verifyChecksum: Bool = true)
         throws(IPv4Error) -> IPv4Repr
     {
-        if verifyChecksum && !packet.verifyChecksum() {
-            throw .badChecksum(found: packet.checksum)
+        let bytes = packet.bytes
+        let first = bytes._bigEndian(UInt32.self, at: 0)  // version, IHL, TOS, length
+        let second = bytes._bigEndian(UInt32.self, at: 4)  // identification, fragment
+        let third = bytes._bigEndian(UInt32.self, at: 8)  // TTL, protocol, checksum
+        let source = bytes._bigEndian(UInt32.self, at: 12)
+        let destination = bytes._bigEndian(UInt32.self, at: 16)
+        let headerLength = Int((first >> 24) & 0xf) &* 4
+        if verifyChecksum {
+            var sum = InternetChecksum()
+            sum.add(first)
+            sum.add(second)
+            sum.add(third)
+            sum.add(source)
+            sum.add(destination)
+            var offset = 20
+            while offset &+ 4 <= headerLength {
+                sum.add(bytes._bigEndian(UInt32.self, at: offset))
+                offset &+= 4
+            }
+            guard sum.checksum == 0 else {
+                throw .badChecksum(found: UInt16(truncatingIfNeeded: third))
+            }
         }
         return IPv4Repr(
-            source: packet.source, destination: packet.destination, protocol: packet.protocol,
-            payloadLength: packet.totalLength &- packet.headerLength,
-            timeToLive: packet.timeToLive, typeOfService: packet.typeOfService,
-            identification: packet.identification, dontFragment: packet.dontFragment,
-            moreFragments: packet.moreFragments, fragmentOffset: packet.fragmentOffset)
+            source: IPv4Address(rawValue: source),
+            destination: IPv4Address(rawValue: destination),
+            protocol: IPProtocol(rawValue: UInt8(truncatingIfNeeded: third >> 16)),
+            payloadLength: Int(first & 0xffff) &- headerLength,
+            timeToLive: UInt8(truncatingIfNeeded: third >> 24),
+            typeOfService: UInt8(truncatingIfNeeded: first >> 16),
+            identification: UInt16(truncatingIfNeeded: second >> 16),
+            dontFragment: second & 0x4000 != 0, moreFragments: second & 0x2000 != 0,
+            fragmentOffset: Int(second & 0x1fff) &* 8)
     }
 
     /// Checks and parses the packet at the start of `bytes`.
-    @inlinable
+    @inlinable @inline(__always)
     public static func parse(_ bytes: RawSpan, verifyChecksum: Bool = true)
         throws(IPv4Error) -> IPv4Repr
     {
@@ -369,15 +428,16 @@ public struct IPv4Repr: Hashable, Sendable {
         } catch {
             throw .buffer(error)
         }
-        var bytes = packet.mutableBytes
-        write(into: &bytes, totalLength: total)
+        let header = self
+        packet.withUnsafeMutableBytes { bytes in
+            header.write(to: bytes.baseAddress!, totalLength: total)
+        }
     }
 
-    /// Writes the 20-byte header, checksum included, at the start of `bytes`.
-    @inlinable
-    public func write(into bytes: inout MutableRawSpan, totalLength: Int) {
-        // Two 64-bit words and a 32-bit one, built in registers: the fields, then the
-        // sum over them, written once.
+    /// Writes the 20-byte header, checksum included, at `start`: two 64-bit words and
+    /// a 32-bit one, built in registers with the sum over them, stored once each.
+    @inlinable @inline(__always)
+    public func write(to start: UnsafeMutableRawPointer, totalLength: Int) {
         let fragment =
             UInt64(dontFragment ? 0x4000 : 0) | UInt64(moreFragments ? 0x2000 : 0)
             | UInt64((fragmentOffset >> 3) & 0x1fff)
@@ -393,9 +453,9 @@ public struct IPv4Repr: Hashable, Sendable {
         sum.add(destination.rawValue)
         let second =
             UInt64(ttlProtocol) << 48 | UInt64(sum.checksum) << 32 | UInt64(source.rawValue)
-        bytes[UInt64.self, at: 0] = first
-        bytes[UInt64.self, at: 8] = second
-        bytes[UInt32.self, at: 16] = destination.rawValue
+        start.storeBigEndian(first, at: 0)
+        start.storeBigEndian(second, at: 8)
+        start.storeBigEndian(destination.rawValue, at: 16)
     }
 
     /// The pseudo-header sum UDP and TCP put under their checksum (RFC 768; RFC 9293

@@ -58,10 +58,10 @@ public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertib
     }
 
     /// `0.0.0.0`: "this host" as a source (RFC 1122 §3.2.1.3), an ARP probe's sender.
-    public static let any = IPv4Address(rawValue: 0)
+    @inlinable public static var any: IPv4Address { IPv4Address(rawValue: 0) }
 
     /// `255.255.255.255`: the limited broadcast address (RFC 919, RFC 1122 §3.2.1.3).
-    public static let broadcast = IPv4Address(rawValue: 0xffff_ffff)
+    @inlinable public static var broadcast: IPv4Address { IPv4Address(rawValue: 0xffff_ffff) }
 
     /// Whether the address is in `224.0.0.0/4` (RFC 5771).
     @inlinable public var isMulticast: Bool { rawValue & 0xf000_0000 == 0xe000_0000 }

@@ -65,10 +65,10 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `ff:ff:ff:ff:ff:ff`.
-    public static let broadcast = MACAddress(rawValue: 0xffff_ffff_ffff)
+    @inlinable public static var broadcast: MACAddress { MACAddress(rawValue: 0xffff_ffff_ffff) }
 
     /// `00:00:00:00:00:00`, the "unknown" target hardware address of an ARP request.
-    public static let zero = MACAddress(rawValue: 0)
+    @inlinable public static var zero: MACAddress { MACAddress(rawValue: 0) }
 
     /// Whether the group bit (least significant bit of the first byte) is set: a
     /// multicast or the broadcast address (IEEE 802-2014 §8.2).

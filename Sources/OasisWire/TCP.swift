@@ -26,30 +26,30 @@ public enum TCPHeader: HeaderLayout {
     /// Urgent pointer (meaningful when URG is set).
     public static let urgentPointer = Field<UInt16>.after(checksum)
     /// 20 bytes.
-    public static let size = urgentPointer.end
+    @inlinable public static var size: Int { 20 }
 }
 
 /// The control bits of a TCP header (RFC 9293 §3.1; CWR and ECE from RFC 3168).
 public struct TCPFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt8
-    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable @inline(__always) public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// No more data from the sender.
-    public static let fin = TCPFlags(rawValue: 0x01)
+    @inlinable public static var fin: TCPFlags { TCPFlags(rawValue: 0x01) }
     /// Synchronize sequence numbers.
-    public static let syn = TCPFlags(rawValue: 0x02)
+    @inlinable public static var syn: TCPFlags { TCPFlags(rawValue: 0x02) }
     /// Reset the connection.
-    public static let rst = TCPFlags(rawValue: 0x04)
+    @inlinable public static var rst: TCPFlags { TCPFlags(rawValue: 0x04) }
     /// Push function.
-    public static let psh = TCPFlags(rawValue: 0x08)
+    @inlinable public static var psh: TCPFlags { TCPFlags(rawValue: 0x08) }
     /// The acknowledgment field is significant.
-    public static let ack = TCPFlags(rawValue: 0x10)
+    @inlinable public static var ack: TCPFlags { TCPFlags(rawValue: 0x10) }
     /// The urgent pointer is significant.
-    public static let urg = TCPFlags(rawValue: 0x20)
+    @inlinable public static var urg: TCPFlags { TCPFlags(rawValue: 0x20) }
     /// ECN-Echo (RFC 3168).
-    public static let ece = TCPFlags(rawValue: 0x40)
+    @inlinable public static var ece: TCPFlags { TCPFlags(rawValue: 0x40) }
     /// Congestion window reduced (RFC 3168).
-    public static let cwr = TCPFlags(rawValue: 0x80)
+    @inlinable public static var cwr: TCPFlags { TCPFlags(rawValue: 0x80) }
 
     /// `SYN|ACK`, as tcpdump writes flags: `S.`, `F.`, `R`, `P.`.
     public var description: String {
@@ -109,7 +109,7 @@ public enum TCPError: Error, Hashable, Sendable {
 public struct TCPSACKBlock: Hashable, Sendable {
     public var left: UInt32
     public var right: UInt32
-    @inlinable
+    @inlinable @inline(__always)
     public init(left: UInt32, right: UInt32) {
         self.left = left
         self.right = right
@@ -122,10 +122,10 @@ public struct TCPSACKBlocks: Hashable, Sendable, RandomAccessCollection {
     @usableFromInline internal var _blocks: (TCPSACKBlock, TCPSACKBlock, TCPSACKBlock, TCPSACKBlock)
     @usableFromInline internal var _count: Int
     /// How many blocks are held, 0...4.
-    @inlinable public var count: Int { _count }
+    @inlinable @inline(__always) public var count: Int { _count }
 
     /// No blocks.
-    @inlinable
+    @inlinable @inline(__always)
     public init() {
         let zero = TCPSACKBlock(left: 0, right: 0)
         _blocks = (zero, zero, zero, zero)
@@ -133,7 +133,7 @@ public struct TCPSACKBlocks: Hashable, Sendable, RandomAccessCollection {
     }
 
     /// The given blocks (at most four are kept).
-    @inlinable
+    @inlinable @inline(__always)
     public init(_ blocks: some Sequence<TCPSACKBlock>) {
         self.init()
         for block in blocks where count < 4 { append(block) }
@@ -142,10 +142,10 @@ public struct TCPSACKBlocks: Hashable, Sendable, RandomAccessCollection {
     /// The most blocks held.
     public static let capacity = 4
 
-    @inlinable public var startIndex: Int { 0 }
-    @inlinable public var endIndex: Int { _count }
+    @inlinable @inline(__always) public var startIndex: Int { 0 }
+    @inlinable @inline(__always) public var endIndex: Int { _count }
 
-    @inlinable
+    @inlinable @inline(__always)
     public subscript(index: Int) -> TCPSACKBlock {
         precondition(index >= 0 && index < count, "SACK block index out of range")
         switch index {
@@ -189,7 +189,7 @@ public struct TCPOption: Hashable, Sendable {
     public let kind: UInt8
     public let offset: Int
     public let length: Int
-    @inlinable
+    @inlinable @inline(__always)
     public init(kind: UInt8, offset: Int, length: Int) {
         self.kind = kind
         self.offset = offset
@@ -205,7 +205,7 @@ public struct TCPOptions: ~Escapable {
     @usableFromInline internal var _offset = 0
 
     @_lifetime(copy bytes)
-    @inlinable
+    @inlinable @inline(__always)
     public init(_ bytes: RawSpan) { _bytes = bytes }
 
     /// The next option; `.failure` (the offset in the options area) for a malformed
@@ -241,7 +241,7 @@ public struct TCPOptions: ~Escapable {
 /// A malformed TCP option at `offset` of the options area.
 public struct TCPOptionError: Error, Hashable, Sendable {
     public let offset: Int
-    @inlinable public init(offset: Int) { self.offset = offset }
+    @inlinable @inline(__always) public init(offset: Int) { self.offset = offset }
 }
 
 /// The bytes of a TCP segment, checked to hold its whole header (smoltcp's
@@ -258,7 +258,7 @@ public struct TCPSegment: ~Escapable {
     /// Checks that `bytes` hold a 20-byte header and a data offset of at least 5 words
     /// that stays within `bytes`.
     @_lifetime(copy bytes)
-    @inlinable
+    @inlinable @inline(__always)
     public init(checking bytes: RawSpan) throws(TCPError) {
         guard bytes.byteCount >= TCPHeader.size else {
             throw .truncated(available: bytes.byteCount)
@@ -270,40 +270,48 @@ public struct TCPSegment: ~Escapable {
         self.bytes = bytes
     }
 
-    @inlinable public var sourcePort: UInt16 { bytes[TCPHeader.sourcePort] }
-    @inlinable public var destinationPort: UInt16 { bytes[TCPHeader.destinationPort] }
-    @inlinable public var sequenceNumber: UInt32 { bytes[TCPHeader.sequenceNumber] }
-    @inlinable public var acknowledgmentNumber: UInt32 {
+    @inlinable @inline(__always) public var sourcePort: UInt16 { bytes[TCPHeader.sourcePort] }
+    @inlinable @inline(__always) public var destinationPort: UInt16 {
+        bytes[TCPHeader.destinationPort]
+    }
+    @inlinable @inline(__always) public var sequenceNumber: UInt32 {
+        bytes[TCPHeader.sequenceNumber]
+    }
+    @inlinable @inline(__always) public var acknowledgmentNumber: UInt32 {
         bytes[TCPHeader.acknowledgmentNumber]
     }
     /// The header length in bytes (data offset × 4).
-    @inlinable public var headerLength: Int { Int(bytes[TCPHeader.dataOffset]) &* 4 }
-    @inlinable public var flags: TCPFlags { TCPFlags(rawValue: bytes[TCPHeader.flags]) }
-    @inlinable public var window: UInt16 { bytes[TCPHeader.window] }
-    @inlinable public var checksum: UInt16 { bytes[TCPHeader.checksum] }
-    @inlinable public var urgentPointer: UInt16 { bytes[TCPHeader.urgentPointer] }
+    @inlinable @inline(__always) public var headerLength: Int {
+        Int(bytes[TCPHeader.dataOffset]) &* 4
+    }
+    @inlinable @inline(__always) public var flags: TCPFlags {
+        TCPFlags(rawValue: bytes[TCPHeader.flags])
+    }
+    @inlinable @inline(__always) public var window: UInt16 { bytes[TCPHeader.window] }
+    @inlinable @inline(__always) public var checksum: UInt16 { bytes[TCPHeader.checksum] }
+    @inlinable @inline(__always) public var urgentPointer: UInt16 { bytes[TCPHeader.urgentPointer] }
 
     /// The options area (bytes 20..<data offset × 4).
     public var optionBytes: RawSpan {
         @_lifetime(copy self)
-        @inlinable get { bytes.extracting(TCPHeader.size..<headerLength) }
+        @inlinable @inline(__always) get { bytes.extracting(TCPHeader.size..<headerLength) }
     }
 
     /// The options, one at a time.
     public var options: TCPOptions {
         @_lifetime(copy self)
-        @inlinable get { TCPOptions(optionBytes) }
+        @inlinable @inline(__always) get { TCPOptions(optionBytes) }
     }
 
     /// The data after the header.
     public var payload: RawSpan {
         @_lifetime(copy self)
-        @inlinable get { bytes.extracting(droppingFirst: headerLength) }
+        @inlinable @inline(__always) get { bytes.extracting(droppingFirst: headerLength) }
     }
 
     /// Whether the checksum verifies over the pseudo-header for `source` →
     /// `destination`, the header and the data (RFC 9293 §3.1).
-    @inlinable
+    @inlinable @inline(__always)
     public func verifyChecksum(source: IPv4Address, destination: IPv4Address) -> Bool {
         var sum = IPv4Repr.pseudoHeaderChecksum(
             source: source, destination: destination, protocol: .tcp, length: bytes.byteCount)
@@ -346,7 +354,7 @@ public struct TCPRepr: Hashable, Sendable {
     public var headerLength: Int { TCPHeader.size &+ ((optionsLength &+ 3) & ~3) }
 
     /// A header with no options unless given.
-    @inlinable
+    @inlinable @inline(__always)
     public init(
         sourcePort: UInt16, destinationPort: UInt16, sequenceNumber: UInt32,
         acknowledgmentNumber: UInt32 = 0, flags: TCPFlags, window: UInt16,
@@ -372,7 +380,7 @@ public struct TCPRepr: Hashable, Sendable {
     /// The bytes the options take when emitted, before padding to a word: MSS 4,
     /// window scale 3 (+1 NOP), SACK-permitted 2 (+2 NOPs), timestamps 10 (+2 NOPs),
     /// SACK 2 + 8n (+2 NOPs), laid out as Linux lays them out.
-    @inlinable
+    @inlinable @inline(__always)
     public var optionsLength: Int {
         var length = 0
         if maximumSegmentSize != nil { length &+= 4 }
@@ -387,7 +395,7 @@ public struct TCPRepr: Hashable, Sendable {
 
     /// The meaning of a checked segment sent from `source` to `destination`; verifies
     /// the checksum unless told not to (a device that verified it).
-    @inlinable
+    @inlinable @inline(__always)
     public static func parse(
         _ segment: borrowing TCPSegment, source: IPv4Address, destination: IPv4Address,
         verifyChecksum: Bool = true
@@ -443,7 +451,7 @@ public struct TCPRepr: Hashable, Sendable {
     }
 
     /// Checks and parses the segment at the start of `bytes` (the IP payload).
-    @inlinable
+    @inlinable @inline(__always)
     public static func parse(
         _ bytes: RawSpan, source: IPv4Address, destination: IPv4Address,
         verifyChecksum: Bool = true
@@ -474,60 +482,59 @@ public struct TCPRepr: Hashable, Sendable {
         } catch {
             throw .buffer(error)
         }
-        var bytes = packet.mutableBytes
-        bytes[UInt32.self, at: 0] = UInt32(sourcePort) << 16 | UInt32(destinationPort)
-        bytes[TCPHeader.sequenceNumber] = sequenceNumber
-        bytes[TCPHeader.acknowledgmentNumber] = acknowledgmentNumber
-        bytes[UInt16.self, at: 12] = UInt16(header / 4) << 12 | UInt16(flags.rawValue)
-        bytes[TCPHeader.window] = window
-        bytes[TCPHeader.checksum] = 0
-        bytes[TCPHeader.urgentPointer] = urgentPointer
-        var at = TCPHeader.size
-        if let maximumSegmentSize {
-            bytes[UInt16.self, at: at] = 0x0204
-            bytes[UInt16.self, at: at &+ 2] = maximumSegmentSize
-            at &+= 4
-        }
-        if let timestamps {
-            // NOP NOP TS, or SACK-permitted TS: as Linux writes them.
-            bytes[UInt16.self, at: at] = sackPermitted ? 0x0402 : 0x0101
-            bytes[UInt16.self, at: at &+ 2] = 0x080a
-            bytes[UInt32.self, at: at &+ 4] = timestamps.value
-            bytes[UInt32.self, at: at &+ 8] = timestamps.echoReply
-            at &+= 12
-        } else if sackPermitted {
-            bytes[UInt32.self, at: at] = 0x0101_0402
-            at &+= 4
-        }
-        if let windowScale {
-            bytes[UInt32.self, at: at] = 0x0103_0300 | UInt32(windowScale)
-            at &+= 4
-        }
-        if !sackBlocks.isEmpty {
-            bytes[UInt16.self, at: at] = 0x0101
-            bytes[UInt8.self, at: at &+ 2] = TCPOptionKind.sack
-            bytes[UInt8.self, at: at &+ 3] = UInt8(2 &+ 8 &* sackBlocks.count)
-            at &+= 4
-            for block in sackBlocks {
-                bytes[UInt32.self, at: at] = block.left
-                bytes[UInt32.self, at: at &+ 4] = block.right
-                at &+= 8
+        let repr = self
+        packet.withUnsafeMutableBytes { bytes in
+            let p = bytes.baseAddress!
+            p.storeBigEndian(UInt32(repr.sourcePort) << 16 | UInt32(repr.destinationPort), at: 0)
+            p.storeBigEndian(repr.sequenceNumber, at: 4)
+            p.storeBigEndian(repr.acknowledgmentNumber, at: 8)
+            p.storeBigEndian(UInt16(header / 4) << 12 | UInt16(repr.flags.rawValue), at: 12)
+            p.storeBigEndian(UInt32(repr.window) << 16, at: 14)  // window, checksum zero
+            p.storeBigEndian(repr.urgentPointer, at: 18)
+            var at = TCPHeader.size
+            if let maximumSegmentSize = repr.maximumSegmentSize {
+                p.storeBigEndian(0x0204_0000 | UInt32(maximumSegmentSize), at: at)
+                at &+= 4
             }
-        }
-        while at < header {
-            bytes[UInt8.self, at: at] = TCPOptionKind.endOfList
-            at &+= 1
-        }
-        var sum = IPv4Repr.pseudoHeaderChecksum(
-            source: source, destination: destination, protocol: .tcp, length: length)
-        switch mode {
-        case .compute:
-            packet.withUnsafeBytes { sum.add($0) }
-            var written = packet.mutableBytes
-            written[TCPHeader.checksum] = sum.checksum
-        case .offload:
-            var written = packet.mutableBytes
-            written[TCPHeader.checksum] = sum.sum
+            if let timestamps = repr.timestamps {
+                // NOP NOP TS, or SACK-permitted TS: as Linux writes them.
+                p.storeBigEndian(UInt16(repr.sackPermitted ? 0x0402 : 0x0101), at: at)
+                p.storeBigEndian(UInt16(0x080a), at: at &+ 2)
+                p.storeBigEndian(timestamps.value, at: at &+ 4)
+                p.storeBigEndian(timestamps.echoReply, at: at &+ 8)
+                at &+= 12
+            } else if repr.sackPermitted {
+                p.storeBigEndian(UInt32(0x0101_0402), at: at)
+                at &+= 4
+            }
+            if let windowScale = repr.windowScale {
+                p.storeBigEndian(0x0103_0300 | UInt32(windowScale), at: at)
+                at &+= 4
+            }
+            if !repr.sackBlocks.isEmpty {
+                p.storeBigEndian(
+                    0x0101_0000 | UInt32(TCPOptionKind.sack) << 8
+                        | UInt32(2 &+ 8 &* repr.sackBlocks.count), at: at)
+                at &+= 4
+                for block in repr.sackBlocks {
+                    p.storeBigEndian(block.left, at: at)
+                    p.storeBigEndian(block.right, at: at &+ 4)
+                    at &+= 8
+                }
+            }
+            while at < header {
+                p.storeBytes(of: TCPOptionKind.endOfList, toByteOffset: at, as: UInt8.self)
+                at &+= 1
+            }
+            var sum = IPv4Repr.pseudoHeaderChecksum(
+                source: source, destination: destination, protocol: .tcp, length: length)
+            switch mode {
+            case .compute:
+                sum.add(UnsafeRawBufferPointer(bytes))
+                p.storeBigEndian(sum.checksum, at: 16)
+            case .offload:
+                p.storeBigEndian(sum.sum, at: 16)
+            }
         }
     }
 }
@@ -538,7 +545,7 @@ public struct TCPTimestamps: Hashable, Sendable {
     public var value: UInt32
     /// TSecr: the TSval most recently received, echoed (meaningful with ACK).
     public var echoReply: UInt32
-    @inlinable
+    @inlinable @inline(__always)
     public init(value: UInt32, echoReply: UInt32) {
         self.value = value
         self.echoReply = echoReply
@@ -557,5 +564,5 @@ public enum ChecksumMode: Hashable, Sendable {
 
 extension TCPSACKBlocks {
     /// Whether there are no blocks.
-    @inlinable public var isEmpty: Bool { count == 0 }
+    @inlinable @inline(__always) public var isEmpty: Bool { count == 0 }
 }

@@ -13,7 +13,7 @@ public enum UDPHeader: HeaderLayout {
     /// Checksum over pseudo-header, header and data; zero means "none".
     public static let checksum = Field<UInt16>.after(length)
     /// 8 bytes.
-    public static let size = checksum.end
+    @inlinable public static var size: Int { 8 }
 }
 
 /// What was wrong with a UDP datagram.
@@ -46,37 +46,44 @@ public struct UDPDatagram: ~Escapable {
     /// Checks that `bytes` (the IP payload) hold an 8-byte header whose length field is
     /// at least 8 and within `bytes`.
     @_lifetime(copy bytes)
-    @inlinable
+    @inlinable @inline(__always)
     public init(checking bytes: RawSpan) throws(UDPError) {
-        guard bytes.byteCount >= UDPHeader.size else {
+        guard bytes.byteCount >= 8 else {
             throw .truncated(available: bytes.byteCount)
         }
-        let length = Int(bytes[UDPHeader.length])
-        guard length >= UDPHeader.size, length <= bytes.byteCount else {
+        // Source port, destination port, length, checksum: 2 bytes each (UDPHeader).
+        let length = Int(bytes._bigEndian(UInt16.self, at: 4))
+        guard length >= 8, length <= bytes.byteCount else {
             throw .badLength(length: length, available: bytes.byteCount)
         }
         self.bytes = bytes.extracting(first: length)
     }
 
     /// Source port.
-    @inlinable public var sourcePort: UInt16 { bytes[UDPHeader.sourcePort] }
+    @inlinable @inline(__always) public var sourcePort: UInt16 {
+        bytes._bigEndian(UInt16.self, at: 0)
+    }
     /// Destination port.
-    @inlinable public var destinationPort: UInt16 { bytes[UDPHeader.destinationPort] }
+    @inlinable @inline(__always) public var destinationPort: UInt16 {
+        bytes._bigEndian(UInt16.self, at: 2)
+    }
     /// The length field: header and data.
-    @inlinable public var length: Int { bytes.byteCount }
+    @inlinable @inline(__always) public var length: Int { bytes.byteCount }
     /// The checksum field; zero means "none was sent".
-    @inlinable public var checksum: UInt16 { bytes[UDPHeader.checksum] }
+    @inlinable @inline(__always) public var checksum: UInt16 {
+        bytes._bigEndian(UInt16.self, at: 6)
+    }
 
     /// The data after the header.
     public var payload: RawSpan {
         @_lifetime(copy self)
-        @inlinable get { bytes.extracting(droppingFirst: UDPHeader.size) }
+        @inlinable @inline(__always) get { bytes.extracting(droppingFirst: UDPHeader.size) }
     }
 
     /// Whether the checksum verifies over the pseudo-header for `source` →
     /// `destination` (RFC 768; RFC 1122 §4.1.3.4); a zero checksum means none was
     /// sent and verifies.
-    @inlinable
+    @inlinable @inline(__always)
     public func verifyChecksum(source: IPv4Address, destination: IPv4Address) -> Bool {
         guard checksum != 0 else { return true }
         var sum = IPv4Repr.pseudoHeaderChecksum(
@@ -102,7 +109,7 @@ public struct UDPRepr: Hashable, Sendable {
     public var destinationPort: UInt16
 
     /// A header.
-    @inlinable
+    @inlinable @inline(__always)
     public init(sourcePort: UInt16, destinationPort: UInt16) {
         self.sourcePort = sourcePort
         self.destinationPort = destinationPort
@@ -110,7 +117,7 @@ public struct UDPRepr: Hashable, Sendable {
 
     /// The ports of a checked datagram sent from `source` to `destination`, whose
     /// non-zero checksum must verify unless told not to (a device that verified it).
-    @inlinable
+    @inlinable @inline(__always)
     public static func parse(
         _ datagram: borrowing UDPDatagram, source: IPv4Address, destination: IPv4Address,
         verifyChecksum: Bool = true
@@ -122,7 +129,7 @@ public struct UDPRepr: Hashable, Sendable {
     }
 
     /// Checks and parses the datagram at the start of `bytes` (the IP payload).
-    @inlinable
+    @inlinable @inline(__always)
     public static func parse(
         _ bytes: RawSpan, source: IPv4Address, destination: IPv4Address,
         verifyChecksum: Bool = true
@@ -152,13 +159,12 @@ public struct UDPRepr: Hashable, Sendable {
         sum.add(sourcePort)
         sum.add(destinationPort)
         sum.add(UInt16(length))
-        packet.withUnsafeBytes {
-            sum.add(UnsafeRawBufferPointer(rebasing: $0[UDPHeader.size...]))
+        let ports = UInt64(sourcePort) << 48 | UInt64(destinationPort) << 32
+        packet.withUnsafeMutableBytes { bytes in
+            sum.add(UnsafeRawBufferPointer(rebasing: bytes[UDPHeader.size...]))
+            let checksum = sum.checksum
+            bytes.baseAddress!.storeBigEndian(
+                ports | UInt64(length) << 16 | UInt64(checksum == 0 ? 0xffff : checksum), at: 0)
         }
-        let checksum = sum.checksum
-        var bytes = packet.mutableBytes
-        bytes[UInt64.self, at: 0] =
-            UInt64(sourcePort) << 48 | UInt64(destinationPort) << 32 | UInt64(length) << 16
-            | UInt64(checksum == 0 ? 0xffff : checksum)
     }
 }

@@ -66,3 +66,18 @@ import Testing
         #expect(net.description == "192.0.2.2/24")
     }
 }
+
+/// The header sizes written out as numbers (so that other modules read them without
+/// an addressor call) agree with the layouts' last fields.
+@Suite struct LayoutSizeTests {
+    @Test func sizesMatchTheLayouts() {
+        #expect(EthernetHeader.size == EthernetHeader.etherType.end)
+        #expect(VLANTagHeader.size == VLANTagHeader.etherType.end)
+        #expect(ArpHeader.size == ArpHeader.targetProtocolAddress.end)
+        #expect(IPv4Header.size == IPv4Header.destination.end)
+        #expect(ICMPv4Header.size == ICMPv4Header.sequenceNumber.end)
+        #expect(UDPHeader.size == UDPHeader.checksum.end)
+        #expect(TCPHeader.size == TCPHeader.urgentPointer.end)
+        #expect(IPv4Repr.headerLength == IPv4Header.size && ArpRepr.length == ArpHeader.size)
+    }
+}

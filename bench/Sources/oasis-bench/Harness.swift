@@ -117,6 +117,13 @@ func measure(
         nanoseconds: samples[samples.count / 2], allocations: allocations, retains: retains)
 }
 
+/// With `--figure WORD`, only the stack group's figures named by WORD run (`echo`,
+/// `dns`; the floor always): for callgrind, which counts whatever runs.
+nonisolated(unsafe) var figureFilter: String? = nil
+
+/// Whether the figure `word` is to run.
+func wants(_ word: String) -> Bool { figureFilter == nil || figureFilter == word }
+
 /// Keeps a value alive and opaque to the optimiser.
 @inline(never)
 func blackHole<T>(_ value: T) {

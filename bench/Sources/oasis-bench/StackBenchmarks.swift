@@ -40,6 +40,16 @@ func runStackBenchmarks(_ report: Report, scale: Int) {
         try? loop.run()
     }
 
+    if wants("echo") { runStackEchoBenchmark(report, scale: scale, floor: floor) }
+    if wants("dns") { runStackDNSBenchmark(report, scale: scale, floor: floor) }
+}
+
+/// The UDP echo round trip between two Oasis stacks on the memory pair.
+func runStackEchoBenchmark(_ report: Report, scale: Int, floor: Measurement) {
+    guard let loop = try? EventLoop(clock: .virtual) else { return }
+    let operations = 200_000 / scale
+    let payloadSize = 64
+    var target = 0
     // Two stacks: the client sends, the server echoes, the client sends the echo again.
     let (serverEnd, clientEnd) = MemoryDevice.pair(on: loop)
     let server = IPv4Stack(
@@ -90,7 +100,6 @@ func runStackBenchmarks(_ report: Report, scale: Int) {
                 + (echo.retains.map { ", \(format($0 / 2, digits: 1)) retains per packet" } ?? "")
                 + (floor.retains.map { " (floor \(format($0 / 2, digits: 1)))" } ?? "")))
     if echoes != target { print("stack benchmarks: only \(echoes) of \(target) echoes came back") }
-    runStackDNSBenchmark(report, scale: scale, floor: floor)
 }
 
 /// A DNS query round trip through two Oasis stacks on the memory pair: the client's

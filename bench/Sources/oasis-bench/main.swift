@@ -1,5 +1,6 @@
 // oasis-bench: see bench/README.md.
 // Usage: oasis-bench [--out FILE] [--quick] [--only GROUP] [--scale N] [--runs N]
+//                    [--figure WORD]
 // (--scale divides every operation count, --runs sets the timed runs per figure: for
 // callgrind, where instruction counts, not times, are wanted.)
 
@@ -15,10 +16,13 @@ while let argument = arguments.popFirst() {
     case "--out": outputPath = arguments.popFirst()
     case "--quick": quick = true
     case "--only": only = arguments.popFirst()
+    case "--figure": figureFilter = arguments.popFirst()
     case "--scale": customScale = arguments.popFirst().flatMap { Int($0) }
     case "--runs": timedRuns = arguments.popFirst().flatMap { Int($0) } ?? timedRuns
     default:
-        print("usage: oasis-bench [--out FILE] [--quick] [--only GROUP] [--scale N] [--runs N]")
+        print(
+            "usage: oasis-bench [--out FILE] [--quick] [--only GROUP] [--scale N] [--runs N]"
+                + " [--figure WORD]")
         exit(2)
     }
 }
