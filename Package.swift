@@ -184,7 +184,8 @@ let package = Package(
             name: "OasisDNSTests", dependencies: ["OasisDNS", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "OasisOpenFlowTests", dependencies: ["OasisOpenFlow"], swiftSettings: strict),
+            name: "OasisOpenFlowTests", dependencies: ["OasisOpenFlow", "OasisTestSupport"],
+            swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
