@@ -176,7 +176,8 @@ let package = Package(
             dependencies: ["OasisXen", "CXenRingReference", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "OasisNetTests", dependencies: ["OasisNet"], swiftSettings: strict),
+            name: "OasisNetTests", dependencies: ["OasisNet", "OasisTestSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "OasisCommandTests", dependencies: ["oasis", "OasisLoop", "OasisOpenFlow"],
             swiftSettings: strict),

@@ -53,14 +53,9 @@ public final class SocketStreams: StreamService {
         let fd = try SocketStreams.openSocket()
         var one: CInt = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
-        var socketAddress = SocketDatagrams.socketAddress(address, port)
-        let bound = withUnsafePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        let bound = SocketDatagrams.bind(fd, address, port)
         guard bound == 0, Glibc.listen(fd, CInt(clamping: max(backlog, 1))) == 0 else {
-            let code = errno
+            let code = bound == 0 ? errno : bound
             Glibc.close(fd)
             if code == EADDRINUSE { throw .addressInUse(endpoint) }
             throw .system(operation: bound == 0 ? "listen" : "bind", errno: code)
@@ -181,14 +176,8 @@ public final class SocketStreams: StreamService {
         }
         SocketStreams.setNoDelay(fd)
         if address != .any {
-            var source = SocketDatagrams.socketAddress(address, 0)
-            let bound = withUnsafePointer(to: &source) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            guard bound == 0 else {
-                let code = errno
+            let code = SocketDatagrams.bind(fd, address, 0)
+            guard code == 0 else {
                 Glibc.close(fd)
                 promise.settle(.failure(StreamError.system(operation: "bind", errno: code)))
                 return promise
@@ -364,8 +353,10 @@ extension SocketStreams {
         private var handling = false
         /// The input is lent to the application (no nested lending).
         private var lending = false
-        private var flushScheduled = false
-        private var deliveryScheduled = false
+        /// A turn of this connection is queued on the loop (``scheduleTurn()``).
+        private var turnScheduled = false
+        /// Input waits for a receive handler set since it arrived.
+        private var deliveryDue = false
         /// A write took fewer bytes than offered: ``onWritable(_:)``'s handler is due.
         private var writeWasCut = false
 
@@ -439,7 +430,10 @@ extension SocketStreams {
         public func onReceive(_ handler: @escaping (inout StreamInput) -> Void) {
             guard !isClosed else { return }
             receiveHandler = handler
-            if !input.isEmpty || inputFinished { scheduleDelivery() }
+            if !input.isEmpty || inputFinished {
+                deliveryDue = true
+                scheduleTurn()
+            }
         }
 
         public func withInput<Value, Failure: Error>(
@@ -452,10 +446,7 @@ extension SocketStreams {
 
         public func readable() -> Promise<Void> {
             if inputFinished || isClosed { return Promise(on: loop, value: ()) }
-            let promise = Promise<Void>(on: loop)
-            readableWaiters.removeAll { !$0.isPending }
-            readableWaiters.append(promise)
-            return promise
+            return waiter(in: &readableWaiters)
         }
 
         private func lend<Value, Failure: Error>(
@@ -510,16 +501,6 @@ extension SocketStreams {
             wake(&readableWaiters)
         }
 
-        private func scheduleDelivery() {
-            guard !deliveryScheduled else { return }
-            deliveryScheduled = true
-            loop.enqueue { [self] in
-                deliveryScheduled = false
-                guard !isClosed else { return }
-                turn { deliver() }
-            }
-        }
-
         // MARK: Sending
 
         public func write(_ bytes: UnsafeRawBufferPointer) throws(StreamError) -> Int {
@@ -529,7 +510,7 @@ extension SocketStreams {
             let taken = output.append(bytes)
             if taken < bytes.count { writeWasCut = true }
             if taken > 0 && !handling && registered?.contains(.writable) != true {
-                scheduleFlush()
+                scheduleTurn()
             }
             return taken
         }
@@ -541,20 +522,24 @@ extension SocketStreams {
 
         public func writable() -> Promise<Void> {
             if isClosed || output.room > 0 { return Promise(on: loop, value: ()) }
-            let promise = Promise<Void>(on: loop)
-            writableWaiters.removeAll { !$0.isPending }
-            writableWaiters.append(promise)
-            return promise
+            return waiter(in: &writableWaiters)
         }
 
-        /// Writes made outside a loop callback leave together at the next loop turn.
-        private func scheduleFlush() {
-            guard !flushScheduled else { return }
-            flushScheduled = true
+        /// A turn of this connection at the loop's next turn: writes made outside a
+        /// loop callback leave together then, and input that waited for a receive
+        /// handler is delivered.
+        private func scheduleTurn() {
+            guard !turnScheduled else { return }
+            turnScheduled = true
             loop.enqueue { [self] in
-                flushScheduled = false
+                turnScheduled = false
                 guard !isClosed else { return }
-                turn {}
+                turn {
+                    if deliveryDue {
+                        deliveryDue = false
+                        deliver()
+                    }
+                }
             }
         }
 
@@ -712,7 +697,7 @@ extension SocketStreams {
                 // promise was made, which only happens when there was none).
                 if output.room > 0 && (writeWasCut || !writableWaiters.isEmpty) {
                     guard rounds < 4 else {
-                        scheduleFlush()  // the rest next turn: others get the loop first
+                        scheduleTurn()  // the rest next turn: others get the loop first
                         break
                     }
                     rounds += 1
@@ -769,6 +754,14 @@ extension SocketStreams {
             } catch {
                 fail(error.errno, operation: "epoll_ctl")
             }
+        }
+
+        /// A pending promise kept in `waiters` (settled ones are dropped first).
+        private func waiter(in waiters: inout [Promise<Void>]) -> Promise<Void> {
+            waiters.removeAll { !$0.isPending }
+            let promise = Promise<Void>(on: loop)
+            waiters.append(promise)
+            return promise
         }
 
         private func wake(_ waiters: inout [Promise<Void>]) {

@@ -1,10 +1,11 @@
 // SocketStreams against the Linux kernel's own TCP on loopback: the peer is a plain
-// blocking socket on a thread of its own (KernelPeer.swift), so every byte and every
-// end of stream the tests check went through a TCP we did not write.
+// blocking socket on a thread of its own (OasisTestSupport's KernelTCP), so every
+// byte and every end of stream the tests check went through a TCP we did not write.
 
 import Dispatch
 import Glibc
 import OasisLoop
+import OasisTestSupport
 import Testing
 
 @testable import OasisNet
@@ -63,32 +64,25 @@ private func pump(
         }
         #expect(listener.local.address == loopback && listener.local.port != 0)
         let port = listener.local.port
-        let clientPort = Shared<UInt16>(0)
-        let reply = Shared<[UInt8]>([])
-        let client = PeerThread {
-            let fd = Kernel.connect(port: port)
-            clientPort.value = Kernel.localPort(fd)
-            Kernel.sendAll(fd, Array("hello".utf8))
-            Kernel.shutdownWrite(fd)
-            reply.value = Kernel.receiveAll(fd).bytes
-            Glibc.close(fd)
-        }
+        let exchange = Shared<(reply: [UInt8], errno: CInt, port: UInt16)>(([], -1, 0))
+        let client = PeerThread { exchange.value = KernelTCP.ask(port: port, Array("hello".utf8)) }
         try run(loop, until: served)
         client.join()
         #expect(request == Array("hello".utf8))
-        #expect(reply.value == Array("bye".utf8))
-        #expect(server?.remote == StreamEndpoint(address: loopback, port: clientPort.value))
+        #expect(exchange.value.reply == Array("bye".utf8))
+        #expect(exchange.value.errno == 0)
+        #expect(server?.remote == StreamEndpoint(address: loopback, port: exchange.value.port))
         #expect(server?.local == listener.local)
         #expect(server?.state == .closed(nil))
         #expect(listener.accepted == 1)
 
         // Our connect, the kernel's listener: it reads to the end and answers.
-        let (kernelListener, kernelPort) = Kernel.listener()
+        let (kernelListener, kernelPort) = KernelTCP.listener()
         let heard = Shared<[UInt8]>([])
         let peer = PeerThread {
-            let fd = Kernel.accept(kernelListener)
-            heard.value = Kernel.receiveAll(fd).bytes
-            Kernel.sendAll(fd, Array("pong".utf8))
+            let fd = KernelTCP.accept(kernelListener)
+            heard.value = KernelTCP.receiveAll(fd).bytes
+            KernelTCP.sendAll(fd, Array("pong".utf8))
             Glibc.close(fd)
         }
         var answer: [UInt8] = []
@@ -142,25 +136,22 @@ private func pump(
             send()
         }
         let port = listener.local.port
-        let heard = Shared<[UInt8]>([])
-        let endedWith = Shared<CInt>(-1)
+        let heard = Shared<(bytes: [UInt8], errno: CInt)>(([], -1))
         let peer = PeerThread {
-            let fd = Kernel.connect(port: port)
+            let fd = KernelTCP.connect(port: port)
             let sender = PeerThread {
-                Kernel.sendAll(fd, theirs)
-                Kernel.shutdownWrite(fd)
+                KernelTCP.sendAll(fd, theirs)
+                KernelTCP.shutdownWrite(fd)
             }
-            let (bytes, code) = Kernel.receiveAll(fd)
-            heard.value = bytes
-            endedWith.value = code
+            heard.value = KernelTCP.receiveAll(fd)
             sender.join()
             Glibc.close(fd)
         }
         try run(loop, until: done)
         peer.join()
-        #expect(heard.value.count == ours.count)
-        #expect(heard.value == ours, "the kernel received other bytes than we sent")
-        #expect(endedWith.value == 0, "the kernel's read ended with errno \(endedWith.value)")
+        #expect(heard.value.bytes.count == ours.count)
+        #expect(heard.value.bytes == ours, "the kernel received other bytes than we sent")
+        #expect(heard.value.errno == 0, "the kernel's read ended with errno \(heard.value.errno)")
         #expect(received.count == theirs.count)
         #expect(received == theirs, "we received other bytes than the kernel sent")
         #expect(closeError == .some(nil))
@@ -176,14 +167,14 @@ private func pump(
         let bytes = pattern(24 << 20, seed: 3)
         // The peer's receive buffer is small and fixed (no autotuning): the kernel's
         // buffers between us fill in a few MiB.
-        let (kernelListener, kernelPort) = Kernel.listener(receiveBuffer: 65536)
+        let (kernelListener, kernelPort) = KernelTCP.listener(receiveBuffer: 65536)
         defer { Glibc.close(kernelListener) }
         let startReading = DispatchSemaphore(value: 0)
         let heard = Shared<[UInt8]>([])
         let peer = PeerThread {
-            let fd = Kernel.accept(kernelListener)
+            let fd = KernelTCP.accept(kernelListener)
             startReading.wait()
-            heard.value = Kernel.receiveAll(fd).bytes
+            heard.value = KernelTCP.receiveAll(fd).bytes
             Glibc.close(fd)
         }
 
@@ -263,7 +254,7 @@ private func pump(
         let port = listener.local.port
         let bound = LoopBound(peerBlocked, on: loop)
         let peer = PeerThread {
-            let fd = Kernel.connect(port: port)
+            let fd = KernelTCP.connect(port: port)
             // Non-blocking sends until the kernel takes nothing more for 300 ms.
             var sent = 0
             var quietSince = DispatchTime.now()
@@ -284,9 +275,9 @@ private func pump(
             let stuckAt = sent
             loop.execute { bound.value.resolve(stuckAt) }
             // Blocking from here: these sends wait until the application consumes.
-            Kernel.sendAll(fd, Array(bytes[sent...]))
-            Kernel.shutdownWrite(fd)
-            _ = Kernel.receiveAll(fd)
+            KernelTCP.sendAll(fd, Array(bytes[sent...]))
+            KernelTCP.shutdownWrite(fd)
+            _ = KernelTCP.receiveAll(fd)
             Glibc.close(fd)
         }
         var stuckAt = 0
@@ -327,19 +318,14 @@ private func pump(
             c.onClose { _ in finish.resolve() }
         }
         let port = listener.local.port
-        let reply = Shared<[UInt8]>([])
-        let peer = PeerThread {
-            let fd = Kernel.connect(port: port)
-            Kernel.sendAll(fd, Array("question".utf8))
-            Kernel.shutdownWrite(fd)
-            reply.value = Kernel.receiveAll(fd).bytes
-            Glibc.close(fd)
-        }
+        let exchange = Shared<(reply: [UInt8], errno: CInt, port: UInt16)>(([], -1, 0))
+        let peer = PeerThread { exchange.value = KernelTCP.ask(port: port, Array("question".utf8)) }
         try run(loop, until: done)
         peer.join()
         #expect(request == Array("question".utf8))
         #expect(stateAtEnd == .inputFinished)
-        #expect(reply.value == Array("one\ntwo\nthree\n".utf8))
+        #expect(exchange.value.reply == Array("one\ntwo\nthree\n".utf8))
+        #expect(exchange.value.errno == 0)
     }
 
     @Test func afterWeShutDownWritingThePeerReadsEndOfStreamAndCanStillSend() throws {
@@ -369,20 +355,17 @@ private func pump(
             }
         }
         let port = listener.local.port
-        let greeting = Shared<[UInt8]>([])
-        let endedWith = Shared<CInt>(-1)
+        let greeting = Shared<(bytes: [UInt8], errno: CInt)>(([], -1))
         let peer = PeerThread {
-            let fd = Kernel.connect(port: port)
-            let (bytes, code) = Kernel.receiveAll(fd)  // to our end of stream
-            greeting.value = bytes
-            endedWith.value = code
-            Kernel.sendAll(fd, Array("still here".utf8))
+            let fd = KernelTCP.connect(port: port)
+            greeting.value = KernelTCP.receiveAll(fd)  // to our end of stream
+            KernelTCP.sendAll(fd, Array("still here".utf8))
             Glibc.close(fd)
         }
         try run(loop, until: done)
         peer.join()
-        #expect(greeting.value == Array("greeting".utf8))
-        #expect(endedWith.value == 0)
+        #expect(greeting.value.bytes == Array("greeting".utf8))
+        #expect(greeting.value.errno == 0)
         #expect(late == Array("still here".utf8))
         #expect(writeAfterShutdown == .closed)
         // Output finished, then both sides done, then closed by itself.
@@ -408,23 +391,20 @@ private func pump(
             }
         }
         let port = listener.local.port
-        let heard = Shared<[UInt8]>([])
-        let endedWith = Shared<CInt>(-1)
+        let heard = Shared<(bytes: [UInt8], errno: CInt)>(([], -1))
         let peer = PeerThread {
-            let fd = Kernel.connect(port: port)
+            let fd = KernelTCP.connect(port: port)
             usleep(100_000)  // let our queue wait on the kernel's buffers first
-            let (received, code) = Kernel.receiveAll(fd)
-            heard.value = received
-            endedWith.value = code
+            heard.value = KernelTCP.receiveAll(fd)
             Glibc.close(fd)
         }
         try run(loop, until: done)
         peer.join()
         #expect(sent == bytes.count && cuts == 0)
         #expect(closeError == .some(nil))
-        #expect(endedWith.value == 0, "a graceful end, not errno \(endedWith.value)")
-        #expect(heard.value.count == bytes.count)
-        #expect(heard.value == bytes)
+        #expect(heard.value.errno == 0, "a graceful end, not errno \(heard.value.errno)")
+        #expect(heard.value.bytes.count == bytes.count)
+        #expect(heard.value.bytes == bytes)
     }
 
     @Test func resetAbortsAndThePeerSeesConnectionReset() throws {
@@ -453,9 +433,9 @@ private func pump(
         let port = listener.local.port
         let outcome = Shared<(bytes: [UInt8], errno: CInt)>(([], -1))
         let peer = PeerThread {
-            let fd = Kernel.connect(port: port)
-            Kernel.sendAll(fd, Array("hello".utf8))
-            outcome.value = Kernel.receiveAll(fd)
+            let fd = KernelTCP.connect(port: port)
+            KernelTCP.sendAll(fd, Array("hello".utf8))
+            outcome.value = KernelTCP.receiveAll(fd)
             Glibc.close(fd)
         }
         try run(loop, until: done)
@@ -482,10 +462,10 @@ private func pump(
         }
         let port = listener.local.port
         let peer = PeerThread {
-            let fd = Kernel.connect(port: port)
-            Kernel.sendAll(fd, [1, 2, 3])
+            let fd = KernelTCP.connect(port: port)
+            KernelTCP.sendAll(fd, [1, 2, 3])
             usleep(50_000)
-            Kernel.resetAndClose(fd)
+            KernelTCP.resetAndClose(fd)
         }
         try run(loop, until: done)
         peer.join()
@@ -496,7 +476,7 @@ private func pump(
     @Test func connectingToAClosedPortIsRefused() throws {
         let (loop, tcp) = try service()
         defer { tcp.close() }
-        let target = StreamEndpoint(address: loopback, port: Kernel.closedPort())
+        let target = StreamEndpoint(address: loopback, port: KernelTCP.closedPort())
         let attempt = tcp.connect(to: target).map { _ in }
         #expect(throws: StreamError.refused(target)) { try run(loop, until: attempt) }
         #expect(tcp.openConnections == 0)
@@ -505,7 +485,7 @@ private func pump(
     @Test func listeningOnAPortInUseIsATypedError() throws {
         let (_, tcp) = try service()
         defer { tcp.close() }
-        let (fd, port) = Kernel.listener()
+        let (fd, port) = KernelTCP.listener()
         defer { Glibc.close(fd) }
         #expect(throws: StreamError.addressInUse(StreamEndpoint(address: loopback, port: port))) {
             _ = try tcp.listen(port: port) { _ in }
@@ -586,10 +566,10 @@ private func pump(
         let port = listener.local.port
         let replies = Shared<[[UInt8]]>([])
         let peer = PeerThread {
-            let fds = [Kernel.connect(port: port), Kernel.connect(port: port)]
+            let fds = [KernelTCP.connect(port: port), KernelTCP.connect(port: port)]
             // Established already (the kernel completed the handshakes).
             let connected = fds.allSatisfy { $0 >= 0 }
-            replies.value = connected ? fds.map { Kernel.receiveAll($0).bytes } : []
+            replies.value = connected ? fds.map { KernelTCP.receiveAll($0).bytes } : []
             fds.forEach { Glibc.close($0) }
         }
         let (waited, wait) = loop.makePromise(of: Void.self)
@@ -611,14 +591,8 @@ private func pump(
         let request = pattern(1 << 20, seed: 6)
         let incoming = try tcp.incoming(port: 0)
         let port = incoming.listener.local.port
-        let reply = Shared<[UInt8]>([])
-        let peer = PeerThread {
-            let fd = Kernel.connect(port: port)
-            Kernel.sendAll(fd, request)
-            Kernel.shutdownWrite(fd)
-            reply.value = Kernel.receiveAll(fd).bytes
-            Glibc.close(fd)
-        }
+        let exchange = Shared<(reply: [UInt8], errno: CInt, port: UInt16)>(([], -1, 0))
+        let peer = PeerThread { exchange.value = KernelTCP.ask(port: port, request) }
         // Loop-confined objects, used by the task on the same loop.
         let bound = LoopBound(incoming, on: loop)
         let received = try loop.run { () async throws -> Int in
@@ -636,25 +610,25 @@ private func pump(
         }
         peer.join()
         #expect(received == request.count)
-        #expect(reply.value == request.reversed())
+        #expect(exchange.value.reply == request.reversed())
     }
 
     @Test func asyncConnectReadsLengthPrefixedMessagesFromAKernelServer() throws {
         let (loop, tcp) = try service()
         defer { tcp.close() }
-        let (kernelListener, kernelPort) = Kernel.listener()
+        let (kernelListener, kernelPort) = KernelTCP.listener()
         defer { Glibc.close(kernelListener) }
         let messages = (1...50).map { pattern($0 * 997, seed: UInt32($0)) }
         let heard = Shared<[UInt8]>([])
         let peer = PeerThread {
-            let fd = Kernel.accept(kernelListener)
-            heard.value = Kernel.receive(fd, count: 5)
+            let fd = KernelTCP.accept(kernelListener)
+            heard.value = KernelTCP.receive(fd, count: 5)
             // Sent in pieces that cut messages (and their prefixes) anywhere.
             let stream = messages.flatMap { [UInt8($0.count >> 8), UInt8($0.count & 0xff)] + $0 }
             var offset = 0
             while offset < stream.count {
                 let end = min(offset + 1 + (offset * 7919) % 3000, stream.count)
-                Kernel.sendAll(fd, Array(stream[offset..<end]))
+                KernelTCP.sendAll(fd, Array(stream[offset..<end]))
                 offset = end
             }
             Glibc.close(fd)
@@ -679,7 +653,7 @@ private func pump(
             var refused: StreamError?
             do {
                 _ = try await tcp.connect(
-                    to: StreamEndpoint(address: loopback, port: Kernel.closedPort()))
+                    to: StreamEndpoint(address: loopback, port: KernelTCP.closedPort()))
             } catch {
                 refused = error as? StreamError
             }
@@ -697,11 +671,11 @@ private func pump(
     @Test func cancellingAnAsyncReadEndsItWithCancelled() throws {
         let (loop, tcp) = try service()
         defer { tcp.close() }
-        let (kernelListener, kernelPort) = Kernel.listener()
+        let (kernelListener, kernelPort) = KernelTCP.listener()
         defer { Glibc.close(kernelListener) }
         let release = DispatchSemaphore(value: 0)
         let peer = PeerThread {
-            let fd = Kernel.accept(kernelListener)
+            let fd = KernelTCP.accept(kernelListener)
             release.wait()  // sends nothing until the test is over
             Glibc.close(fd)
         }

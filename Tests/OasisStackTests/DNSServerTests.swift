@@ -165,15 +165,7 @@ final class TCPClient {
     deinit { close(fd) }
 
     func send(_ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes {
-                Glibc.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-            }
-            guard n > 0 else { return false }
-            offset += n
-        }
-        return true
+        KernelTCP.sendAll(fd, bytes)
     }
 
     static func framed(_ message: [UInt8]) -> [UInt8] {
@@ -181,16 +173,8 @@ final class TCPClient {
     }
 
     func read(_ count: Int) -> [UInt8]? {
-        var result = [UInt8](repeating: 0, count: count)
-        var got = 0
-        while got < count {
-            let n = result.withUnsafeMutableBytes {
-                recv(fd, $0.baseAddress! + got, count - got, 0)
-            }
-            guard n > 0 else { return nil }
-            got += n
-        }
-        return result
+        let bytes = KernelTCP.receive(fd, count: count)
+        return bytes.count == count ? bytes : nil
     }
 
     /// The next length-prefixed message.

@@ -1,21 +1,19 @@
-// The peer of the stream tests: the Linux kernel's own TCP, driven through plain
-// blocking sockets on threads of their own, so that nothing on that side is our code.
+// The Linux kernel's own TCP as a test peer: plain blocking sockets on 127.0.0.1,
+// driven from threads of their own, so that nothing on that side is our code.
 
 import Dispatch
 import Foundation
-import Glibc
-import OasisLoop
 import Synchronization
 import Testing
 
-@testable import OasisNet
-
-let loopback = IPv4Address(127, 0, 0, 1)
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Plain blocking kernel TCP sockets on 127.0.0.1, with 20-second timeouts on every
 /// call (a broken test fails instead of hanging).
-enum Kernel {
-    static func socket() -> CInt {
+public enum KernelTCP {
+    public static func socket() -> CInt {
         let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var timeout = timeval(tv_sec: 20, tv_usec: 0)
         let size = socklen_t(MemoryLayout<timeval>.size)
@@ -25,36 +23,36 @@ enum Kernel {
     }
 
     /// A listening socket on an ephemeral port of 127.0.0.1, and the port.
-    static func listener(receiveBuffer: CInt? = nil) -> (CInt, UInt16) {
+    public static func listener(receiveBuffer: CInt? = nil) -> (CInt, UInt16) {
         let fd = socket()
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<CInt>.size))
         }
-        var address = SocketDatagrams.socketAddress(loopback, 0)
+        var address = socketAddress("127.0.0.1", 0)
         _ = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
         Glibc.listen(fd, 16)
-        return (fd, SocketStreams.localEndpoint(of: fd)!.port)
+        return (fd, localPort(fd))
     }
 
     /// A port nothing listens on (bound, learnt, released).
-    static func closedPort() -> UInt16 {
+    public static func closedPort() -> UInt16 {
         let (fd, port) = listener()
         Glibc.close(fd)
         return port
     }
 
-    static func accept(_ listener: CInt) -> CInt {
+    public static func accept(_ listener: CInt) -> CInt {
         Glibc.accept(listener, nil, nil)
     }
 
     /// A connected socket, or -1.
-    static func connect(port: UInt16) -> CInt {
+    public static func connect(port: UInt16) -> CInt {
         let fd = socket()
-        var address = SocketDatagrams.socketAddress(loopback, port)
+        var address = socketAddress("127.0.0.1", port)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -67,12 +65,17 @@ enum Kernel {
         return fd
     }
 
-    static func localPort(_ fd: CInt) -> UInt16 {
-        SocketStreams.localEndpoint(of: fd)?.port ?? 0
+    public static func localPort(_ fd: CInt) -> UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return named == 0 ? UInt16(bigEndian: address.sin_port) : 0
     }
 
     @discardableResult
-    static func sendAll(_ fd: CInt, _ bytes: [UInt8]) -> Bool {
+    public static func sendAll(_ fd: CInt, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes.withUnsafeBytes {
@@ -85,7 +88,7 @@ enum Kernel {
     }
 
     /// Everything until end of stream; the errno that ended it (0 for a clean end).
-    static func receiveAll(_ fd: CInt) -> (bytes: [UInt8], errno: CInt) {
+    public static func receiveAll(_ fd: CInt) -> (bytes: [UInt8], errno: CInt) {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -100,7 +103,7 @@ enum Kernel {
     }
 
     /// Exactly `count` bytes, or fewer if the stream ends first.
-    static func receive(_ fd: CInt, count: Int) -> [UInt8] {
+    public static func receive(_ fd: CInt, count: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var got = 0
         while got < count {
@@ -111,12 +114,27 @@ enum Kernel {
         return Array(bytes[0..<got])
     }
 
-    static func shutdownWrite(_ fd: CInt) {
+    /// A client's whole exchange: connects to `port`, sends `request`, finishes
+    /// sending, reads the reply to its end and closes. The errno that ended the reply
+    /// (0: a clean end of stream) and the client's port come back with it.
+    public static func ask(port: UInt16, _ request: [UInt8]) -> (
+        reply: [UInt8], errno: CInt, port: UInt16
+    ) {
+        let fd = connect(port: port)
+        guard fd >= 0 else { return ([], errno, 0) }
+        defer { Glibc.close(fd) }
+        sendAll(fd, request)
+        shutdownWrite(fd)
+        let (reply, code) = receiveAll(fd)
+        return (reply, code, localPort(fd))
+    }
+
+    public static func shutdownWrite(_ fd: CInt) {
         Glibc.shutdown(fd, Int32(SHUT_WR))
     }
 
     /// Closes with SO_LINGER {1, 0}: the kernel sends a reset.
-    static func resetAndClose(_ fd: CInt) {
+    public static func resetAndClose(_ fd: CInt) {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         Glibc.close(fd)
@@ -124,10 +142,10 @@ enum Kernel {
 }
 
 /// Runs `body` on a thread of its own (never on Swift's cooperative pool: it blocks).
-final class PeerThread: Sendable {
+public final class PeerThread: Sendable {
     private let finished = DispatchSemaphore(value: 0)
 
-    init(_ body: @escaping @Sendable () -> Void) {
+    public init(_ body: @escaping @Sendable () -> Void) {
         let finished = self.finished
         Thread.detachNewThread {
             body()
@@ -136,7 +154,7 @@ final class PeerThread: Sendable {
     }
 
     /// Waits for the thread's body to return (recording an issue after 30 s).
-    func join() {
+    public func join() {
         if finished.wait(timeout: .now() + 30) == .timedOut {
             Issue.record("the kernel peer's thread did not finish")
         }
@@ -144,30 +162,11 @@ final class PeerThread: Sendable {
 }
 
 /// A value the peer thread and the test share.
-final class Shared<Value: Sendable>: Sendable {
+public final class Shared<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    var value: Value {
+    public init(_ value: Value) { mutex = Mutex(value) }
+    public var value: Value {
         get { mutex.withLock { $0 } }
         set { mutex.withLock { $0 = newValue } }
     }
-}
-
-/// `count` bytes of a pattern that does not repeat at any short period.
-func pattern(_ count: Int, seed: UInt32) -> [UInt8] {
-    var state = seed | 1
-    return (0..<count).map { _ in
-        state = state &* 1_664_525 &+ 1_013_904_223
-        return UInt8(truncatingIfNeeded: state >> 24)
-    }
-}
-
-struct LoopTimedOut: Error {}
-
-/// Runs `loop` until `done` settles; fails after `seconds`.
-func run(_ loop: EventLoop, until done: Promise<Void>, seconds: Double = 30) throws {
-    let timeout = loop.sleep(.milliseconds(Int(seconds * 1000))).map { () throws -> Void in
-        throw LoopTimedOut()
-    }
-    try loop.run(until: loop.pick([done, timeout]))
 }
