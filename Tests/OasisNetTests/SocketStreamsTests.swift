@@ -282,11 +282,20 @@ private func pump(
         }
         var stuckAt = 0
         var bufferedWhenStuck = 0
-        blocked.onSuccess { sent in
-            stuckAt = sent
+        // Once the peer is stuck, our buffer is full (allowing the loop a moment to
+        // read what the kernel still held); then the application starts consuming.
+        func consumeOnceFull(deadline: Duration) {
             bufferedWhenStuck = connection?.withInput { $0.count } ?? -1
+            if bufferedWhenStuck < tcp.receiveCapacity && loop.now < deadline {
+                _ = loop.schedule(after: .milliseconds(10)) { consumeOnceFull(deadline: deadline) }
+                return
+            }
             consuming = true
             connection?.withInput { input in received += input.read(input.count) }
+        }
+        blocked.onSuccess { sent in
+            stuckAt = sent
+            consumeOnceFull(deadline: loop.now + .seconds(2))
         }
         try run(loop, until: done)
         peer.join()
