@@ -206,7 +206,8 @@ let package = Package(
             name: "OasisDNSTests", dependencies: ["OasisDNS", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "OasisOpenFlowTests", dependencies: ["OasisWire", "OasisOpenFlow"],
+            name: "OasisOpenFlowTests",
+            dependencies: ["OasisWire", "OasisOpenFlow", "OasisTestSupport"],
             swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

@@ -23,4 +23,8 @@ long oasis_recvfrom(int fd, void *buffer, size_t length, struct sockaddr *from,
     return syscall(SYS_recvfrom, fd, buffer, length, MSG_DONTWAIT | MSG_TRUNC, from, fromLength);
 }
 
+int oasis_accept4(int fd, struct sockaddr *from, socklen_t *fromLength) {
+    return accept4(fd, from, fromLength, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
 int oasis_socket_errno(void) { return errno; }

@@ -92,14 +92,8 @@ public final class SocketDatagrams: DatagramService {
                 setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, length)
             }
         }
-        var socketAddress = SocketDatagrams.socketAddress(address, port)
-        let bound = withUnsafePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0 else {
-            let code = errno
+        let code = SocketDatagrams.bind(fd, address, port)
+        guard code == 0 else {
             Glibc.close(fd)
             if code == EADDRINUSE { throw .portInUse(port) }
             throw .system(operation: "bind", errno: code)
@@ -265,6 +259,17 @@ public final class SocketDatagrams: DatagramService {
     /// Closes every socket.
     public func close() {
         for port in Array(sockets.keys) { stopListening(port: port) }
+    }
+
+    /// Binds `fd` to `address`:`port`: 0, or the `errno` of the failure.
+    static func bind(_ fd: CInt, _ address: IPv4Address, _ port: UInt16) -> CInt {
+        var local = socketAddress(address, port)
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return bound == 0 ? 0 : errno
     }
 
     static func socketAddress(_ address: IPv4Address, _ port: UInt16) -> sockaddr_in {

@@ -1,6 +1,6 @@
 // The authoritative DNS server's UDP side, written once against the Datagram surface:
-// it runs on the Oasis stack (TAP, pcap) and on kernel sockets unchanged. The TCP side
-// (kernel sockets only, until the stack has TCP) is DNSOverTCP.swift.
+// it runs on the Oasis stack (TAP, pcap) and on kernel sockets unchanged. The TCP side,
+// written against the Stream surface, is DNSOverTCP.swift.
 
 import OasisBits
 import OasisDNS

@@ -113,8 +113,8 @@ struct DNSCommand: ParsableCommand {
             var limits = DNSOverTCPLimits()
             limits.connections = tcpConnections
             limits.idleTimeout = try milliseconds(tcpIdleTimeout, option: "--tcp-idle-timeout")
-            let tcp = try DNSOverTCP(
-                engine: engine, address: sockets.address, port: port, on: loop, limits: limits)
+            let streams = SocketStreams(address: sockets.address, on: loop)
+            let tcp = try DNSOverTCP(engine: engine, service: streams, port: port, limits: limits)
             Console.log(
                 "oasis: dns on kernel sockets at \(sockets.address):\(port) (UDP and TCP), \(loaded)"
             )
@@ -124,6 +124,7 @@ struct DNSCommand: ParsableCommand {
                     + "datagrams too long for a buffer, dropped: \(sockets.oversizeDrops)")
             Console.log("oasis: dns tcp: \(tcp.summary)")
             tcp.close()
+            streams.close()
             sockets.close()
         case .tap, .pcap, .xdp:
             if let address, address != .any, address != (try stackOptions.network()).address {

@@ -167,9 +167,11 @@ struct Comparable: Equatable, CustomStringConvertible {
 
 @Suite(.serialized) struct NSDDifferentialTests {
     @Test func answersMatchNSD() throws {
-        guard getuid() == 0 else { return try skip("the NSD differential test runs as root") }
+        guard getuid() == 0 else {
+            try skip("answersMatchNSD", "the NSD differential test runs as root")
+        }
         guard isInstalled("nsd") else {
-            return try skip("nsd is not installed (apt-get install nsd)")
+            try skip("answersMatchNSD", "nsd is not installed (apt-get install nsd)")
         }
         let folder = temporaryFolder("oasis-dns-nsd")
         defer { _ = try? FileManager.default.removeItem(atPath: folder) }
@@ -332,7 +334,7 @@ struct Comparable: Equatable, CustomStringConvertible {
         var identical = 0
         for (label, query, tcp) in cases {
             let theirs =
-                tcp ? tcpExchange(query, port: port) : udpExchange(query, port: port, timeout: 0.3)
+                tcp ? tcpExchange(query, port: port) : udpAsk(query, port: port, timeout: 0.3)
             let ours = engineAnswer(engine, query, transport: tcp ? .tcp : .udp)
             if theirs == ours {
                 identical += 1

@@ -9,12 +9,6 @@ import Testing
     import Glibc
 #endif
 
-/// Cancels the running test as skipped, saying why (never reported as passed).
-func skip(_ reason: String) throws {
-    print("SKIPPED: \(reason)")
-    try Test.cancel("SKIPPED: \(reason)")
-}
-
 /// A fresh temporary folder.
 func temporaryFolder(_ prefix: String) -> String {
     var template = Array("/tmp/\(prefix).XXXXXX".utf8CString)
@@ -26,28 +20,6 @@ func write(_ text: String, to path: String) throws {
     try text.write(toFile: path, atomically: true, encoding: .utf8)
 }
 
-/// Sends `query` over UDP to 127.0.0.1:`port` and returns the answer, or nil after
-/// `timeout` seconds (a dropped query).
-func udpExchange(_ query: [UInt8], port: UInt16, timeout: Double = 1) -> [UInt8]? {
-    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var tv = timeval(
-        tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var address = loopback(port)
-    let sent = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            sendto(fd, query, query.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-    }
-    guard sent == query.count else { return nil }
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    let received = recv(fd, &buffer, buffer.count, 0)
-    guard received > 0 else { return nil }
-    return Array(buffer[0..<received])
-}
-
 /// Sends `query` over TCP (with its length prefix) and returns the answer.
 func tcpExchange(_ query: [UInt8], port: UInt16) -> [UInt8]? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -55,7 +27,7 @@ func tcpExchange(_ query: [UInt8], port: UInt16) -> [UInt8]? {
     defer { close(fd) }
     var tv = timeval(tv_sec: 2, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var address = loopback(port)
+    var address = socketAddress("127.0.0.1", port)
     let connected = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -78,14 +50,6 @@ func tcpExchange(_ query: [UInt8], port: UInt16) -> [UInt8]? {
     }
     guard let prefix = readExactly(2) else { return nil }
     return readExactly(Int(prefix[0]) << 8 | Int(prefix[1]))
-}
-
-func loopback(_ port: UInt16) -> sockaddr_in {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-    return address
 }
 
 /// An empty view with room for any DNS message.
@@ -122,17 +86,4 @@ func engineAnswer(_ engine: AuthoritativeEngine, _ query: [UInt8], transport: Tr
     }
     #expect(length == out.count)
     return out.copyBytes()
-}
-
-extension NSDProcess {
-    /// Waits until NSD answers a query for `probe` (it takes about 0.05 s).
-    func waitUntilReady(probe: String) -> Bool {
-        for _ in 0..<100 {
-            if udpExchange(queryBytes(name: probe, type: .soa), port: port, timeout: 0.1) != nil {
-                return true
-            }
-            if !isRunning { return false }
-        }
-        return false
-    }
 }

@@ -5,6 +5,7 @@
 import Foundation
 import Glibc
 import OasisBits
+import OasisTestSupport
 import Testing
 
 @testable import OasisOpenFlow
@@ -124,7 +125,7 @@ struct OpenVSwitchTests {
         let vsctl = try requireTool("ovs-vsctl")
         guard FileManager.default.fileExists(atPath: "/usr/share/openvswitch/vswitch.ovsschema")
         else {
-            try skip("the Open vSwitch schema is not installed")
+            try skip("handshakeStatsFlowsAndErrors", "the Open vSwitch schema is not installed")
         }
         let namespace = "oasis-of-\(getpid())"
         let folder = NSTemporaryDirectory() + namespace

@@ -4,6 +4,7 @@
 import Foundation
 import Glibc
 import OasisBits
+import OasisTestSupport
 import Testing
 
 @testable import OasisOpenFlow
@@ -17,18 +18,11 @@ func findTool(_ tool: String) -> String? {
     return nil
 }
 
-/// Prints why a peer test does not run and cancels it: Swift Testing reports it as
-/// skipped, never as passed.
-func skip(_ reason: String) throws -> Never {
-    print("SKIPPED: \(reason)")
-    try Test.cancel("SKIPPED: \(reason)")
-}
-
 /// `tool`'s path; when it is missing (or root is needed and we are not root), the test
-/// is skipped with the reason printed.
-func requireTool(_ tool: String, root: Bool = false) throws -> String {
-    if root && getuid() != 0 { try skip("\(tool) test needs root") }
-    guard let path = findTool(tool) else { try skip("\(tool) is not installed") }
+/// is skipped with the reason printed (``skip(_:_:)`` of OasisTestSupport).
+func requireTool(_ tool: String, root: Bool = false, test: String = #function) throws -> String {
+    if root && getuid() != 0 { try skip(test, "\(tool) test needs root") }
+    guard let path = findTool(tool) else { try skip(test, "\(tool) is not installed") }
     return path
 }
 

@@ -121,21 +121,8 @@ final class RunningDNS {
     }
 }
 
-/// NSD serving the test zones on 127.0.0.1:`port` (configuration as in peers.md).
-// MARK: A minimal client (query bytes built by hand: no code of ours on this side)
-
-/// A query for `name`/`type` with `id`; with an OPT offering 1232 bytes when `edns`.
-func dnsQuery(_ name: String, type: UInt16, id: UInt16, edns: Bool = true) -> [UInt8] {
-    var bytes: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xff), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0]
-    bytes.append(edns ? 1 : 0)
-    for label in name.split(separator: ".") {
-        bytes.append(UInt8(label.utf8.count))
-        bytes += Array(label.utf8)
-    }
-    bytes += [0, UInt8(type >> 8), UInt8(type & 0xff), 0, 1]
-    if edns { bytes += [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0] }
-    return bytes
-}
+// MARK: A minimal client (query bytes built by hand, `dnsQuery` and `udpAsk` in
+// OasisTestSupport: no code of ours on this side)
 
 /// The rcode and the section counts of an answer.
 struct AnswerHeader: Equatable {
@@ -153,33 +140,6 @@ struct AnswerHeader: Equatable {
         rcode = bytes[3] & 0x0f
         answers = Int(bytes[6]) << 8 | Int(bytes[7])
     }
-}
-
-func socketAddress(_ address: String, _ port: UInt16) -> sockaddr_in {
-    var result = sockaddr_in()
-    result.sin_family = sa_family_t(AF_INET)
-    result.sin_port = port.bigEndian
-    inet_pton(AF_INET, address, &result.sin_addr)
-    return result
-}
-
-/// One UDP exchange; nil when nothing comes back within `timeout` seconds.
-func udpAsk(_ query: [UInt8], port: UInt16, timeout: Double = 0.5) -> [UInt8]? {
-    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var address = socketAddress("127.0.0.1", port)
-    let sent = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            sendto(fd, query, query.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-    }
-    guard sent == query.count, waitReadable(fd, milliseconds: Int32(timeout * 1000)) else {
-        return nil
-    }
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    let received = recv(fd, &buffer, buffer.count, 0)
-    return received > 0 ? Array(buffer[0..<received]) : nil
 }
 
 /// A blocking TCP connection to 127.0.0.1 with a receive timeout.
@@ -205,15 +165,7 @@ final class TCPClient {
     deinit { close(fd) }
 
     func send(_ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes {
-                Glibc.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-            }
-            guard n > 0 else { return false }
-            offset += n
-        }
-        return true
+        KernelTCP.sendAll(fd, bytes)
     }
 
     static func framed(_ message: [UInt8]) -> [UInt8] {
@@ -221,16 +173,8 @@ final class TCPClient {
     }
 
     func read(_ count: Int) -> [UInt8]? {
-        var result = [UInt8](repeating: 0, count: count)
-        var got = 0
-        while got < count {
-            let n = result.withUnsafeMutableBytes {
-                recv(fd, $0.baseAddress! + got, count - got, 0)
-            }
-            guard n > 0 else { return nil }
-            got += n
-        }
-        return result
+        let bytes = KernelTCP.receive(fd, count: count)
+        return bytes.count == count ? bytes : nil
     }
 
     /// The next length-prefixed message.
@@ -238,17 +182,6 @@ final class TCPClient {
         guard let prefix = read(2) else { return nil }
         return read(Int(prefix[0]) << 8 | Int(prefix[1]))
     }
-}
-
-/// Waits until a server answers a query on `port`.
-func waitForDNS(port: UInt16, seconds: Double = 20) -> Bool {
-    let deadline = Deadline(seconds: seconds)
-    while !deadline.hasPassed {
-        if udpAsk(dnsQuery("example.test", type: 6, id: 1), port: port, timeout: 0.2) != nil {
-            return true
-        }
-    }
-    return false
 }
 
 /// dig's answer text for one or more queries, without what changes between runs
@@ -410,7 +343,7 @@ func withDNSOnSockets(
                     ("example.test.", "example.test.zone"), ("other.test.", "other.test.zone"),
                 ], folder: folder, port: nsdPort)
             defer { nsd.stop() }
-            #expect(waitForDNS(port: nsdPort), "NSD did not start")
+            #expect(nsd.waitUntilReady(probe: "example.test"), "NSD did not start")
             var compared = 0
             var differences: [String] = []
             for transport in [[], ["+tcp"], ["+nocookie", "+bufsize=512"], ["+noedns"]] {

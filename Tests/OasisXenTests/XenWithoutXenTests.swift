@@ -1,4 +1,5 @@
 import CXen
+import OasisTestSupport
 import Testing
 
 @testable import OasisXen
@@ -15,8 +16,7 @@ import Testing
     static func expectNotUnderXen(device: String, _ open: () throws(XenError) -> Void) throws {
         if underXen {
             // Reported as skipped, never as passed.
-            print("SKIPPED: \(device): /dev/xen exists: this machine is a Xen domain")
-            try Test.cancel("SKIPPED: this machine is a Xen domain")
+            try skip(device, "/dev/xen exists: this machine is a Xen domain")
         }
         do {
             try open()

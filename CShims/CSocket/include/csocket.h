@@ -23,6 +23,9 @@ int oasis_sendmmsg(int fd, struct oasis_mmsghdr *messages, unsigned int count);
  * of it fitted in `buffer`. */
 long oasis_recvfrom(int fd, void *buffer, size_t length, struct sockaddr *from,
                     socklen_t *fromLength);
+/* accept4(fd, from, fromLength, SOCK_NONBLOCK | SOCK_CLOEXEC): a GNU extension Glibc does
+ * not export. The accepted socket is non-blocking and close-on-exec from the start. */
+int oasis_accept4(int fd, struct sockaddr *from, socklen_t *fromLength);
 /* errno, for Swift. */
 int oasis_socket_errno(void);
 #endif
