@@ -205,6 +205,42 @@ func expectKernelUDPEcho(
         }
     }
 
+    /// RFC 1122 §3.2.2.1: a datagram for a protocol the stack does not speak is
+    /// answered with ICMP protocol unreachable, quoting its header and first 8 bytes; the
+    /// kernel reads it on a raw ICMP socket.
+    @Test func anUnknownProtocolIsAnsweredWithProtocolUnreachable() throws {
+        try withStackOnTap("anUnknownProtocolIsAnsweredWithProtocolUnreachable") { namespace in
+            let result = try python(
+                namespace,
+                """
+                import socket, select, time
+                icmp = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+                raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, 253)
+                raw.sendto(b'experimental-253', ('192.0.2.2', 0))
+                deadline = time.time() + 3
+                while time.time() < deadline:
+                    ready, _, _ = select.select([icmp], [], [], 0.5)
+                    if not ready:
+                        continue
+                    packet, peer = icmp.recvfrom(2000)
+                    ihl = (packet[0] & 15) * 4
+                    kind, code = packet[ihl], packet[ihl + 1]
+                    quoted = packet[ihl + 8:]
+                    qihl = (quoted[0] & 15) * 4
+                    if peer[0] == '192.0.2.2' and kind == 3:
+                        print('type', kind, 'code', code, 'protocol', quoted[9],
+                              'quoted', quoted[qihl:qihl + 8])
+                        break
+                else:
+                    print('nothing')
+                """)
+            #expect(result.status == 0, "\(result.errorOutput)")
+            #expect(
+                result.output.contains("type 3 code 2 protocol 253 quoted b'experime'"),
+                "\(result.output) \(result.errorOutput)")
+        }
+    }
+
     @Test func captureIsReadByTsharkWithoutMalformedPackets() throws {
         guard isInstalled("tshark") else { try skip("capture", "tshark is not installed") }
         let path = "/tmp/oasis-capture-\(getpid()).pcap"
