@@ -27,6 +27,13 @@ gcc -O2 -Wall -shared -fPIC -o bench/out/retain-counter.so bench/retain-counter/
 LD_PRELOAD="$bin/libMallocInterposerSwift.so $(pwd)/bench/out/retain-counter.so" \
     "$bin/oasis-bench" --out bench/out/figures.md "$@"
 cat bench/out/figures.md >> "$out"
+# The specialised receive and send path of `oasis` on AF_XDP: no dynamic dispatch.
+{
+    echo
+    echo "Dispatch on the per-packet path of \`oasis\` over AF_XDP (bench/dispatch.sh):"
+    echo
+    bash bench/dispatch.sh "$bin/oasis" XdpDevice
+} | tee -a "$out"
 # The real backends against their C floors and the kernel: needs root and namespaces.
 if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
     echo "devices: tap, pcap, xdp and the kernel (bench/devices.sh)"
