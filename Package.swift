@@ -159,6 +159,14 @@ let package = Package(
             name: "FuzzUDP", dependencies: ["FuzzSupport", "OasisBits", "OasisWire"],
             path: "Fuzz/FuzzUDP", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
+            name: "FuzzStack",
+            dependencies: [
+                "FuzzSupport", "OasisBits", "OasisDevices", "OasisLoop", "OasisNet",
+                "OasisServices",
+                "OasisWire",
+            ],
+            path: "Fuzz/FuzzStack", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
             name: "FuzzOpenFlow", dependencies: ["FuzzSupport", "OasisBits", "OasisOpenFlow"],
             path: "Fuzz/FuzzOpenFlow", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
