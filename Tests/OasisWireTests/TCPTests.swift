@@ -158,6 +158,29 @@ enum LinuxSegments {
         #expect(cut.maximumSegmentSize == 1460 && cut.windowScale == nil)
     }
 
+    /// The data starts where the data offset says, however the options were padded or
+    /// whatever unknown options they held: `headerLength` of a parsed segment is the
+    /// header length as received, so that the bytes after it are the data.
+    @Test func parsedHeaderLengthIsTheReceivedOne() throws {
+        let data = Array("payload".utf8)
+        for options: [UInt8] in [
+            [2, 4, 5, 0xb4, 1, 1, 1, 0, 0, 0, 0, 0],  // padding after the MSS
+            [30, 4, 0x00, 0x81, 2, 4, 5, 0xb4],  // an MPTCP option before it
+            [2, 3, 5, 1],  // an MSS of the wrong length, ignored
+        ] {
+            let segment = synSegment(options: options, payload: data)
+            let bytes = packet(segment)
+            let repr = try TCPRepr.parse(bytes.bytes, source: hostA, destination: hostB)
+            #expect(repr.headerLength == 20 + options.count, "\(options)")
+            #expect(Array(segment[repr.headerLength...]) == data, "\(options)")
+        }
+        // A repr made by hand (or changed) has the length emit writes.
+        var made = LinuxSegments.syn
+        #expect(made.headerLength == 40)
+        made.timestamps = nil
+        #expect(made.headerLength == 32)
+    }
+
     /// Options of kinds we do not know (MPTCP, 30; an experiment, 254) are skipped by
     /// their length and counted; the known ones around them still count.
     @Test func unknownOptionsAreSkippedAndCounted() throws {
