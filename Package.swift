@@ -193,7 +193,8 @@ let package = Package(
             dependencies: ["OasisWire", "OasisXen", "CXenRingReference", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "OasisWireTests", dependencies: ["OasisBits", "OasisWire", "OasisTestSupport"],
+            name: "OasisWireTests",
+            dependencies: ["OasisBits", "OasisWire", "OasisDevices", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "OasisNetTests", dependencies: ["OasisWire", "OasisNet", "OasisTestSupport"],

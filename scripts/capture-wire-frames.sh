@@ -28,6 +28,8 @@
 #                      around an 802.1Q C-tag VID 200), and an 802.3 LLC/SNAP frame
 #                      carrying IPv4/UDP
 #   stp.pcap           an STP BPDU from a Linux bridge: 802.3 with LLC, no SNAP
+#   fragments.pcap     a 700-byte UDP datagram from a:4000 to b:9 with va's MTU at 576:
+#                      a first fragment (UDP header, 552 bytes) and a second one (offset 552)
 set -euo pipefail
 out=${1:-wire-captures}
 mkdir -p "$out"
@@ -164,5 +166,14 @@ sendp(frames, iface="va", verbose=False)'
 sleep 2.5
 kill "$stp_pid"
 wait "$stp_pid" 2>/dev/null || true
+stop_capture
+
+ip netns exec "$a" ip link set va mtu 576
+capture fragments "ip[6:2] & 0x3fff != 0"
+ip netns exec "$a" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("192.0.2.1", 4000))
+s.sendto(bytes(range(256)) * 2 + bytes(188), ("192.0.2.2", 9))'
 stop_capture
 ls -l "$out"
