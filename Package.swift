@@ -159,6 +159,9 @@ let package = Package(
             name: "FuzzUDP", dependencies: ["FuzzSupport", "OasisBits", "OasisWire"],
             path: "Fuzz/FuzzUDP", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
+            name: "FuzzTCP", dependencies: ["FuzzSupport", "OasisBits", "OasisWire"],
+            path: "Fuzz/FuzzTCP", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
             name: "FuzzOpenFlow", dependencies: ["FuzzSupport", "OasisBits", "OasisOpenFlow"],
             path: "Fuzz/FuzzOpenFlow", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
