@@ -100,7 +100,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "OasisDNS",
-            dependencies: ["CPrefetch", "OasisBits"],
+            dependencies: ["CPrefetch", "OasisBits", "OasisWire"],
             exclude: ["README.md"],
             swiftSettings: strict),
         // Applications written against the Datagram and Stream surfaces: they run on
