@@ -221,7 +221,8 @@ public struct EthernetRepr: Hashable, Sendable {
     public var source: MACAddress
     /// The outer tag (802.1ad S-tag, or the only 802.1Q tag), if any.
     public var outerTag: VLANTag?
-    /// The inner 802.1Q tag of a QinQ frame, if any.
+    /// The inner 802.1Q tag of a QinQ frame, if any; only beside an outer tag (alone,
+    /// it is emitted where the outer one goes, and parses back as the outer one).
     public var innerTag: VLANTag?
     /// The type of the payload.
     public var etherType: EtherType
