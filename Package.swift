@@ -100,7 +100,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "OasisDNS",
-            dependencies: ["CPrefetch", "OasisBits"],
+            dependencies: ["CPrefetch", "OasisBits", "OasisWire"],
             exclude: ["README.md"],
             swiftSettings: strict),
         // Applications written against the Datagram and Stream surfaces: they run on
@@ -167,6 +167,9 @@ let package = Package(
             ],
             path: "Fuzz/FuzzStack", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
+            name: "FuzzTCP", dependencies: ["FuzzSupport", "OasisBits", "OasisWire"],
+            path: "Fuzz/FuzzTCP", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
             name: "FuzzOpenFlow", dependencies: ["FuzzSupport", "OasisBits", "OasisOpenFlow"],
             path: "Fuzz/FuzzOpenFlow", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
@@ -201,7 +204,8 @@ let package = Package(
             dependencies: ["OasisWire", "OasisXen", "CXenRingReference", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "OasisWireTests", dependencies: ["OasisBits", "OasisWire", "OasisTestSupport"],
+            name: "OasisWireTests",
+            dependencies: ["OasisBits", "OasisWire", "OasisDevices", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "OasisNetTests", dependencies: ["OasisWire", "OasisNet", "OasisTestSupport"],

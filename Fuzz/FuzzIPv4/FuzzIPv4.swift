@@ -1,5 +1,5 @@
-// Fuzz target: IPv4 packets (checksum verified or not), and every fragment fed to one
-// long-lived reassembler whose memory bound must hold.
+// Fuzz target: IPv4 packets (checksum verified or not) and their options walked, and
+// every fragment fed to one long-lived reassembler whose memory bound must hold.
 
 import FuzzSupport
 import OasisBits
@@ -23,7 +23,32 @@ public func fuzzIPv4(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let view = try? IPv4Packet(checking: bits.bytes),
         let ip = try? IPv4Repr.parse(view, verifyChecksum: false)
     else { return 0 }
-    _ = try? view.validateOptions()
+    // The walk gives options one after another inside the options area, and stops at
+    // the first malformed one, where validateOptions says it is.
+    let area = view.optionBytes.byteCount
+    precondition(area == view.headerLength - IPv4Header.size)
+    var walk = view.options
+    var end = 0
+    var malformed: Int?
+    while let next = walk.next() {
+        switch next {
+        case .success(let option):
+            precondition(option.offset == end && option.length >= 1)
+            precondition(option.offset + option.length <= area)
+            precondition(option.length == 1 || option.length >= 2 && option.type > 1)
+            _ = option.isCopied
+            end = option.offset + option.length
+        case .failure(let error):
+            precondition(error.offset == end && error.offset < area)
+            malformed = error.offset
+        }
+    }
+    do throws(IPv4Error) {
+        try view.validateOptions()
+        precondition(malformed == nil)
+    } catch {
+        precondition(error == .badOption(offset: IPv4Header.size + (malformed ?? -1)))
+    }
     let headerLength = view.headerLength
     let totalLength = view.totalLength
     guard let payload = try? bits.slice(from: headerLength, length: totalLength - headerLength)

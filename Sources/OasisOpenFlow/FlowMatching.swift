@@ -13,105 +13,159 @@ public let dlTypeNotEthernetType: UInt16 = 0x05ff
 
 extension Match {
     /// The twelve-tuple of an Ethernet frame received on `inPort`, as an exact match
-    /// (no wildcards), following the specification's flow-extraction rules:
+    /// (no wildcards), following the specification's flow-extraction rules (§3.4,
+    /// figure 3; the fields of §5.2.3), read through the wire module's views:
     ///
     /// - untagged frames have dl_vlan `0xffff` and dl_vlan_pcp 0; 802.1Q frames the
     ///   tag's VID and PCP, and dl_type is the inner EtherType;
+    /// - only the outer tag is read, and only an 802.1Q one (TPID 0x8100): a frame
+    ///   with two 802.1Q tags has the outer tag's VID and PCP and dl_type 0x8100 (the
+    ///   inner tag's TPID), and nothing above is read; an 802.1ad S-tag (0x88a8) is no
+    ///   tag to OpenFlow 1.0, whose figure 3 tests for 0x8100 alone: dl_type 0x88a8,
+    ///   no VLAN. Open vSwitch reads either TPID as a tag: ovs-vswitchd by default
+    ///   only the outer tag (`other_config:vlan-limit` is 1), the next TPID then being
+    ///   dl_type as here; `ovs-ofctl ofp-print` two tags, and the IP packet inside;
     /// - 802.3 frames take dl_type from a SNAP header, or `0x05ff` without one;
     /// - ARP (Ethernet/IPv4): nw_proto is the low 8 bits of the opcode, nw_src/nw_dst
     ///   the sender and target protocol addresses;
     /// - IPv4: nw_tos is the DSCP bits (ToS & 0xfc), nw_proto, nw_src, nw_dst; TCP and
-    ///   UDP ports, or ICMP type and code, in tp_src/tp_dst — zero for fragments other
-    ///   than the first;
-    /// - fields a short or malformed frame does not have are zero.
+    ///   UDP ports, or ICMP type and code, in tp_src/tp_dst (after any IP options) —
+    ///   zero for fragments other than the first;
+    /// - the frame may be cut short (a PACKET_IN carries the first `miss_send_len`
+    ///   bytes): whatever whole fields it holds are read, the rest are zero. The IPv4
+    ///   total length is not checked against the bytes at hand; the fixed 20 bytes
+    ///   of the IPv4 header give the nw fields even when its options are cut; the
+    ///   ports need both ports' four bytes, ICMP both type and code.
     public init(frame: Bits, inPort: PortNumber) {
         self.init(wildcards: [], inPort: inPort, dlVlan: vlanNone)
-        guard frame.count >= 14, let dst = try? frame.read(Field<UInt64>.at(byte: 0, bits: 48)),
-            let src = try? frame.read(Field<UInt64>.at(byte: 6, bits: 48)),
-            var type = try? frame.read(UInt16.self, at: 12)
-        else { return }
-        dlDst = MACAddress(rawValue: dst)
-        dlSrc = MACAddress(rawValue: src)
-        var offset = 14
-        if type == 0x8100 {
-            guard let tci = try? frame.read(UInt16.self, at: 14),
-                let inner = try? frame.read(UInt16.self, at: 16)
-            else {
-                dlType = type
+        let bytes = frame.bytes
+        extractLink(bytes)
+    }
+
+    private mutating func extractLink(_ bytes: RawSpan) {
+        guard let link = try? EthernetFrame(checking: bytes) else {
+            extractCutLink(bytes)
+            return
+        }
+        dlDst = link.destination
+        dlSrc = link.source
+        if let outer = link.outerTag {
+            guard outer.tpid == .vlan else {
+                dlType = outer.tpid.rawValue  // 802.1ad: an EtherType to OpenFlow 1.0
                 return
             }
-            dlVlan = tci & 0x0fff
-            dlVlanPcp = UInt8(tci >> 13)
-            type = inner
-            offset = 18
+            dlVlan = outer.vid
+            dlVlanPcp = outer.priority
+            if let inner = link.innerTag {
+                dlType = inner.tpid.rawValue  // the outer tag only
+                return
+            }
         }
-        if type < 0x0600 {
-            // 802.3 length: LLC AA-AA-03 with SNAP OUI 00-00-00 carries an EtherType.
-            guard let llc = try? frame.read(Field<UInt64>.at(byte: offset, bits: 48)),
-                llc == 0xaaaa_0300_0000, let snapType = try? frame.read(UInt16.self, at: offset + 6)
-            else {
+        var type = link.etherType
+        var payload = link.payload
+        if !type.isEtherType {
+            // An 802.3 length: LLC/SNAP carries an EtherType, plain LLC none.
+            guard let carried = link.snapEtherType else {
                 dlType = dlTypeNotEthernetType
                 return
             }
-            type = snapType
-            offset += 8
+            type = carried
+            payload = payload.extracting(droppingFirst: SNAPHeader.size)
         }
-        dlType = type
-        guard let payload = try? frame.shifted(by: offset) else { return }
+        dlType = type.rawValue
         switch type {
-        case 0x0800: extractIPv4(payload)
-        case 0x0806: extractARP(payload)
+        case .ipv4: extractIPv4(payload)
+        case .arp: extractARP(payload)
         default: break
         }
     }
 
-    private mutating func extractARP(_ arp: Bits) {
-        guard let hardware = try? arp.read(UInt16.self, at: 0), hardware == 1,
-            let proto = try? arp.read(UInt16.self, at: 2), proto == 0x0800,
-            let sizes = try? arp.read(UInt16.self, at: 4), sizes == 0x0604,
-            let opcode = try? arp.read(UInt16.self, at: 6),
-            let spa = try? arp.read(UInt32.self, at: 14),
-            let tpa = try? arp.read(UInt32.self, at: 24)
-        else { return }
-        nwProto = UInt8(truncatingIfNeeded: opcode)
-        nwSrc = spa
-        nwDst = tpa
-    }
-
-    private mutating func extractIPv4(_ ip: Bits) {
-        guard let versionIHL = try? ip.read(UInt8.self, at: 0), versionIHL >> 4 == 4,
-            let tos = try? ip.read(UInt8.self, at: 1),
-            let fragment = try? ip.read(UInt16.self, at: 6),
-            let proto = try? ip.read(UInt8.self, at: 9),
-            let src = try? ip.read(UInt32.self, at: 12), let dst = try? ip.read(UInt32.self, at: 16)
-        else { return }
-        let headerLength = Int(versionIHL & 0x0f) * 4
-        guard headerLength >= 20 else { return }
-        nwTos = tos & 0xfc
-        nwProto = proto
-        nwSrc = src
-        nwDst = dst
-        // Only the first fragment (offset 0) carries the transport header.
-        guard fragment & 0x1fff == 0, let transport = try? ip.shifted(by: headerLength) else {
+    /// A frame whose VLAN tags run past its end, or that has a third, which
+    /// ``EthernetFrame`` refuses: OpenFlow 1.0 still reads its addresses and an outer
+    /// 802.1Q tag that is whole. What follows that tag is another TPID (or nothing),
+    /// so nothing above the link is read.
+    private mutating func extractCutLink(_ bytes: RawSpan) {
+        guard bytes.byteCount >= EthernetHeader.size else { return }
+        dlDst = bytes[mac: EthernetHeader.destination]
+        dlSrc = bytes[mac: EthernetHeader.source]
+        dlType = bytes[EthernetHeader.etherType]
+        let tag = bytes.extracting(droppingFirst: EthernetHeader.size)
+        guard dlType == EtherType.vlan.rawValue, tag.byteCount >= VLANTagHeader.size else {
             return
         }
-        switch proto {
-        case 6, 17:
-            if let source = try? transport.read(UInt16.self, at: 0),
-                let destination = try? transport.read(UInt16.self, at: 2)
-            {
-                tpSrc = source
-                tpDst = destination
-            }
-        case 1:
-            if let icmpType = try? transport.read(UInt8.self, at: 0),
-                let icmpCode = try? transport.read(UInt8.self, at: 1)
-            {
-                tpSrc = UInt16(icmpType)
-                tpDst = UInt16(icmpCode)
-            }
-        default: break
+        dlVlan = tag[VLANTagHeader.vid]
+        dlVlanPcp = tag[VLANTagHeader.pcp]
+        dlType = tag[VLANTagHeader.etherType]
+    }
+
+    private mutating func extractARP(_ arp: RawSpan) {
+        do {
+            let repr = try ArpRepr.parse(arp)
+            nwProto = UInt8(truncatingIfNeeded: repr.operation.rawValue)
+            nwSrc = repr.senderProtocolAddress.rawValue
+            nwDst = repr.targetProtocolAddress.rawValue
+        } catch .unknownOperation(let opcode) {
+            // An Ethernet/IPv4 ARP packet of another opcode (RARP's 3 and 4, InARP's):
+            // OpenFlow still takes its low 8 bits and the addresses.
+            nwProto = UInt8(truncatingIfNeeded: opcode)
+            nwSrc = arp[ArpHeader.senderProtocolAddress]
+            nwDst = arp[ArpHeader.targetProtocolAddress]
+        } catch {
+            return
         }
+    }
+
+    private mutating func extractIPv4(_ bytes: RawSpan) {
+        // Header only: a PACKET_IN's frame may end before the total length does.
+        let ip: IPv4Packet
+        do {
+            ip = try IPv4Packet(checkingHeaderOnly: bytes)
+        } catch .badHeaderLength(let headerLength, _) where headerLength >= IPv4Header.size {
+            // IHL is fine but the options run past the bytes at hand: the fixed header
+            // is whole, the transport header is not there.
+            setNetwork(
+                typeOfService: bytes[IPv4Header.typeOfService],
+                protocol: IPProtocol(rawValue: bytes[IPv4Header.protocol]),
+                source: bytes[IPv4Header.source], destination: bytes[IPv4Header.destination])
+            return
+        } catch {
+            return
+        }
+        setNetwork(
+            typeOfService: ip.typeOfService, protocol: ip.protocol, source: ip.source.rawValue,
+            destination: ip.destination.rawValue)
+        // Only the first fragment (offset 0) carries the transport header.
+        guard ip.fragmentOffset == 0 else { return }
+        let transport = ip.payload
+        switch ip.protocol {
+        case .tcp:
+            setPorts(transport, TCPHeader.sourcePort, TCPHeader.destinationPort)
+        case .udp:
+            setPorts(transport, UDPHeader.sourcePort, UDPHeader.destinationPort)
+        case .icmp:
+            setPorts(transport, ICMPv4Header.type, ICMPv4Header.code)
+        default:
+            break
+        }
+    }
+
+    private mutating func setNetwork(
+        typeOfService: UInt8, protocol: IPProtocol, source: UInt32, destination: UInt32
+    ) {
+        nwTos = typeOfService & 0xfc
+        nwProto = `protocol`.rawValue
+        nwSrc = source
+        nwDst = destination
+    }
+
+    /// tp_src and tp_dst from two fields of a transport header, if both are there.
+    private mutating func setPorts<Value: FixedWidthInteger>(
+        _ transport: RawSpan, _ source: Field<Value>, _ destination: Field<Value>
+    ) {
+        guard let first = try? transport.read(source), let second = try? transport.read(destination)
+        else { return }
+        tpSrc = UInt16(first)
+        tpDst = UInt16(second)
     }
 
     /// Whether a packet whose tuple is `packet` (see ``init(frame:inPort:)``) matches

@@ -61,6 +61,22 @@ public enum VLANTagHeader: HeaderLayout {
     @inlinable public static var size: Int { 4 }
 }
 
+/// The IEEE 802.2 LLC header with a SNAP extension (RFC 1042; IEEE 802-2014 §10.5)
+/// that carries an EtherType inside an IEEE 802.3 length frame: DSAP and SSAP 0xaa,
+/// control 3 (unnumbered information), organisation code 00-00-00, type.
+public enum SNAPHeader: HeaderLayout {
+    /// LLC destination and source service access points and control: `aa aa 03`.
+    public static let llc = Field<UInt32>.first(bits: 24)
+    /// The organisationally unique identifier: 00-00-00 for an EtherType.
+    public static let organization = Field<UInt32>.after(llc, bits: 24)
+    /// The EtherType of the payload.
+    public static let etherType = Field<UInt16>.after(organization)
+    /// 8 bytes.
+    @inlinable public static var size: Int { 8 }
+    /// The LLC bytes of a SNAP header.
+    @inlinable public static var llcSNAP: UInt32 { 0xaa_aa03 }
+}
+
 /// One 802.1Q or 802.1ad VLAN tag.
 public struct VLANTag: Hashable, Sendable {
     /// The tag protocol identifier: ``EtherType/vlan`` or ``EtherType/qinq``.
@@ -170,13 +186,17 @@ public struct EthernetFrame: ~Escapable {
     }
 
     /// For an 802.3 frame with an LLC/SNAP header (DSAP and SSAP 0xaa, control 3,
-    /// OUI 00-00-00): the EtherType it carries; nil otherwise (IEEE 802-2014 §10.5).
+    /// OUI 00-00-00): the EtherType it carries, whose payload follows the
+    /// ``SNAPHeader/size`` bytes of the header; nil otherwise (IEEE 802-2014 §10.5).
     @inlinable @inline(__always)
     public var snapEtherType: EtherType? {
-        guard !isEthernetII, bytes.byteCount >= headerLength &+ 8,
-            bytes[Field<UInt64>.at(byte: headerLength, bits: 48)] == 0xaaaa_0300_0000
+        guard !isEthernetII, bytes.byteCount >= headerLength &+ SNAPHeader.size else {
+            return nil
+        }
+        let snap = bytes.extracting(droppingFirst: headerLength)
+        guard snap[SNAPHeader.llc] == SNAPHeader.llcSNAP, snap[SNAPHeader.organization] == 0
         else { return nil }
-        return EtherType(rawValue: bytes[UInt16.self, at: headerLength &+ 6])
+        return EtherType(rawValue: snap[SNAPHeader.etherType])
     }
 
     /// What follows the header (and tags), trailing padding included: the layer above
@@ -202,7 +222,8 @@ public struct EthernetRepr: Hashable, Sendable {
     public var source: MACAddress
     /// The outer tag (802.1ad S-tag, or the only 802.1Q tag), if any.
     public var outerTag: VLANTag?
-    /// The inner 802.1Q tag of a QinQ frame, if any.
+    /// The inner 802.1Q tag of a QinQ frame, if any; only beside an outer tag (alone,
+    /// it is emitted where the outer one goes, and parses back as the outer one).
     public var innerTag: VLANTag?
     /// The type of the payload.
     public var etherType: EtherType

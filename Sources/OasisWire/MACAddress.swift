@@ -47,16 +47,18 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
         self.init(rawValue: high | UInt64(b3) << 16 | UInt64(b4) << 8 | UInt64(b5))
     }
 
-    /// Parses `02:00:00:00:00:01` (colons or dashes, one or two hex digits a byte).
+    /// Parses `02:00:00:00:00:01` (colons or dashes, one or two hex digits a byte, no
+    /// signs or spaces).
     public init?(_ text: some StringProtocol) {
         var value: UInt64 = 0
         var groups = 0
         for group in text.split(separator: ":", omittingEmptySubsequences: false)
             .flatMap({ $0.split(separator: "-", omittingEmptySubsequences: false) })
         {
-            guard (1...2).contains(group.count), let byte = UInt8(group, radix: 16) else {
-                return nil
-            }
+            // Hex digits only: `UInt8(_:radix:)` would also take a sign ("+f").
+            guard (1...2).contains(group.count), group.allSatisfy(\.isHexDigit),
+                let byte = UInt8(group, radix: 16)
+            else { return nil }
             value = value << 8 | UInt64(byte)
             groups += 1
         }

@@ -349,9 +349,17 @@ public struct TCPRepr: Hashable, Sendable {
     public var timestamps: TCPTimestamps?
     /// Options of kinds this parser does not know, skipped.
     public var unknownOptions: Int
-    /// The header length as received (data offset × 4); for emitting, the length the
-    /// options need (``optionsLength``, rounded up to words) plus 20.
-    public var headerLength: Int { TCPHeader.size &+ ((optionsLength &+ 3) & ~3) }
+    /// Where the data starts. For a parsed segment, the header length as received
+    /// (data offset × 4), whatever padding or unknown options made it longer than the
+    /// options it carries need; for one made with `init`, the length `emit` writes:
+    /// ``optionsLength`` rounded up to words, plus 20.
+    @inlinable
+    public var headerLength: Int {
+        _received.headerLength ?? TCPHeader.size &+ ((optionsLength &+ 3) & ~3)
+    }
+    /// The header length of a parsed segment, kept out of equality: two segments that
+    /// say the same are equal however their options were padded.
+    @usableFromInline internal var _received = _ReceivedHeaderLength()
 
     /// A header with no options unless given.
     @inlinable @inline(__always)
@@ -408,6 +416,7 @@ public struct TCPRepr: Hashable, Sendable {
             sequenceNumber: segment.sequenceNumber,
             acknowledgmentNumber: segment.acknowledgmentNumber, flags: segment.flags,
             window: segment.window, urgentPointer: segment.urgentPointer)
+        repr._received.headerLength = segment.headerLength
         let area = segment.optionBytes
         var options = segment.options
         while let next = options.next() {
@@ -537,6 +546,16 @@ public struct TCPRepr: Hashable, Sendable {
             }
         }
     }
+}
+
+/// A parsed segment's header length, equal to every other: it says how the segment
+/// was laid out, not what it means.
+@usableFromInline
+internal struct _ReceivedHeaderLength: Hashable, Sendable {
+    @usableFromInline var headerLength: Int?
+    @inlinable init() {}
+    @inlinable static func == (_: Self, _: Self) -> Bool { true }
+    @inlinable func hash(into _: inout Hasher) {}
 }
 
 /// The timestamps option's two values (RFC 7323 §3.2).

@@ -1,4 +1,5 @@
 import Foundation
+import OasisTestSupport
 import Testing
 
 @testable import OasisDNS
@@ -303,6 +304,18 @@ import Testing
             "$TTL 60\nx TXT \"\\300\"\n", 2,
             .badRecordData(type: "TXT", reason: "bad escape in '\\300'")
         ),
+        (
+            "$TTL 60\nx A 010.0.0.1\n", 2,
+            .badRecordData(type: "A", reason: "bad IPv4 address '010.0.0.1'")
+        ),
+        (
+            "$TTL 60\nok A 1.2.3.4\ny A 1.2.3.04\n", 3,
+            .badRecordData(type: "A", reason: "bad IPv4 address '1.2.3.04'")
+        ),
+        (
+            "$TTL 60\nz AAAA ::ffff:010.0.0.1\n", 2,
+            .badRecordData(type: "AAAA", reason: "bad IPv6 address '::ffff:010.0.0.1'")
+        ),
     ])
     func brokenFilesNameTheLine(text: String, line: Int, problem: ZoneFileError.Problem) {
         do {
@@ -312,6 +325,43 @@ import Testing
             #expect(
                 error == ZoneFileError(file: "t.zone", line: line, problem: problem), "\(error)")
             #expect(error.description.hasPrefix("t.zone:\(line): "))
+        }
+    }
+
+    /// IPv4 text with a leading zero (`010` is octal to inet_aton, decimal to others)
+    /// is an error, in an A record and at the end of an AAAA, as `nsd-checkzone` has it:
+    /// the same files, the same verdicts, the same `file:line`.
+    @Test func leadingZerosAsNSDCheckzone() throws {
+        guard isInstalled("nsd-checkzone") else {
+            try skip(
+                "leadingZerosAsNSDCheckzone", "nsd-checkzone is not installed (apt-get install nsd)"
+            )
+        }
+        let folder = temporaryFolder("oasis-zone-ipv4")
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let head = "$TTL 60\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+        for (record, valid) in [
+            ("x A 010.0.0.1", false), ("y A 1.2.3.04", false),
+            ("z AAAA ::ffff:010.0.0.1", false), ("w AAAA 1:2:3:4:5:6:001.2.3.4", false),
+            ("v AAAA ::ffff:1.2.3.4", true), ("u A 0.0.0.0", true), ("t A 10.0.0.1", true),
+        ] {
+            let path = folder + "/" + record.split(separator: " ")[0] + ".zone"
+            try write(head + record + "\n", to: path)
+            let nsd = try run(["nsd-checkzone", "example.com", path])
+            // nsd-checkzone: "[time] nsd-checkzone[pid]: error: FILE:LINE: what".
+            let theirs = nsd.errorOutput.split(separator: "\n").compactMap { line in
+                line.range(of: "error: ").map { String(line[$0.upperBound...]) }
+            }
+            #expect((nsd.status == 0) == valid, "\(record): \(nsd.errorOutput)")
+            do {
+                _ = try ZoneFileParser.parse(file: path, origin: origin)
+                #expect(valid, "\(record) parsed; nsd-checkzone: \(theirs)")
+            } catch {
+                #expect(!valid, "\(record): \(error)")
+                let place = "\(path):5: "
+                #expect(error.description.hasPrefix(place), "\(error)")
+                #expect(theirs.count == 1 && theirs.first?.hasPrefix(place) == true, "\(theirs)")
+            }
         }
     }
 

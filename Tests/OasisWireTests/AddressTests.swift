@@ -16,6 +16,18 @@ import Testing
         #expect(MACAddress("AA-BB-CC-DD-EE-FF")!.description == "aa:bb:cc:dd:ee:ff")
     }
 
+    /// Six groups of one or two hex digits, nothing else: no signs (which Swift's
+    /// integer parsing accepts), spaces or empty groups.
+    @Test func macTextIsHexDigitsOnly() {
+        for bad in [
+            "+2:00:00:00:00:01", "02:00:00:00:00:-1", "02:00:00:00:00:+f", " 2:00:00:00:00:01",
+            "02::00:00:00:01", "02:00:00:00:00:01:", "0x2:00:00:00:00:01", "02:00:00:00:00:0１",
+        ] {
+            #expect(MACAddress(bad) == nil, "\(bad)")
+        }
+        #expect(MACAddress("2:0:0:a:B:ff") == MACAddress(2, 0, 0, 0x0a, 0x0b, 0xff))
+    }
+
     @Test func ipv4() {
         let a = IPv4Address("192.0.2.1")!
         #expect(a.rawValue == 0xc000_0201)

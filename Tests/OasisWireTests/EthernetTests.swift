@@ -79,6 +79,95 @@ import Testing
         #expect(noSNAP == nil)
     }
 
+    /// QinQ as it is on the wire (scapy's frame, sent on a veth and captured): an
+    /// 802.1ad S-tag around an 802.1Q C-tag, each with its PCP, before the type.
+    @Test func deconstructQinQ() throws {
+        let frame = packet(qinqEchoFrame)
+        let view = try EthernetFrame(checking: frame.bytes)
+        let (tags, length, type) = (view.tagCount, view.headerLength, view.etherType)
+        let (outer, inner) = (view.outerTag, view.innerTag)
+        #expect(tags == 2 && length == 22 && type == .ipv4)
+        #expect(outer == VLANTag(tpid: .qinq, priority: 3, vid: 100))
+        #expect(inner == VLANTag(tpid: .vlan, priority: 5, vid: 200))
+        let ip = try IPv4Repr.parse(view.payload)
+        #expect(ip.source == IPv4Address(198, 51, 100, 1) && ip.identification == 7)
+    }
+
+    @Test func parseAndEmitQinQ() throws {
+        var frame = packet(qinqEchoFrame)
+        let eth = try EthernetRepr.parse(frame.bytes)
+        #expect(
+            eth
+                == EthernetRepr(
+                    destination: ours, source: theirs,
+                    outerTag: VLANTag(tpid: .qinq, priority: 3, vid: 100),
+                    innerTag: VLANTag(priority: 5, vid: 200), etherType: .ipv4))
+        #expect(eth.vid == 200 && eth.headerLength == 22)
+        try frame.shift(by: eth.headerLength)
+        try frame.shift(by: IPv4Header.size)
+        #expect(
+            try ICMPv4Repr.parse(frame.bytes) == .echoRequest(identifier: 0x4242, sequenceNumber: 1)
+        )
+        var rebuilt = packet(qinqEchoFrame, from: 22)
+        try eth.emit(prependingTo: &rebuilt)
+        #expect(rebuilt.copyBytes() == qinqEchoFrame)
+
+        var arp = packet(qinqArpFrame)
+        let arpEth = try EthernetRepr.parse(arp.bytes)
+        #expect(arpEth.outerTag?.vid == 100 && arpEth.innerTag?.vid == 200)
+        #expect(arpEth.etherType == .arp && arpEth.destination == .broadcast)
+        try arp.shift(by: arpEth.headerLength)
+        let request = try ArpRepr.parse(arp.bytes)
+        #expect(
+            request
+                == .request(
+                    from: theirs, IPv4Address(198, 51, 100, 1), for: IPv4Address(198, 51, 100, 2)))
+        var again = emptyPacket()
+        try request.emit(prependingTo: &again)
+        try arpEth.emit(prependingTo: &again)
+        #expect(again.copyBytes() == qinqArpFrame)
+    }
+
+    /// An IEEE 802.3 frame with LLC/SNAP: its type field is its length, the EtherType
+    /// is the SNAP header's, and the IPv4 packet follows the 8 bytes of LLC and SNAP.
+    @Test func deconstructSNAP() throws {
+        var frame = packet(snapUDPFrame)
+        let (isII, length, snapType, headerLength): (Bool, UInt16, EtherType?, Int)
+        do {
+            let view = try EthernetFrame(checking: frame.bytes)
+            (isII, length, snapType) = (
+                view.isEthernetII, view.etherType.rawValue, view.snapEtherType
+            )
+            headerLength = view.headerLength
+        }
+        #expect(!isII && length == 40 && Int(length) == snapUDPFrame.count - 14)
+        #expect(snapType == .ipv4 && headerLength == 14)
+        #expect(throws: EthernetError.notEthernetII(lengthField: 40)) {
+            try EthernetRepr.parse(frame.bytes)
+        }
+        try frame.shift(by: headerLength + 8)
+        let ip = try IPv4Repr.parse(frame.bytes)
+        try frame.shift(by: IPv4Header.size)
+        let udp = try UDPRepr.parse(frame.bytes, source: ip.source, destination: ip.destination)
+        #expect(udp == UDPRepr(sourcePort: 1234, destinationPort: 7))
+    }
+
+    /// A bridge's BPDU: 802.3 with LLC 42-42-03 and no SNAP header, so no EtherType.
+    @Test func llcWithoutSNAP() throws {
+        let frame = packet(stpFrame)
+        let view = try EthernetFrame(checking: frame.bytes)
+        let (isII, length, snapType) = (
+            view.isEthernetII, view.etherType.rawValue, view.snapEtherType
+        )
+        let source = view.source
+        #expect(!isII && length == 38 && snapType == nil)
+        #expect(source == MACAddress(2, 0, 0, 0, 0, 3))
+        // Cut inside the LLC/SNAP header: no EtherType either.
+        let short = packet(Array(snapUDPFrame[0..<21]))
+        let cut = try EthernetFrame(checking: short.bytes).snapEtherType
+        #expect(cut == nil)
+    }
+
     @Test func badInput() {
         #expect(throws: EthernetError.truncated(needed: 14, available: 13)) {
             try EthernetRepr.parse(packet(Array(arpRequestFrame[0..<13])).bytes)

@@ -1,5 +1,6 @@
 import CXen
 import CXenRingReference
+import OasisTestSupport
 import Testing
 
 @testable import OasisXen
@@ -7,19 +8,6 @@ import Testing
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// SplitMix64: the same operations on every ring, reproducibly.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ bound: Int) -> Int { bound <= 0 ? 0 : Int(next() % UInt64(bound)) }
-}
 
 /// One end's operations, through Xen's macros or through the Swift ring, so that the
 /// same script can run on any pairing of the two.
@@ -52,9 +40,10 @@ final class Page {
 func lockstep<Request: Equatable, Response: Equatable>(
     steps: Int, seed: UInt64,
     fronts: [FrontEnd<Request, Response>], backs: [BackEnd<Request, Response>], pages: [Page],
-    makeRequest: (inout SplitMix) -> Request, makeResponse: (Request, inout SplitMix) -> Response
+    makeRequest: (inout SplitMix64) -> Request,
+    makeResponse: (Request, inout SplitMix64) -> Response
 ) {
-    var random = SplitMix(state: seed)
+    var random = SplitMix64(seed: seed)
     var outstanding: [Request] = []  // taken by the back, not yet answered
     var inFlight = 0  // requests put, responses not yet consumed
     var notifications = (requests: 0, responses: 0)

@@ -1,4 +1,5 @@
 import OasisBits
+import OasisWire
 
 #if canImport(Glibc)
     import Glibc
@@ -657,10 +658,11 @@ struct State {
         switch type {
         case .a:
             try count(1)
-            guard let address = parseIPv4(text.extracting(range(0))) else {
+            // The one IPv4 text parser: no leading zeros, as nsd-checkzone.
+            guard let address = IPv4Address(bytes: text.extracting(range(0))) else {
                 throw bad("bad IPv4 address '\(string(0))'")
             }
-            return .a(address)
+            return .a(address.rawValue)
         case .aaaa:
             try count(1)
             guard let address = parseIPv6(text.extracting(range(0))) else {
@@ -744,31 +746,6 @@ func hexValue(_ byte: UInt8) -> UInt8? {
     }
 }
 
-/// A dotted-quad IPv4 address, four decimal numbers 0–255 of one to three digits.
-func parseIPv4(_ bytes: Span<UInt8>) -> UInt32? {
-    var address: UInt32 = 0
-    var parts = 0
-    var value: UInt32 = 0
-    var digits = 0
-    for index in bytes.indices {
-        let byte = bytes[index]
-        if byte == UInt8(ascii: ".") {
-            guard digits > 0, value <= 255, parts < 3 else { return nil }
-            address = address << 8 | value
-            parts += 1
-            value = 0
-            digits = 0
-        } else {
-            let digit = byte &- 0x30
-            guard digit < 10, digits < 3 else { return nil }
-            value = value * 10 + UInt32(digit)
-            digits += 1
-        }
-    }
-    guard digits > 0, value <= 255, parts == 3 else { return nil }
-    return address << 8 | value
-}
-
 /// ``parseIPv6(_:)`` for bytes. Hex digits, colons and dots are read here; any other
 /// text is read as the string it decodes to.
 func parseIPv6(_ bytes: Span<UInt8>) -> [UInt8]? {
@@ -823,9 +800,9 @@ func parseIPv6(_ bytes: Span<UInt8>) -> [UInt8]? {
                 end += 1
             }
             if end == half.count && allowIPv4 && sawDot {
-                guard let v4 = parseIPv4(half.extracting(start..<end)), offset + 4 <= 16 else {
-                    return false
-                }
+                guard let v4 = IPv4Address(bytes: half.extracting(start..<end))?.rawValue,
+                    offset + 4 <= 16
+                else { return false }
                 address[offset] = UInt8(v4 >> 24)
                 address[offset + 1] = UInt8((v4 >> 16) & 0xff)
                 address[offset + 2] = UInt8((v4 >> 8) & 0xff)
@@ -890,7 +867,7 @@ func parseIPv6(_ text: String) -> [UInt8]? {
         let parts = half.split(separator: ":", omittingEmptySubsequences: false)
         for (index, part) in parts.enumerated() {
             if index == parts.count - 1 && allowIPv4 && part.contains(".") {
-                guard let v4 = parseIPv4(Array(part.utf8).span) else { return nil }
+                guard let v4 = IPv4Address(part)?.rawValue else { return nil }
                 result += [UInt16(v4 >> 16), UInt16(v4 & 0xffff)]
             } else {
                 guard !part.isEmpty, part.count <= 4, let value = UInt16(part, radix: 16) else {
