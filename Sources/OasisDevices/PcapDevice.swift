@@ -19,7 +19,8 @@ public final class PcapDevice: NetworkDevice {
     public let macAddress: MACAddress
     public let capabilities: DeviceCapabilities
     public var isLinkUp: Bool { handle != nil }
-    public private(set) var counters = DeviceCounters()
+    // Loop-confined, like every device: no dynamic exclusivity checks per frame.
+    @exclusivity(unchecked) public private(set) var counters = DeviceCounters()
     public let pool: BufferPool
 
     private let loop: EventLoop
@@ -147,7 +148,8 @@ public final class PcapReplayDevice: NetworkDevice {
     public let macAddress: MACAddress
     public let capabilities: DeviceCapabilities
     public var isLinkUp: Bool { true }
-    public private(set) var counters = DeviceCounters()
+    // Loop-confined, like every device: no dynamic exclusivity checks per frame.
+    @exclusivity(unchecked) public private(set) var counters = DeviceCounters()
     public let pool: BufferPool
 
     private let loop: EventLoop

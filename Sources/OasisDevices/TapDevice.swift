@@ -30,7 +30,8 @@ public final class TapDevice: NetworkDevice {
     public let macAddress: MACAddress
     public let capabilities: DeviceCapabilities
     public var isLinkUp: Bool { (try? interface.isLinkUp) ?? false }
-    public private(set) var counters = DeviceCounters()
+    // Loop-confined, like every device: no dynamic exclusivity checks per frame.
+    @exclusivity(unchecked) public private(set) var counters = DeviceCounters()
     public let pool: BufferPool
     public let options: Options
     /// The underlying interface.

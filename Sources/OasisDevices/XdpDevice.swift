@@ -92,7 +92,8 @@ public final class XdpDevice: NetworkDevice {
     public let name: String
     public let macAddress: MACAddress
     public let capabilities: DeviceCapabilities
-    public private(set) var counters = DeviceCounters()
+    // Loop-confined, like every device: no dynamic exclusivity checks per frame.
+    @exclusivity(unchecked) public private(set) var counters = DeviceCounters()
     public let pool: BufferPool
     /// The interface's receive queue this device owns.
     public let queue: UInt32
@@ -143,14 +144,14 @@ public final class XdpDevice: NetworkDevice {
     /// The buffer of every frame the kernel holds (in the fill ring, or in the transmit
     /// ring until its completion), so that the pool does not hand it out meanwhile, and
     /// how many of those uses each frame has (a view may be sent twice).
-    private var held: [Buffer?]
-    private var uses: [UInt32]
+    @exclusivity(unchecked) private var held: [Buffer?]
+    @exclusivity(unchecked) private var uses: [UInt32]
     /// Frames in the fill ring or received and not yet taken from the receive ring.
-    private var posted = 0
+    @exclusivity(unchecked) private var posted = 0
     /// How many frames the fill ring is kept at.
     private let fillTarget: Int
-    private var handler = CallbackSlot<PacketBatch>()
-    private var batch = PacketBatch(capacity: deviceReceiveBatch)
+    @exclusivity(unchecked) private var handler = CallbackSlot<PacketBatch>()
+    @exclusivity(unchecked) private var batch = PacketBatch(capacity: deviceReceiveBatch)
     private var descriptor: FileDescriptor?
     /// One kick for everything transmitted in a turn of the loop.
     private var kickSource: LoopSource?

@@ -228,6 +228,7 @@ extension EventLoop {
             count = epoll_wait(epollFD, events, eventCapacity, timeout)
         } while count < 0 && errno == EINTR
         guard count >= 0 else { throw .epollWait(Errno(rawValue: errno)) }
+        if count > 0 { turnNanoseconds = nowNanoseconds }
         for index in 0..<Int(count) {
             let event = events[index]
             let token = event.data.u64

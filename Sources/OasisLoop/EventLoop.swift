@@ -59,6 +59,8 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) @usableFromInline var ready = Deque<Work>()
     @exclusivity(unchecked) @usableFromInline var timers = TimerQueue()
     @exclusivity(unchecked) var virtualNow: Int64 = 0
+    /// The clock as read when this turn of the loop began: see ``turnTime``.
+    @exclusivity(unchecked) var turnNanoseconds: Int64 = 0
     @exclusivity(unchecked) var descriptors: [CInt: DescriptorRecord] = [:]
     @exclusivity(unchecked) var nextDescriptorGeneration: UInt32 = 0
     /// Trampoline state: true while promise callbacks are running. Unchecked
@@ -82,6 +84,7 @@ public final class EventLoop: @unchecked Sendable {
     /// - Throws: ``LoopError/epollCreate(_:)`` or ``LoopError/eventfdCreate(_:)``.
     public init(clock: LoopClock = .monotonic) throws(LoopError) {
         self.clock = clock
+        if clock == .monotonic { turnNanoseconds = Nanoseconds.monotonic() }
         let ep = epoll_create1(CInt(EPOLL_CLOEXEC))
         guard ep >= 0 else { throw .epollCreate(Errno(rawValue: errno)) }
         let wake = eventfd(0, CInt(EFD_CLOEXEC | EFD_NONBLOCK))
@@ -130,6 +133,14 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Time since the clock's origin (boot for `.monotonic`, zero for `.virtual`).
     public var now: Duration { .nanoseconds(nowNanoseconds) }
+
+    /// The time this turn of the loop began (the clock read when its ready work
+    /// started, and again when the poll returned), as libuv's `uv_now`: what code run
+    /// per packet reads instead of the clock, which costs a call into the vDSO each
+    /// time. At most one turn old; ``now`` for anything that needs the present.
+    public var turnTime: Duration {
+        .nanoseconds(clock == .virtual ? virtualNow : turnNanoseconds)
+    }
 
     var nowNanoseconds: Int64 {
         switch clock {
@@ -279,6 +290,7 @@ public final class EventLoop: @unchecked Sendable {
             }
             if let done, done.value { return }
 
+            turnNanoseconds = nowNanoseconds
             // 1. Work other threads handed over, behind what is already ready.
             drainInbox()
             // 2. The ready queue, as it stood when this phase began.

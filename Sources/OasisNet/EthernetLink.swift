@@ -175,7 +175,7 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
 
     @inlinable
     public func send(_ packet: consuming Packet, to nextHop: IPv4Address) {
-        if nextHop == lastHop && loop.now < lastHopExpires {
+        if nextHop == lastHop && loop.turnTime < lastHopExpires {
             transmit(packet, to: lastHopMAC)
             return
         }

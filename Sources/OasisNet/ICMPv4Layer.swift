@@ -10,7 +10,7 @@ public final class ICMPv4Layer<IP: IPLayer> {
     /// The IP layer below.
     public let ip: IP
     /// Whether echo requests are answered.
-    public var answersPing: Bool
+    @exclusivity(unchecked) public var answersPing: Bool
     /// Echo requests answered.
     public var echoRepliesSent: UInt64 { _echoRepliesSent }
     @exclusivity(unchecked) @usableFromInline internal var _echoRepliesSent: UInt64 = 0

@@ -126,6 +126,31 @@ import Testing
         #expect(cache.hits == 0)
     }
 
+    @Test func theScanForPointersAtTheIDFindsC000AndC001AnywhereAndNothingElse() {
+        func scan(_ bytes: [UInt8]) -> Bool {
+            bytes.withUnsafeBytes { AnswerCache.mayPointAtTheID($0.baseAddress!, count: $0.count) }
+        }
+        func reference(_ bytes: [UInt8]) -> Bool {
+            bytes.indices.dropLast().contains { bytes[$0] == 0xc0 && bytes[$0 + 1] <= 1 }
+        }
+        #expect(!scan([0xc0]))
+        #expect(!scan([0xc0, 0x02]))
+        #expect(scan([0xc0, 0x00]))
+        #expect(scan([0xc0, 0xc0, 0x01]))
+        #expect(!scan([0x01, 0xc0]))
+        // Every position, with and without the pointer's second byte inside the key.
+        for count in 1...40 {
+            for position in 0..<count {
+                for second: UInt8 in [0, 1, 2, 0xc0] {
+                    var bytes = [UInt8](repeating: 0x61, count: count)
+                    bytes[position] = 0xc0
+                    if position + 1 < count { bytes[position + 1] = second }
+                    #expect(scan(bytes) == reference(bytes), "\(bytes)")
+                }
+            }
+        }
+    }
+
     @Test func dropsAndLongQueriesGoToTheEngineEveryTime() throws {
         let cache = AnswerCache(slots: 16)
         var response = queryBytes(name: "www.example.", type: .a)

@@ -37,9 +37,10 @@ public final class AnswerCache {
     public let slotCount: Int
     /// Queries answered from the cache, answered by the engine (and kept when they
     /// fit), and answered by the engine while the cache stood aside.
-    public private(set) var hits: UInt64 = 0
-    public private(set) var misses: UInt64 = 0
-    public private(set) var bypassed: UInt64 = 0
+    /// (Counted without dynamic exclusivity checks: a cache is confined to a thread.)
+    @exclusivity(unchecked) public private(set) var hits: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var misses: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var bypassed: UInt64 = 0
 
     // A slot: [hash: UInt64][query length: UInt16][answer length: UInt16][limit: UInt32]
     // [query bytes after the ID, maximumQuery][answer, maximumAnswer]. Length 0: empty.
@@ -159,14 +160,16 @@ public final class AnswerCache {
     /// message (C0 00 or C0 01): a name that reads the ID.
     @inline(__always)
     static func mayPointAtTheID(_ bytes: UnsafeRawPointer, count: Int) -> Bool {
-        var from = bytes
-        var left = count
-        while left > 1, let found = memchr(from, 0xc0, left) {
-            let next = UnsafeRawPointer(found) + 1
-            left -= next - from
-            guard left > 0 else { return false }
-            if next.load(as: UInt8.self) <= 1 { return true }
-            from = next
+        // A byte loop: the key is a hundred bytes at most, shorter than what a call to
+        // memchr costs to set up (which perf showed as 4 % of the server on AF_XDP).
+        var index = 0
+        while index &+ 1 < count {
+            if bytes.load(fromByteOffset: index, as: UInt8.self) == 0xc0,
+                bytes.load(fromByteOffset: index &+ 1, as: UInt8.self) <= 1
+            {
+                return true
+            }
+            index &+= 1
         }
         return false
     }
