@@ -333,7 +333,9 @@ import Testing
     /// the same files, the same verdicts, the same `file:line`.
     @Test func leadingZerosAsNSDCheckzone() throws {
         guard isInstalled("nsd-checkzone") else {
-            return try skip("nsd-checkzone is not installed (apt-get install nsd)")
+            try skip(
+                "leadingZerosAsNSDCheckzone", "nsd-checkzone is not installed (apt-get install nsd)"
+            )
         }
         let folder = temporaryFolder("oasis-zone-ipv4")
         defer { _ = try? FileManager.default.removeItem(atPath: folder) }
