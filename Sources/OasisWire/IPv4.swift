@@ -126,6 +126,12 @@ public struct IPv4Packet: ~Escapable {
         guard headerLength >= 20, headerLength <= bytes.byteCount else {
             throw .badHeaderLength(headerLength: headerLength, totalLength: bytes.byteCount)
         }
+        // The total length is the original datagram's, cut or not: never less than the
+        // header (so a payload length is never negative).
+        let totalLength = Int(first & 0xffff)
+        guard headerLength <= totalLength else {
+            throw .badHeaderLength(headerLength: headerLength, totalLength: totalLength)
+        }
         self.bytes = bytes
     }
 

@@ -113,6 +113,8 @@ public struct IPv4Network: Hashable, Sendable, CustomStringConvertible {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let address = IPv4Address(parts[0]),
             (1...2).contains(parts[1].count), parts[1].allSatisfy({ $0.isASCII && $0.isNumber }),
+            // No leading zero, as in the address itself: `/08` is refused.
+            parts[1].count == 1 || parts[1].first != "0",
             let length = Int(parts[1])
         else { return nil }
         self.init(address: address, prefixLength: length)

@@ -52,9 +52,9 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
     public init?(_ text: some StringProtocol) {
         var value: UInt64 = 0
         var groups = 0
-        for group in text.split(separator: ":", omittingEmptySubsequences: false)
-            .flatMap({ $0.split(separator: "-", omittingEmptySubsequences: false) })
-        {
+        // One separator throughout: colons, or hyphens (`02-00-...`), not both.
+        let separator: Character = text.contains(":") ? ":" : "-"
+        for group in text.split(separator: separator, omittingEmptySubsequences: false) {
             // Hex digits only: `UInt8(_:radix:)` would also take a sign ("+f").
             guard (1...2).contains(group.count), group.allSatisfy(\.isHexDigit),
                 let byte = UInt8(group, radix: 16)

@@ -22,10 +22,12 @@ import Testing
         for bad in [
             "+2:00:00:00:00:01", "02:00:00:00:00:-1", "02:00:00:00:00:+f", " 2:00:00:00:00:01",
             "02::00:00:00:01", "02:00:00:00:00:01:", "0x2:00:00:00:00:01", "02:00:00:00:00:0１",
+            "02:00-00:00:00:01", "02-00-00-00-00:01",
         ] {
             #expect(MACAddress(bad) == nil, "\(bad)")
         }
         #expect(MACAddress("2:0:0:a:B:ff") == MACAddress(2, 0, 0, 0x0a, 0x0b, 0xff))
+        #expect(MACAddress("02-00-00-0a-0B-ff") == MACAddress(2, 0, 0, 0x0a, 0x0b, 0xff))
     }
 
     @Test func ipv4() {
@@ -75,6 +77,9 @@ import Testing
         #expect(IPv4Network("10.0.0.1/33") == nil)
         #expect(IPv4Network("10.0.0.1") == nil)
         #expect(IPv4Network("010.0.0.1/8") == nil)
+        #expect(IPv4Network("10.0.0.1/08") == nil)
+        #expect(IPv4Network("10.0.0.1/00") == nil)
+        #expect(IPv4Network("10.0.0.1/0")!.prefixLength == 0)
         #expect(net.description == "192.0.2.2/24")
     }
 }

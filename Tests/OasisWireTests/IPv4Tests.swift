@@ -150,6 +150,17 @@ import Testing
             try IPv4Repr.parse(packet(corrupt).bytes)
         }
         #expect(try IPv4Repr.parse(packet(corrupt).bytes, verifyChecksum: false).timeToLive == 63)
+        // A header alone (a quoted or cut datagram) may run short of its total length,
+        // but the total length may not be less than the header.
+        let cut = Array(body[0..<28])
+        #expect(throws: Never.self) {
+            try cut.withUnsafeBytes { _ = try IPv4Packet(checkingHeaderOnly: $0.bytes) }
+        }
+        var shortTotal = cut
+        shortTotal[3] = 19
+        #expect(throws: IPv4Error.badHeaderLength(headerLength: 20, totalLength: 19)) {
+            try shortTotal.withUnsafeBytes { _ = try IPv4Packet(checkingHeaderOnly: $0.bytes) }
+        }
         var big = packet([UInt8](repeating: 0, count: 65_530), headroom: 20)
         #expect(throws: IPv4Error.payloadTooLarge(65_530)) {
             try IPv4Repr(source: hostA, destination: hostB, protocol: .udp, payloadLength: 0)
