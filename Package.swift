@@ -122,7 +122,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
-            swiftSettings: strict),
+            // The stack is specialised here, once per device. LLVM's function merging
+            // would fold twin specialisations (AF_XDP's and pcap's) into one that calls
+            // through a pointer; bench/dispatch.sh counts what is left on the path.
+            swiftSettings: strict + [
+                .unsafeFlags(
+                    ["-Xfrontend", "-disable-llvm-merge-functions-pass"],
+                    .when(configuration: .release))
+            ]),
 
         // The benchmark harness (bench/README.md): built with the package so it never
         // rots, run by `make bench`.
