@@ -41,7 +41,8 @@ public final class DNSService {
     public let engine: AuthoritativeEngine
     /// The ceiling of UDP answers to EDNS clients (the engine's default: 1232, like NSD).
     public let maximumUDPPayload: Int
-    @exclusivity(unchecked) public private(set) var udp = DNSStatistics()
+    public var udp: DNSStatistics { _udp }
+    @exclusivity(unchecked) @usableFromInline internal var _udp = DNSStatistics()
     /// Answers are at most `maximumUDPPayload` bytes: one page with 128 bytes of
     /// headroom holds any of them. The limit bounds what a slow device can hold.
     private let pool = BufferPool(headroom: BufferPool.defaultHeadroom, limit: 512)
@@ -50,7 +51,7 @@ public final class DNSService {
     /// OPT record and an Extended DNS Error option.
     private let replyRoom: Int
     /// Whether the engine's store is large enough for prefetching to pay.
-    private let prefetch: Bool
+    @usableFromInline internal let prefetch: Bool
 
     /// Whole UDP answers kept by their queries, or nil for none (`--answer-cache 0`).
     public let cache: AnswerCache?
@@ -75,7 +76,8 @@ public final class DNSService {
     }
 
     /// The prefetch tokens of the batch being answered.
-    private let tokens = UnsafeMutablePointer<PrefetchToken>.allocate(capacity: 64)
+    @usableFromInline internal let tokens = UnsafeMutablePointer<PrefetchToken>.allocate(
+        capacity: 64)
 
     deinit { tokens.deallocate() }
 
@@ -84,7 +86,10 @@ public final class DNSService {
     /// of the batch will read (its hash slot, then its name's record), then answers
     /// them one after the other. The closure holds neither `self` nor `service`
     /// (``Unretained``: no reference count per batch): `service` owns the closure, and
-    /// this service must outlive the listener, as `oasis dns` arranges.
+    /// this service must outlive the listener, as `oasis dns` arranges. Inlinable, so
+    /// that it is specialised with `service` where that is known: the replies go down
+    /// the stack with no witness table between the answer and the device.
+    @inlinable
     public func serveUDP(on service: some DatagramService, port: UInt16) throws(DatagramError) {
         let server = Unretained(self)
         let transport = Unretained(service)
@@ -96,7 +101,8 @@ public final class DNSService {
     }
 
     /// One batch: prefetch (for a large store), then answer and send each datagram.
-    private func serve(
+    @inlinable
+    internal func serve(
         _ batch: inout DatagramBatch, on service: some DatagramService, port: UInt16
     ) {
         if batch.count > 1 && batch.count <= 64 && prefetch {
@@ -114,9 +120,9 @@ public final class DNSService {
             guard let reply = answer(datagram.payload) else { continue }
             do {
                 try service.send(reply, to: source, from: port)
-                udp.responses &+= 1
+                _udp.responses &+= 1
             } catch {
-                udp.dropsSendFailed &+= 1
+                _udp.dropsSendFailed &+= 1
             }
         }
     }
@@ -127,8 +133,9 @@ public final class DNSService {
     /// largest answer does not fit there; nil (counted) when there is none to send.
     /// Not generic, so that it is compiled once, with nothing between the engine and
     /// the packet it returns.
-    private func answer(_ query: consuming Packet) -> Packet? {
-        udp.queries &+= 1
+    @usableFromInline
+    internal func answer(_ query: consuming Packet) -> Packet? {
+        _udp.queries &+= 1
         let offset = query.offset
         let count = query.count
         let question = UnsafeRawBufferPointer(
@@ -145,7 +152,7 @@ public final class DNSService {
             // engine reads it.
             return respond(to: question, into: reply, keeping: query)
         } else {
-            udp.dropsNoBuffer &+= 1
+            _udp.dropsNoBuffer &+= 1
             return nil
         }
         return respond(to: question, into: reply, keeping: nil)
@@ -168,7 +175,7 @@ public final class DNSService {
             }
         _ = consume query
         guard let length, (try? reply.extend(by: length)) != nil else {
-            udp.dropsUnanswerable &+= 1
+            _udp.dropsUnanswerable &+= 1
             return nil
         }
         return reply

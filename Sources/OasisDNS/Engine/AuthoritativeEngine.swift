@@ -105,15 +105,21 @@ public final class AuthoritativeEngine: Sendable {
 /// Where a query's name sits in the engine's tables, from
 /// ``AuthoritativeEngine/prefetchSlot(for:)``: what ``AuthoritativeEngine/prefetchRecord(_:)``
 /// needs to start loading the name's data.
+@frozen
 public struct PrefetchToken: Sendable {
     /// The slot's index among the store's slots, or -1 when the query names no zone
     /// we serve. An index, not an address: a token kept too long, or given to another
     /// engine, is checked against that engine's slots and at worst hints wrongly.
-    let slot: Int
-    let tag: UInt64
+    @usableFromInline let slot: Int
+    @usableFromInline let tag: UInt64
+
+    @inlinable init(slot: Int, tag: UInt64) {
+        self.slot = slot
+        self.tag = tag
+    }
 
     /// A token that prefetches nothing.
-    public static let none = PrefetchToken(slot: -1, tag: 0)
+    @inlinable public static var none: PrefetchToken { PrefetchToken(slot: -1, tag: 0) }
 }
 
 extension AuthoritativeEngine {
