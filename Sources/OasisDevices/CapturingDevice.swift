@@ -66,4 +66,11 @@ public final class CapturingDevice<Base: NetworkDevice>: NetworkDevice {
         base.close()
         try? writer.close()
     }
+
+    public func onFailure(_ handler: @escaping (DeviceError) -> Void) {
+        base.onFailure(handler)
+    }
+
+    /// The base device's handler holds this one unretained: dropping it closes both.
+    deinit { close() }
 }

@@ -53,9 +53,17 @@ public protocol NetworkDevice: AnyObject {
     /// Stops receiving and releases the underlying resource. Calling it twice does
     /// nothing.
     func close()
+
+    /// Calls `handler` once, on the loop, if the device stops on its own: its interface
+    /// went away under it (a TAP or a veth deleted), or it failed in a way that reading
+    /// again cannot mend. The device has closed itself by then. A device that cannot
+    /// fail this way never calls it (the default).
+    func onFailure(_ handler: @escaping (DeviceError) -> Void)
 }
 
 extension NetworkDevice {
+    public func onFailure(_ handler: @escaping (DeviceError) -> Void) {}
+
     /// The largest IP packet the device carries (``DeviceCapabilities/mtu``).
     @inlinable public var mtu: Int { capabilities.mtu }
 
@@ -88,8 +96,9 @@ public struct DeviceCapabilities: Hashable, Sendable {
     /// Checksums the device has already verified on the frames it delivers: the stack
     /// does not verify them again.
     public var receiveChecksums: ChecksumOffloads
-    /// Checksums the device fills in on the frames it transmits: the stack writes only
-    /// their pseudo-header sum.
+    /// Checksums the device would fill in on the frames it transmits, the stack then
+    /// writing only their pseudo-header sum. No device offers it yet (a TAP with a
+    /// virtio header can: TCP is to use it), and UDP always writes the whole sum.
     public var transmitChecksums: ChecksumOffloads
 
     /// Capabilities of a link with MTU `mtu` and no offloads.

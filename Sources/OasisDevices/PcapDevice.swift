@@ -19,15 +19,31 @@ public final class PcapDevice: NetworkDevice {
     public let macAddress: MACAddress
     public let capabilities: DeviceCapabilities
     public var isLinkUp: Bool { handle != nil }
-    // Loop-confined, like every device: no dynamic exclusivity checks per frame.
-    @exclusivity(unchecked) public private(set) var counters = DeviceCounters()
+    /// What the device did, with the frames the kernel dropped because libpcap's ring
+    /// was full (`pcap_stats`) among the receive drops.
+    public var counters: DeviceCounters {
+        var all = ownCounters
+        all.receiveDrops &+= ringDrops
+        return all
+    }
     public let pool: BufferPool
 
+    // Loop-confined, like every device: no dynamic exclusivity checks per frame.
+    @exclusivity(unchecked) private var ownCounters = DeviceCounters()
     private let loop: EventLoop
     private var handle: PcapHandle?
     private var descriptor: FileDescriptor?
     private var handler = CallbackSlot<PacketBatch>()
+    private var failureHandler: ((DeviceError) -> Void)?
     private var batch = PacketBatch(capacity: deviceReceiveBatch)
+    /// The ring's drops as last read (kept when the handle closes).
+    private var lastRingDrops: UInt64 = 0
+    private var ringDrops: UInt64 {
+        if let stats = try? handle?.statistics() {
+            return UInt64(stats.droppedByBuffer)
+        }
+        return lastRingDrops
+    }
 
     /// Opens `interface` live (promiscuous, immediate delivery, inbound only,
     /// non-blocking). `macAddress` is the stack's own address on that wire.
@@ -36,9 +52,14 @@ public final class PcapDevice: NetworkDevice {
         poolLimit: Int = 1024
     ) throws(DeviceError) {
         do {
+            // Frames are copied into one pool buffer each: a longer snapshot would only
+            // make the kernel's ring slots larger (and fewer: about 31 in libpcap's
+            // 2 MiB on an interface with offloads, a burst of fragments overflows it).
             handle = try PcapHandle.live(
-                interface: interface, promiscuous: true, immediate: true, direction: .incoming,
-                nonBlocking: true)
+                interface: interface,
+                snapshotLength: Buffer.pageSize - BufferPool.defaultHeadroom,
+                promiscuous: true, immediate: true, direction: .incoming, nonBlocking: true,
+                bufferSize: 8 << 20)
             // The stack speaks Ethernet: a tun device or a cooked capture would be misread.
             guard try handle?.linkType == 1 else {  // DLT_EN10MB
                 handle?.close()
@@ -96,7 +117,10 @@ public final class PcapDevice: NetworkDevice {
             do {
                 next = try handle.next()
             } catch {
-                counters.receiveErrors &+= 1
+                ownCounters.receiveErrors &+= 1
+                // libpcap reports an interface that went away ("The interface
+                // disappeared") as a read error, and every later read fails the same.
+                fail(.pcap(error))
                 return
             }
             guard case .packet(let packet) = next else { return }
@@ -105,10 +129,10 @@ public final class PcapDevice: NetworkDevice {
                 var frame = try? pool.allocatePacket(),
                 (try? frame.append(contentsOf: packet.bytes)) != nil
             else {
-                counters.receiveDrops &+= 1
+                ownCounters.receiveDrops &+= 1
                 continue
             }
-            counters.countReceived(frame.count)
+            ownCounters.countReceived(frame.count)
             batch.append(frame)
         }
     }
@@ -122,10 +146,10 @@ public final class PcapDevice: NetworkDevice {
         do {
             try frame.withUnsafeBytes { bytes throws(PcapError) in try handle.inject(bytes) }
         } catch {
-            counters.transmitErrors &+= 1
+            ownCounters.transmitErrors &+= 1
             throw .pcap(error)
         }
-        counters.countTransmitted(frame.count)
+        ownCounters.countTransmitted(frame.count)
     }
 
     public func close() {
@@ -134,9 +158,26 @@ public final class PcapDevice: NetworkDevice {
             self.descriptor = nil
         }
         handler.clear()
+        lastRingDrops = ringDrops
         handle?.close()
         handle = nil
     }
+
+    public func onFailure(_ handler: @escaping (DeviceError) -> Void) {
+        failureHandler = handler
+    }
+
+    /// Stops on its own: closes, then tells whoever asked.
+    private func fail(_ error: DeviceError) {
+        close()
+        let handler = failureHandler
+        failureHandler = nil
+        handler?(error)
+    }
+
+    /// A device dropped without ``close()`` still leaves the loop: its registration
+    /// holds the device unretained.
+    deinit { close() }
 }
 
 /// A ``NetworkDevice`` that replays a recorded trace: every frame of `input` (a pcap

@@ -163,9 +163,13 @@ public final class PcapHandle {
     ///   - immediate: deliver each frame as it arrives rather than in batches.
     ///   - direction: which frames to see; `.incoming` hides what this handle sends.
     ///   - nonBlocking: ``next()`` returns `.noPacket` instead of waiting.
+    ///   - bufferSize: the kernel ring's size in bytes (libpcap's default, 2 MiB, when
+    ///     nil). The ring is cut in slots of the snapshot length (rounded up), so a long
+    ///     snapshot on an interface with offloads leaves room for few frames.
     public static func live(
         interface: String, snapshotLength: Int = 65535, promiscuous: Bool = true,
-        immediate: Bool = true, direction: Direction = .incoming, nonBlocking: Bool = true
+        immediate: Bool = true, direction: Direction = .incoming, nonBlocking: Bool = true,
+        bufferSize: Int? = nil
     ) throws(PcapError) -> PcapHandle {
         var errorText = ErrorBuffer()
         guard let pcap = errorText.withPointer({ pcap_create(interface, $0) }) else {
@@ -178,6 +182,10 @@ public final class PcapHandle {
         try capture.check(pcap_set_promisc(pcap, promiscuous ? 1 : 0), "pcap_set_promisc")
         try capture.check(
             pcap_set_immediate_mode(pcap, immediate ? 1 : 0), "pcap_set_immediate_mode")
+        if let bufferSize {
+            try capture.check(
+                pcap_set_buffer_size(pcap, CInt(clamping: bufferSize)), "pcap_set_buffer_size")
+        }
 
         let status = pcap_activate(pcap)
         // Positive values are warnings (e.g. promiscuous mode not supported): the

@@ -1,5 +1,6 @@
 // The TAP backend: frames read from and written to /dev/net/tun, driven by the loop.
 
+import Glibc
 import OasisBits
 import OasisLoop
 import OasisWire
@@ -40,6 +41,7 @@ public final class TapDevice: NetworkDevice {
     private let loop: EventLoop
     private var descriptor: FileDescriptor?
     private var handler = CallbackSlot<PacketBatch>()
+    private var failureHandler: ((DeviceError) -> Void)?
     private var batch = PacketBatch(capacity: deviceReceiveBatch)
     /// Where a frame is read when the pool has no buffer free, to be dropped: a full
     /// pool must not leave the frame in the kernel's queue, where level-triggered
@@ -64,7 +66,12 @@ public final class TapDevice: NetworkDevice {
                 try interface.setOffload(.checksum)
             }
             try interface.setLinkUp(true)
-            capabilities = DeviceCapabilities(mtu: try interface.mtu)
+            // A frame is read into one pool buffer: the largest we take is what its
+            // tailroom holds (longer ones, with a larger interface MTU, are dropped).
+            let room =
+                Buffer.pageSize - BufferPool.defaultHeadroom
+                - (options.contains(.vnetHeader) ? TapDevice.vnetHeaderSize : 0)
+            capabilities = DeviceCapabilities(mtu: min(try interface.mtu, room - 18))
             let index = try interface.index
             self.macAddress = macAddress ?? MACAddress(0x0200_0a5e_0000 | UInt64(index & 0xffff))
         } catch {
@@ -126,11 +133,22 @@ public final class TapDevice: NetworkDevice {
                 }
                 return outcome ?? 0
             }
-            if failure != nil {
+            if let failure {
                 counters.receiveErrors &+= 1
+                // EBADFD: the interface was deleted under us. Reading again would fail
+                // again, on every turn of the loop (the descriptor stays readable).
+                if case .readFailed(_, let errno) = failure, errno.rawValue == EBADFD {
+                    fail(.tap(failure))
+                }
                 return
             }
             guard outcome != nil else { return }  // EAGAIN: drained
+            if frame.tailroom == 0 {
+                // The read filled the room: the kernel cut a longer frame to fit (an
+                // interface MTU above what a buffer holds). Dropped, counted.
+                counters.receiveDrops &+= 1
+                continue
+            }
             if options.contains(.vnetHeader) {
                 guard completeVnetFrame(&frame) else {
                     counters.receiveDrops &+= 1
@@ -222,7 +240,19 @@ public final class TapDevice: NetworkDevice {
         try? interface.close()
     }
 
-    deinit {
-        if !interface.isClosed { try? interface.close() }
+    public func onFailure(_ handler: @escaping (DeviceError) -> Void) {
+        failureHandler = handler
     }
+
+    /// Stops on its own: closes, then tells whoever asked.
+    private func fail(_ error: DeviceError) {
+        close()
+        let handler = failureHandler
+        failureHandler = nil
+        handler?(error)
+    }
+
+    /// A device dropped without ``close()`` still leaves the loop: its registration
+    /// holds the device unretained.
+    deinit { close() }
 }

@@ -222,12 +222,14 @@ public struct ArpCache: ~Copyable {
     /// no answer after `maximumRequests` are removed with their waiting packets (counted
     /// as `resolutionFailed`); expired entries with nothing waiting are removed.
     public mutating func poll(now: Duration) -> ArpRepr? {
-        var expired: IPv4Address? = nil
+        // Expired entries and failed resolutions first, in one pass (no recursion:
+        // a table of many expired entries is cleared in linear time).
+        var gone: [IPv4Address] = []
+        var due: IPv4Address? = nil
         for (ip, entry) in entries {
             if entry.mac != nil {
                 if now - entry.updatedAt >= configuration.entryLifetime && entry.waiting == 0 {
-                    expired = ip
-                    break
+                    gone.append(ip)
                 }
                 continue
             }
@@ -235,18 +237,16 @@ public struct ArpCache: ~Copyable {
             if entry.requestsSent >= configuration.maximumRequests {
                 drops.count(.resolutionFailed, UInt64(entry.waiting))
                 waitingPackets.removeAll(for: ip)
-                expired = ip
-                break
+                gone.append(ip)
+            } else if due == nil {
+                due = ip
             }
-            entries[ip]!.requestsSent += 1
-            entries[ip]!.lastRequestAt = now
-            return .request(from: mac, address, for: ip)
         }
-        if let expired {
-            entries[expired] = nil
-            return poll(now: now)
-        }
-        return nil
+        for ip in gone { entries[ip] = nil }
+        guard let ip = due else { return nil }
+        entries[ip]!.requestsSent += 1
+        entries[ip]!.lastRequestAt = now
+        return .request(from: mac, address, for: ip)
     }
 
     /// When ``poll(now:)`` next has something to do, if ever.

@@ -32,13 +32,19 @@ public struct Datagram: ~Copyable {
     public var source: DatagramEndpoint
     public var destination: DatagramEndpoint
     public var payload: Packet
+    /// Sent to a broadcast address (the subnet's or 255.255.255.255), as far as the
+    /// service knows: the Oasis stack does; kernel sockets do not say (false).
+    public var isBroadcast: Bool
 
     @inlinable
-    public init(source: DatagramEndpoint, destination: DatagramEndpoint, payload: consuming Packet)
-    {
+    public init(
+        source: DatagramEndpoint, destination: DatagramEndpoint, payload: consuming Packet,
+        isBroadcast: Bool = false
+    ) {
         self.source = source
         self.destination = destination
         self.payload = payload
+        self.isBroadcast = isBroadcast
     }
 }
 
@@ -53,12 +59,12 @@ public enum DatagramError: Error, Equatable, CustomStringConvertible {
     case payloadTooLarge(Int)
     /// No buffer was free to build the datagram in.
     case noBuffers
-    /// The destination is not reachable: no route, or ARP gave up on the next hop.
+    /// The destination is not reachable: no route to it (or the datagram could not be
+    /// built on its way down). A next hop ARP has not resolved yet is not an error: the
+    /// datagram waits, and is dropped (counted by the ARP cache) if ARP gives up.
     case unreachable(IPv4Address)
     /// A kernel socket call failed (`errno`).
     case system(operation: String, errno: Int32)
-    /// The device refused the frame.
-    case device(String)
     /// Every listener slot is taken.
     case tooManyListeners(Int)
 
@@ -69,7 +75,6 @@ public enum DatagramError: Error, Equatable, CustomStringConvertible {
         case .noBuffers: return "no free buffer to send from"
         case .unreachable(let address): return "\(address) is unreachable"
         case .system(let operation, let code): return "\(operation) failed: errno \(code)"
-        case .device(let message): return "device: \(message)"
         case .tooManyListeners(let limit): return "every one of the \(limit) listeners is in use"
         }
     }

@@ -49,6 +49,9 @@ public enum EthernetDropReason: Int, DropReason {
     case notForUs
     /// A well-formed frame with an EtherType no layer above handles.
     case unknownEtherType
+    /// Outgoing: the device refused the frame (closed, or larger than its largest
+    /// frame), or there was no room in front for the header.
+    case transmitFailed
 }
 
 /// Why an ARP packet was dropped or not answered.
@@ -87,6 +90,11 @@ public enum IPv4DropReason: Int, DropReason {
     case notForUs
     /// A protocol no layer above handles (answered with ICMP protocol unreachable).
     case unknownProtocol
+    /// Outgoing: no route to the destination (off the subnet, no gateway).
+    case noRoute
+    /// Outgoing: the datagram could not be built (no room for the header, no buffer
+    /// for a fragment); a datagram cut short this way may have sent some fragments.
+    case sendFailed
 }
 
 /// Why an ICMP message was dropped (or an ICMP error not sent).
@@ -97,10 +105,16 @@ public enum ICMPv4DropReason: Int, DropReason {
     case badChecksum
     /// An error message whose embedded original header was unusable.
     case badEmbeddedHeader
-    /// A type we do not handle.
+    /// A type we do not handle (echo replies among them: the stack sends no requests),
+    /// or an echo request while answering pings is off.
     case unhandledType
     /// An error we would have sent was suppressed by the rate limiter (RFC 1812 §4.3.2.8).
     case rateLimited
+    /// An echo request to a broadcast address, ignored (RFC 1122 §3.2.2.6).
+    case broadcastEcho
+    /// An ICMP error received: not passed to the transport it is about (RFC 1122
+    /// §4.1.3.3 says UDP should pass it to the application; not yet).
+    case errorNotDelivered
 }
 
 /// Why a UDP datagram was dropped.

@@ -14,6 +14,9 @@ public protocol LinkLayer: AnyObject {
     var capabilities: DeviceCapabilities { get }
     /// Bytes a packet must have in front of it for the link's header.
     var headroom: Int { get }
+    /// Bytes in front of a packet from ``allocatePacket()``: what the rest of its page
+    /// holds bounds the largest packet built in one.
+    var allocationHeadroom: Int { get }
     /// The loop's clock, for the layers above.
     var now: Duration { get }
     /// An empty packet from the device's pool, with room in front for every header.
@@ -35,8 +38,9 @@ public protocol LinkReceiver {
 /// down, to the right neighbour's hardware address.
 ///
 /// ```swift
-/// let link = EthernetLink(device: tap, address: ours, on: loop)
-/// link.receive(&batch, to: ip)             // a device batch: ARP answered, IPv4 handed up
+/// let link = EthernetLink(device: tap, address: ours, arp: .init(), on: loop)
+/// link.receive(&batch, to: stack)          // a device batch: ARP answered, IPv4 handed
+///                                          // to the receiver (IPv4Stack is one)
 /// link.send(packet, to: nextHop)           // ARP-resolved, queued if need be
 /// ```
 ///
@@ -74,7 +78,9 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
 
     @inlinable public var macAddress: MACAddress { device.macAddress }
     @inlinable public var capabilities: DeviceCapabilities { device.capabilities }
-    @inlinable public var headroom: Int { EthernetHeader.size &+ 4 &* device.capabilities.vlanTags }
+    /// The Ethernet header alone: the station sends untagged frames.
+    @inlinable public var headroom: Int { EthernetHeader.size }
+    @inlinable public var allocationHeadroom: Int { device.pool.headroom }
     @inlinable public var now: Duration { loop.now }
 
     /// Entries in the ARP cache (bounded by its configuration).
@@ -227,7 +233,7 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
                 prependingTo: &frame)
             try device.transmit(frame)
         } catch {
-            // Counted by the device (or no headroom: a bug, not traffic).
+            ethernetDrops.count(.transmitFailed)
         }
     }
 

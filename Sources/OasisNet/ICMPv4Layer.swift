@@ -18,8 +18,7 @@ public final class ICMPv4Layer<IP: IPLayer> {
         ICMPv4DropReason
     >()
     /// Echo requests to a broadcast address, ignored (RFC 1122 §3.2.2.6 allows it).
-    public var broadcastEchoesIgnored: UInt64 { _broadcastEchoesIgnored }
-    @exclusivity(unchecked) @usableFromInline internal var _broadcastEchoesIgnored: UInt64 = 0
+    public var broadcastEchoesIgnored: UInt64 { ownDrops[.broadcastEcho] }
 
     public init(ip: IP, answersPing: Bool = true) {
         self.ip = ip
@@ -42,12 +41,12 @@ public final class ICMPv4Layer<IP: IPLayer> {
             return
         }
         guard answersPing, let reply = icmp.echoReply else {
-            ownDrops.count(.unhandledType)
+            ownDrops.count(icmp.isError ? .errorNotDelivered : .unhandledType)
             return
         }
         // RFC 1122 §3.2.2.6: an echo request to a broadcast address may be ignored.
         guard !info.isBroadcast else {
-            _broadcastEchoesIgnored &+= 1
+            ownDrops.count(.broadcastEcho)
             return
         }
         // The reply is built in front of the request's data, in the same buffer.

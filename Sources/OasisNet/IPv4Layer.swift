@@ -65,8 +65,9 @@ public protocol IPLayer: AnyObject {
     var headroom: Int { get }
     /// Transport checksums the device verified on what it delivers.
     var receiveChecksums: ChecksumOffloads { get }
-    /// Transport checksums the device fills in on what it sends (the transport writes
-    /// only the pseudo-header sum).
+    /// Transport checksums the device would fill in on what it sends, were the
+    /// transport to write only the pseudo-header sum. No device offers it yet and UDP
+    /// always writes the whole sum; TCP over a TAP's virtio header is to use it.
     var transmitChecksums: ChecksumOffloads { get }
     /// An empty packet with ``headroom`` in front, from the device's pool.
     func allocatePacket() -> Packet?
@@ -131,7 +132,7 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
     /// ICMP errors not sent (rate limited).
     @exclusivity(unchecked) public private(set) var icmpErrorDrops =
         DropCounters<ICMPv4DropReason>()
-    /// ICMP destination unreachables sent, by code.
+    /// ICMP destination unreachables sent (protocol and port unreachable together).
     @exclusivity(unchecked) public private(set) var unreachablesSent: UInt64 = 0
     private var reassemblyTimer: (id: TimerID, deadline: Duration)?
 
@@ -179,7 +180,7 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
     /// pool buffer holds behind the headers, since a packet (a fragment) is built in one.
     @inlinable
     public var mtu: Int {
-        min(link.capabilities.mtu, Buffer.pageSize &- BufferPool.defaultHeadroom &- link.headroom)
+        min(link.capabilities.mtu, Buffer.pageSize &- link.allocationHeadroom)
     }
 
     @inlinable
@@ -298,7 +299,7 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         do {
             try header.emit(prependingTo: &packet)
         } catch {
-            ownDrops.count(.tooShort)
+            ownDrops.count(.sendFailed)
             return false
         }
         return route(packet, to: destination)
@@ -311,11 +312,18 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         var header = header
         header.dontFragment = false
         guard var fragmenter = try? IPv4Fragmenter(header: header, payload: Bits(payload), mtu: mtu)
-        else { return false }
+        else {
+            ownDrops.count(.sendFailed)
+            return false
+        }
         while !fragmenter.isFinished {
             guard var fragment = allocatePacket(),
                 (try? fragmenter.nextFragment(into: &fragment)) != nil
-            else { return false }
+            else {
+                ownDrops.count(.sendFailed)
+                return false
+            }
+            // No route is counted by `route`, for the first fragment.
             guard route(fragment, to: header.destination) else { return false }
         }
         return true
@@ -335,7 +343,7 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         } else if let gateway {
             nextHop = gateway
         } else {
-            ownDrops.count(.notForUs)  // no route
+            ownDrops.count(.noRoute)
             return false
         }
         link.send(packet, to: nextHop)
@@ -357,7 +365,10 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
             (try? message.truncate(to: min(message.count, info.headerLength &+ 8))) != nil
         else { return }
         if message.headroom < ICMPv4Header.size &+ headroom {
-            guard let copy = try? message.copy(into: BufferPool(limit: 1)) else { return }
+            // Into a buffer of the device's pool, with the room in front.
+            guard var copy = allocatePacket(),
+                message.withUnsafeBytes({ (try? copy.append(contentsOf: $0)) != nil })
+            else { return }
             message = copy
         }
         guard

@@ -1,12 +1,15 @@
+import Glibc
 import OasisBits
 import OasisWire
 
 /// Reassembles fragmented IPv4 datagrams (RFC 791 §3.2, RFC 815), sans I/O, with bounds.
 ///
 /// ```swift
-/// let (ip, packet) = try IPv4Repr.parse(frame)
+/// let view = try IPv4Packet(checking: packet.bytes)
+/// let ip = try IPv4Repr.parse(view)
 /// if ip.isFragment {
-///     switch reassembler.insert(ip, payload: packet.payload, now: now) {
+///     try packet.shift(by: view.headerLength)   // the fragment's data
+///     switch reassembler.insert(ip, payload: packet, now: now) {
 ///     case .complete(let whole, let payload): deliver(whole, payload)
 ///     case .incomplete, .dropped: return      // drops are counted in reassembler.drops
 ///     }
@@ -94,11 +97,14 @@ public struct IPv4Reassembler {
     /// The number of datagrams in flight.
     public var count: Int { datagrams.count }
 
-    /// Takes one fragment: `header` is its parsed header, `payload` its data.
-    /// The most fragments one datagram may arrive in (a 64 KiB datagram over a 1500-byte
-    /// MTU takes 45).
+    /// The most separate pieces a waiting datagram may be in: contiguous fragments
+    /// merge into one piece, so a datagram arriving in order is one piece however many
+    /// fragments it takes (a 64 KiB ping over a 576-byte MTU is 120), while fragments
+    /// sent with gaps between them, to make the reassembler scan and hold more, are
+    /// bounded.
     public static let maximumFragments = 64
 
+    /// Takes one fragment: `header` is its parsed header, `payload` its data.
     public mutating func insert(_ header: IPv4Repr, payload: Bits, now: Duration) -> Outcome {
         payload.withUnsafeBytes { insert(header, payload: $0, now: now) }
     }
@@ -136,11 +142,6 @@ public struct IPv4Reassembler {
                 buffer: buffer, createdAt: now, ranges: [], received: 0, totalLength: nil,
                 first: nil)
         }
-        // A bounded number of fragments per datagram: each costs a scan (and a copy) of
-        // the ranges, and the ranges are not in `bytesHeld`. Linux's limit is similar.
-        guard datagrams[key]!.ranges.count < Self.maximumFragments else {
-            return drop(key, .badFragment)
-        }
         var datagram = datagrams[key]!
         // Consistency with the end of the datagram.
         if !header.moreFragments {
@@ -152,21 +153,35 @@ public struct IPv4Reassembler {
         } else if let total = datagram.totalLength, end > total {
             return drop(key, .badFragment)
         }
-        // Overlaps (RFC 5722 §4): exact duplicates are harmless, anything else is not.
+        // Overlaps (RFC 5722 §4): a duplicate (bytes we hold already, the same bytes)
+        // is harmless, anything else is not. The ranges are the pieces held, in order,
+        // contiguous fragments merged.
         var insertAt = datagram.ranges.count
         for (index, range) in datagram.ranges.enumerated() {
-            if range == start..<end {
+            if range.lowerBound <= start && end <= range.upperBound && start < end {
+                guard let base = payload.baseAddress,
+                    memcmp(datagram.buffer.baseAddress + Self.headroom + start, base, end - start)
+                        == 0
+                else { return drop(key, .overlap) }
                 datagrams[key] = datagram
                 drops.count(.duplicate)
                 return .dropped(.duplicate)
             }
-            if range.overlaps(start..<end) || (range.isEmpty && start == range.lowerBound) {
+            if range.overlaps(start..<end) {
                 return drop(key, .overlap)
             }
-            if range.lowerBound > start {
+            if range.lowerBound >= start {
                 insertAt = index
                 break
             }
+        }
+        // A bounded number of pieces: each costs a scan, and they are not in
+        // `bytesHeld`. A fragment that joins a piece adds none.
+        let joinsBefore = insertAt > 0 && datagram.ranges[insertAt - 1].upperBound == start
+        let joinsAfter =
+            insertAt < datagram.ranges.count && datagram.ranges[insertAt].lowerBound == end
+        guard joinsBefore || joinsAfter || datagram.ranges.count < Self.maximumFragments else {
+            return drop(key, .badFragment)
         }
         // Grow the buffer if this fragment reaches past it (copying what is held).
         let needed = Self.capacity(for: end)
@@ -184,7 +199,18 @@ public struct IPv4Reassembler {
             (datagram.buffer.baseAddress + Self.headroom + start).copyMemory(
                 from: base, byteCount: payload.count)
         }
-        datagram.ranges.insert(start..<end, at: insertAt)
+        switch (joinsBefore, joinsAfter) {
+        case (true, true):
+            datagram.ranges[insertAt - 1] =
+                datagram.ranges[insertAt - 1].lowerBound..<datagram.ranges[insertAt].upperBound
+            datagram.ranges.remove(at: insertAt)
+        case (true, false):
+            datagram.ranges[insertAt - 1] = datagram.ranges[insertAt - 1].lowerBound..<end
+        case (false, true):
+            datagram.ranges[insertAt] = start..<datagram.ranges[insertAt].upperBound
+        case (false, false):
+            datagram.ranges.insert(start..<end, at: insertAt)
+        }
         datagram.received += payload.count
         if start == 0 { datagram.first = header }
         if let total = datagram.totalLength, datagram.received == total, var whole = datagram.first

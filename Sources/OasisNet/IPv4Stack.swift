@@ -105,6 +105,10 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
         device.close()
     }
 
+    /// The device's handler holds the stack unretained (no reference count per
+    /// batch): a stack dropped while its device lives stops it first.
+    deinit { stop() }
+
     /// Handles a batch of frames from the device, through every layer; the datagrams it
     /// held reach their listeners as a batch at the end.
     @inlinable
@@ -123,7 +127,6 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
         all.arp = linkDrops.arp
         let ipDrops = ip.drops
         all.ipv4 = ipDrops.ipv4
-        all.ipv4.count(.notForUs, icmp.broadcastEchoesIgnored)
         all.reassembly = ipDrops.reassembly
         all.icmp = icmp.drops
         all.icmp.count(.rateLimited, ip.icmpErrorDrops[.rateLimited])

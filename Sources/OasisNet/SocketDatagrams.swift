@@ -41,6 +41,10 @@ public final class SocketDatagrams: DatagramService {
     /// 3 900 bytes): the kernel could hand over only their start, so they are dropped
     /// and counted, never passed on cut short.
     public private(set) var oversizeDrops: UInt64 = 0
+    /// Datagrams read and dropped because no buffer was free (the application holds
+    /// them all): read all the same, so that a level-triggered socket does not wake the
+    /// loop on every turn until a buffer comes back.
+    public private(set) var noBufferDrops: UInt64 = 0
     private var sockets: [UInt16: CInt] = [:]
     /// The port last sent from and its socket: replies to a batch come from one port.
     private var lastPort: UInt16?
@@ -123,7 +127,16 @@ public final class SocketDatagrams: DatagramService {
                 if let kept = spare.take() {
                     buffer = kept
                 } else {
-                    guard let fresh = try? pool.allocatePacket() else { break }
+                    guard let fresh = try? pool.allocatePacket() else {
+                        // A read of no bytes takes the datagram off the socket whole.
+                        if oasis_recvfrom(fd, nil, 0, nil, nil) < 0 {
+                            drained = true
+                        } else {
+                            noBufferDrops &+= 1
+                        }
+                        if drained { break }
+                        continue
+                    }
                     buffer = fresh
                 }
                 // The datagram lands in the packet's tailroom, which then holds it.
@@ -157,7 +170,7 @@ public final class SocketDatagrams: DatagramService {
                 received.append(Datagram(source: source, destination: local, payload: buffer))
                 count += 1
             }
-            guard count > 0 else { return }  // nothing waiting, or no buffer free
+            guard count > 0 else { return }  // nothing waiting (or nothing kept)
             batching = true
             handler(&received)
             received.removeAll()
@@ -250,6 +263,8 @@ public final class SocketDatagrams: DatagramService {
     }
 
     deinit {
+        // The loop's registrations hold this service unretained: they go first.
+        close()
         receiveAddresses.deallocate()
         sendHeaders.deallocate()
         sendVectors.deallocate()

@@ -64,9 +64,12 @@ public final class SocketStreams: StreamService {
         let listener = Listener(
             fd: fd, local: SocketStreams.localEndpoint(of: fd) ?? endpoint, service: self,
             accept: accept)
+        // The listener owns the registration (its close() removes it, and the service
+        // holds the listener until then): no reference count per readiness.
+        let target = Unretained(listener)
         do {
-            try loop.register(FileDescriptor(rawValue: fd), interest: .readable) {
-                [unowned listener] _ in listener.acceptWaiting()
+            try loop.register(FileDescriptor(rawValue: fd), interest: .readable) { _ in
+                target.call { $0.acceptWaiting() }
             }
         } catch {
             Glibc.close(fd)
@@ -204,7 +207,7 @@ public final class SocketStreams: StreamService {
         // The handshake is under way: the socket turns writable when it completes or fails.
         do {
             try loop.register(FileDescriptor(rawValue: fd), interest: .writable) {
-                [unowned self] _ in self.completeConnect(fd, remote: remote, promise)
+                [weak self] _ in self?.completeConnect(fd, remote: remote, promise)
             }
         } catch {
             Glibc.close(fd)
@@ -257,13 +260,21 @@ public final class SocketStreams: StreamService {
     /// taken still leaves, bytes in the send buffers that it does not take are dropped.
     public func close() {
         for listener in Array(listeners.values) { listener.close() }
+        abandonConnects()
+        for connection in Array(connections.values) { connection.closeNow() }
+    }
+
+    /// Listeners and connections hold the service, so it goes only when none is left;
+    /// the connects still under way are abandoned then.
+    deinit { abandonConnects() }
+
+    private func abandonConnects() {
         for (fd, promise) in connecting {
             try? loop.deregister(FileDescriptor(rawValue: fd))
             Glibc.close(fd)
             promise.settle(.failure(StreamError.closed))
         }
         connecting = [:]
-        for connection in Array(connections.values) { connection.closeNow() }
     }
 
     fileprivate func adopt(_ connection: Connection, fd: CInt) { connections[fd] = connection }
@@ -377,8 +388,13 @@ extension SocketStreams {
             output = ByteQueue(limit: service.sendCapacity)
         }
 
+        /// The connection owns its registration (no reference count per readiness): it
+        /// leaves the loop before it goes.
         deinit {
-            if fd >= 0 { Glibc.close(fd) }
+            if fd >= 0 {
+                if registered != nil { try? service.loop.deregister(FileDescriptor(rawValue: fd)) }
+                Glibc.close(fd)
+            }
         }
 
         private var loop: EventLoop { service.loop }
@@ -388,7 +404,8 @@ extension SocketStreams {
         func start() -> Bool {
             do {
                 try loop.register(FileDescriptor(rawValue: fd), interest: .readable) {
-                    [unowned self] readiness in self.handle(readiness)
+                    [connection = Unretained(self)] readiness in
+                    connection.call { $0.handle(readiness) }
                 }
             } catch {
                 Glibc.close(fd)
@@ -745,7 +762,8 @@ extension SocketStreams {
                     registered = nil
                 } else if registered == nil {
                     try loop.register(descriptor, interest: wanted) {
-                        [unowned self] readiness in self.handle(readiness)
+                        [connection = Unretained(self)] readiness in
+                        connection.call { $0.handle(readiness) }
                     }
                     registered = wanted
                 } else {

@@ -470,7 +470,12 @@ public final class IncomingConnections<Service: StreamService>: AsyncSequence,
         let inbox = Inbox(capacity: Swift.max(capacity, 1))
         let waiter = self.waiter
         listener = try service.listen(port: port, backlog: backlog) { [weak inbox] connection in
-            guard let inbox else { return }
+            // The sequence was dropped without close() (its deinit closes the listener,
+            // but a connection may already be on its way): nobody will take this one.
+            guard let inbox, !inbox.finished else {
+                connection.close()
+                return
+            }
             inbox.queue.append(connection)
             if inbox.queue.count >= inbox.capacity { inbox.listener?.isAccepting = false }
             waiter.wake()
@@ -505,6 +510,10 @@ public final class IncomingConnections<Service: StreamService>: AsyncSequence,
         while let connection = inbox.queue.popFirst() { connection.close() }
         waiter.wake()
     }
+
+    /// A sequence dropped without ``close()`` (a `for await` loop left with `break`)
+    /// stops listening all the same.
+    deinit { close() }
 
     public func makeAsyncIterator() -> IncomingConnections { self }
 }

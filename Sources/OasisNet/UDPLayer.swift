@@ -31,7 +31,8 @@ public final class UDPLayer<IP: IPLayer>: DatagramService {
     // small methods below, which touch nothing of the layer below.
     @exclusivity(unchecked) private var listeners: ListenerTable
     /// Datagrams received in the current batch, waiting for ``deliverPending()``, and
-    /// the listener each is for.
+    /// the listener each is for (a ``ListenerTable`` token: its slot and generation, so
+    /// that a port stopped meanwhile, whose slot another port took, gets nothing).
     @exclusivity(unchecked) private var pending: DatagramBatch
     private let pendingListener: UnsafeMutablePointer<Int>
     @exclusivity(unchecked) private var scratch: DatagramBatch
@@ -93,14 +94,14 @@ public final class UDPLayer<IP: IPLayer>: DatagramService {
             Datagram(
                 source: DatagramEndpoint(address: info.source, port: sourcePort),
                 destination: DatagramEndpoint(address: info.destination, port: destinationPort),
-                payload: datagram),
+                payload: datagram, isBroadcast: info.isBroadcast),
             for: listener)
     }
 
-    /// The listener on `port`, if any.
+    /// The listener on `port`, if any, as a token for ``enqueue(_:for:)``.
     @usableFromInline
     internal func listener(on port: UInt16) -> Int? {
-        listeners.index(of: port)
+        listeners.token(of: port)
     }
 
     /// Gathers a datagram for `listener` until the batch ends.
@@ -116,7 +117,6 @@ public final class UDPLayer<IP: IPLayer>: DatagramService {
     public func deliverPending() {
         let count = pending.count
         guard count > 0 else { return }
-        _datagramsDelivered &+= UInt64(count)
         let first = pendingListener[0]
         var single = true
         for index in 1..<count where pendingListener[index] != first {
@@ -124,7 +124,7 @@ public final class UDPLayer<IP: IPLayer>: DatagramService {
             break
         }
         if single {
-            listeners.call(first, with: &pending)
+            deliver(&pending, to: first)
             pending.removeAll()
             return
         }
@@ -136,10 +136,21 @@ public final class UDPLayer<IP: IPLayer>: DatagramService {
                 if let datagram = pending.take(at: later) { scratch.append(datagram) }
                 pendingListener[later] = -1
             }
-            listeners.call(listener, with: &scratch)
+            deliver(&scratch, to: listener)
             scratch.removeAll()
         }
         pending.removeAll()
+    }
+
+    /// One listener's batch, unless it stopped listening since its datagrams arrived
+    /// (an earlier listener's handler may stop it): then they are dropped, counted.
+    private func deliver(_ batch: inout DatagramBatch, to listener: Int) {
+        let count = batch.count
+        if listeners.call(listener, with: &batch) {
+            _datagramsDelivered &+= UInt64(count)
+        } else {
+            ownDrops.count(.noListener, UInt64(count))
+        }
     }
 
     // MARK: Datagram service
@@ -183,10 +194,10 @@ public final class UDPLayer<IP: IPLayer>: DatagramService {
         } catch {
             throw .payloadTooLarge(length)
         }
-        _datagramsSent &+= 1
         guard ip.send(datagram, protocol: .udp, to: destination.address) else {
             throw .unreachable(destination.address)
         }
+        _datagramsSent &+= 1
     }
 
     /// A copy of `payload` with room in front for the headers: a pool buffer, or one of
@@ -217,6 +228,8 @@ struct ListenerTable: ~Copyable {
     struct Listener {
         var port: UInt16
         var isActive: Bool
+        /// Bumped each time the slot is taken or given up: a token names one listener.
+        var generation: UInt32
         var handler: CallbackSlot<DatagramBatch>
     }
 
@@ -242,8 +255,21 @@ struct ListenerTable: ~Copyable {
         return nil
     }
 
-    func call(_ index: Int, with batch: inout DatagramBatch) {
+    /// The active listener on `port` as a token: its slot in the low 32 bits, the
+    /// slot's generation above.
+    func token(of port: UInt16) -> Int? {
+        guard let index = index(of: port) else { return nil }
+        return index | Int(slots[index].generation) << 32
+    }
+
+    /// Calls the listener `token` names, if it is still listening; false if not.
+    func call(_ token: Int, with batch: inout DatagramBatch) -> Bool {
+        let index = token & 0xffff_ffff
+        guard index < count, slots[index].isActive,
+            Int(slots[index].generation) == token >> 32
+        else { return false }
         (slots + index).pointee.handler(&batch)
+        return true
     }
 
     mutating func add(port: UInt16, handler: @escaping (inout DatagramBatch) -> Void) -> Bool {
@@ -251,13 +277,15 @@ struct ListenerTable: ~Copyable {
         for index in 0..<count where !slots[index].isActive {
             slots[index].port = port
             slots[index].isActive = true
+            slots[index].generation &+= 1
             slots[index].handler.set(handler)
             return true
         }
         guard count < capacity else { return false }
         var slot = CallbackSlot<DatagramBatch>()
         slot.set(handler)
-        (slots + count).initialize(to: Listener(port: port, isActive: true, handler: slot))
+        (slots + count).initialize(
+            to: Listener(port: port, isActive: true, generation: 0, handler: slot))
         count += 1
         return true
     }
@@ -265,6 +293,7 @@ struct ListenerTable: ~Copyable {
     mutating func remove(port: UInt16) {
         guard let index = index(of: port) else { return }
         slots[index].isActive = false
+        slots[index].generation &+= 1
         slots[index].handler.clear()
     }
 }

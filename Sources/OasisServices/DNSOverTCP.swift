@@ -14,7 +14,9 @@ import OasisNet
 public struct DNSOverTCPLimits {
     /// Connections served at once; beyond it, new ones wait in the listener's backlog.
     public var connections = 128
-    /// A connection with no progress (nothing read, nothing written) this long is closed.
+    /// A connection with no progress this long is closed. Progress is a whole query
+    /// received or an answer taken by the client: bytes dribbled in one at a time are
+    /// not (they would hold a connection forever, as a slow-loris client does).
     public var idleTimeout: Duration = .seconds(10)
     /// Answers queued for a client that does not read them (the connection's send
     /// buffer); past it, the connection's queries are not answered, then not read,
@@ -72,13 +74,18 @@ public final class DNSOverTCP<Service: StreamService> {
         self.engine = engine
         self.service = service
         self.limits = limits
-        listener = try service.listen(port: port, backlog: 128) { [unowned self] connection in
+        listener = try service.listen(port: port, backlog: 128) { [weak self] connection in
+            guard let self else { return connection.reset() }
             self.accept(connection)
         }
         scheduleSweep()
     }
 
-    deinit { scratch.deallocate() }
+    /// A server dropped without ``close()`` closes its listener and connections.
+    deinit {
+        close()
+        scratch.deallocate()
+    }
 
     /// Connections open now.
     public var openConnections: Int { clients.count }
@@ -106,14 +113,21 @@ public final class DNSOverTCP<Service: StreamService> {
         clients[ObjectIdentifier(client)] = client
         connection.receiveCapacity = max(connection.receiveCapacity, DNSOverTCP.largestMessage)
         connection.sendCapacity = limits.pendingOutput
-        // The connection holds these handlers and the server holds the client: unowned
-        // references keep that from being a cycle (the handlers go when it closes).
-        connection.onReceive { [unowned self, unowned client] input in
-            client.lastProgress = self.service.loop.now
+        // The connection holds these handlers and the server holds the client: weak
+        // references keep that from being a cycle, and a connection still closing after
+        // the server has gone finds nobody to call.
+        connection.onReceive { [weak self, weak client] input in
+            guard let self, let client else { return }
             self.answerWaiting(&input, for: client)
         }
-        connection.onWritable { [unowned self, unowned client] in self.resume(client) }
-        connection.onClose { [unowned self, unowned client] error in self.forget(client, error) }
+        connection.onWritable { [weak self, weak client] in
+            guard let self, let client else { return }
+            self.resume(client)
+        }
+        connection.onClose { [weak self, weak client] error in
+            guard let self, let client else { return }
+            self.forget(client, error)
+        }
         if clients.count >= limits.connections { listener?.isAccepting = false }
     }
 
@@ -128,6 +142,7 @@ public final class DNSOverTCP<Service: StreamService> {
                 answer(UnsafeRawBufferPointer(rebasing: bytes[2..<2 + length]), to: client)
             }
             input.consume(2 + length)
+            client.lastProgress = service.loop.now
         }
         if input.isFinished && client.unsent.isEmpty { client.connection.close() }
     }

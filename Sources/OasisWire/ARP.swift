@@ -151,12 +151,13 @@ public struct ArpRepr: Hashable, Sendable {
     }
 
     /// A gratuitous ARP announcing `address` at `mac`: a request whose sender and target
-    /// protocol addresses are both ours (RFC 5227 §3, as `arping -U` sends it), so every
-    /// cache holding `address` updates its entry (RFC 826's merge step).
+    /// protocol addresses are both ours, so every cache holding `address` updates its
+    /// entry (RFC 826's merge step). Its target hardware address is zero, as RFC 5227
+    /// §2.3 has an announcement and as Linux sends one (`arping -U` sends all ones).
     @inlinable
     public static func gratuitous(mac: MACAddress, address: IPv4Address) -> ArpRepr {
         ArpRepr(
             operation: .request, senderHardwareAddress: mac, senderProtocolAddress: address,
-            targetHardwareAddress: .broadcast, targetProtocolAddress: address)
+            targetHardwareAddress: .zero, targetProtocolAddress: address)
     }
 }

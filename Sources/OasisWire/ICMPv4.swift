@@ -127,21 +127,22 @@ public enum ICMPv4Repr: Hashable, Sendable {
                 type: type, code: code, restOfHeader: message[ICMPv4Header.restOfHeader])
         }
         if repr.isError {
-            // RFC 792: "Internet Header + 64 bits of Original Data Datagram".
+            // RFC 792: "Internet Header + 64 bits of Original Data Datagram" (all of a
+            // datagram with less data than that). The quote may be cut after those 64
+            // bits, so only the header is checked against the bytes.
             let data = message.extracting(droppingFirst: ICMPv4Header.size)
             let headerLength: Int
+            let totalLength: Int
             do {
-                headerLength = try IPv4Packet(checking: data).headerLength
-            } catch .badTotalLength {
-                // The original was longer than what was quoted; only its header matters.
-                guard let quoted = try? IPv4Packet(checkingHeaderOnly: data) else {
-                    throw .badEmbeddedHeader(nil)
-                }
+                let quoted = try IPv4Packet(checkingHeaderOnly: data)
                 headerLength = quoted.headerLength
+                totalLength = quoted.totalLength
             } catch {
                 throw .badEmbeddedHeader(error)
             }
-            guard data.byteCount >= headerLength &+ 8 else { throw .badEmbeddedHeader(nil) }
+            guard data.byteCount >= min(headerLength &+ 8, totalLength) else {
+                throw .badEmbeddedHeader(nil)
+            }
         }
         return repr
     }

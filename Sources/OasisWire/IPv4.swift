@@ -198,16 +198,35 @@ public struct IPv4Packet: ~Escapable {
     }
 
     /// Whether every option is well formed: a length of at least 2 that stays within
-    /// the header (RFC 791 §3.1; what Linux's `ip_options_compile` refuses).
+    /// the header, and for the options with a layout, room for it (RFC 791 §3.1: record
+    /// and source routes at least 3 bytes with a pointer of at least 4, a timestamp at
+    /// least 4 with a pointer of at least 5; RFC 2113: a router alert of 4), as Linux's
+    /// `ip_options_compile` has them.
     @inlinable
     public func validateOptions() throws(IPv4Error) {
         var options = self.options
+        let area = optionBytes
         while true {
             switch options.next() {
             case .none: return
             case .some(.failure(let error)):
                 throw .badOption(offset: IPv4Header.size &+ error.offset)
-            case .some(.success): continue
+            case .some(.success(let option)):
+                // The walk checked `offset + length` against the area.
+                let pointer = option.length >= 3 ? Int(area[UInt8.self, at: option.offset &+ 2]) : 0
+                let valid: Bool
+                switch option.type {
+                case IPv4Option.recordRoute, IPv4Option.looseSourceRoute,
+                    IPv4Option.strictSourceRoute:
+                    valid = option.length >= 3 && pointer >= 4
+                case IPv4Option.timestamp:
+                    valid = option.length >= 4 && pointer >= 5
+                case IPv4Option.routerAlert:
+                    valid = option.length == 4
+                default:
+                    valid = true
+                }
+                guard valid else { throw .badOption(offset: IPv4Header.size &+ option.offset) }
             }
         }
     }
@@ -422,9 +441,10 @@ public struct IPv4Repr: Hashable, Sendable {
         try parse(IPv4Packet(checking: bytes), verifyChecksum: verifyChecksum)
     }
 
-    /// Prepends a 20-byte header in front of `packet` (which must be `payloadLength`
-    /// bytes: it is what the header describes) and fills the checksum; `packet`
-    /// becomes the IPv4 packet. Nothing is copied.
+    /// Prepends a 20-byte header in front of `packet` and fills the checksum; `packet`
+    /// becomes the IPv4 packet. The total length written is the packet's own (its
+    /// count plus the header), not `payloadLength`, so the header always describes
+    /// the bytes that follow it. Nothing is copied.
     @inlinable
     public func emit(prependingTo packet: inout Packet) throws(IPv4Error) {
         let total = packet.count &+ IPv4Header.size

@@ -345,6 +345,10 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
 
     /// Shuts down: Closing, wait for the backend, Closed, wait, Initialising; then
     /// releases the channel and, when no buffer is still in use, the grants.
+    /// A device dropped without ``close()`` still leaves the loop (its registrations
+    /// hold it unretained) and the backend.
+    deinit { close() }
+
     public func close() {
         guard !isClosed else { return }
         isClosed = true

@@ -121,7 +121,8 @@ struct DNSCommand: ParsableCommand {
             try runUntilStopped(loop, seconds: seconds)
             Console.log(
                 "oasis: dns udp: \(service.udpSummary); "
-                    + "datagrams too long for a buffer, dropped: \(sockets.oversizeDrops)")
+                    + "datagrams too long for a buffer, dropped: \(sockets.oversizeDrops); "
+                    + "read with no buffer free, dropped: \(sockets.noBufferDrops)")
             Console.log("oasis: dns tcp: \(tcp.summary)")
             tcp.close()
             streams.close()

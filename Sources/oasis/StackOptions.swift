@@ -69,6 +69,10 @@ struct StackOptions: ParsableArguments {
             guard let address = MACAddress(text) else {
                 throw ValidationError("--mac must look like 02:00:00:00:00:02")
             }
+            // A station's own address: not a group (multicast, broadcast), not zero.
+            guard address.isUnicast else {
+                throw ValidationError("--mac must be a unicast address, not \(address)")
+            }
             return address
         }
     }
@@ -143,6 +147,14 @@ struct StackOptions: ParsableArguments {
         _ application: some StackApplication, device: Device,
         configuration: IPv4StackConfiguration, loop: EventLoop, namespace: OwnNamespace?
     ) throws {
+        // A device that stops on its own (its interface deleted) ends the run: the
+        // application reports what it did, and the command fails.
+        let failure = DeviceFailure()
+        device.onFailure { error in
+            Console.log("oasis: \(device.name) stopped: \(error)")
+            failure.error = error
+            loop.stop()
+        }
         if let capture {
             let capturing = try CapturingDevice(device, path: capture)
             let stack = IPv4Stack(device: capturing, configuration: configuration, on: loop)
@@ -151,7 +163,13 @@ struct StackOptions: ParsableArguments {
             let stack = IPv4Stack(device: device, configuration: configuration, on: loop)
             try application.run(on: stack, loop: loop, namespace: namespace)
         }
+        if failure.error != nil { throw ExitCode.failure }
     }
+}
+
+/// Where a device's failure is kept for the command to see after the loop stops.
+final class DeviceFailure {
+    var error: DeviceError?
 }
 
 /// An application run on an Oasis stack set up from ``StackOptions``: it starts the

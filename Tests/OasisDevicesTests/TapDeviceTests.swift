@@ -54,4 +54,61 @@ import Testing
             #expect(device.counters.receivedPackets > before)
         }
     }
+
+    /// A TAP deleted under a running device: the read fails with EBADFD, and again on
+    /// every turn if nothing is done. The device stops itself, says so once, and the
+    /// loop goes idle.
+    @Test func aTapDeletedUnderTheDeviceStopsItOnce() throws {
+        try withTestNamespace("aTapDeletedUnderTheDeviceStopsItOnce") { namespace in
+            let loop = try EventLoop()
+            let device = try NetworkNamespace.withEntered(path: namespace.path) {
+                try TapDevice(attachingTo: "oasis1", on: loop)
+            }
+            defer { device.close() }
+            var failures: [DeviceError] = []
+            device.onFailure { failures.append($0) }
+            try device.start { (_: inout PacketBatch) in }
+            try namespace.runChecked(["ip", "link", "del", "oasis1"])
+            _ = try loop.run(until: loop.sleep(.milliseconds(300)))
+            #expect(failures.count == 1, "\(failures)")
+            if case .tap(.readFailed(_, let errno)) = failures.first {
+                #expect(errno.rawValue == EBADFD)
+            } else {
+                Issue.record("not a read failure: \(failures)")
+            }
+            // Stopped at the first error, not counting one per turn of the loop.
+            #expect(device.counters.receiveErrors <= 2, "\(device.counters)")
+            #expect(!device.isLinkUp)
+        }
+    }
+
+    /// Frames longer than a pool buffer holds (an interface MTU of 9000) are dropped
+    /// and counted by the device, not passed on cut; the device's own MTU is what a
+    /// buffer holds.
+    @Test func framesLongerThanABufferAreDroppedByTheDevice() throws {
+        try withTestNamespace("framesLongerThanABufferAreDroppedByTheDevice") { namespace in
+            let loop = try EventLoop()
+            try namespace.runChecked(["ip", "tuntap", "add", "dev", "oasis1", "mode", "tap"])
+            try namespace.runChecked(["ip", "link", "set", "oasis1", "mtu", "9000"])
+            let device = try NetworkNamespace.withEntered(path: namespace.path) {
+                try TapDevice(attachingTo: "oasis1", on: loop)
+            }
+            defer { device.close() }
+            #expect(device.capabilities.mtu < 4096, "\(device.capabilities)")
+            try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "oasis1"])
+            try namespace.runChecked([
+                "ip", "neigh", "add", "192.0.2.9", "lladdr",
+                "02:00:00:00:00:09", "dev", "oasis1",
+            ])
+            var lengths: [Int] = []
+            try device.startEach { frame in lengths.append(frame.count) }
+            for size in [100, 5000] {
+                _ = try namespace.run(["ping", "-c", "1", "-W", "1", "-s", "\(size)", "192.0.2.9"])
+            }
+            _ = try loop.run(until: loop.sleep(.milliseconds(200)))
+            #expect(lengths.contains(142), "\(lengths)")
+            #expect(lengths.allSatisfy { $0 < 4096 }, "\(lengths)")
+            #expect(device.counters.receiveDrops >= 1, "\(device.counters)")
+        }
+    }
 }

@@ -98,7 +98,10 @@ import Testing
         var frame = emptyPacket()
         try cache.gratuitous.emit(prependingTo: &frame)
         try cache.gratuitous.ethernetHeader.emit(prependingTo: &frame)
-        #expect(frame.copyBytes() == gratuitousArpFrame)
+        // arping's, but with a zero target hardware address (RFC 5227 §2.3, as Linux).
+        var expected = gratuitousArpFrame
+        expected.replaceSubrange(32..<38, with: [UInt8](repeating: 0, count: 6))
+        #expect(frame.copyBytes() == expected)
     }
 }
 
@@ -149,6 +152,74 @@ import Testing
         else { Issue.record("expected overlap"); return }
         #expect(reassembler.count == 0 && reassembler.drops[.overlap] == 1)
         #expect(reassembler.bytesHeld == 0)
+    }
+
+    /// A 65 000-byte datagram in 552-byte fragments (a 576-byte MTU): 118 fragments,
+    /// in order or backwards, one piece as it grows; every byte where it belongs.
+    @Test(arguments: [false, true]) func manySmallFragmentsInOrder(backwards: Bool) throws {
+        var reassembler = IPv4Reassembler()
+        let data = (0..<65_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        var offsets = Array(stride(from: 0, to: data.count, by: 552))
+        if backwards { offsets.reverse() }
+        var result: [UInt8]? = nil
+        for offset in offsets {
+            let end = min(offset + 552, data.count)
+            let outcome = reassembler.insert(
+                header(offset: offset, more: end < data.count),
+                payload: packet(Array(data[offset..<end])), now: .zero)
+            if case .complete(_, let payload) = outcome { result = payload.copyBytes() }
+        }
+        #expect(offsets.count == 118)
+        #expect(result == data)
+        #expect(reassembler.count == 0 && reassembler.bytesHeld == 0)
+    }
+
+    /// Fragments with gaps between them are separate pieces: more than
+    /// `maximumFragments` of them drop the datagram. A duplicate of bytes already held
+    /// (inside a merged piece) is harmless; the same place with other bytes is not.
+    @Test func piecesAreBoundedAndDuplicatesInsideAPieceAreRecognised() {
+        var reassembler = IPv4Reassembler()
+        let pieces = IPv4Reassembler.maximumFragments
+        for index in 0..<pieces {
+            guard
+                case .incomplete = reassembler.insert(
+                    header(offset: index * 16, more: true),
+                    payload: packet(.init(repeating: UInt8(index), count: 8)), now: .zero)
+            else { Issue.record("piece \(index)"); return }
+        }
+        // Joining two pieces adds none: accepted even at the bound.
+        guard
+            case .incomplete = reassembler.insert(
+                header(offset: 8, more: true), payload: packet(.init(repeating: 9, count: 8)),
+                now: .zero)
+        else { Issue.record("a joining fragment was refused"); return }
+        // 0..<24 is one piece now; 8..<16 again, same bytes: a duplicate.
+        guard
+            case .dropped(.duplicate) = reassembler.insert(
+                header(offset: 8, more: true), payload: packet(.init(repeating: 9, count: 8)),
+                now: .zero)
+        else { Issue.record("expected duplicate"); return }
+        // Pieces with gaps on both sides: the bound again, then one too many.
+        guard
+            case .incomplete = reassembler.insert(
+                header(offset: pieces * 16 + 8, more: true),
+                payload: packet(.init(repeating: 1, count: 8)), now: .zero)
+        else { Issue.record("a piece within the bound was refused"); return }
+        guard
+            case .dropped(.badFragment) = reassembler.insert(
+                header(offset: pieces * 16 + 32, more: true),
+                payload: packet(.init(repeating: 1, count: 8)), now: .zero)
+        else { Issue.record("expected the bound"); return }
+        #expect(reassembler.count == 0 && reassembler.bytesHeld == 0)
+        // Other bytes where bytes are held: an overlap.
+        _ = reassembler.insert(
+            header(offset: 0, more: true), payload: packet(.init(repeating: 1, count: 16)),
+            now: .zero)
+        guard
+            case .dropped(.overlap) = reassembler.insert(
+                header(offset: 8, more: true), payload: packet(.init(repeating: 2, count: 8)),
+                now: .zero)
+        else { Issue.record("expected overlap"); return }
     }
 
     @Test func badFragments() {

@@ -122,6 +122,30 @@ private struct Pair {
         #expect(sockets.oversizeDrops == 2)
     }
 
+    /// With every buffer held by the application, datagrams are still taken off the
+    /// socket (dropped and counted), so the level-triggered socket does not wake the
+    /// loop each turn; once buffers come back, datagrams are delivered again.
+    @Test func withNoBufferFreeDatagramsAreReadAndDropped() throws {
+        let pair = try Pair()
+        defer { pair.close() }
+        let (loop, sockets, client, port) = (pair.loop, pair.sockets, pair.client, pair.port)
+        var seen: [[UInt8]] = []
+        try sockets.listen(port: port) { (datagram: consuming Datagram) in
+            seen.append(datagram.payload.copyBytes())
+        }
+        var held = Batch<Packet>(capacity: 256)
+        while let packet = try? sockets.allocatePayload() { held.append(packet) }
+        #expect(held.count == 256)
+        for index in 0..<10 { send(client, [UInt8(index)], to: port) }
+        _ = try loop.run(until: loop.sleep(.milliseconds(100)))
+        #expect(seen.isEmpty)
+        #expect(sockets.noBufferDrops == 10)
+        held.removeAll()
+        send(client, [42], to: port)
+        _ = try loop.run(until: loop.sleep(.milliseconds(100)))
+        #expect(seen == [[42]])
+    }
+
     @Test func perDatagramListenersSeeEveryDatagramOfABatch() throws {
         let pair = try Pair()
         defer { pair.close() }

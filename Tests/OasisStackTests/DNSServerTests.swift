@@ -453,6 +453,39 @@ func withDNSOnSockets(
         }
     }
 
+    /// A client that dribbles a query a byte at a time, more often than the idle
+    /// timeout, makes no progress: it is closed all the same, and its slot freed.
+    @Test func aClientDribblingBytesIsClosedAtTheIdleTimeout() throws {
+        try withDNSOnSockets(
+            "aClientDribblingBytesIsClosedAtTheIdleTimeout", offset: 3,
+            extraArguments: ["--tcp-connections", "1", "--tcp-idle-timeout", "0.5"]
+        ) { port, _ in
+            let valid = TCPClient.framed(dnsQuery("www.example.test", type: 1, id: 9))
+            guard let slow = TCPClient(port: port) else {
+                Issue.record("no connection")
+                return
+            }
+            // A byte every 0.1 s, never the whole query, for up to 3 s (six timeouts).
+            let started = ContinuousClock.now
+            var closedAfter: Duration? = nil
+            for byte in valid.dropLast() where ContinuousClock.now - started < .seconds(3) {
+                _ = slow.send([byte])
+                usleep(100_000)
+                var probe: UInt8 = 0
+                let got = recv(slow.fd, &probe, 1, Int32(MSG_DONTWAIT))
+                if got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                    closedAfter = ContinuousClock.now - started
+                    break
+                }
+            }
+            #expect(closedAfter != nil, "the dribbling client was not closed")
+            // Its slot is free: a real query is answered.
+            let next = TCPClient(port: port)
+            #expect(next?.send(valid) == true)
+            #expect(next?.readMessage().flatMap(AnswerHeader.init)?.id == 9)
+        }
+    }
+
     @Test func digOverTheOasisStackOnATapGetsTheSameAnswersAsOverSockets() throws {
         guard access(oasisPath, X_OK) == 0 else { try skip("dns tap", "\(oasisPath) is not built") }
         guard isInstalled("dig") else { try skip("dns tap", "dig is not installed") }

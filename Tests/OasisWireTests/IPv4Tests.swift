@@ -106,7 +106,20 @@ import Testing
         }
         #expect(found.map(\.0) == [1, 148, 7] && found.map(\.1) == [1, 4, 7])
         try ip.validateOptions()
-        for bad in [[7, 1, 0, 0], [7, 9, 0, 0], [148, 0, 0, 0], [1, 1, 1, 131]] as [[UInt8]] {
+        // The shortest of each that Linux takes: record route of 3 (pointer 4, full), a
+        // timestamp of 4 (pointer 5, full).
+        for short in [[7, 3, 4, 0], [68, 4, 5, 0]] as [[UInt8]] {
+            let frame = packet(header(options: short))
+            try IPv4Packet(checking: frame.bytes).validateOptions()
+        }
+        // Malformed walks, then options too short for their layout (Linux refuses them
+        // all): record route of 2 or with a pointer of 3, a timestamp of 3 or with a
+        // pointer of 4, a router alert of 3.
+        for bad in [
+            [7, 1, 0, 0], [7, 9, 0, 0], [148, 0, 0, 0], [1, 1, 1, 131],
+            [7, 2, 0, 0], [7, 3, 3, 0], [68, 3, 5, 0], [68, 4, 4, 0], [148, 3, 0, 0],
+            [1, 131, 2, 0],
+        ] as [[UInt8]] {
             let broken = packet(header(options: bad))
             let view = try IPv4Packet(checking: broken.bytes)
             #expect(throws: IPv4Error.self) { try view.validateOptions() }
@@ -247,6 +260,17 @@ import Testing
         #expect(throws: ICMPv4Error.badEmbeddedHeader(nil)) {
             try ICMPv4Repr.parse(packet(broken).bytes)
         }
+        // A datagram with less than 8 bytes of data is quoted whole, and parses.
+        var tiny = packet([1, 2, 3, 4], headroom: 64)
+        try IPv4Repr(
+            source: hostB, destination: hostA, protocol: IPProtocol(rawValue: 253),
+            payloadLength: 4
+        ).emit(prependingTo: &tiny)
+        try ICMPv4Repr.destinationUnreachable(.protocolUnreachable, nextHopMTU: 0)
+            .emit(prependingTo: &tiny)
+        #expect(tiny.count == 8 + 24)
+        let parsedTiny = try ICMPv4Repr.parse(tiny.bytes)
+        #expect(parsedTiny == .destinationUnreachable(.protocolUnreachable, nextHopMTU: 0))
     }
 
     @Test func badInput() throws {
