@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds every fuzz target (Fuzz/<Name>, one per parser) with libFuzzer and runs it
-# for FUZZ_RUNS inputs (default 200000) from its seed corpus (Fuzz/<Name>/corpus).
+# for FUZZ_RUNS inputs (default 1000000) from its seed corpus (Fuzz/<Name>/corpus).
 # A crash, a trap or a leak-free timeout fails the run and leaves the input in
 # .build-fuzz/crashes/.
 #
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
-runs=${FUZZ_RUNS:-200000}
+runs=${FUZZ_RUNS:-1000000}
 scratch=.build-fuzz
 targets=${FUZZ_TARGETS:-$(ls Fuzz | grep -vE "README|FuzzSupport")}
 mkdir -p "$scratch/crashes"
@@ -31,7 +31,7 @@ for target in $targets; do
     corpus="$scratch/corpus/$target"
     mkdir -p "$corpus"
     seeds="Fuzz/$target/corpus"
-    "$scratch/$target" -runs="$runs" -max_len=4096 -timeout=2 -rss_limit_mb=2048 \
+    SWIFT_BACKTRACE=enable=no "$scratch/$target" -runs="$runs" -max_len=4096 -timeout=2 -rss_limit_mb=2048 \
         -artifact_prefix="$scratch/crashes/$target-" -print_final_stats=1 \
         "$corpus" $( [ -d "$seeds" ] && echo "$seeds" ) 2>"$scratch/$target.log" \
         || { tail -n 40 "$scratch/$target.log"; echo "fuzz: $target FAILED (input in $scratch/crashes/)"; exit 1; }

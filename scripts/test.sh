@@ -24,7 +24,7 @@ grep -h "SKIPPED:" .build/test.log | sort -u || true
 
 if [ -x scripts/fuzz.sh ]; then
     echo "== fuzz smoke"
-    FUZZ_RUNS=${FUZZ_RUNS:-20000} bash scripts/fuzz.sh
+    FUZZ_RUNS=${FUZZ_RUNS:-200000} bash scripts/fuzz.sh
 fi
 
 # Real Xen 4.17 under QEMU: the Oasis netfront against real netback, in dom0 and in a

@@ -30,6 +30,8 @@ public func fuzzIPv4(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var walk = view.options
     var end = 0
     var malformed: Int?
+    let optionBytes = Array(
+        UnsafeRawBufferPointer(start: data, count: size)[IPv4Header.size..<view.headerLength])
     while let next = walk.next() {
         switch next {
         case .success(let option):
@@ -37,10 +39,18 @@ public func fuzzIPv4(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             precondition(option.offset + option.length <= area)
             precondition(option.length == 1 || option.length >= 2 && option.type > 1)
             _ = option.isCopied
+            // Well formed, but refused as Linux refuses it (ip_options_compile): a
+            // route option whose pointer is below 4, a timestamp's below 5, a router
+            // alert not 4 bytes long.
+            if malformed == nil
+                && !semanticallyValid(option.type, optionBytes, option.offset, option.length)
+            {
+                malformed = option.offset
+            }
             end = option.offset + option.length
         case .failure(let error):
             precondition(error.offset == end && error.offset < area)
-            malformed = error.offset
+            malformed = malformed ?? error.offset
         }
     }
     do throws(IPv4Error) {
@@ -69,6 +79,16 @@ public func fuzzIPv4(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
     }
     return 0
+}
+
+func semanticallyValid(_ type: UInt8, _ area: [UInt8], _ offset: Int, _ length: Int) -> Bool {
+    let pointer = length >= 3 ? Int(area[offset + 2]) : 0
+    switch type {
+    case 7, 131, 137: return length >= 3 && pointer >= 4
+    case 68: return length >= 4 && pointer >= 5
+    case 148: return length == 4
+    default: return true
+    }
 }
 
 #if !FUZZING
