@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "OasisDevices", targets: ["OasisDevices"]),
         .library(name: "OasisXen", targets: ["OasisXen"]),
         .library(name: "OasisNet", targets: ["OasisNet"]),
+        .library(name: "OasisTCP", targets: ["OasisTCP"]),
         .library(name: "OasisOpenFlow", targets: ["OasisOpenFlow"]),
         .library(name: "OasisDNS", targets: ["OasisDNS"]),
         .library(name: "OasisServices", targets: ["OasisServices"]),
@@ -85,9 +86,13 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
+            name: "OasisTCP",
+            dependencies: ["OasisWire", "OasisBits"],
+            swiftSettings: strict),
+        .target(
             name: "OasisNet",
             dependencies: [
-                "OasisWire",
+                "OasisWire", "OasisTCP",
                 "CSocket", "OasisBits", "OasisLoop", "OasisDevices",
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
@@ -177,6 +182,10 @@ let package = Package(
             name: "FuzzTCP", dependencies: ["FuzzSupport", "OasisBits", "OasisWire"],
             path: "Fuzz/FuzzTCP", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
+            name: "FuzzTCPConnection",
+            dependencies: ["FuzzSupport", "OasisBits", "OasisTCP", "OasisWire"],
+            path: "Fuzz/FuzzTCPConnection", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
             name: "FuzzOpenFlow", dependencies: ["FuzzSupport", "OasisBits", "OasisOpenFlow"],
             path: "Fuzz/FuzzOpenFlow", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
@@ -216,6 +225,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "OasisNetTests", dependencies: ["OasisWire", "OasisNet", "OasisTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "OasisTCPTests",
+            dependencies: ["OasisWire", "OasisTCP", "OasisBits", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "OasisCommandTests",

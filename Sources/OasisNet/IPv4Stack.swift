@@ -5,6 +5,7 @@
 import OasisBits
 import OasisDevices
 import OasisLoop
+import OasisTCP
 import OasisWire
 
 /// How an ``IPv4Stack`` is set up.
@@ -31,6 +32,8 @@ public struct IPv4StackConfiguration: Sendable {
     public var answersPing = true
     /// Most UDP ports listened on at once.
     public var maximumUDPListeners = 64
+    /// TCP: the layer's bounds and every connection's settings.
+    public var tcp = TCPLayerConfiguration()
 
     public init(network: IPv4Network, gateway: IPv4Address? = nil) {
         self.network = network
@@ -62,7 +65,7 @@ public struct IPv4StackConfiguration: Sendable {
 /// meanwhile leave together. A frame is parsed where it arrived and a reply is built in
 /// front of the payload it answers: nothing is copied but fragments (into the
 /// reassembly buffer) and packets that wait for ARP.
-public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
+public final class IPv4Stack<Device: NetworkDevice>: DatagramService, StreamService {
     public typealias Link = EthernetLink<Device>
     public typealias IP = IPv4Layer<Link>
 
@@ -73,6 +76,8 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
     public let ip: IP
     public let icmp: ICMPv4Layer<IP>
     public let udp: UDPLayer<IP>
+    public let tcp: TCPLayer<IP>
+    public let loop: EventLoop
 
     public init(device: Device, configuration: IPv4StackConfiguration, on loop: EventLoop) {
         self.device = device
@@ -83,6 +88,12 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
         ip = IPv4Layer(link: link, configuration: configuration.ipv4, on: loop)
         icmp = ICMPv4Layer(ip: ip, answersPing: configuration.answersPing)
         udp = UDPLayer(ip: ip, maximumListeners: configuration.maximumUDPListeners)
+        tcp = TCPLayer(ip: ip, on: loop, configuration: configuration.tcp)
+        self.loop = loop
+        // ICMP errors about our segments reach TCP (path MTU, unreachables).
+        icmp.errorHandler = { [weak tcp] report in
+            report.protocol == .tcp ? tcp?.icmpError(report) ?? false : false
+        }
     }
 
     /// The stack's address.
@@ -113,8 +124,10 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService {
     /// held reach their listeners as a batch at the end.
     @inlinable
     public func receive(_ batch: inout PacketBatch) {
+        tcp.beginBatch()
         link.receive(&batch, to: self)
         udp.deliverPending()
+        tcp.endOfBatch()
     }
 
     // MARK: Counters
@@ -179,15 +192,33 @@ extension IPv4Stack: LinkReceiver {
 extension IPv4Stack: IPv4Receiver {
     @inlinable
     public func accepts(_ protocol: IPProtocol) -> Bool {
-        `protocol` == .udp || `protocol` == .icmp
+        `protocol` == .udp || `protocol` == .tcp || `protocol` == .icmp
     }
 
     @inlinable
     public func receive(_ payload: consuming Packet, info: IPv4Info) {
         switch info.protocol {
         case .udp: udp.receive(payload, info: info)
+        case .tcp: tcp.receive(payload, info: info)
         case .icmp: icmp.receive(payload, info: info)
         default: break
         }
+    }
+}
+
+// MARK: Stream service (TCP)
+
+extension IPv4Stack {
+    public typealias Connection = TCPLayer<IP>.Connection
+    public typealias Listener = TCPLayer<IP>.Listener
+
+    public func listen(port: UInt16, backlog: Int, _ accept: @escaping (Connection) -> Void)
+        throws(StreamError) -> Listener
+    {
+        try tcp.listen(port: port, backlog: backlog, accept)
+    }
+
+    public func connect(to remote: StreamEndpoint) -> Promise<Connection> {
+        tcp.connect(to: remote)
     }
 }

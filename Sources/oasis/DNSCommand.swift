@@ -102,6 +102,9 @@ struct DNSCommand: ParsableCommand {
             "\(zone.count) zone\(zone.count == 1 ? "" : "s"), \(names.names) names, "
             + "\(names.rrsets) RRsets"
 
+        var limits = DNSOverTCPLimits()
+        limits.connections = tcpConnections
+        limits.idleTimeout = try milliseconds(tcpIdleTimeout, option: "--tcp-idle-timeout")
         switch backend {
         case .socket:
             // A receive buffer of 1 MiB, like NSD's: a burst of queries waits in it
@@ -110,9 +113,6 @@ struct DNSCommand: ParsableCommand {
                 address: address ?? IPv4Address(127, 0, 0, 1), on: loop,
                 receiveBufferBytes: 1 << 20)
             try service.serveUDP(on: sockets, port: port)
-            var limits = DNSOverTCPLimits()
-            limits.connections = tcpConnections
-            limits.idleTimeout = try milliseconds(tcpIdleTimeout, option: "--tcp-idle-timeout")
             let streams = SocketStreams(address: sockets.address, on: loop)
             let tcp = try DNSOverTCP(engine: engine, service: streams, port: port, limits: limits)
             Console.log(
@@ -133,7 +133,7 @@ struct DNSCommand: ParsableCommand {
                     "--listen: the Oasis stack answers at --ip; give only a port (or 0.0.0.0:PORT)")
             }
             let application = DNSOnStack(
-                service: service, port: port, seconds: seconds, loaded: loaded)
+                service: service, limits: limits, port: port, seconds: seconds, loaded: loaded)
             switch backend {
             case .tap: try stackOptions.runOnTap(application, loop: loop)
             case .xdp: try stackOptions.runOnXdp(application, loop: loop)
@@ -244,6 +244,7 @@ struct DNSCommand: ParsableCommand {
 /// The DNS service on an Oasis stack (UDP).
 struct DNSOnStack: StackApplication {
     var service: DNSService
+    var limits: DNSOverTCPLimits
     var port: UInt16
     var seconds: Double?
     var loaded: String
@@ -253,6 +254,7 @@ struct DNSOnStack: StackApplication {
     ) throws {
         try stack.start()
         try service.serveUDP(on: stack, port: port)
+        let tcp = try DNSOverTCP(engine: service.engine, service: stack, port: port, limits: limits)
         Console.log(
             "oasis: dns on the Oasis stack at \(stack.configuration.network) port \(port) on "
                 + "\(stack.device.name) (\(stack.device.macAddress)), \(loaded)")
@@ -263,6 +265,8 @@ struct DNSOnStack: StackApplication {
         }
         try runUntilStopped(loop, seconds: seconds)
         Console.log("oasis: dns udp: \(service.udpSummary)")
+        Console.log("oasis: dns tcp: \(tcp.summary)")
+        tcp.close()
         Console.log("oasis: device \(stack.device.counters)")
         Console.log("oasis: stack drops \(stack.drops.summary)")
         stack.stop()

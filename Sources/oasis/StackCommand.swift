@@ -120,9 +120,12 @@ struct EchoApplication: StackApplication {
     ) throws {
         try stack.start()
         try UDPEcho.start(on: stack, port: echoPort)
+        let tcp = try TCPServices.start(on: stack, echo: echoPort)
+        defer { for listener in tcp { listener.close() } }
         Console.log(
             "oasis: stack at \(stack.configuration.network) on \(stack.device.name) "
-                + "(\(stack.device.macAddress)), ping responder and UDP echo on port \(echoPort)")
+                + "(\(stack.device.macAddress)), ping responder, UDP echo on port \(echoPort), "
+                + "TCP echo on \(echoPort), discard on 9, chargen on 19")
         if let namespace {
             Console.log(
                 "oasis: ping it with: ip netns exec \(namespace.name) ping \(stack.address)")
@@ -132,6 +135,7 @@ struct EchoApplication: StackApplication {
         Console.log(
             "oasis: echo replies \(stack.echoRepliesSent), datagrams in \(stack.datagramsDelivered) "
                 + "out \(stack.datagramsSent), drops \(stack.drops.summary)")
+        Console.log("oasis: tcp \(stack.tcp.summary)")
         stack.stop()
     }
 }

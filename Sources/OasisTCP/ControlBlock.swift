@@ -1,0 +1,400 @@
+// The transmission control block (RFC 9293 §3.3.1): one connection's state machine,
+// sans I/O. Segments come in through `receive`, segments to send come out of
+// `nextSegment`, time passes through `timerFired`; nothing here touches a clock, a
+// socket or a buffer pool.
+
+import OasisWire
+
+/// One segment for the layer below to build and send: the header to write, and which
+/// bytes of the send buffer ride in it (`payloadOffset` counts from SND.UNA as it
+/// stands when the segment is handed out; copy them at once).
+public struct TCPOutgoingSegment: Hashable, Sendable {
+    public var header: TCPRepr
+    public var payloadOffset: Int
+    public var payloadLength: Int
+}
+
+/// A TCP connection's control block: sequence numbers, windows, buffers, timers,
+/// congestion control and loss recovery (RFC 9293, RFC 5681, RFC 6298, RFC 6582,
+/// RFC 6675, RFC 7323, RFC 2018, RFC 5961, RFC 9438).
+///
+/// The owner (the stack's TCP layer) feeds it and drains it:
+///
+/// ```swift
+/// var tcb = TCPControlBlock(connectingFrom: 40000, to: 80, iss: isn, mss: 1460,
+///                           configuration: .init(), now: now)
+/// while let segment = tcb.nextSegment(now: now) { send(segment) }   // the SYN
+/// tcb.receive(header, payload: bytes, now: now)                     // the SYN-ACK
+/// if tcb.events.contains(.established) { ... }
+/// if let deadline = tcb.nextDeadline { arm(deadline) }              // then timerFired
+/// ```
+///
+/// Times are nanoseconds on the owner's clock.
+public struct TCPControlBlock: ~Copyable {
+    public let configuration: TCPConfiguration
+    public let localPort: UInt16
+    public let remotePort: UInt16
+    public internal(set) var state: TCPState
+
+    // MARK: Sending (RFC 9293 §3.3.1)
+
+    /// ISS, SND.UNA, SND.NXT, and the highest sequence number sent (after a timeout
+    /// SND.NXT goes back to SND.UNA; what lies below the highest is sent again).
+    public internal(set) var initialSendSequence: SequenceNumber
+    public internal(set) var sendUnacknowledged: SequenceNumber
+    public internal(set) var sendNext: SequenceNumber
+    var sendMaximum: SequenceNumber
+    /// SND.WND (scaled), SND.WL1, SND.WL2, and the largest window the peer offered.
+    public internal(set) var sendWindow = 0
+    var sendWL1 = SequenceNumber(0)
+    var sendWL2 = SequenceNumber(0)
+    var maximumSendWindow = 0
+    /// The peer's window scale shift (RFC 7323 §2.3), ours, and whether both agreed
+    /// (each side offered the option in its SYN).
+    var sendShift = 0
+    var receiveShift = 0
+    var windowScalingAgreed = false
+    /// The MSS the peer announced (536 without the option, RFC 9293 §3.7.1) and what
+    /// our path allows.
+    public internal(set) var peerMSS = 536
+    public internal(set) var pathMSS: Int
+
+    // MARK: Receiving
+
+    /// IRS and RCV.NXT, and the right edge of the window last advertised (never moved
+    /// back: RFC 9293 §3.8.6.2.2).
+    public internal(set) var initialReceiveSequence = SequenceNumber(0)
+    public internal(set) var receiveNext = SequenceNumber(0)
+    var advertisedEdge = SequenceNumber(0)
+    /// The receive urgent pointer (RFC 9293 §3.8.5): urgent data is delivered inline.
+    public internal(set) var receiveUrgent: SequenceNumber?
+
+    // MARK: Buffers
+
+    public var sendBuffer: SendBuffer
+    public var receiveBuffer: ReceiveBuffer
+
+    // MARK: Options agreed
+
+    public internal(set) var timestampsEnabled = false
+    public internal(set) var sackEnabled = false
+    /// TS.Recent and when it was set; Last.ACK.sent (RFC 7323 §4.3); our clock's offset.
+    var timestampRecent: UInt32 = 0
+    var timestampRecentAt: Int64 = 0
+    var lastAcknowledgmentSent = SequenceNumber(0)
+    let timestampOffset: UInt32
+
+    // MARK: Closing
+
+    /// The application has finished sending (FIN to go once the data has), and the
+    /// sequence number our FIN takes once sent.
+    var finishQueued = false
+    var finSequence: SequenceNumber?
+    /// The peer's FIN, when it arrived ahead of a gap.
+    var peerFinSequence: SequenceNumber?
+    /// The peer has finished sending, in order: end of stream.
+    public internal(set) var inputFinished = false
+    /// The application closed: nothing more is delivered; data arriving now is answered
+    /// with a reset (RFC 9293 §3.10.4's abort semantics on data after close).
+    public internal(set) var applicationClosed = false
+    /// A reset to send (the application aborted, or data came after close).
+    var resetPending = false
+    /// A reset answering an unacceptable acknowledgment in SYN-SENT or SYN-RECEIVED
+    /// (RFC 9293 §3.10.7.3–4: `<SEQ=SEG.ACK><CTL=RST>`).
+    var resetReply: SequenceNumber?
+    /// Why the connection closes once the pending reset is sent (a timeout gives up
+    /// with a reset; an abort is normal).
+    var closeReasonOnReset: TCPCloseReason?
+
+    // MARK: Acknowledgments
+
+    var acknowledgeNow = false
+    var delayedAckDeadline: Int64?
+    /// Full-sized segments received since the last acknowledgment.
+    var segmentsSinceAck = 0
+
+    // MARK: Retransmission
+
+    public internal(set) var retransmissionTimer: RetransmissionTimer
+    var retransmissionDeadline: Int64?
+    var retries = 0
+    /// A segment being timed for RTT without timestamps (Karn's rule).
+    var timedSequence: SequenceNumber?
+    var timedAt: Int64 = 0
+
+    // MARK: Loss recovery and congestion
+
+    public internal(set) var congestion: CongestionController
+    var duplicateAcks = 0
+    public internal(set) var inRecovery = false
+    var recoveryPoint = SequenceNumber(0)
+    public internal(set) var scoreboard = Scoreboard()
+    var lastSendAt: Int64
+    /// One retransmission to send now (fast retransmit, a NewReno partial ACK).
+    var retransmitOne = false
+    /// One new segment allowed beyond the window (RFC 3042 limited transmit).
+    var limitedTransmit = false
+    /// A zero-window or keepalive probe to send now.
+    var probeNow = false
+    /// Unanswered zero-window probes.
+    var probesUnanswered = 0
+    /// The persist timer ran out on a window too small for a full segment: the next
+    /// data segment goes though short (sender SWS avoidance's override).
+    var overrideSilly = false
+
+    // MARK: Other timers
+
+    var persistDeadline: Int64?
+    var persistBackoff = 0
+    var keepaliveDeadline: Int64?
+    var keepaliveProbesSent = 0
+    var lastReceiveAt: Int64
+    var timeWaitDeadline: Int64?
+    var finWait2Deadline: Int64?
+
+    // MARK: Reporting
+
+    /// What happened since the owner last cleared it.
+    public var events: TCPEvents = []
+    /// Why the connection closed, once it has.
+    public internal(set) var closeReason: TCPCloseReason?
+    /// A challenge ACK (RFC 5961) the connection would send; the owner grants it under
+    /// its global rate limit by calling ``grantChallengeAck()``.
+    public internal(set) var wantsChallengeAck = false
+    public var statistics = TCPStatistics()
+
+    // MARK: Opening
+
+    /// An active open (RFC 9293 §3.10.1): SYN-SENT, the SYN waiting in ``nextSegment``.
+    public init(
+        connectingFrom localPort: UInt16, to remotePort: UInt16, iss: SequenceNumber, mss: Int,
+        timestampOffset: UInt32 = 0, configuration: TCPConfiguration, now: Int64
+    ) {
+        self.configuration = configuration
+        self.localPort = localPort
+        self.remotePort = remotePort
+        state = .synSent
+        initialSendSequence = iss
+        sendUnacknowledged = iss
+        sendNext = iss
+        sendMaximum = iss
+        recoveryPoint = iss
+        pathMSS = max(mss, 64)
+        sendBuffer = SendBuffer(limit: configuration.sendBufferSize)
+        receiveBuffer = ReceiveBuffer(limit: configuration.receiveBufferSize)
+        self.timestampOffset = timestampOffset
+        retransmissionTimer = Self.timer(configuration)
+        congestion = CongestionController(configuration.congestion, mss: max(mss, 64))
+        lastSendAt = now
+        lastReceiveAt = now
+        receiveShift =
+            configuration.windowScaling ? Self.shift(for: configuration.receiveBufferSize) : 0
+    }
+
+    /// A passive open answering `syn` (RFC 9293 §3.10.7.2): SYN-RECEIVED, the SYN-ACK
+    /// waiting in ``nextSegment``. Options are agreed from the SYN's.
+    public init(
+        answering syn: TCPRepr, localPort: UInt16, iss: SequenceNumber, mss: Int,
+        timestampOffset: UInt32 = 0, configuration: TCPConfiguration, now: Int64
+    ) {
+        self.init(
+            connectingFrom: localPort, to: syn.sourcePort, iss: iss, mss: mss,
+            timestampOffset: timestampOffset, configuration: configuration, now: now)
+        state = .synReceived
+        acceptSynOptions(syn, now: now)
+        initialReceiveSequence = SequenceNumber(syn.sequenceNumber)
+        receiveNext = initialReceiveSequence + 1
+        advertisedEdge = receiveNext
+        sendWindow = Int(syn.window)  // a SYN's window is never scaled (RFC 7323 §2.2)
+        maximumSendWindow = sendWindow
+        sendWL1 = initialReceiveSequence
+        sendWL2 = iss
+    }
+
+    /// For a connection rebuilt from a SYN cookie: the SYN-ACK went out (statelessly).
+    public mutating func assumeSynAckSent() {
+        sendNext = initialSendSequence + 1
+        sendMaximum = sendNext
+        retries = 1  // no round-trip sample from a handshake we did not time (Karn)
+    }
+
+    static func timer(_ configuration: TCPConfiguration) -> RetransmissionTimer {
+        RetransmissionTimer(
+            initial: nanoseconds(configuration.initialRetransmissionTimeout),
+            minimum: nanoseconds(configuration.minimumRetransmissionTimeout),
+            maximum: nanoseconds(configuration.maximumRetransmissionTimeout))
+    }
+
+    /// The smallest shift that lets a 16-bit window field cover `buffer` bytes
+    /// (RFC 7323 §2.3: at most 14).
+    static func shift(for buffer: Int) -> Int {
+        var shift = 0
+        while shift < 14 && (65535 << shift) < buffer { shift += 1 }
+        return shift
+    }
+
+    /// Takes the options of the peer's SYN: MSS, window scale (only if we offer it
+    /// too), SACK-permitted, timestamps (RFC 7323 §2.2, §3.2; RFC 2018 §2).
+    mutating func acceptSynOptions(_ syn: TCPRepr, now: Int64) {
+        if let mss = syn.maximumSegmentSize, mss > 0 { peerMSS = Int(mss) }
+        if configuration.windowScaling, let shift = syn.windowScale {
+            // RFC 7323 §2.3: a shift above 14 is taken as 14.
+            sendShift = min(Int(shift), 14)
+            windowScalingAgreed = true
+        } else {
+            sendShift = 0
+            receiveShift = 0
+            windowScalingAgreed = false
+        }
+        sackEnabled = configuration.selectiveAcknowledgments && syn.sackPermitted
+        if configuration.timestamps, let timestamps = syn.timestamps {
+            timestampsEnabled = true
+            timestampRecent = timestamps.value
+            timestampRecentAt = now
+        } else {
+            timestampsEnabled = false
+        }
+        congestion.updateMSS(sendMSS)
+    }
+
+    // MARK: Derived values
+
+    /// The most data bytes one segment carries: the smaller of the peer's MSS and our
+    /// path's, less the options every data segment carries (timestamps: 12 bytes).
+    public var sendMSS: Int {
+        max(min(peerMSS, pathMSS) - (timestampsEnabled ? 12 : 0), 1)
+    }
+
+    /// Bytes sent and not acknowledged.
+    public var bytesInFlight: Int { sendNext - sendUnacknowledged }
+    /// Bytes written by the application and not yet sent.
+    public var bytesUnsent: Int { max(sendBuffer.count - (sendNext - sendUnacknowledged), 0) }
+
+    /// The window we offer now: what the receive buffer has room for, in the field's
+    /// scaled units, never moving the advertised right edge back.
+    var receiveWindowToAdvertise: Int {
+        let room = receiveBuffer.window
+        let edge = receiveNext + room
+        let kept = advertisedEdge < edge ? edge : advertisedEdge
+        return min(max(kept - receiveNext, 0), 65535 << receiveShift)
+    }
+
+    /// The round-trip time the owner reports (`ss -ti`'s rtt), nanoseconds.
+    public var smoothedRoundTrip: Int64? { retransmissionTimer.smoothed }
+
+    // MARK: The application's side
+
+    /// Copies what fits of `bytes` into the send buffer; returns how many bytes it took.
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard !finishQueued, state.canSend || state == .synSent || state == .synReceived
+        else { return 0 }
+        return sendBuffer.append(bytes)
+    }
+
+    /// The application consumed `count` received bytes: the window opens (an update is
+    /// sent once it has opened by enough, RFC 9293 §3.8.6.2.2).
+    public mutating func consume(_ count: Int) {
+        let before = receiveWindowToAdvertise
+        receiveBuffer.consume(count)
+        let after = receiveWindowToAdvertise
+        // Receiver SWS avoidance: advertise again once the window grew by min(half the
+        // buffer, one MSS) — or opened from zero.
+        let threshold = min(configuration.receiveBufferSize / 2, sendMSS)
+        if state.isSynchronized && (after - before >= threshold || (before == 0 && after > 0)) {
+            acknowledgeNow = true
+        }
+    }
+
+    /// The application has finished sending (a half-close): FIN once the data is out.
+    public mutating func shutdownWrite() {
+        switch state {
+        case .synSent:
+            // Nothing sent yet: the connection closes (RFC 9293 §3.10.4).
+            close(reason: .normal)
+        case .synReceived, .established, .closeWait:
+            finishQueued = true
+        default:
+            break
+        }
+    }
+
+    /// The application closes: no more input is delivered (what waits unread is
+    /// dropped, as a kernel socket's owner that reads it away first); the data and
+    /// a FIN go out. Data arriving later is answered with a reset (RFC 2525 §2.17:
+    /// it would be lost).
+    public mutating func applicationClose(now: Int64) {
+        applicationClosed = true
+        receiveBuffer.removeAll()
+        shutdownWrite()
+        // Nobody will read the peer's data: FIN-WAIT-2 is not kept open for it forever.
+        if state == .finWait2 {
+            finWait2Deadline = now + nanoseconds(configuration.finWait2Timeout)
+        }
+    }
+
+    /// Aborts (RFC 9293 §3.10.5): a reset to the peer in a synchronized state, the
+    /// buffers dropped, closed.
+    public mutating func abort() {
+        switch state {
+        case .synReceived, .established, .finWait1, .finWait2, .closeWait:
+            resetPending = true
+        default:
+            close(reason: .normal)
+        }
+        sendBuffer.removeAll()
+        receiveBuffer.removeAll()
+    }
+
+    /// Sends the challenge ACK the connection asked for (RFC 5961 §3.2, §4.2, §5.2),
+    /// once the owner's global rate limit allows it.
+    public mutating func grantChallengeAck() {
+        guard wantsChallengeAck else { return }
+        wantsChallengeAck = false
+        acknowledgeNow = true
+        statistics.challengeAcks &+= 1
+    }
+
+    /// The path MTU fell (RFC 1191, an ICMP "fragmentation needed"): the MSS follows.
+    public mutating func pathMTUChanged(mss: Int) {
+        let mss = max(mss, 68 - 40)
+        guard mss < pathMSS else { return }
+        pathMSS = mss
+        congestion.updateMSS(sendMSS)
+        // What was sent too large is sent again, cut to the new size (RFC 1191 §6.5).
+        if bytesInFlight > 0 { sendNext = sendUnacknowledged }
+    }
+
+    /// ICMP says the destination cannot be reached (a hard error, RFC 1122 §4.2.3.9):
+    /// a connection attempt fails; an established connection carries on (the error may
+    /// be stale, and its retransmissions will tell).
+    public mutating func unreachable(refused: Bool) {
+        guard state == .synSent || state == .synReceived else { return }
+        close(reason: refused ? .refused : .unreachable)
+    }
+
+    /// Closes now, for `reason`: buffers dropped, timers stopped, ``events`` told.
+    mutating func close(reason: TCPCloseReason) {
+        guard state != .closed else { return }
+        state = .closed
+        closeReason = reason
+        events.insert(.closed)
+        sendBuffer.removeAll()
+        sendBuffer.releaseMemory()
+        receiveBuffer.removeAll()
+        receiveBuffer.releaseMemory()
+        retransmissionDeadline = nil
+        delayedAckDeadline = nil
+        persistDeadline = nil
+        keepaliveDeadline = nil
+        timeWaitDeadline = nil
+        finWait2Deadline = nil
+        acknowledgeNow = false
+        resetPending = false
+    }
+}
+
+@inline(__always)
+func nanoseconds(_ duration: Duration) -> Int64 {
+    let (seconds, attoseconds) = duration.components
+    return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
+}
