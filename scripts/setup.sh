@@ -10,6 +10,8 @@ packages=(
     tshark tcpdump                    # captures read by a dissector we did not write
     ethtool                           # checksum offload off on veths that pcap reads
     python3                           # kernel-side UDP sockets in the stack tests
+    python3-scapy nftables            # raw TCP segments as the RFCs state them; the kernel's resets dropped
+    iperf3                            # the iperf3 client and server our iperf3 roles meet
     openvswitch-switch openvswitch-common   # OpenFlow peer: ovs-vswitchd, ovs-ofctl
     nsd bind9-dnsutils knot-dnsutils dnsperf  # DNS peers: NSD, dig, kdig; load for the bench
 )

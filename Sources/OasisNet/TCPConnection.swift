@@ -200,6 +200,9 @@ extension TCPLayer {
         }
 
         private func consumeLent(_ count: Int) {
+            // The handler may have closed or reset the connection, which empties the
+            // buffer it was lent: what it consumed is gone already.
+            let count = min(count, tcb.receiveBuffer.count)
             guard count > 0 else { return }
             tcb.consume(count)
         }

@@ -3,6 +3,7 @@
 // for closed and listening ports (resets, SYN cookies), runs the timers on the loop,
 // builds segments into the device's buffers and hands the application its bytes.
 
+import DequeModule
 import OasisBits
 import OasisLoop
 import OasisTCP
@@ -96,7 +97,7 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
     private var challengeAcks: TokenBucket
     private var resets: TokenBucket
     /// Connections in TIME-WAIT, oldest first (lazily: closed ones are skipped).
-    private var timeWaitQueue: [Connection] = []
+    private var timeWaitQueue = Deque<Connection>()
     private var timeWaitCount = 0
     private var nextEphemeral: UInt32 = 0
 
@@ -107,6 +108,13 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
     public private(set) var cookiesSent: UInt64 = 0
     public private(set) var cookiesAccepted: UInt64 = 0
     public private(set) var resetsSent: UInt64 = 0
+    /// Connections ended, by why (TIME-WAIT ended early by the table bound counts as
+    /// normal), and what they sent again in all.
+    public private(set) var closedNormally: UInt64 = 0
+    public private(set) var closedByReset: UInt64 = 0
+    public private(set) var closedByTimeout: UInt64 = 0
+    public private(set) var closedRefusedOrUnreachable: UInt64 = 0
+    public private(set) var retransmissions: UInt64 = 0
     /// Segments received for connections, and sent.
     public private(set) var segmentsReceived: UInt64 = 0
     public private(set) var segmentsSent: UInt64 = 0
@@ -132,7 +140,10 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         var text =
             "connections \(connections.count) (opened \(activeOpens) active, "
             + "\(passiveOpens) passive), segments in \(segmentsReceived) out \(segmentsSent), "
-            + "resets sent \(resetsSent)"
+            + "resets sent \(resetsSent); closed \(closedNormally) normally, "
+            + "\(closedByReset) by reset, \(closedByTimeout) timed out, "
+            + "\(closedRefusedOrUnreachable) refused or unreachable; "
+            + "retransmissions \(retransmissions)"
         if cookiesSent > 0 { text += ", SYN cookies \(cookiesSent) sent \(cookiesAccepted) taken" }
         let dropped = TCPDropReason.allCases.filter { ownDrops[$0] > 0 }
             .map { "\($0)=\(ownDrops[$0])" }
@@ -176,7 +187,10 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         let now = nowNanoseconds
         segment.withUnsafeBytes { bytes in
             let payload = UnsafeRawBufferPointer(rebasing: bytes[payloadOffset...])
-            if let connection = connections[key] {
+            if let connection = connections[key],
+                !(connection.inTimeWait && connection.tcb.acceptsNewIncarnation(header)
+                    && listeners[header.destinationPort] != nil && endTimeWait(connection))
+            {
                 connection.tcb.receive(header, payload: payload, now: now)
                 grantChallenge(connection, now: now)
                 changed(connection)
@@ -442,6 +456,7 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
             if connections[connection.key] === connection {
                 connections[connection.key] = nil
                 if connection.inTimeWait { timeWaitCount -= 1 }
+                count(closed: connection)
             }
             connection.releaseTimer()
         case .timeWait:
@@ -456,6 +471,27 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         }
     }
 
+    /// Ends one connection's TIME-WAIT at once (a new incarnation of it is opening):
+    /// true, for the caller's condition.
+    private func endTimeWait(_ connection: Connection) -> Bool {
+        connections[connection.key] = nil
+        connection.inTimeWait = false
+        timeWaitCount -= 1
+        connection.releaseTimer()
+        count(closed: connection)
+        return true
+    }
+
+    private func count(closed connection: Connection) {
+        retransmissions &+= connection.tcb.statistics.retransmissions
+        switch connection.tcb.closeReason ?? .normal {
+        case .normal: closedNormally &+= 1
+        case .reset: closedByReset &+= 1
+        case .timedOut: closedByTimeout &+= 1
+        case .refused, .unreachable: closedRefusedOrUnreachable &+= 1
+        }
+    }
+
     /// Ends the oldest TIME-WAIT early, freeing its slot; false if there is none.
     @discardableResult
     private func recycleTimeWait() -> Bool {
@@ -465,6 +501,7 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
             connections[oldest.key] = nil
             oldest.inTimeWait = false
             timeWaitCount -= 1
+            count(closed: oldest)
             oldest.releaseTimer()
             return true
         }

@@ -19,6 +19,20 @@ extension TCPControlBlock {
         }
     }
 
+    /// Whether `syn`, arriving in TIME-WAIT, may open a new incarnation of this
+    /// connection (RFC 9293 §3.10.7.4's note, RFC 6191): a bare SYN whose timestamp
+    /// is newer than TS.Recent or, without timestamps, whose sequence number is beyond
+    /// RCV.NXT, so that no old duplicate can be taken for its data.
+    public func acceptsNewIncarnation(_ syn: TCPRepr) -> Bool {
+        guard state == .timeWait, syn.flags.contains(.syn),
+            !syn.flags.contains(.ack), !syn.flags.contains(.rst)
+        else { return false }
+        if timestampsEnabled, let timestamps = syn.timestamps {
+            return Int32(bitPattern: timestamps.value &- timestampRecent) > 0
+        }
+        return receiveNext < SequenceNumber(syn.sequenceNumber)
+    }
+
     // MARK: SYN-SENT (§3.10.7.3)
 
     private mutating func receiveInSynSent(

@@ -42,6 +42,15 @@ final class RunningStack {
 func withStackOnTap(
     _ test: String, extraArguments: [String] = [], _ body: (TestNamespace) throws -> Void
 ) throws {
+    var log = ""
+    try withStackOnTap(test, extraArguments: extraArguments, log: &log, body)
+}
+
+/// The same, handing back what `oasis` printed (its report on exit included).
+func withStackOnTap(
+    _ test: String, extraArguments: [String] = [], log: inout String,
+    _ body: (TestNamespace) throws -> Void
+) throws {
     guard access(oasisPath, X_OK) == 0 else { try skip(test, "\(oasisPath) is not built") }
     try withTestNamespace(test) { namespace in
         try namespace.runChecked(["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"])
@@ -51,7 +60,6 @@ func withStackOnTap(
             namespace: namespace,
             arguments: ["--tap", "tap0", "--ip", "192.0.2.2/24", "--mac", stackMAC] + extraArguments
         )
-        var log = ""
         defer {
             log = stack.stop()
             print("\(test): oasis said:\n\(log)")

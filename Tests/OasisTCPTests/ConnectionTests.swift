@@ -131,6 +131,48 @@ import Testing
         #expect(pair.client.state == .closed && pair.client.closeReason == .normal)
     }
 
+    /// A SYN may reopen a connection in TIME-WAIT only if it cannot be an old
+    /// duplicate (RFC 6191): a newer timestamp, or without timestamps a sequence
+    /// number beyond RCV.NXT.
+    @Test func timeWaitReopensOnlyForANewerSyn() throws {
+        for timestamps in [true, false] {
+            let settings = configuration(sack: true, timestamps: timestamps)
+            var pair = try Pair(client: settings, server: settings)
+            try pair.handshake()
+            pair.server.shutdownWrite()
+            try pair.run()
+            pair.client.shutdownWrite()
+            try pair.run()
+            #expect(pair.server.state == .timeWait)
+            let next = pair.server.receiveNext.rawValue
+            func syn(_ sequence: UInt32, timestamp: UInt32?) -> TCPRepr {
+                var header = TCPRepr(
+                    sourcePort: 40000, destinationPort: 80, sequenceNumber: sequence,
+                    acknowledgmentNumber: 0, flags: .syn, window: 65535)
+                if let timestamp {
+                    header.timestamps = TCPTimestamps(value: timestamp, echoReply: 0)
+                }
+                return header
+            }
+            let recent = pair.sentByClient.last!.header.timestamps?.value ?? 0
+            if timestamps {
+                let newer = pair.server.acceptsNewIncarnation(
+                    syn(next &- 10, timestamp: recent &+ 1))
+                let older = pair.server.acceptsNewIncarnation(
+                    syn(next &+ 10, timestamp: recent &- 1))
+                #expect(newer && !older)
+            } else {
+                let beyond = pair.server.acceptsNewIncarnation(syn(next &+ 10, timestamp: nil))
+                let behind = pair.server.acceptsNewIncarnation(syn(next &- 10, timestamp: nil))
+                #expect(beyond && !behind)
+            }
+            var synAck = syn(next &+ 10, timestamp: nil)
+            synAck.flags.insert(.ack)
+            let answered = pair.server.acceptsNewIncarnation(synAck)
+            #expect(!answered)
+        }
+    }
+
     /// Both close at once: FIN-WAIT-1, CLOSING, TIME-WAIT on both sides.
     @Test func simultaneousClose() throws {
         var pair = try Pair()
