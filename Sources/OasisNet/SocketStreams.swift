@@ -428,6 +428,62 @@ extension SocketStreams {
             return .open
         }
 
+        public var noDelay: Bool {
+            get { option(Int32(IPPROTO_TCP), TCP_NODELAY) != 0 }
+            set { setOption(Int32(IPPROTO_TCP), TCP_NODELAY, newValue ? 1 : 0) }
+        }
+
+        public var keepalive: StreamKeepalive? {
+            get { keepaliveSetting }
+            set {
+                keepaliveSetting = newValue
+                setOption(SOL_SOCKET, SO_KEEPALIVE, newValue == nil ? 0 : 1)
+                guard let newValue else { return }
+                // The kernel counts these in whole seconds, at least one.
+                func seconds(_ duration: Duration) -> CInt {
+                    CInt(clamping: max(duration.components.seconds, 1))
+                }
+                setOption(Int32(IPPROTO_TCP), TCP_KEEPIDLE, seconds(newValue.idle))
+                setOption(Int32(IPPROTO_TCP), TCP_KEEPINTVL, seconds(newValue.interval))
+                setOption(Int32(IPPROTO_TCP), TCP_KEEPCNT, CInt(clamping: max(newValue.count, 1)))
+            }
+        }
+        private var keepaliveSetting: StreamKeepalive?
+
+        public var congestionControl: StreamCongestionControl {
+            get {
+                var name = [CChar](repeating: 0, count: 16)
+                var length = socklen_t(name.count)
+                guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_CONGESTION, &name, &length) == 0
+                else { return .cubic }
+                let text = String(
+                    decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                return text == "reno" ? .newReno : .cubic
+            }
+            set {
+                // Linux's names: "reno" is NewReno (RFC 6582 recovery is built in).
+                let name = newValue == .newReno ? "reno" : "cubic"
+                _ = name.withCString { pointer in
+                    setsockopt(
+                        fd, Int32(IPPROTO_TCP), TCP_CONGESTION, pointer,
+                        socklen_t(strlen(pointer)))
+                }
+            }
+        }
+
+        private func option(_ level: CInt, _ name: CInt) -> CInt {
+            var value: CInt = 0
+            var length = socklen_t(MemoryLayout<CInt>.size)
+            guard fd >= 0, getsockopt(fd, level, name, &value, &length) == 0 else { return 0 }
+            return value
+        }
+
+        private func setOption(_ level: CInt, _ name: CInt, _ value: CInt) {
+            guard fd >= 0 else { return }
+            var value = value
+            setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<CInt>.size))
+        }
+
         public var receiveCapacity: Int {
             get { input.limit }
             set {

@@ -13,7 +13,13 @@
 
 import DequeModule
 import OasisLoop
+import OasisTCP
 import OasisWire
+
+/// Keepalive times (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT).
+public typealias StreamKeepalive = TCPKeepalive
+/// A congestion control algorithm (TCP_CONGESTION).
+public typealias StreamCongestionControl = CongestionAlgorithm
 
 /// An IPv4 address and a port: where a stream listens or connects.
 public typealias StreamEndpoint = DatagramEndpoint
@@ -236,6 +242,20 @@ public protocol StreamConnection: AnyObject {
     var remote: StreamEndpoint { get }
     /// Where the connection is in its life.
     var state: StreamState { get }
+
+    /// Whether short writes go at once rather than wait for outstanding data's
+    /// acknowledgment (TCP_NODELAY: Nagle's algorithm off). On by default on kernel
+    /// sockets, whose writes the surface already gathers per loop turn; off by
+    /// default on the Oasis stack, as in a kernel socket.
+    var noDelay: Bool { get set }
+    /// Keepalive probes on an idle connection, or nil (the default: off).
+    ///
+    /// ```swift
+    /// connection.keepalive = StreamKeepalive(idle: .seconds(60), interval: .seconds(10), count: 5)
+    /// ```
+    var keepalive: StreamKeepalive? { get set }
+    /// The congestion control algorithm (TCP_CONGESTION); CUBIC by default.
+    var congestionControl: StreamCongestionControl { get set }
 
     /// The most bytes the receive buffer holds. Raise it to fit the application's
     /// largest message (a message longer than it can never be whole in the buffer).

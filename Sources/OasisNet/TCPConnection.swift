@@ -141,6 +141,27 @@ extension TCPLayer {
         public var slowStartThreshold: Int { tcb.congestion.slowStartThreshold }
         public var maximumSegmentSize: Int { tcb.sendMSS }
 
+        public var noDelay: Bool {
+            get { tcb.configuration.noDelay }
+            set {
+                tcb.setNoDelay(newValue)
+                touch()
+            }
+        }
+
+        public var keepalive: TCPKeepalive? {
+            get { tcb.configuration.keepalive }
+            set {
+                tcb.setKeepalive(newValue, now: layer.nowNanoseconds)
+                touch()
+            }
+        }
+
+        public var congestionControl: CongestionAlgorithm {
+            get { tcb.configuration.congestion }
+            set { tcb.setCongestion(newValue) }
+        }
+
         public var receiveCapacity: Int {
             get { tcb.receiveBuffer.limit }
             set { tcb.receiveBuffer.limit = max(newValue, 1) }

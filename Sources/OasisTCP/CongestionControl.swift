@@ -23,7 +23,7 @@ public enum CongestionAlgorithm: String, Hashable, Sendable, CaseIterable {
 /// cc.congestionEvent(now: t, inFlight: cc.window)         // loss: window × 0.7
 /// ```
 public struct CongestionController: Hashable, Sendable {
-    public let algorithm: CongestionAlgorithm
+    public private(set) var algorithm: CongestionAlgorithm
     /// The sender's maximum segment size (SMSS).
     public private(set) var mss: Int
     /// The congestion window (cwnd), bytes.
@@ -47,6 +47,15 @@ public struct CongestionController: Hashable, Sendable {
         self.mss = max(mss, 1)
         window = Self.initialWindow(mss: self.mss)
         slowStartThreshold = Int(Int32.max)
+    }
+
+    /// Changes algorithm mid-connection (as `TCP_CONGESTION` does): the window and the
+    /// threshold stay; the new algorithm's own state starts afresh.
+    public mutating func switchAlgorithm(to newAlgorithm: CongestionAlgorithm) {
+        guard newAlgorithm != algorithm else { return }
+        algorithm = newAlgorithm
+        cubic = Cubic()
+        avoidanceCredit = 0
     }
 
     /// Whether the sender is in slow start (cwnd < ssthresh, RFC 5681 §3.1).

@@ -31,7 +31,9 @@ public struct TCPOutgoingSegment: Hashable, Sendable {
 ///
 /// Times are nanoseconds on the owner's clock.
 public struct TCPControlBlock: ~Copyable {
-    public let configuration: TCPConfiguration
+    /// The settings; the socket-option-like ones change through ``setNoDelay(_:)``,
+    /// ``setKeepalive(_:now:)`` and ``setCongestion(_:)``.
+    public private(set) var configuration: TCPConfiguration
     public let localPort: UInt16
     public let remotePort: UInt16
     public internal(set) var state: TCPState
@@ -343,6 +345,31 @@ public struct TCPControlBlock: ~Copyable {
         }
         sendBuffer.removeAll()
         receiveBuffer.removeAll()
+    }
+
+    // MARK: Options (socket-option like)
+
+    /// TCP_NODELAY: short segments go without waiting for outstanding data's
+    /// acknowledgment (Nagle off).
+    public mutating func setNoDelay(_ on: Bool) {
+        configuration.noDelay = on
+    }
+
+    /// SO_KEEPALIVE with its times, or nil: off. Takes effect from now.
+    public mutating func setKeepalive(_ keepalive: TCPKeepalive?, now: Int64) {
+        configuration.keepalive = keepalive
+        keepaliveProbesSent = 0
+        if keepalive == nil {
+            keepaliveDeadline = nil
+        } else {
+            armKeepalive(now: now)
+        }
+    }
+
+    /// TCP_CONGESTION: the algorithm from now on; the window carries over.
+    public mutating func setCongestion(_ algorithm: CongestionAlgorithm) {
+        configuration.congestion = algorithm
+        congestion.switchAlgorithm(to: algorithm)
     }
 
     /// Sends the challenge ACK the connection asked for (RFC 5961 §3.2, §4.2, §5.2),

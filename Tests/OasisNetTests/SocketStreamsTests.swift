@@ -111,6 +111,32 @@ private func pump(
     }
 
     /// 8 MiB each way at once on one connection, byte for byte.
+    /// The socket-like options reach the kernel's socket: read back from it.
+    @Test func optionsAreTheKernelSocketsOwn() throws {
+        let (loop, tcp) = try service()
+        defer { tcp.close() }
+        let (kernelListener, kernelPort) = KernelTCP.listener()
+        defer { Glibc.close(kernelListener) }
+        let peer = PeerThread { Glibc.close(KernelTCP.accept(kernelListener)) }
+        var connected: SocketStreams.Connection?
+        let pending = tcp.connect(to: StreamEndpoint(address: loopback, port: kernelPort))
+        pending.onResult { connected = try? $0.get() }
+        try run(loop, until: pending.map { _ in () })
+        peer.join()
+        let connection = try #require(connected)
+        #expect(connection.noDelay, "kernel sockets start with TCP_NODELAY on")
+        connection.noDelay = false
+        #expect(!connection.noDelay)
+        #expect(connection.congestionControl == .cubic)
+        connection.congestionControl = .newReno
+        #expect(connection.congestionControl == .newReno)
+        connection.keepalive = StreamKeepalive(idle: .seconds(30), interval: .seconds(5), count: 4)
+        #expect(connection.keepalive?.count == 4)
+        connection.keepalive = nil
+        #expect(connection.keepalive == nil)
+        connection.reset()
+    }
+
     @Test func largeTransferBothWaysAtOnce() throws {
         let (loop, tcp) = try service()
         defer { tcp.close() }

@@ -113,6 +113,31 @@ struct TwoStacks {
         #expect(received == [1, 2, 3, 4])
     }
 
+    /// The socket-like options: Nagle off, another congestion control, keepalive
+    /// probes on an idle connection, answered by the peer, which keeps it open.
+    @Test func optionsOnAStackConnection() throws {
+        let stacks = try TwoStacks()
+        let listener = try stacks.server.listen(port: 7) { echoForTests($0) }
+        defer { listener.close() }
+        var connection: IPv4Stack<MemoryDevice>.Connection?
+        stacks.client.connect(to: stacks.serverEndpoint).onResult { connection = try? $0.get() }
+        try stacks.run()
+        let client = try #require(connection)
+        #expect(!client.noDelay && client.congestionControl == .cubic && client.keepalive == nil)
+        client.noDelay = true
+        client.congestionControl = .newReno
+        #expect(client.noDelay && client.congestionControl == .newReno)
+        client.keepalive = StreamKeepalive(idle: .seconds(10), interval: .seconds(1), count: 3)
+        let before = client.statistics.segmentsSent
+        try stacks.run(for: .seconds(35))
+        // Idle 10 s, then one probe (answered) per idle period: three in 35 s.
+        #expect(client.statistics.segmentsSent - before == 3, "\(client.statistics)")
+        #expect(client.tcpState == .established)
+        client.keepalive = nil
+        try stacks.run(for: .seconds(35))
+        #expect(client.statistics.segmentsSent - before == 3)
+    }
+
     /// Many connections at once, each its own bytes back.
     @Test func manyConnections() throws {
         let stacks = try TwoStacks()
