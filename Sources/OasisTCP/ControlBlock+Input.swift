@@ -465,8 +465,12 @@ extension TCPControlBlock {
             return
         }
         // In order: an ACK for every second full-sized segment, else after a delay.
-        if data.count >= sendMSS { segmentsSinceAck += 1 }
-        if segmentsSinceAck >= 2 || (push && segmentsSinceAck >= 1) {
+        // "Full-sized" is the peer's segment size as seen (Linux's rcv_mss): the
+        // largest segment received, within what our MSS allows; the ACK goes once two
+        // of them have arrived unacknowledged (RFC 5681 §4.2; RFC 9293 §3.8.6.3).
+        if data.count > receiveMSS { receiveMSS = min(data.count, pathMSS) }
+        bytesSinceAck += data.count
+        if bytesSinceAck >= 2 * receiveMSS || (push && bytesSinceAck >= receiveMSS) {
             acknowledgeNow = true
         } else if delayedAckDeadline == nil {
             delayedAckDeadline = now + nanoseconds(configuration.delayedAcknowledgment)

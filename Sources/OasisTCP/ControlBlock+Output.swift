@@ -284,7 +284,7 @@ extension TCPControlBlock {
             if advertisedEdge < edge { advertisedEdge = edge }
             acknowledgeNow = false
             delayedAckDeadline = nil
-            segmentsSinceAck = 0
+            bytesSinceAck = 0
         }
         return header
     }

@@ -112,8 +112,10 @@ public struct TCPControlBlock: ~Copyable {
 
     var acknowledgeNow = false
     var delayedAckDeadline: Int64?
-    /// Full-sized segments received since the last acknowledgment.
-    var segmentsSinceAck = 0
+    /// Bytes received in order since the last acknowledgment, and the peer's segment
+    /// size as seen (starts at RFC 9293's default 536, grows with what arrives).
+    var bytesSinceAck = 0
+    var receiveMSS = 536
 
     // MARK: Retransmission
 

@@ -501,6 +501,44 @@ import Testing
         #expect(pair.server.receiveBuffer.count == 100)
     }
 
+    /// RFC 1191 §6.5: a smaller path MTU cuts the segments, those in flight included
+    /// (sent again at the new size).
+    @Test func pathMTUShrinksTheSegments() throws {
+        var pair = try Pair()
+        try pair.handshake()
+        _ = pair.clientWrites(pattern(6000))
+        try pair.pump()
+        #expect(pair.toServer.contains { $0.payload.count == 1448 })
+        pair.toServer = []  // lost: too big for the path
+        pair.client.pathMTUChanged(mss: 576 - 40)
+        try pair.pump()
+        #expect(!pair.toServer.isEmpty)
+        #expect(pair.toServer.allSatisfy { $0.payload.count <= 536 - 12 })
+        // No timer needed: the receiver counts the new, smaller segments as full ones.
+        try pair.run()
+        let got = pair.serverReads()
+        #expect(got.count == 6000)
+        #expect(got == pattern(6000))
+    }
+
+    /// RFC 9293 §3.8.5: urgent data stays in the stream, in order; the urgent pointer
+    /// is remembered for the application.
+    @Test func urgentDataIsDeliveredInline() throws {
+        var pair = try Pair()
+        try pair.handshake()
+        let start = pair.server.receiveNext
+        var header = TCPRepr(
+            sourcePort: 40000, destinationPort: 80, sequenceNumber: start.rawValue,
+            acknowledgmentNumber: pair.server.sendNext.rawValue, flags: [.ack, .psh, .urg],
+            window: 1000, urgentPointer: 3)
+        header.timestamps = nil
+        ([9, 8, 7, 6, 5] as [UInt8]).withUnsafeBytes {
+            pair.server.receive(header, payload: $0, now: pair.now)
+        }
+        #expect(pair.serverReads() == [9, 8, 7, 6, 5])
+        #expect(pair.server.receiveUrgent == start + 3)
+    }
+
     /// Aborting sends a reset and closes.
     @Test func abortSendsAReset() throws {
         var pair = try Pair()

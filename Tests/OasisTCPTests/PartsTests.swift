@@ -91,11 +91,23 @@ import Testing
         let rtt: Int64 = 100_000_000
         var t: Int64 = 0
         var atK = 0
+        // RFC 9438 Figure 1 at the checkpoints, the target taken one RTT ahead (§4.2):
+        // W_cubic(t + RTT) = 0.4 · (t + 0.1 − 4.217)³ + 100 segments.
+        var checkpoints: [Int64: Int] = [:]
         while t <= 8_000_000_000 {
             let window = cc.window
             for _ in 0..<(window / mss) { cc.acknowledged(mss, now: t, roundTrip: rtt) }
             t += rtt
             if t == 4_200_000_000 { atK = cc.window / mss }
+            if t % 1_000_000_000 == 0 { checkpoints[t] = cc.window / mss }
+        }
+        for (time, segments) in checkpoints.sorted(by: { $0.key < $1.key })
+        where time <= 7_000_000_000 {
+            let x = Double(time) / 1e9 + 0.1 - 4.217
+            let expected = 0.4 * x * x * x + 100
+            #expect(
+                abs(Double(segments) - expected) <= 3,
+                "at \(time / 1_000_000_000) s: \(segments), RFC \(expected)")
         }
         #expect(abs(atK - 100) <= 5, "at K the window is W_max: \(atK) segments")
         #expect(cc.window > 110 * mss, "past K the window grows beyond W_max: \(cc.window / mss)")
