@@ -525,8 +525,8 @@ func withDNSOnSockets(
             ])
             if probe.status == 0 && !probe.output.isEmpty { break }
         }
-        // UDP only (dig asks ANY over TCP by default, and retries truncated answers
-        // over TCP): the Oasis stack has no TCP yet.
+        // UDP first (dig asks ANY over TCP by default, and retries truncated answers
+        // over TCP); TCP after.
         let udpOnly = ["+notcp", "+ignore"]
         let overStack = digAnswers(
             try digText(
@@ -545,6 +545,24 @@ func withDNSOnSockets(
             "192.0.2.2", port: 53, [("big.example.test", "TXT")], options: ["+ignore"],
             namespace: namespace)
         #expect(big.contains("flags: qr aa tc"), "\(big)")
+        // The same over TCP: the stack's TCP against the kernel's (dig), and the big
+        // answer whole.
+        let tcpOverStack = digAnswers(
+            try digText(
+                "192.0.2.2", port: 53, dnsComparisonQueries, options: ["+tcp"],
+                namespace: namespace))
+        let tcpOverSockets = digAnswers(
+            try digText(
+                "127.0.0.1", port: 5300, dnsComparisonQueries, options: ["+tcp"],
+                namespace: namespace))
+        #expect(tcpOverStack.count == dnsComparisonQueries.count, "\(tcpOverStack.count) answers")
+        for (index, (a, b)) in zip(tcpOverStack, tcpOverSockets).enumerated() where a != b {
+            Issue.record("TCP \(dnsComparisonQueries[index]):\n\(a)\n--- sockets:\n\(b)")
+        }
+        let bigOverTCP = try digText(
+            "192.0.2.2", port: 53, [("big.example.test", "TXT")], options: ["+tcp"],
+            namespace: namespace)
+        #expect(bigOverTCP.contains("ANSWER: 40") && !bigOverTCP.contains(" tc"), "\(bigOverTCP)")
     }
 
     @Test func digOverTheOasisStackOnAFXDPGetsTheSameAnswersAsOverSockets() throws {
