@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on its built-in default (`make run`): the Oasis stack on a TAP device in
-# a network namespace of its own, with a ping responder and UDP echo on port 7. This
+# a network namespace of its own, with a ping responder, UDP echo on port 7 and TCP
+# echo, discard and chargen on 7, 9 and 19. This
 # script pings it once from the kernel's side to show it answering, then leaves it
 # serving until Ctrl-C (the stack removes its namespace on the way out).
 # Without root (no namespaces), it runs the two stacks of the memory backend instead.
@@ -28,6 +29,8 @@ echo "== the kernel pings the Oasis stack from $namespace:"
 ip netns exec "$namespace" ping -c 3 -i 0.2 192.0.2.2
 echo "== UDP echo from a kernel socket:"
 echo "hello, oasis" | ip netns exec "$namespace" nc -u -w 1 192.0.2.2 7 || true
+echo "== TCP echo from a kernel socket (the Oasis stack's own TCP):"
+echo "hello over TCP" | ip netns exec "$namespace" nc -N -w 2 192.0.2.2 7 || true
 echo "== serving until Ctrl-C (try: ip netns exec $namespace ping 192.0.2.2)"
 : >"$log"
 wait "$pid"
