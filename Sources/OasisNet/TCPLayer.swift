@@ -115,6 +115,8 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
     public private(set) var closedByTimeout: UInt64 = 0
     public private(set) var closedRefusedOrUnreachable: UInt64 = 0
     public private(set) var retransmissions: UInt64 = 0
+    public private(set) var fastRetransmissions: UInt64 = 0
+    public private(set) var timeouts: UInt64 = 0
     /// Segments received for connections, and sent.
     public private(set) var segmentsReceived: UInt64 = 0
     public private(set) var segmentsSent: UInt64 = 0
@@ -143,7 +145,8 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
             + "resets sent \(resetsSent); closed \(closedNormally) normally, "
             + "\(closedByReset) by reset, \(closedByTimeout) timed out, "
             + "\(closedRefusedOrUnreachable) refused or unreachable; "
-            + "retransmissions \(retransmissions)"
+            + "retransmissions \(retransmissions) (\(fastRetransmissions) fast, "
+            + "\(timeouts) timeouts)"
         if cookiesSent > 0 { text += ", SYN cookies \(cookiesSent) sent \(cookiesAccepted) taken" }
         let dropped = TCPDropReason.allCases.filter { ownDrops[$0] > 0 }
             .map { "\($0)=\(ownDrops[$0])" }
@@ -484,6 +487,8 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
 
     private func count(closed connection: Connection) {
         retransmissions &+= connection.tcb.statistics.retransmissions
+        fastRetransmissions &+= connection.tcb.statistics.fastRetransmissions
+        timeouts &+= connection.tcb.statistics.timeouts
         switch connection.tcb.closeReason ?? .normal {
         case .normal: closedNormally &+= 1
         case .reset: closedByReset &+= 1

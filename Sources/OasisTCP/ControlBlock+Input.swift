@@ -275,16 +275,22 @@ extension TCPControlBlock {
         if sendUnacknowledged < ack {
             acknowledged(upTo: ack, header: header, now: now)
         } else if ack == sendUnacknowledged {
-            // RFC 5681 §2 duplicate ACK: no data, window unchanged, data outstanding,
-            // no SYN or FIN (with SACK, RFC 6675 §2: new SACK information counts).
+            // A duplicate ACK: with SACK (RFC 6675 §2), one that reports newly SACKed
+            // data, whatever else it carries (data of its own, a new window: in a
+            // transfer both ways most ACKs ride on data); without, RFC 5681 §2's: no
+            // data, window unchanged, data outstanding, no SYN or FIN.
             let window = Int(header.window) << sendShift
-            if dataLength == 0 && window == windowBefore && bytesInFlight > 0
+            if sackEnabled && !header.sackBlocks.isEmpty {
+                let sackedBefore = scoreboard.sackedBytes
+                scoreboard.update(
+                    una: sendUnacknowledged, nxt: sendMaximum, blocks: header.sackBlocks)
+                if scoreboard.sackedBytes > sackedBefore && bytesInFlight > 0 {
+                    duplicateAcknowledgment(header, now: now)
+                }
+            } else if dataLength == 0 && window == windowBefore && bytesInFlight > 0
                 && !header.flags.contains(.fin)
             {
                 duplicateAcknowledgment(header, now: now)
-            } else if sackEnabled && !header.sackBlocks.isEmpty {
-                scoreboard.update(
-                    una: sendUnacknowledged, nxt: sendMaximum, blocks: header.sackBlocks)
             }
         }
         updateSendWindow(header, force: false)
@@ -342,6 +348,10 @@ extension TCPControlBlock {
         if sackEnabled {
             scoreboard.update(una: ack, nxt: sendMaximum, blocks: header.sackBlocks)
         }
+        // An ACK that moves SND.UNA can still report, by its SACK blocks, that the
+        // next hole is lost (Linux looks at every ACK so): checked below, once the
+        // window has grown for what it acknowledged.
+        let checkLoss = sackEnabled && !inRecovery && !scoreboard.isEmpty
         if inRecovery {
             if !(ack < recoveryPoint) {
                 // Full acknowledgment (RFC 6582 §3.2 step 3; RFC 6675 §5 end).
@@ -367,6 +377,11 @@ extension TCPControlBlock {
         retransmissionDeadline =
             bytesInFlight > 0 || (finSequence != nil && !finAcked)
             ? now + retransmissionTimer.timeout : nil
+        tailProbeOutstanding = false
+        firstHoleResentBelow = nil
+        lostRetransmitDeadline = nil
+        armTailProbe(now: now)
+        if checkLoss && bytesInFlight > 0 { detectLoss(now: now) }
     }
 
     /// One more duplicate acknowledgment: limited transmit on the first two (RFC 3042),
@@ -375,6 +390,20 @@ extension TCPControlBlock {
         duplicateAcks += 1
         if sackEnabled {
             scoreboard.update(una: sendUnacknowledged, nxt: sendMaximum, blocks: header.sackBlocks)
+            // The hole at SND.UNA was sent again, and data sent after that has been
+            // SACKed (as much as would mark a loss): the retransmission was lost too.
+            // Or (RACK's test, RFC 8985 §6.2, for this one hole) it went more than a
+            // round trip and a quarter ago, and ACKs keep coming without it.
+            let roundTrip = retransmissionTimer.smoothed ?? retransmissionTimer.timeout
+            if let mark = firstHoleResentBelow, inRecovery || sendUnacknowledged < recoveryPoint,
+                scoreboard.isLost(mark, mss: sendMSS)
+                    || now - firstHoleResentAt > roundTrip + roundTrip / 4 + 1_000_000
+            {
+                firstHoleResentBelow = nil
+                scoreboard.retransmissionLost(from: sendUnacknowledged)
+                statistics.lostRetransmissions &+= 1
+                retransmitOne = true
+            }
         }
         if inRecovery {
             if !sackEnabled {
@@ -383,13 +412,44 @@ extension TCPControlBlock {
             }
             return
         }
+        detectLoss(now: now)
+    }
+
+    /// Whether what the duplicates and the scoreboard say marks a loss at SND.UNA; if
+    /// so, recovery begins (or, after a timeout, the hole goes again).
+    private mutating func detectLoss(now: Int64) {
+        // RFC 5827 early retransmit: with fewer than four segments outstanding and
+        // nothing new to send, three duplicates cannot come; one fewer than the
+        // segments outstanding will do.
+        let outstanding = (bytesInFlight + sendMSS - 1) / sendMSS
+        let threshold =
+            bytesUnsent == 0 && outstanding < 4
+            ? max(outstanding - 1, 1) : Scoreboard.duplicateThreshold
+        // With SACK (RFC 5827 §3.2) counted in segments SACKed, since one ACK may
+        // report several (an ACK per batch of segments received).
+        let sackedSegments = (scoreboard.sackedBytes + sendMSS - 1) / sendMSS
         let lossIndicated =
-            duplicateAcks >= Scoreboard.duplicateThreshold
+            duplicateAcks >= threshold
             || (sackEnabled && scoreboard.isLost(sendUnacknowledged, mss: sendMSS))
+            || (sackEnabled && threshold < Scoreboard.duplicateThreshold
+                && sackedSegments >= threshold)
         if lossIndicated {
             // RFC 6582 §3.2 step 1 (and RFC 6675 §5): only once the cumulative ACK has
             // passed the last recovery's (or timeout's) highest sequence number.
-            guard recoveryPoint < sendUnacknowledged else { return }
+            // With SACK, RFC 6675 §5.1: once HighACK ≥ RecoveryPoint. NewReno (RFC 6582
+            // §3.2 step 1): once the cumulative ACK has passed `recover`.
+            if sackEnabled {
+                guard !(sendUnacknowledged < recoveryPoint) else {
+                    // After a timeout, before the ACK reaches RecoveryPoint: no new
+                    // recovery (the window was cut already), but the hole at SND.UNA
+                    // goes again now rather than at the next timeout (RFC 6675 §5.1:
+                    // the scoreboard keeps being used).
+                    if firstHoleResentBelow == nil { retransmitOne = true }
+                    return
+                }
+            } else {
+                guard recoveryPoint < sendUnacknowledged else { return }
+            }
             enterRecovery(now: now)
         } else if duplicateAcks <= 2 {
             limitedTransmit = true

@@ -40,6 +40,10 @@ extension TCPControlBlock {
             retransmitOne = false
             if let segment = retransmission(now: now) { return segment }
         }
+        if tailProbeNow {
+            tailProbeNow = false
+            if let segment = tailProbe(now: now) { return segment }
+        }
         if inRecovery && sackEnabled, let segment = recoverySegment(now: now) { return segment }
         if let segment = dataSegment(now: now) { return segment }
         if probeNow {
@@ -97,8 +101,20 @@ extension TCPControlBlock {
     private mutating func dataSegment(now: Int64) -> TCPOutgoingSegment? {
         guard state.canSend || state == .finWait1 || state == .closing || state == .lastAck
         else { return nil }
+        // After a timeout, what is sent again skips what the peer has SACKed
+        // (RFC 6675 §5.1: the scoreboard is kept and used).
+        if sackEnabled && sendNext < sendMaximum,
+            let end = scoreboard.sackedRangeEnd(containing: sendNext)
+        {
+            sendNext = SequenceNumber.earliest(end, sendMaximum)
+        }
         let offset = sendNext - sendUnacknowledged
-        let unsent = sendBuffer.count - offset
+        var unsent = sendBuffer.count - offset
+        if sackEnabled && sendNext < sendMaximum,
+            let next = scoreboard.nextSackedStart(after: sendNext), next < sendMaximum
+        {
+            unsent = min(unsent, next - sendNext)
+        }
         let finDue = finishQueued && (finSequence == nil || sendNext == finSequence!)
         guard unsent > 0 || (finDue && unsent == 0) else {
             return nil
@@ -171,6 +187,7 @@ extension TCPControlBlock {
         if retransmissionDeadline == nil {
             retransmissionDeadline = now + retransmissionTimer.timeout
         }
+        if !isRetransmission && length > 0 { armTailProbe(now: now) }
         statistics.bytesSent &+= UInt64(length)
         length = max(length, 0)
         return sent(
@@ -198,6 +215,20 @@ extension TCPControlBlock {
                 TCPOutgoingSegment(header: header, payloadOffset: 0, payloadLength: 0), now: now)
         }
         return nil
+    }
+
+    /// The tail loss probe (RFC 8985 §7.3): a new segment if the peer's window has
+    /// room (beyond the congestion window, as limited transmit), else the last segment
+    /// sent, again.
+    private mutating func tailProbe(now: Int64) -> TCPOutgoingSegment? {
+        if bytesUnsent > 0 && sendWindow - (sendNext - sendUnacknowledged) > 0 {
+            limitedTransmit = true
+            if let segment = dataSegment(now: now) { return segment }
+        }
+        let data = min(sendBuffer.count, sendMaximum - sendUnacknowledged)
+        guard data > 0 else { return nil }
+        let length = min(data, sendMSS)
+        return resend(sendUnacknowledged + (data - length), length: length, now: now)
     }
 
     /// RFC 6675 §5 step (C): while the pipe leaves room for a segment, NextSeg —
@@ -229,6 +260,12 @@ extension TCPControlBlock {
         if let fin = finSequence, sequence + length == fin { flags.insert(.fin) }
         let header = header(sequence: sequence, flags: flags, now: now)
         scoreboard.retransmitted(upTo: sequence + length)
+        if sequence == sendUnacknowledged && sackEnabled {
+            firstHoleResentBelow = sendMaximum
+            firstHoleResentAt = now
+            let roundTrip = retransmissionTimer.smoothed ?? retransmissionTimer.timeout
+            lostRetransmitDeadline = now + roundTrip + roundTrip / 4 + 2_000_000
+        }
         statistics.retransmissions &+= 1
         statistics.bytesSent &+= UInt64(length)
         timedSequence = nil

@@ -6,7 +6,8 @@ extension TCPControlBlock {
     public var nextDeadline: Int64? {
         var earliest: Int64? = nil
         for deadline in [
-            retransmissionDeadline, delayedAckDeadline, persistDeadline, keepaliveDeadline,
+            retransmissionDeadline, probeDeadline, lostRetransmitDeadline, delayedAckDeadline,
+            persistDeadline, keepaliveDeadline,
             timeWaitDeadline, finWait2Deadline,
         ] {
             if let deadline, earliest == nil || deadline < earliest! { earliest = deadline }
@@ -37,6 +38,23 @@ extension TCPControlBlock {
             retransmissionDeadline = nil
             retransmissionTimeout(now: now)
             if state == .closed { return }
+        }
+        if let deadline = lostRetransmitDeadline, deadline <= now {
+            lostRetransmitDeadline = nil
+            if firstHoleResentBelow != nil && bytesInFlight > 0 {
+                firstHoleResentBelow = nil
+                scoreboard.retransmissionLost(from: sendUnacknowledged)
+                statistics.lostRetransmissions &+= 1
+                retransmitOne = true
+            }
+        }
+        if let deadline = probeDeadline, deadline <= now {
+            probeDeadline = nil
+            if bytesInFlight > 0 && !inRecovery && state.isSynchronized {
+                tailProbeNow = true
+                tailProbeOutstanding = true
+                statistics.tailLossProbes &+= 1
+            }
         }
         if let deadline = persistDeadline, deadline <= now {
             persistDeadline = nil
@@ -86,18 +104,41 @@ extension TCPControlBlock {
                 return
             }
             guard bytesInFlight > 0 || finSequence != nil else { return }
+            probeDeadline = nil
+            tailProbeOutstanding = false
             retransmissionTimer.backOff()
             congestion.retransmissionTimeout(now: now, inFlight: sendMaximum - sendUnacknowledged)
             // RFC 6582 §3.2 step 1 after a timeout: recover = the highest sent.
             recoveryPoint = sendMaximum
             inRecovery = false
             duplicateAcks = 0
-            scoreboard.reset()
+            // The SACK information stays (RFC 6675 §5.1); what it holds is not sent
+            // again. HighRxt goes: everything not SACKed is sent again.
+            scoreboard.endRecovery()
+            firstHoleResentBelow = nil
+            lostRetransmitDeadline = nil
             timedSequence = nil
             // Go back to SND.UNA: what follows is sent again as the window allows.
             sendNext = sendUnacknowledged
         }
         retransmissionDeadline = now + retransmissionTimer.timeout
+    }
+
+    // MARK: Tail loss probe
+
+    /// Arms the tail loss probe (RFC 8985 §7.2) while data is in flight outside
+    /// recovery, with SACK (which tells what the probe's ACK found) and an RTT sample:
+    /// PTO = 2·SRTT, plus the peer's worst delayed ACK when one segment is in flight;
+    /// only if that is sooner than the retransmission timeout.
+    mutating func armTailProbe(now: Int64) {
+        probeDeadline = nil
+        guard sackEnabled, !tailProbeOutstanding, !inRecovery, bytesInFlight > 0,
+            state.isSynchronized, let smoothed = retransmissionTimer.smoothed,
+            let rto = retransmissionDeadline
+        else { return }
+        var timeout = max(2 * smoothed, 10_000_000)
+        if bytesInFlight <= sendMSS { timeout += 200_000_000 }
+        if now + timeout < rto { probeDeadline = now + timeout }
     }
 
     // MARK: Keepalive

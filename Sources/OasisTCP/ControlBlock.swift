@@ -136,6 +136,19 @@ public struct TCPControlBlock: ~Copyable {
     var lastSendAt: Int64
     /// One retransmission to send now (fast retransmit, a NewReno partial ACK).
     var retransmitOne = false
+    /// The highest sequence number sent when the hole at SND.UNA was last sent again:
+    /// data above it SACKed while that hole stays open means the retransmission was
+    /// lost too (what RACK finds by time, found here by order).
+    var firstHoleResentBelow: SequenceNumber?
+    var firstHoleResentAt: Int64 = 0
+    /// When that retransmission counts as lost if no ACK has covered it (RACK's
+    /// reordering timer, RFC 8985 §6.3, for this one hole).
+    var lostRetransmitDeadline: Int64?
+    /// The tail loss probe's timer (RFC 8985 §7.2), whether a probe is due now, and
+    /// whether one went since the last acknowledgment of new data.
+    var probeDeadline: Int64?
+    var tailProbeNow = false
+    var tailProbeOutstanding = false
     /// One new segment allowed beyond the window (RFC 3042 limited transmit).
     var limitedTransmit = false
     /// A zero-window or keepalive probe to send now.
@@ -412,6 +425,8 @@ public struct TCPControlBlock: ~Copyable {
         receiveBuffer.removeAll()
         receiveBuffer.releaseMemory()
         retransmissionDeadline = nil
+        probeDeadline = nil
+        lostRetransmitDeadline = nil
         delayedAckDeadline = nil
         persistDeadline = nil
         keepaliveDeadline = nil

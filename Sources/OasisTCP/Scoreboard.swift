@@ -64,6 +64,32 @@ public struct Scoreboard: Hashable, Sendable {
         highRetransmitted = end
     }
 
+    /// A retransmission below `sequence` was lost (data sent after it was SACKed while
+    /// its hole stayed open): HighRxt goes back so that NextSeg sends it again.
+    public mutating func retransmissionLost(from sequence: SequenceNumber) {
+        if let high = highRetransmitted, sequence < high { highRetransmitted = sequence }
+    }
+
+    /// The end of the SACKed range holding `sequence`, if one does; and where the next
+    /// SACKed range above `sequence` starts, if any (what a go-back-N after a timeout
+    /// skips and stops at).
+    public func sackedRangeEnd(containing sequence: SequenceNumber) -> SequenceNumber? {
+        let offset = sequence - base
+        guard offset >= 0 else { return nil }
+        for range in ranges where range.contains(UInt64(offset)) {
+            return base + Int(range.upperBound)
+        }
+        return nil
+    }
+
+    public func nextSackedStart(after sequence: SequenceNumber) -> SequenceNumber? {
+        let offset = sequence - base
+        for range in ranges where Int(range.lowerBound) > offset {
+            return base + Int(range.lowerBound)
+        }
+        return nil
+    }
+
     /// Leaves recovery: HighRxt goes; the SACK information stays.
     public mutating func endRecovery() { highRetransmitted = nil }
 

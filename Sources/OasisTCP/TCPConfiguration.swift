@@ -139,6 +139,12 @@ public struct TCPStatistics: Hashable, Sendable {
     /// Challenge ACKs sent (RFC 5961).
     public var challengeAcks: UInt64 = 0
     public var zeroWindowProbes: UInt64 = 0
+    /// Tail loss probes sent (RFC 8985 §7): a segment sent before the timeout, so
+    /// that a loss at the end of a flight is repaired by fast recovery.
+    public var tailLossProbes: UInt64 = 0
+    /// Retransmissions found lost (data sent after them was SACKed) and sent again
+    /// without waiting for the timeout.
+    public var lostRetransmissions: UInt64 = 0
 
     public init() {}
 }

@@ -108,6 +108,56 @@ import Testing
         #expect(pair.client.statistics.fastRetransmissions >= 8 * pair.client.statistics.timeouts)
     }
 
+    /// Losses that three duplicate ACKs cannot reveal are repaired before the timeout:
+    /// the first of three segments (RFC 5827 early retransmit: two duplicates do), the
+    /// last of a flight (RFC 8985's tail loss probe draws the ACK that shows it), and a
+    /// retransmission lost in turn (found when ACKs keep coming without it).
+    @Test(arguments: ["first of three", "tail", "retransmission lost"])
+    func lossesRepairedWithoutATimeout(_ scenario: String) throws {
+        var pair = try Pair()
+        try pair.handshake()
+        // A round-trip sample of a few milliseconds first, as on a real path.
+        _ = pair.clientWrites(pattern(100))
+        try pair.pump()
+        try pair.advance(by: 2_000_000)
+        try pair.run()
+        _ = pair.serverReads()
+        let size = scenario == "first of three" ? 3 * 1448 : 20 * 1448
+        let data = pattern(size, seed: 3)
+        _ = pair.clientWrites(data)
+        var firstSeen = 0
+        let start = pair.client.sendNext.rawValue
+        let last = start &+ UInt32(size - 1448)
+        let drop: (WireSegment, Bool) -> Bool = { segment, toServer in
+            guard toServer, !segment.payload.isEmpty else { return false }
+            switch scenario {
+            case "first of three":
+                if segment.header.sequenceNumber == start { firstSeen += 1; return firstSeen == 1 }
+            case "tail":
+                // The last two: a probe shows the loss only with two in flight (with
+                // one, RFC 8985 waits for the peer's delayed ACK, as long as the RTO).
+                if segment.header.sequenceNumber == last
+                    || segment.header.sequenceNumber == last &- 1448
+                {
+                    firstSeen += 1
+                    return firstSeen <= 2
+                }
+            default:
+                if segment.header.sequenceNumber == start { firstSeen += 1; return firstSeen <= 2 }
+            }
+            return false
+        }
+        try pair.elapse(150_000_000, step: 1_000_000, drop: drop)
+        #expect(pair.serverReads() == data)
+        let statistics = pair.client.statistics
+        #expect(statistics.timeouts == 0, "\(statistics)")
+        switch scenario {
+        case "tail": #expect(statistics.tailLossProbes >= 1, "\(statistics)")
+        case "retransmission lost": #expect(statistics.lostRetransmissions >= 1, "\(statistics)")
+        default: #expect(statistics.fastRetransmissions == 1, "\(statistics)")
+        }
+    }
+
     /// The active closer goes FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT and, 2·MSL later,
     /// CLOSED; the passive one CLOSE-WAIT, LAST-ACK, CLOSED (RFC 9293 Figure 5).
     @Test func orderlyClose() throws {
