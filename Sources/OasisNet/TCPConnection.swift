@@ -85,6 +85,8 @@ extension TCPLayer {
         var connectPromise: Promise<Connection>?
         var isDirty = false
         var inTimeWait = false
+        /// When this connection last sent a challenge ACK (RFC 5961), for its own limit.
+        var lastChallengeAt = Int64.min / 2
         private var halfOpenCounted = true
         private var timer: (id: TimerID, deadline: Int64)?
 

@@ -107,6 +107,7 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
     public private(set) var passiveOpens: UInt64 = 0
     public private(set) var cookiesSent: UInt64 = 0
     public private(set) var cookiesAccepted: UInt64 = 0
+    private var lastCookieSentAt = Int64.min / 2
     public private(set) var resetsSent: UInt64 = 0
     /// Connections ended, by why (TIME-WAIT ended early by the table bound counts as
     /// normal), and what they sent again in all.
@@ -273,7 +274,8 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
             }
             return
         }
-        guard flags.contains(.syn) else { return }
+        // A SYN with FIN set is nonsense: dropped, as Linux does.
+        guard flags.contains(.syn), !flags.contains(.fin) else { return }
         if connections.count >= configuration.maximumConnections && !recycleTimeWait() {
             ownDrops.count(.tableFull)
             return
@@ -515,13 +517,21 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
 
     // MARK: Challenge ACKs and resets
 
+    /// Challenge ACKs go at most one per connection per half second, and within the
+    /// global budget: a global budget alone is a side channel (CVE-2016-5696, Cao et
+    /// al. 2016: an off-path attacker who spends it on a victim's connection with a
+    /// guessed sequence number sees whether his own connection still gets one).
     private func grantChallenge(_ connection: Connection, now: Int64) {
         guard connection.tcb.wantsChallengeAck else { return }
-        if challengeAcks.take(now: .nanoseconds(now)) {
-            connection.tcb.grantChallengeAck()
-        } else {
+        guard now - connection.lastChallengeAt >= 500_000_000,
+            challengeAcks.take(now: .nanoseconds(now))
+        else {
+            connection.tcb.declineChallengeAck()
             ownDrops.count(.rateLimited)
+            return
         }
+        connection.lastChallengeAt = now
+        connection.tcb.grantChallengeAck()
     }
 
     /// A reset for a segment nobody takes (RFC 9293 §3.10.7.1): never for a reset;
@@ -635,6 +645,7 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         reply.maximumSegmentSize = UInt16(clamping: mss(to: info.source))
         sendStateless(reply, to: info.source)
         cookiesSent &+= 1
+        lastCookieSentAt = now
     }
 
     private func cookieValue(
@@ -655,7 +666,10 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         _ listener: Listener, header: TCPRepr, payload: UnsafeRawBufferPointer, info: IPv4Info,
         now: Int64
     ) -> Bool {
-        guard cookiesSent > 0, !listener.closed,
+        // Only while cookies are being sent, or were within their lifetime (Linux:
+        // a SYN queue overflow in the last two minutes): otherwise an ACK to a
+        // listening port is a stray, not a guess at a cookie to be checked.
+        guard cookiesSent > 0, now - lastCookieSentAt < 128_000_000_000, !listener.closed,
             connections.count < configuration.maximumConnections
         else { return false }
         let cookie = header.acknowledgmentNumber &- 1

@@ -169,13 +169,23 @@ extension TCPControlBlock {
                 return
             }
             if !flags.contains(.rst) {
-                // A duplicate or a segment beyond the window: acknowledge what we have.
+                // A duplicate or a segment beyond the window: acknowledge what we have,
+                // at most twice a second (Linux's tcp_invalid_ratelimit: a stranger's
+                // segments must not make us an ACK reflector).
                 if sequence < receiveNext { statistics.duplicateSegments &+= 1 }
-                acknowledgeNow = true
+                if now - lastOutOfWindowAckAt >= 500_000_000 {
+                    lastOutOfWindowAckAt = now
+                    acknowledgeNow = true
+                }
             }
-            // Still: a zero-window probe's ACK may carry news (window, acknowledgment).
-            if flags.contains(.ack) && !flags.contains(.rst) && !flags.contains(.syn) {
-                _ = processAcknowledgment(header, now: now, dataLength: 0)
+            // The one allowance (§3.10.7.4): with our window at zero nothing is
+            // acceptable, but the ACK of a segment at RCV.NXT (the peer's probe, or
+            // its data we have no room for) is taken. Any other unacceptable segment's
+            // ACK is not: its sequence number is not known to be the peer's.
+            if window == 0 && sequence == receiveNext && flags.contains(.ack)
+                && !flags.contains(.rst)
+            {
+                _ = processAcknowledgment(header, now: now, dataLength: payload.count)
             }
             return
         }
@@ -499,8 +509,15 @@ extension TCPControlBlock {
             acknowledgeNow = true
             return
         }
-        let data = UnsafeRawBufferPointer(rebasing: payload[trimmed...])
+        var data = UnsafeRawBufferPointer(rebasing: payload[trimmed...])
         let sequence = start + trimmed
+        // Nothing exists after the peer's FIN (one that came ahead of a gap): bytes
+        // past it are not taken.
+        if let fin = peerFinSequence {
+            let room = max(fin - sequence, 0)
+            guard room > 0 else { return }
+            if data.count > room { data = UnsafeRawBufferPointer(rebasing: data[..<room]) }
+        }
         let offset = sequence - receiveNext
         let hadGap = receiveBuffer.hasGap
         let (advanced, stored) = receiveBuffer.store(at: offset, data)
@@ -548,7 +565,14 @@ extension TCPControlBlock {
         }
         if inputFinished { acknowledgeNow = true; return }
         guard sequence == receiveNext else {
-            if receiveNext < sequence { peerFinSequence = sequence }
+            if receiveNext < sequence {
+                // The first FIN seen fixes the end of the stream; bytes held beyond it
+                // are dropped (Linux's tcp_fin purges its out-of-order queue too).
+                if peerFinSequence == nil || sequence < peerFinSequence! {
+                    peerFinSequence = sequence
+                    receiveBuffer.dropAhead(from: sequence - receiveNext)
+                }
+            }
             acknowledgeNow = true
             return
         }

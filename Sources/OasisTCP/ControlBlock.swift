@@ -111,6 +111,8 @@ public struct TCPControlBlock: ~Copyable {
     // MARK: Acknowledgments
 
     var acknowledgeNow = false
+    /// When an unacceptable segment was last answered (at most one ACK per 500 ms).
+    var lastOutOfWindowAckAt = Int64.min / 2
     var delayedAckDeadline: Int64?
     /// Bytes received in order since the last acknowledgment, and the peer's segment
     /// size as seen (starts at RFC 9293's default 536, grows with what arrives).
@@ -235,6 +237,11 @@ public struct TCPControlBlock: ~Copyable {
         retries = 1  // no round-trip sample from a handshake we did not time (Karn)
     }
 
+    /// The smallest MSS taken from a peer's SYN, and the smallest a path MTU message
+    /// may lower ours to.
+    public static let minimumPeerMSS = 48
+    public static let minimumPathMSS = 552 - 40
+
     static func timer(_ configuration: TCPConfiguration) -> RetransmissionTimer {
         RetransmissionTimer(
             initial: nanoseconds(configuration.initialRetransmissionTimeout),
@@ -253,7 +260,11 @@ public struct TCPControlBlock: ~Copyable {
     /// Takes the options of the peer's SYN: MSS, window scale (only if we offer it
     /// too), SACK-permitted, timestamps (RFC 7323 §2.2, §3.2; RFC 2018 §2).
     mutating func acceptSynOptions(_ syn: TCPRepr, now: Int64) {
-        if let mss = syn.maximumSegmentSize, mss > 0 { peerMSS = Int(mss) }
+        // A peer's MSS below 48 bytes (Linux's tcp_min_snd_mss) is raised to it: a
+        // tiny one would make us send a segment per byte (CVE-2019-11479).
+        if let mss = syn.maximumSegmentSize, mss > 0 {
+            peerMSS = max(Int(mss), Self.minimumPeerMSS)
+        }
         if configuration.windowScaling, let shift = syn.windowScale {
             // RFC 7323 §2.3: a shift above 14 is taken as 14.
             sendShift = min(Int(shift), 14)
@@ -396,9 +407,16 @@ public struct TCPControlBlock: ~Copyable {
         statistics.challengeAcks &+= 1
     }
 
+    /// The owner's rate limit refused the challenge ACK: none is sent.
+    public mutating func declineChallengeAck() {
+        wantsChallengeAck = false
+    }
+
     /// The path MTU fell (RFC 1191, an ICMP "fragmentation needed"): the MSS follows.
     public mutating func pathMTUChanged(mss: Int) {
-        let mss = max(mss, 68 - 40)
+        // Never below Linux's floor (min_pmtu 552 less 40 bytes of headers): an ICMP
+        // message from anyone on the path must not make every segment tiny.
+        let mss = max(mss, Self.minimumPathMSS)
         guard mss < pathMSS else { return }
         pathMSS = mss
         congestion.updateMSS(sendMSS)

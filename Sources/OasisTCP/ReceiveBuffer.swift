@@ -87,6 +87,16 @@ public struct ReceiveBuffer: ~Copyable {
         return (advanced, true)
     }
 
+    /// Forgets what is held ahead from `offset` bytes past RCV.NXT on.
+    public mutating func dropAhead(from offset: Int) {
+        ranges = ranges.compactMap { entry in
+            guard entry.range.lowerBound < offset else { return nil }
+            var entry = entry
+            entry.range = entry.range.lowerBound..<min(entry.range.upperBound, offset)
+            return entry
+        }
+    }
+
     /// Merges `range` into the sorted, disjoint list (adjacent ranges join).
     private mutating func insert(_ range: Range<Int>) {
         var merged = range

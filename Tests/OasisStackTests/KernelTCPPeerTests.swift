@@ -203,7 +203,7 @@ func impairKernelSide(_ namespace: TestNamespace, lossPercent: Int = 5, duplicat
                         break
                     buf += chunk
                 s.close()
-                whole = (period * (want // len(period) + 1))[:len(buf)]
+                whole = (period * (len(buf) // len(period) + 1))[:len(buf)]
                 print('read', len(buf) >= want, 'pattern', bytes(buf) == whole)
                 """, printing: "read True pattern True")
         }

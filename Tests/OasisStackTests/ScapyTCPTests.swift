@@ -141,6 +141,32 @@ func expectScapy(
             """, printing: "challenge True\nalive True")
     }
 
+    /// CVE-2016-5696: challenge ACKs are limited per connection, so a storm of
+    /// inexact resets on one connection draws at most a couple of them and leaves the
+    /// global budget alone — another connection still gets its challenge ACK, whatever
+    /// an off-path attacker guessed.
+    @Test func challengeAcksAreLimitedPerConnection() throws {
+        try expectScapy(
+            "challengeAcksAreLimitedPerConnection",
+            """
+            a = Connection()
+            b = Connection()
+            sniffer = AsyncSniffer(iface='tap0', store=True,
+                                   lfilter=lambda p: TCP in p and p[IP].src == SERVER)
+            sniffer.start()
+            time.sleep(0.1)
+            storm = [IP(dst=SERVER) / TCP(sport=b.sport, dport=7, flags='R', seq=b.seq + 1000 + i)
+                     for i in range(300)]
+            send(storm)
+            send(IP(dst=SERVER) / TCP(sport=a.sport, dport=7, flags='R', seq=a.seq + 1000))
+            time.sleep(0.5)
+            got = sniffer.stop()
+            to_b = [p for p in got if p[TCP].dport == b.sport and str(p[TCP].flags) == 'A']
+            to_a = [p for p in got if p[TCP].dport == a.sport and str(p[TCP].flags) == 'A']
+            print('b challenged', len(to_b), 'bounded', 1 <= len(to_b) <= 3, 'a challenged', len(to_a) == 1)
+            """, printing: "bounded True a challenged True")
+    }
+
     /// RFC 5961 §4.2: a SYN on an established connection gets a challenge ACK, not a
     /// SYN-ACK and not a reset.
     @Test func aStraySynIsChallenged() throws {

@@ -589,6 +589,68 @@ import Testing
         #expect(pair.server.receiveUrgent == start + 3)
     }
 
+    /// What the attack on the stack found, each kept fixed: the ACK field of a
+    /// segment outside the window is not taken (anyone could move SND.UNA or the
+    /// window with a made-up sequence number); answers to such segments are limited
+    /// to one per 500 ms; a peer's MSS below 48 and a path MTU below 552 are raised;
+    /// nothing past an out-of-order FIN is taken.
+    @Test func hostileSegmentsFoundByTheAttack() throws {
+        var pair = try Pair()
+        try pair.handshake()
+        _ = pair.clientWrites(pattern(3000))
+        try pair.pump()
+        pair.toServer = []  // in flight, never acknowledged
+        let una = pair.client.sendUnacknowledged
+        let window = pair.client.sendWindow
+        let bogus = TCPRepr(
+            sourcePort: 80, destinationPort: 40000,
+            sequenceNumber: pair.client.receiveNext.rawValue &+ 0x7fff_fffb,
+            acknowledgmentNumber: pair.client.sendNext.rawValue, flags: .ack, window: 0)
+        let none = UnsafeRawBufferPointer(start: nil, count: 0)
+        pair.client.receive(bogus, payload: none, now: pair.now)
+        #expect(pair.client.sendUnacknowledged == una && pair.client.sendWindow == window)
+        var answers = 0
+        while let segment = pair.client.nextSegment(now: pair.now) {
+            if segment.payloadLength == 0 { answers += 1 }
+        }
+        pair.client.receive(bogus, payload: none, now: pair.now + 1_000_000)
+        while let segment = pair.client.nextSegment(now: pair.now + 1_000_000) {
+            if segment.payloadLength == 0 { answers += 1 }
+        }
+        #expect(answers == 1, "one ACK for two unacceptable segments within 500 ms")
+
+        let tiny = TCPRepr(
+            sourcePort: 9, destinationPort: 80, sequenceNumber: 1, acknowledgmentNumber: 0,
+            flags: .syn, window: 65535, maximumSegmentSize: 1)
+        var server = TCPControlBlock(
+            answering: tiny, localPort: 80, iss: SequenceNumber(1), mss: 1460,
+            configuration: .init(),
+            now: 0)
+        #expect(server.peerMSS == 48)
+        server.pathMTUChanged(mss: 28)
+        #expect(server.pathMSS == 552 - 40)
+
+        // FIN at [5, 10), then [10, 20) beyond it, then [0, 5): ten bytes and the end.
+        var receiver = try Pair()
+        try receiver.handshake()
+        let base = receiver.server.receiveNext
+        func segment(_ offset: Int, _ bytes: [UInt8], fin: Bool = false) {
+            var header = TCPRepr(
+                sourcePort: 40000, destinationPort: 80, sequenceNumber: (base + offset).rawValue,
+                acknowledgmentNumber: receiver.server.sendNext.rawValue,
+                flags: fin ? [.ack, .fin] : .ack, window: 1000)
+            header.timestamps = nil
+            bytes.withUnsafeBytes {
+                receiver.server.receive(header, payload: $0, now: receiver.now)
+            }
+        }
+        segment(5, Array("FGHIJ".utf8), fin: true)
+        segment(10, Array("after-fin!".utf8))
+        segment(0, Array("ABCDE".utf8))
+        #expect(receiver.serverReads() == Array("ABCDEFGHIJ".utf8))
+        #expect(receiver.server.state == .closeWait && receiver.server.inputFinished)
+    }
+
     /// Aborting sends a reset and closes.
     @Test func abortSendsAReset() throws {
         var pair = try Pair()
