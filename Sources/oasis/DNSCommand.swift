@@ -77,6 +77,7 @@ struct DNSCommand: ParsableCommand {
                 ("--mac", stackOptions.mac != nil), ("--capture", stackOptions.capture != nil),
                 ("--vnet-header", stackOptions.vnetHeader), ("--xdp", stackOptions.xdp != nil),
                 ("--xdp-generic", stackOptions.xdpGeneric),
+                ("--impair", stackOptions.impair != nil),
             ]
             for (name, given) in stackOnly where given {
                 throw ValidationError("\(name) is for the Oasis stack (--backend tap, pcap or xdp)")

@@ -48,6 +48,13 @@ struct StackCommand: ParsableCommand {
     @Option(help: "Stop after this many seconds (default: run until interrupted).")
     var seconds: Double?
 
+    func validate() throws {
+        if stackOptions.impair != nil, backend == .socket || backend == .memory {
+            throw ValidationError(
+                "--impair wraps the Oasis stack's device (--backend tap, pcap, xdp or xen)")
+        }
+    }
+
     func run() throws {
         let configuration = try stackOptions.configuration()
         let loop = try EventLoop()

@@ -42,6 +42,29 @@ struct StackOptions: ParsableArguments {
     @Flag(help: "TAP: carry a virtio-net header and let the kernel offload checksums.")
     var vnetHeader = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Impair the device's frames: loss, dup, reorder, corrupt, delay, jitter, rate "
+                + "(in: or out: for one way), seeded.",
+            discussion:
+                "e.g. loss=2%,dup=1%,reorder=1%,delay=5ms,jitter=1ms,out:rate=100mbit,seed=42",
+            valueName: "spec"))
+    var impair: String?
+
+    /// The --impair specification, parsed; nil without one.
+    func impairment() throws -> ImpairmentConfiguration? {
+        guard let impair else { return nil }
+        do {
+            return try ImpairmentConfiguration(parsing: impair)
+        } catch {
+            throw ValidationError("--impair: \(error)")
+        }
+    }
+
+    func validate() throws {
+        _ = try impairment()
+    }
+
     /// The stack's network, checked.
     func network() throws -> IPv4Network {
         guard let network = IPv4Network(ip) else {
@@ -141,8 +164,8 @@ struct StackOptions: ParsableArguments {
         }
     }
 
-    /// Runs `application` on an Oasis stack over `device` (through a capture when
-    /// --capture is given).
+    /// Runs `application` on an Oasis stack over `device` (through the impairment when
+    /// --impair is given, and a capture of what the stack sees when --capture is).
     func run<Device: NetworkDevice>(
         _ application: some StackApplication, device: Device,
         configuration: IPv4StackConfiguration, loop: EventLoop, namespace: OwnNamespace?
@@ -155,6 +178,26 @@ struct StackOptions: ParsableArguments {
             failure.error = error
             loop.stop()
         }
+        if let impairment = try impairment() {
+            let impaired = ImpairedDevice(device, configuration: impairment, on: loop)
+            Console.log("oasis: impairing \(device.name): \(impairment)")
+            try runCapturing(
+                application, device: impaired, configuration: configuration, loop: loop,
+                namespace: namespace)
+            Console.log("oasis: impairment in: \(impaired.inboundCounters)")
+            Console.log("oasis: impairment out: \(impaired.outboundCounters)")
+        } else {
+            try runCapturing(
+                application, device: device, configuration: configuration, loop: loop,
+                namespace: namespace)
+        }
+        if failure.error != nil { throw ExitCode.failure }
+    }
+
+    private func runCapturing<Device: NetworkDevice>(
+        _ application: some StackApplication, device: Device,
+        configuration: IPv4StackConfiguration, loop: EventLoop, namespace: OwnNamespace?
+    ) throws {
         if let capture {
             let capturing = try CapturingDevice(device, path: capture)
             let stack = IPv4Stack(device: capturing, configuration: configuration, on: loop)
@@ -163,7 +206,6 @@ struct StackOptions: ParsableArguments {
             let stack = IPv4Stack(device: device, configuration: configuration, on: loop)
             try application.run(on: stack, loop: loop, namespace: namespace)
         }
-        if failure.error != nil { throw ExitCode.failure }
     }
 }
 
