@@ -609,7 +609,6 @@ extension TCPControlBlock {
         finWait2Deadline = nil
         delayedAckDeadline = nil
         sendBuffer.releaseMemory()
-        receiveBuffer.removeAll()
         receiveBuffer.releaseMemory()
         events.insert(.closed)
         closeReason = .normal
