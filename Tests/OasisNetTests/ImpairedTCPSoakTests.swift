@@ -351,6 +351,11 @@ struct FNV1a: Equatable {
                 + stacks.wire.resetPorts.flatMap { port in
                     ["the last segments of \(port), which saw a reset:"]
                         + stacks.wire.last(12, port: port)
+                }
+                + clientSide.filter { !$0.isDone }.flatMap { endpoint in
+                    let port = endpoint.connection.local.port
+                    return ["the last segments of \(port), which did not finish:"]
+                        + stacks.wire.last(16, port: port)
                 }).joined(separator: "\n  ")
         }
         #expect(failures.isEmpty, "\(report())")
@@ -391,10 +396,12 @@ struct FNV1a: Equatable {
         ) {
             #expect(stacks.wire.fragments == 0, "\(stacks.wire.fragments) fragments")
         }
-        if !stacks.serverDevice.configuration.inbound.loss.isZero {
-            let counters = stacks.serverDevice.inboundCounters
-            #expect(counters.lost > 0 && counters.duplicated > 0 && counters.reordered > 0)
-        }
+        // The impairment did its work.
+        let impairment = stacks.serverDevice.configuration.inbound
+        let counters = stacks.serverDevice.inboundCounters
+        #expect(impairment.loss.isZero || counters.lost > 0)
+        #expect(impairment.duplicate.isZero || counters.duplicated > 0)
+        #expect(impairment.reorder.isZero || counters.reordered > 0)
         serverSide.removeAll()
         clientSide.removeAll()
         #expect(stacks.buffersInUse == baseline, "\(report())")
