@@ -159,7 +159,7 @@ extension TCPControlBlock {
         overrideSilly = false
         limitedTransmit = false
         var flags: TCPFlags = .ack
-        let carriesFin = finishQueued && length == unsent
+        let carriesFin = finishQueued && offset + length == sendBuffer.count
         if carriesFin { flags.insert(.fin) }
         if length > 0 && length == unsent { flags.insert(.psh) }
         if length == 0 && !carriesFin { return nil }
