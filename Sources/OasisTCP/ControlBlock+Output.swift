@@ -134,13 +134,14 @@ extension TCPControlBlock {
             congestionRoom = max(congestionRoom, sendMSS)
         }
         let windowRoom = sendWindow - offset
-        var length = min(unsent, sendMSS, max(min(congestionRoom, windowRoom), 0))
+        let room = dataRoom
+        var length = min(unsent, room, max(min(congestionRoom, windowRoom), 0))
         if unsent > 0 && length <= 0 {
             if sendWindow == 0 || windowRoom <= 0 { armPersist(now: now) }
             return nil
         }
         let isRetransmission = sendNext < sendMaximum
-        if unsent > 0 && length < sendMSS && !isRetransmission {
+        if unsent > 0 && length < room && !isRetransmission {
             // Nagle (RFC 9293 §3.7.4) and sender SWS avoidance (§3.8.6.2.1): a short
             // segment goes only if it carries everything waiting and nothing is
             // outstanding (or no-delay is on), or it is half the largest window seen.
@@ -254,7 +255,7 @@ extension TCPControlBlock {
         -> TCPOutgoingSegment?
     {
         let offset = sequence - sendUnacknowledged
-        let length = min(length, sendBuffer.count - offset)
+        let length = min(length, sendBuffer.count - offset, dataRoom)
         guard offset >= 0, length > 0 else { return nil }
         var flags: TCPFlags = .ack
         if let fin = finSequence, sequence + length == fin { flags.insert(.fin) }
@@ -275,6 +276,15 @@ extension TCPControlBlock {
         return sent(
             TCPOutgoingSegment(header: header, payloadOffset: offset, payloadLength: length),
             now: now)
+    }
+
+    /// The data one segment carries now: the MSS less the SACK blocks the header will
+    /// carry (2 NOPs, kind and length, 8 bytes a block), so that a segment with them
+    /// still fits the path (without this it went out 44 bytes over and was fragmented).
+    var dataRoom: Int {
+        guard sackEnabled && receiveBuffer.hasGap else { return sendMSS }
+        let blocks = min(receiveBuffer.ranges.count, timestampsEnabled ? 3 : 4)
+        return max(sendMSS - (4 + 8 * blocks), 1)
     }
 
     // MARK: Acknowledgments
