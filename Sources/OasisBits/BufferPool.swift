@@ -1,8 +1,11 @@
-/// One-page buffers for packets, recycled without touching the heap.
+/// Buffers for packets, recycled without touching the heap: one page each, or
+/// `pagesPerBuffer` pages for a pool of large buffers (64 KiB segments a device
+/// segments or coalesces itself).
 ///
 /// ```swift
 /// let pool = BufferPool(headroom: 128, limit: 1024)
 /// var frame = try pool.allocate()     // empty view at byte 128 of a 4 KiB page
+/// let large = BufferPool(limit: 256, pagesPerBuffer: 17)   // 68 KiB buffers
 /// ```
 ///
 /// ## How recycling works
@@ -38,6 +41,12 @@ public final class BufferPool {
     /// The most buffers the pool will ever make.
     public let limit: Int
 
+    /// How many pages each buffer of the pool spans (1 unless asked otherwise).
+    public let pagesPerBuffer: Int
+
+    /// The bytes each buffer holds: headroom, packet and tailroom together.
+    @inlinable public var bufferCapacity: Int { pagesPerBuffer &* Buffer.pageSize }
+
     /// How many buffers this pool has made so far (each one a ``Buffer`` allocation).
     /// It stops moving once the pool has reached its working set.
     public var buffersCreated: Int { count }
@@ -50,21 +59,25 @@ public final class BufferPool {
     @exclusivity(unchecked) private var count = 0
     @exclusivity(unchecked) private var cursor = 0
 
-    /// A pool handing out one-page buffers with `headroom` bytes before each view, that
-    /// makes at most `limit` buffers and makes `preallocate` of them now.
+    /// A pool handing out buffers of `pagesPerBuffer` pages with `headroom` bytes
+    /// before each view, that makes at most `limit` buffers and makes `preallocate` of
+    /// them now.
     ///
-    /// `headroom` must leave room in the page and `limit` must be positive; these are
-    /// configuration, checked here once.
+    /// `headroom` must leave room in the page, `limit` and `pagesPerBuffer` must be
+    /// positive; these are configuration, checked here once.
     public init(
-        headroom: Int = BufferPool.defaultHeadroom, limit: Int = 1024, preallocate: Int = 0
+        headroom: Int = BufferPool.defaultHeadroom, limit: Int = 1024, preallocate: Int = 0,
+        pagesPerBuffer: Int = 1
     ) {
         precondition(headroom >= 0 && headroom < Buffer.pageSize, "headroom must fit in a page")
         precondition(limit >= 1, "a pool holds at least one buffer")
+        precondition(pagesPerBuffer >= 1 && pagesPerBuffer <= 64, "1 to 64 pages a buffer")
         self.headroom = headroom
         self.limit = limit
+        self.pagesPerBuffer = pagesPerBuffer
         slots = .allocate(capacity: limit)
         for _ in 0..<min(max(0, preallocate), limit) {
-            (slots + count).initialize(to: Buffer())
+            (slots + count).initialize(to: Buffer(pageCount: pagesPerBuffer))
             count += 1
         }
     }
@@ -76,6 +89,7 @@ public final class BufferPool {
         precondition(!buffers.isEmpty, "a pool holds at least one buffer")
         self.headroom = headroom
         self.limit = buffers.count
+        self.pagesPerBuffer = buffers.map(\.pageCount).min() ?? 1
         slots = .allocate(capacity: buffers.count)
         slots.initialize(from: buffers, count: buffers.count)
         count = buffers.count
@@ -86,8 +100,8 @@ public final class BufferPool {
         slots.deallocate()
     }
 
-    /// An empty view at `headroom` bytes into a free page buffer, with the rest of the
-    /// page as tailroom.
+    /// An empty view at `headroom` bytes into a free buffer, with the rest of the
+    /// buffer as tailroom.
     ///
     /// Fails with ``BitsError/poolExhausted(limit:)`` if all `limit` buffers are in use.
     public func allocate() throws(BitsError) -> Bits {
@@ -117,7 +131,7 @@ public final class BufferPool {
             index &+= 1
         }
         guard count < limit else { throw .poolExhausted(limit: limit) }
-        let buffer = Buffer()
+        let buffer = Buffer(pageCount: pagesPerBuffer)
         (slots + count).initialize(to: buffer)
         self.count = count + 1
         cursor = count + 1

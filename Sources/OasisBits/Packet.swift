@@ -34,11 +34,17 @@ public struct Packet: ~Copyable {
     @usableFromInline internal var _offset: Int
     @usableFromInline internal var _count: Int
 
+    /// What the packet asks of its device (segmentation, a checksum to finish) or what
+    /// its device says about it (coalesced, checksum vouched for): ``PacketOffload``.
+    /// A new packet asks nothing; a copy keeps it; a ``Bits`` view drops it.
+    public var offload: PacketOffload
+
     @inlinable
     internal init(unchecked buffer: Buffer, offset: Int, count: Int) {
         self.buffer = buffer
         self._offset = offset
         self._count = count
+        self.offload = PacketOffload()
     }
 
     /// The `count` bytes of `buffer` at `offset`.
@@ -281,11 +287,13 @@ extension Packet {
     }
 
     /// A copy of the packet in a buffer of `pool`, with the pool's headroom in front:
-    /// the one way to have two packets of the same bytes.
+    /// the one way to have two packets of the same bytes. The copy keeps the packet's
+    /// ``offload``.
     @inlinable
     public func copy(into pool: BufferPool) throws(BitsError) -> Packet {
         var copy = try pool.allocatePacket()
         try withUnsafeBytes { (bytes) throws(BitsError) in try copy.append(contentsOf: bytes) }
+        copy.offload = offload
         return copy
     }
 }
@@ -311,8 +319,8 @@ extension Bits {
 }
 
 extension BufferPool {
-    /// An empty packet at `headroom` bytes into a free page buffer, the rest of the
-    /// page as tailroom; ``BitsError/poolExhausted(limit:)`` if every buffer is in use.
+    /// An empty packet at `headroom` bytes into a free buffer, the rest of the buffer
+    /// as tailroom; ``BitsError/poolExhausted(limit:)`` if every buffer is in use.
     public func allocatePacket() throws(BitsError) -> Packet {
         let buffer = try takeFreeBuffer()
         return Packet(unchecked: buffer, offset: headroom, count: 0)
