@@ -97,25 +97,38 @@ public struct DeviceCapabilities: Hashable, Sendable {
     /// does not verify them again.
     public var receiveChecksums: ChecksumOffloads
     /// Checksums the device would fill in on the frames it transmits, the stack then
-    /// writing only their pseudo-header sum. No device offers it yet (a TAP with a
-    /// virtio header can: TCP is to use it), and UDP always writes the whole sum.
+    /// writing only their pseudo-header sum and saying so in the packet's
+    /// ``PacketOffload`` (a TAP with ``TapDevice/Options/offload``: TCP uses it; UDP
+    /// always writes the whole sum).
     public var transmitChecksums: ChecksumOffloads
+    /// TCP segmentation offload: the largest IPv4 packet, headers included, carrying
+    /// one TCP segment that the device cuts into segments of the MSS the packet's
+    /// ``PacketOffload/segmentSize`` names (a TAP with a virtio header hands it to the
+    /// kernel as `VIRTIO_NET_HDR_GSO_TCPV4`). 0, the default: the device cuts nothing,
+    /// and no packet may be larger than ``mtu``. A device that segments also finishes
+    /// TCP checksums (``transmitChecksums`` holds `.tcp`).
+    public var maximumSegmentationSize: Int
 
     /// Capabilities of a link with MTU `mtu` and no offloads.
     @inlinable
     public init(
         mtu: Int = 1500, vlanTags: Int = 1, receiveChecksums: ChecksumOffloads = [],
-        transmitChecksums: ChecksumOffloads = []
+        transmitChecksums: ChecksumOffloads = [], maximumSegmentationSize: Int = 0
     ) {
         self.mtu = mtu
         self.vlanTags = vlanTags
         self.receiveChecksums = receiveChecksums
         self.transmitChecksums = transmitChecksums
+        self.maximumSegmentationSize = maximumSegmentationSize
     }
 
     /// The largest frame the device carries: the Ethernet header, the tags and the MTU.
     @inlinable
     public var maximumFrameSize: Int { EthernetHeader.size &+ 4 &* vlanTags &+ mtu }
+
+    /// Whether the device cuts large TCP segments itself.
+    @inlinable
+    public var segmentsTCP: Bool { maximumSegmentationSize > mtu }
 }
 
 /// Checksums a device verifies or fills in.
@@ -146,6 +159,14 @@ public struct DeviceCounters: Hashable, Sendable, CustomStringConvertible {
     /// Errors reported by the underlying device on receive and transmit.
     public var receiveErrors: UInt64 = 0
     public var transmitErrors: UInt64 = 0
+    /// Frames sent for the device to segment (TSO/GSO), and their bytes (counted in
+    /// ``transmittedPackets`` and ``transmittedBytes`` too).
+    public var segmentedTransmits: UInt64 = 0
+    public var segmentedTransmitBytes: UInt64 = 0
+    /// Frames received coalesced from several segments (GRO, or a peer's TSO send
+    /// never cut), and their bytes (counted in ``receivedPackets`` too).
+    public var coalescedReceives: UInt64 = 0
+    public var coalescedReceiveBytes: UInt64 = 0
 
     public init() {}
 
@@ -162,8 +183,15 @@ public struct DeviceCounters: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "rx \(receivedPackets) pkts \(receivedBytes) B (drops \(receiveDrops), errors \(receiveErrors)); "
+        var text =
+            "rx \(receivedPackets) pkts \(receivedBytes) B (drops \(receiveDrops), errors \(receiveErrors)); "
             + "tx \(transmittedPackets) pkts \(transmittedBytes) B (drops \(transmitDrops), errors \(transmitErrors))"
+        if segmentedTransmits > 0 || coalescedReceives > 0 {
+            text +=
+                "; offloads: tx segmented \(segmentedTransmits) frames \(segmentedTransmitBytes) B, "
+                + "rx coalesced \(coalescedReceives) frames \(coalescedReceiveBytes) B"
+        }
+        return text
     }
 }
 

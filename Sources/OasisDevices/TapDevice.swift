@@ -17,15 +17,35 @@ import SystemPackage
 /// With ``Options/vnetHeader`` the TAP carries a `virtio_net_hdr` before each frame
 /// and the kernel may hand over frames whose checksum it left to finish
 /// (`VIRTIO_NET_HDR_F_NEEDS_CSUM`, set when checksum offload is on): the device
-/// completes those checksums before the stack sees the frame, and sends its own
-/// frames with a zero header (checksums complete, no segmentation offload).
+/// completes those checksums before the stack sees the frame (and marks them
+/// vouched for in the packet's ``PacketOffload``, as those with `DATA_VALID`).
+///
+/// With ``Options/offload`` it goes further, both ways, as a virtio-net guest does:
+/// the kernel may hand over TCP segments of up to 64 KiB it coalesced (GRO) or never
+/// cut (its own TSO), read into buffers of 17 pages, their checksums left partial and
+/// vouched for; and the stack may hand the device a TCP segment of up to 64 KiB with
+/// a partial checksum and an MSS (``DeviceCapabilities/maximumSegmentationSize``,
+/// ``PacketOffload``), which goes to the kernel as `VIRTIO_NET_HDR_GSO_TCPV4` for it
+/// to cut, or to deliver whole to its own TCP.
 public final class TapDevice: NetworkDevice {
     public struct Options: OptionSet, Sendable, Hashable {
         public let rawValue: Int
         public init(rawValue: Int) { self.rawValue = rawValue }
         /// Carry a `virtio_net_hdr` and let the kernel skip checksums of frames it sends.
         public static let vnetHeader = Options(rawValue: 1)
+        /// Carry a `virtio_net_hdr` (implies ``vnetHeader``) and offload TCP both ways:
+        /// segmentation of what the stack sends (TSO), coalesced segments and
+        /// partial checksums from the kernel (TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6).
+        public static let offload = Options(rawValue: 2)
     }
+
+    /// The pages of a buffer when offloads are on: a 64 KiB IP packet, its Ethernet
+    /// header and the virtio header behind the pool's headroom.
+    public static let offloadBufferPages = 17
+    /// The most large buffers a device with offloads makes (17 MiB).
+    public static let offloadPoolLimit = 256
+    /// The largest IPv4 packet a TCP segment handed over for segmentation may be.
+    public static let maximumSegmentationSize = 65_535
 
     public let name: String
     public let macAddress: MACAddress
@@ -46,10 +66,12 @@ public final class TapDevice: NetworkDevice {
     /// Where a frame is read when the pool has no buffer free, to be dropped: a full
     /// pool must not leave the frame in the kernel's queue, where level-triggered
     /// readiness would wake the loop for it again at once, and again.
-    private lazy var scratch = Buffer(byteCount: 65_536 + TapDevice.vnetHeaderSize)
+    private lazy var scratch = Buffer(pageCount: TapDevice.offloadBufferPages)
+    /// Whether frames carry a virtio header.
+    private let carriesVnetHeader: Bool
 
     /// Size of `struct virtio_net_hdr` (no mergeable buffers).
-    static let vnetHeaderSize = 10
+    static let vnetHeaderSize = VirtioNetHeader.size
 
     /// Attaches to the TAP interface `name` (creating it if it does not exist) in the
     /// current network namespace, or lets the kernel choose a name, and brings it up.
@@ -57,21 +79,36 @@ public final class TapDevice: NetworkDevice {
         attachingTo name: String?, on loop: EventLoop, macAddress: MACAddress? = nil,
         options: Options = [], poolLimit: Int = 1024
     ) throws(DeviceError) {
+        let offload = options.contains(.offload)
+        let vnet = offload || options.contains(.vnetHeader)
         var tapOptions: TapInterface.Options = []
-        if options.contains(.vnetHeader) { tapOptions.insert(.vnetHeader) }
+        if vnet { tapOptions.insert(.vnetHeader) }
+        // With offloads a frame may be a 64 KiB segment: buffers of 17 pages, fewer.
+        let pool =
+            offload
+            ? BufferPool(
+                limit: min(poolLimit, TapDevice.offloadPoolLimit),
+                pagesPerBuffer: TapDevice.offloadBufferPages)
+            : BufferPool(limit: poolLimit)
         do {
             interface = try TapInterface.open(name: name, options: tapOptions)
-            if options.contains(.vnetHeader) {
+            if vnet {
                 try interface.setVnetHeaderSize(TapDevice.vnetHeaderSize)
-                try interface.setOffload(.checksum)
+                // TSO4 alone is refused: the kernel's ABI wants TSO6 with it (we
+                // speak no IPv6; such frames are dropped by the link).
+                try interface.setOffload(
+                    offload
+                        ? [.checksum, .tcpSegmentationIPv4, .tcpSegmentationIPv6] : .checksum)
             }
             try interface.setLinkUp(true)
             // A frame is read into one pool buffer: the largest we take is what its
             // tailroom holds (longer ones, with a larger interface MTU, are dropped).
             let room =
-                Buffer.pageSize - BufferPool.defaultHeadroom
-                - (options.contains(.vnetHeader) ? TapDevice.vnetHeaderSize : 0)
-            capabilities = DeviceCapabilities(mtu: min(try interface.mtu, room - 18))
+                pool.bufferCapacity - pool.headroom - (vnet ? TapDevice.vnetHeaderSize : 0)
+            capabilities = DeviceCapabilities(
+                mtu: min(try interface.mtu, room - 18),
+                transmitChecksums: offload ? .tcp : [],
+                maximumSegmentationSize: offload ? TapDevice.maximumSegmentationSize : 0)
             let index = try interface.index
             self.macAddress = macAddress ?? MACAddress(0x0200_0a5e_0000 | UInt64(index & 0xffff))
         } catch {
@@ -79,8 +116,9 @@ public final class TapDevice: NetworkDevice {
         }
         self.name = interface.name
         self.options = options
+        self.carriesVnetHeader = vnet
         self.loop = loop
-        self.pool = BufferPool(limit: poolLimit)
+        self.pool = pool
     }
 
     public func start(receiving handler: @escaping (inout PacketBatch) -> Void) throws(DeviceError)
@@ -149,7 +187,7 @@ public final class TapDevice: NetworkDevice {
                 counters.receiveDrops &+= 1
                 continue
             }
-            if options.contains(.vnetHeader) {
+            if carriesVnetHeader {
                 guard completeVnetFrame(&frame) else {
                     counters.receiveDrops &+= 1
                     continue
@@ -172,19 +210,36 @@ public final class TapDevice: NetworkDevice {
         }
     }
 
-    /// Strips the `virtio_net_hdr`, finishing a partial checksum first when the kernel
-    /// asked for it. Returns false for a header that points outside the frame.
+    /// Strips the `virtio_net_hdr` and says in the packet's ``PacketOffload`` what it
+    /// told: a frame coalesced from segments (TSO/GRO, only with ``Options/offload``),
+    /// a checksum vouched for. A partial checksum (`NEEDS_CSUM`) is finished first,
+    /// but for a coalesced frame, whose checksum nobody reads: the kernel's data never
+    /// crossed a wire. Returns false for a header that points outside the frame or
+    /// names a segmentation we did not offer.
     private func completeVnetFrame(_ frame: inout Packet) -> Bool {
-        guard frame.count >= TapDevice.vnetHeaderSize,
-            let flags = try? frame.read(UInt8.self, at: 0),
-            let start = try? frame.read(UInt16.self, at: 6, byteOrder: .littleEndian),
-            let offset = try? frame.read(UInt16.self, at: 8, byteOrder: .littleEndian),
+        guard
+            let header = frame.withUnsafeBytes({
+                try? VirtioNetHeader(parsing: $0)
+            }),
             (try? frame.shift(by: TapDevice.vnetHeaderSize)) != nil
         else { return false }
-        if flags & 1 != 0 {  // VIRTIO_NET_HDR_F_NEEDS_CSUM
-            let checksumStart = Int(start)
-            let field = checksumStart + Int(offset)
+        if header.segmentation != .none {
+            // TCP only: TUN_F_UFO/USO are not offered. TCPv6 is (the kernel wants it
+            // with TSO4), and the link drops it.
+            guard header.segmentation == .tcpIPv4 || header.segmentation == .tcpIPv6 else {
+                return false
+            }
+            frame.offload.coalesced = true
+            frame.offload.segmentSize = header.segmentSize
+            counters.coalescedReceives &+= 1
+            counters.coalescedReceiveBytes &+= UInt64(frame.count)
+        }
+        if header.flags.contains(.needsChecksum) {
+            let checksumStart = Int(header.checksumStart)
+            let field = checksumStart + Int(header.checksumOffset)
             guard checksumStart <= frame.count, field + 2 <= frame.count else { return false }
+            frame.offload.checksumVerified = true
+            if frame.offload.coalesced { return true }
             // The field holds the pseudo-header sum; the checksum over the rest, that
             // field included, is the final one.
             let value = frame.withUnsafeBytes {
@@ -193,27 +248,37 @@ public final class TapDevice: NetworkDevice {
             }
             return (try? frame.write(value == 0 ? 0xffff : value, at: field)) != nil
         }
+        if header.flags.contains(.dataValid) { frame.offload.checksumVerified = true }
         return true
     }
 
     public func transmit(_ frame: consuming Packet) throws(DeviceError) {
         guard !interface.isClosed else { throw .closed(device: name) }
-        let limit = capabilities.maximumFrameSize
         let count = frame.count
+        let segmenting = frame.offload.needsSegmentation
+        let limit =
+            segmenting && capabilities.segmentsTCP
+            ? capabilities.maximumFrameSize - capabilities.mtu
+                + capabilities.maximumSegmentationSize
+            : capabilities.maximumFrameSize
         guard count <= limit else {
             throw .frameTooLarge(device: name, size: count, limit: limit)
         }
         var outgoing = frame
-        if options.contains(.vnetHeader) {
-            do {
-                try outgoing.prepend(TapDevice.vnetHeaderSize)
-                for byteOffset in stride(from: 0, to: TapDevice.vnetHeaderSize, by: 2) {
-                    try outgoing.write(UInt16(0), at: byteOffset)
-                }
-            } catch {
+        if carriesVnetHeader {
+            // What the packet asks (a checksum finished, a segment cut), or zeros.
+            guard let header = VirtioNetHeader(transmitting: outgoing),
+                (try? outgoing.prepend(TapDevice.vnetHeaderSize)) != nil
+            else {
                 counters.transmitErrors &+= 1
                 return
             }
+            outgoing.withUnsafeMutableBytes { header.write(to: $0.baseAddress!) }
+        } else if outgoing.offload.needsChecksum {
+            // Nobody to finish the checksum: the stack asks only what the
+            // capabilities offer, so this is a caller's mistake. Not sent.
+            counters.transmitErrors &+= 1
+            return
         }
         let sent: Bool
         do {
@@ -226,6 +291,10 @@ public final class TapDevice: NetworkDevice {
         }
         if sent {
             counters.countTransmitted(count)
+            if segmenting {
+                counters.segmentedTransmits &+= 1
+                counters.segmentedTransmitBytes &+= UInt64(count)
+            }
         } else {
             counters.transmitDrops &+= 1
         }
