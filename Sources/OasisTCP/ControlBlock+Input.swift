@@ -544,7 +544,9 @@ extension TCPControlBlock {
         // In order: an ACK for every second full-sized segment, else after a delay.
         // "Full-sized" is the peer's segment size as seen (Linux's rcv_mss): the
         // largest segment received, within what our MSS allows; the ACK goes once two
-        // of them have arrived unacknowledged (RFC 5681 §4.2; RFC 9293 §3.8.6.3).
+        // of them have arrived unacknowledged (RFC 5681 §4.2; RFC 9293 §3.8.6.3). A
+        // segment the peer's TSO never cut, or that the device coalesced (GRO), counts
+        // as the full segments it holds.
         if data.count > receiveMSS { receiveMSS = min(data.count, pathMSS) }
         bytesSinceAck += data.count
         if bytesSinceAck >= 2 * receiveMSS || (push && bytesSinceAck >= receiveMSS) {

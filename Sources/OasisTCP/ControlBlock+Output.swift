@@ -135,7 +135,7 @@ extension TCPControlBlock {
         }
         let windowRoom = sendWindow - offset
         let room = dataRoom
-        var length = min(unsent, room, max(min(congestionRoom, windowRoom), 0))
+        var length = min(unsent, largestSegment, max(min(congestionRoom, windowRoom), 0))
         if unsent > 0 && length <= 0 {
             if sendWindow == 0 || windowRoom <= 0 { armPersist(now: now) }
             return nil
@@ -155,6 +155,17 @@ extension TCPControlBlock {
                 // override timeout).
                 if bytesInFlight == 0 && windowRoom < unsent { armPersist(now: now) }
                 return nil
+            }
+        }
+        if length > room && length % room != 0 {
+            // Several segments at once (TSO): the device cuts them at `room`, so a
+            // short last one goes only where a short segment would (Nagle, as
+            // above: it carries everything waiting and nothing is outstanding, or
+            // no-delay); otherwise the segment ends at the last whole piece.
+            let everything = length == unsent
+            let nagleAllows = configuration.noDelay || bytesInFlight == 0
+            if !(everything && nagleAllows) && !isRetransmission {
+                length -= length % room
             }
         }
         overrideSilly = false
@@ -192,7 +203,9 @@ extension TCPControlBlock {
         statistics.bytesSent &+= UInt64(length)
         length = max(length, 0)
         return sent(
-            TCPOutgoingSegment(header: header, payloadOffset: offset, payloadLength: length),
+            TCPOutgoingSegment(
+                header: header, payloadOffset: offset, payloadLength: length,
+                segmentSize: length > room ? room : 0),
             now: now)
     }
 
@@ -237,8 +250,16 @@ extension TCPControlBlock {
     /// not yet judged lost.
     private mutating func recoverySegment(now: Int64) -> TCPOutgoingSegment? {
         let pipe = scoreboard.pipe(una: sendUnacknowledged, nxt: sendMaximum, mss: sendMSS)
-        guard congestion.window - pipe >= sendMSS else { return nil }
-        if let hole = scoreboard.nextLoss(una: sendUnacknowledged, nxt: sendMaximum, mss: sendMSS) {
+        let room = congestion.window - pipe
+        guard room >= sendMSS else { return nil }
+        // With segmentation offload, a lost hole goes in one segment as long as the
+        // pipe leaves room for all its MSS-sized pieces (each would pass this test in
+        // turn: the whole hole is lost when its first byte is, for the same SACKed
+        // ranges lie above every byte of it).
+        let longest = min(largestSegment, room / dataRoom * dataRoom)
+        if let hole = scoreboard.nextLoss(
+            una: sendUnacknowledged, nxt: sendMaximum, mss: sendMSS, limit: longest)
+        {
             return resend(hole.lowerBound, length: hole.upperBound - hole.lowerBound, now: now)
         }
         if bytesUnsent > 0 && sendWindow - (sendNext - sendUnacknowledged) > 0 { return nil }
@@ -255,7 +276,7 @@ extension TCPControlBlock {
         -> TCPOutgoingSegment?
     {
         let offset = sequence - sendUnacknowledged
-        let length = min(length, sendBuffer.count - offset, dataRoom)
+        let length = min(length, sendBuffer.count - offset, largestSegment)
         guard offset >= 0, length > 0 else { return nil }
         var flags: TCPFlags = .ack
         if let fin = finSequence, sequence + length == fin { flags.insert(.fin) }
@@ -274,7 +295,9 @@ extension TCPControlBlock {
             retransmissionDeadline = now + retransmissionTimer.timeout
         }
         return sent(
-            TCPOutgoingSegment(header: header, payloadOffset: offset, payloadLength: length),
+            TCPOutgoingSegment(
+                header: header, payloadOffset: offset, payloadLength: length,
+                segmentSize: length > dataRoom ? dataRoom : 0),
             now: now)
     }
 

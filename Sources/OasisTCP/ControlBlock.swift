@@ -8,10 +8,18 @@ import OasisWire
 /// One segment for the layer below to build and send: the header to write, and which
 /// bytes of the send buffer ride in it (`payloadOffset` counts from SND.UNA as it
 /// stands when the segment is handed out; copy them at once).
+///
+/// With ``TCPControlBlock/segmentationLimit`` set, a segment may carry several MSS of
+/// data: ``segmentSize`` then names the MSS the device is to cut it at (TSO), and
+/// the wire sees the segments that cutting makes (the same header on each, sequence
+/// numbers counting on, FIN and PSH on the last only).
 public struct TCPOutgoingSegment: Hashable, Sendable {
     public var header: TCPRepr
     public var payloadOffset: Int
     public var payloadLength: Int
+    /// The data bytes of each segment the device cuts this one into; 0 when it goes
+    /// as it is (its data fits in one MSS).
+    public var segmentSize: Int = 0
 }
 
 /// A TCP connection's control block: sequence numbers, windows, buffers, timers,
@@ -60,6 +68,16 @@ public struct TCPControlBlock: ~Copyable {
     /// our path allows.
     public internal(set) var peerMSS = 536
     public internal(set) var pathMSS: Int
+    /// TCP segmentation offload: the most data bytes one segment handed out by
+    /// ``nextSegment(now:)`` may carry, when the owner's device cuts segments at the
+    /// MSS itself (the segment says so in ``TCPOutgoingSegment/segmentSize``). A
+    /// segment then carries up to as many whole MSS as fit (a multiple of
+    /// ``sendMSS``, but for the last data waiting). 0, the default: one MSS.
+    ///
+    /// ```swift
+    /// tcb.segmentationLimit = 65_535 - 20 - 60   // a 64 KiB IP packet at most
+    /// ```
+    public var segmentationLimit = 0
 
     // MARK: Receiving
 
@@ -291,6 +309,15 @@ public struct TCPControlBlock: ~Copyable {
     /// path's, less the options every data segment carries (timestamps: 12 bytes).
     public var sendMSS: Int {
         max(min(peerMSS, pathMSS) - (timestampsEnabled ? 12 : 0), 1)
+    }
+
+    /// The most data one segment carries now: one segment's room (``sendMSS``, less
+    /// the SACK blocks its header carries while our receive queue has a gap), or as
+    /// many of those as ``segmentationLimit`` allows, each piece the device cuts
+    /// carrying the same header.
+    public var largestSegment: Int {
+        let piece = dataRoom
+        return segmentationLimit > piece ? segmentationLimit / piece * piece : piece
     }
 
     /// Bytes sent and not acknowledged.

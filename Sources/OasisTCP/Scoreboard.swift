@@ -142,17 +142,20 @@ public struct Scoreboard: Hashable, Sendable {
     }
 
     /// RFC 6675 §4 `NextSeg` rule 1: the first lost byte range not yet retransmitted,
-    /// at most one MSS long; nil when there is none.
-    public func nextLoss(una: SequenceNumber, nxt: SequenceNumber, mss: Int)
+    /// at most one MSS long — or `limit` bytes, for a sender whose device cuts a long
+    /// segment at the MSS (every byte of a hole has the same SACKed ranges above it,
+    /// so the whole hole is lost when its first byte is); nil when there is none.
+    public func nextLoss(una: SequenceNumber, nxt: SequenceNumber, mss: Int, limit: Int = 0)
         -> Range<SequenceNumber>?
     {
         var found: Range<SequenceNumber>? = nil
+        let longest = max(mss, limit)
         forEachHole(una: una, nxt: nxt) { start, end in
             guard found == nil else { return }
             var from = start
             if let high = highRetransmitted, from < high { from = high }
             guard from < end, isLost(from, mss: mss) else { return }
-            found = from..<SequenceNumber.earliest(end, from + mss)
+            found = from..<SequenceNumber.earliest(end, from + longest)
         }
         return found
     }
