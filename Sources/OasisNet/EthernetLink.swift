@@ -17,6 +17,9 @@ public protocol LinkLayer: AnyObject {
     /// Bytes in front of a packet from ``allocatePacket()``: what the rest of its page
     /// holds bounds the largest packet built in one.
     var allocationHeadroom: Int { get }
+    /// The bytes of a buffer from ``allocatePacket()``, headroom included (a page,
+    /// or more where the device takes large segments).
+    var allocationCapacity: Int { get }
     /// The loop's clock, for the layers above.
     var now: Duration { get }
     /// An empty packet from the device's pool, with room in front for every header.
@@ -26,6 +29,11 @@ public protocol LinkLayer: AnyObject {
     func send(_ packet: consuming Packet, to nextHop: IPv4Address)
     /// Sends an IPv4 packet to every station on the link.
     func broadcast(_ packet: consuming Packet)
+}
+
+extension LinkLayer {
+    /// One page, unless the link says otherwise.
+    public var allocationCapacity: Int { Buffer.pageSize }
 }
 
 /// What a link hands up: the IPv4 packets it received for this station.
@@ -81,6 +89,7 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
     /// The Ethernet header alone: the station sends untagged frames.
     @inlinable public var headroom: Int { EthernetHeader.size }
     @inlinable public var allocationHeadroom: Int { device.pool.headroom }
+    @inlinable public var allocationCapacity: Int { device.pool.bufferCapacity }
     @inlinable public var now: Duration { loop.now }
 
     /// Entries in the ARP cache (bounded by its configuration).

@@ -66,9 +66,14 @@ public protocol IPLayer: AnyObject {
     /// Transport checksums the device verified on what it delivers.
     var receiveChecksums: ChecksumOffloads { get }
     /// Transport checksums the device would fill in on what it sends, were the
-    /// transport to write only the pseudo-header sum. No device offers it yet and UDP
-    /// always writes the whole sum; TCP over a TAP's virtio header is to use it.
+    /// transport to write only the pseudo-header sum and say so in the packet's
+    /// ``PacketOffload`` (TCP does, over a TAP with offloads; UDP always writes the
+    /// whole sum).
     var transmitChecksums: ChecksumOffloads { get }
+    /// TCP segmentation offload: the largest IP packet carrying one TCP segment that
+    /// the device cuts at the MSS its ``PacketOffload`` names, and that a buffer of
+    /// ``allocatePacket()`` holds; 0 (the default) when the device cuts nothing.
+    var maximumSegmentationSize: Int { get }
     /// An empty packet with ``headroom`` in front, from the device's pool.
     func allocatePacket() -> Packet?
     /// The largest payload one datagram to `destination` carries unfragmented.
@@ -84,6 +89,11 @@ public protocol IPLayer: AnyObject {
     /// Rate-limited; never about a broadcast or a reassembled datagram (RFC 1122 §3.2.2).
     func sendUnreachable(
         _ code: DestinationUnreachable, about datagram: consuming Packet, info: IPv4Info)
+}
+
+extension IPLayer {
+    /// No segmentation offload, unless the layer says otherwise.
+    public var maximumSegmentationSize: Int { 0 }
 }
 
 /// How an ``IPv4Layer`` is set up.
@@ -180,7 +190,20 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
     /// pool buffer holds behind the headers, since a packet (a fragment) is built in one.
     @inlinable
     public var mtu: Int {
-        min(link.capabilities.mtu, Buffer.pageSize &- link.allocationHeadroom)
+        min(link.capabilities.mtu, link.allocationCapacity &- link.allocationHeadroom)
+    }
+
+    /// The largest TCP packet the device segments (and a buffer holds behind the
+    /// headers); 0 when it segments nothing.
+    @inlinable
+    public var maximumSegmentationSize: Int {
+        let capabilities = link.capabilities
+        guard capabilities.segmentsTCP, capabilities.transmitChecksums.contains(.tcp) else {
+            return 0
+        }
+        return min(
+            capabilities.maximumSegmentationSize,
+            link.allocationCapacity &- link.allocationHeadroom)
     }
 
     @inlinable
@@ -293,7 +316,25 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
             source: address, destination: destination, protocol: `protocol`,
             payloadLength: payload.count, identification: identification)
         guard payload.count &+ IPv4Header.size <= mtu else {
-            return sendFragments(payload, header: header)
+            // A TCP segment the device cuts itself goes whole (the device's segments
+            // each get this header, their identifications counting up from it).
+            guard payload.offload.needsSegmentation else {
+                return sendFragments(payload, header: header)
+            }
+            guard payload.count &+ IPv4Header.size <= maximumSegmentationSize else {
+                ownDrops.count(.sendFailed)
+                return false
+            }
+            identification &+= UInt16(
+                truncatingIfNeeded: payload.count / max(Int(payload.offload.segmentSize), 1))
+            var packet = payload
+            do {
+                try header.emit(prependingTo: &packet)
+            } catch {
+                ownDrops.count(.sendFailed)
+                return false
+            }
+            return route(packet, to: destination)
         }
         var packet = payload
         do {

@@ -113,6 +113,7 @@ extension TCPLayer {
         ) {
             self.layer = layer
             self.tcb = tcb
+            self.tcb.segmentationLimit = layer.segmentationLimit
             self.local = local
             self.remote = remote
             key = TCPConnectionKey(

@@ -30,6 +30,10 @@ public struct TCPLayerConfiguration: Sendable {
     public var ephemeralPorts: ClosedRange<UInt16> = 32768...60999
     /// The key of initial sequence numbers, SYN cookies and ephemeral ports.
     public var secret: SipHashKey = .random()
+    /// Hand the device segments of up to 64 KiB to cut at the MSS, and leave it the
+    /// checksums, where it can (``IPLayer/maximumSegmentationSize``, a TAP with
+    /// offloads): fewer, larger writes. On by default; off, every segment is one MSS.
+    public var segmentationOffload = true
 
     public init() {}
 }
@@ -121,6 +125,16 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
     /// Segments received for connections, and sent.
     public private(set) var segmentsReceived: UInt64 = 0
     public private(set) var segmentsSent: UInt64 = 0
+    /// Of those sent, the ones handed to the device to cut at the MSS (TSO), and
+    /// their data bytes; of those received, the ones the device had coalesced (GRO).
+    public private(set) var largeSegmentsSent: UInt64 = 0
+    public private(set) var largeSegmentBytesSent: UInt64 = 0
+    public private(set) var coalescedSegmentsReceived: UInt64 = 0
+    /// The most data one segment carries when the device segments (0: one MSS): a
+    /// 64 KiB IP packet less its header and the longest TCP header.
+    let segmentationLimit: Int
+    /// Whether segments leave with a partial checksum the device finishes.
+    private let checksumOffload: Bool
 
     public init(ip: IP, on loop: EventLoop, configuration: TCPLayerConfiguration = .init()) {
         self.ip = ip
@@ -133,6 +147,10 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         resets = TokenBucket(
             ratePerSecond: configuration.resetRate, burst: configuration.resetRate, now: now)
         nextEphemeral = UInt32(truncatingIfNeeded: configuration.secret.k1)
+        let offload = configuration.segmentationOffload
+        let largest = ip.maximumSegmentationSize - IPv4Header.size - 60
+        segmentationLimit = offload && largest > 0 ? largest : 0
+        checksumOffload = offload && ip.transmitChecksums.contains(.tcp)
     }
 
     /// What was dropped, and why.
@@ -149,6 +167,11 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
             + "retransmissions \(retransmissions) (\(fastRetransmissions) fast, "
             + "\(timeouts) timeouts)"
         if cookiesSent > 0 { text += ", SYN cookies \(cookiesSent) sent \(cookiesAccepted) taken" }
+        if largeSegmentsSent > 0 || coalescedSegmentsReceived > 0 {
+            text +=
+                ", offloads: \(largeSegmentsSent) segments cut by the device "
+                + "(\(largeSegmentBytesSent) B), \(coalescedSegmentsReceived) coalesced in"
+        }
         let dropped = TCPDropReason.allCases.filter { ownDrops[$0] > 0 }
             .map { "\($0)=\(ownDrops[$0])" }
         if !dropped.isEmpty { text += ", drops " + dropped.joined(separator: " ") }
@@ -169,7 +192,8 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
             let view = try TCPSegment(checking: segment.bytes)
             header = try TCPRepr.parse(
                 view, source: info.source, destination: info.destination,
-                verifyChecksum: !ip.receiveChecksums.contains(.tcp))
+                verifyChecksum: !segment.offload.checksumVerified
+                    && !ip.receiveChecksums.contains(.tcp))
             payloadOffset = view.headerLength
         } catch {
             switch error {
@@ -186,6 +210,7 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
             return
         }
         segmentsReceived &+= 1
+        if segment.offload.coalesced { coalescedSegmentsReceived &+= 1 }
         let key = TCPConnectionKey(
             remote: info.source, remotePort: header.sourcePort, localPort: header.destinationPort)
         let now = nowNanoseconds
@@ -445,10 +470,22 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         }
         do {
             try segment.header.emit(
-                prependingTo: &packet, source: ip.address, destination: connection.remote.address)
+                prependingTo: &packet, source: ip.address, destination: connection.remote.address,
+                checksum: checksumOffload ? .offload : .compute)
         } catch {
             ownDrops.count(.noBuffer)
             return
+        }
+        if checksumOffload {
+            // The device sums the segment from the header on, and cuts it at the MSS
+            // when it is longer.
+            packet.offload = PacketOffload(
+                checksumSpan: UInt16(truncatingIfNeeded: packet.count), checksumField: 16,
+                segmentSize: UInt16(truncatingIfNeeded: segment.segmentSize))
+            if segment.segmentSize > 0 {
+                largeSegmentsSent &+= 1
+                largeSegmentBytesSent &+= UInt64(length)
+            }
         }
         segmentsSent &+= 1
         ip.send(packet, protocol: .tcp, to: connection.remote.address)

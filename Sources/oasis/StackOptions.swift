@@ -42,6 +42,22 @@ struct StackOptions: ParsableArguments {
     @Flag(help: "TAP: carry a virtio-net header and let the kernel offload checksums.")
     var vnetHeader = false
 
+    @Flag(
+        help: """
+            TAP: offload TCP both ways through the virtio-net header (implies \
+            --vnet-header): 64 KiB segments to the kernel for it to cut (TSO), coalesced \
+            ones from it (TSO/GRO), checksums left partial.
+            """)
+    var offload = false
+
+    /// The TAP options from --vnet-header and --offload.
+    var tapOptions: TapDevice.Options {
+        var options: TapDevice.Options = []
+        if vnetHeader { options.insert(.vnetHeader) }
+        if offload { options.insert(.offload) }
+        return options
+    }
+
     @Option(
         help: ArgumentHelp(
             "Impair the device's frames: loss, dup, reorder, corrupt, delay, jitter, rate "
@@ -111,7 +127,7 @@ struct StackOptions: ParsableArguments {
         if let tap {
             device = try TapDevice(
                 attachingTo: tap, on: loop, macAddress: macAddress,
-                options: vnetHeader ? [.vnetHeader] : [])
+                options: tapOptions)
         } else {
             let own = try OwnNamespace.create(
                 hostAddress: configuration.network.peerAddress, network: configuration.network)
@@ -120,7 +136,7 @@ struct StackOptions: ParsableArguments {
                 device = try NetworkNamespace.withEntered(path: own.path) {
                     try TapDevice(
                         attachingTo: "tap0", on: loop, macAddress: macAddress,
-                        options: vnetHeader ? [.vnetHeader] : [])
+                        options: tapOptions)
                 }
                 try own.configureKernelSide()
             } catch {
