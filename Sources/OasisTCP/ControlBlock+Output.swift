@@ -213,7 +213,9 @@ extension TCPControlBlock {
     /// first lost hole with SACK.
     private mutating func retransmission(now: Int64) -> TCPOutgoingSegment? {
         if sackEnabled,
-            let hole = scoreboard.nextLoss(una: sendUnacknowledged, nxt: sendMaximum, mss: sendMSS)
+            let hole = scoreboard.nextLoss(
+                una: sendUnacknowledged, nxt: sendMaximum, mss: sendMSS,
+                limit: lostHoleLimit)
         {
             return resend(hole.lowerBound, length: hole.upperBound - hole.lowerBound, now: now)
         }
@@ -250,15 +252,9 @@ extension TCPControlBlock {
     /// not yet judged lost.
     private mutating func recoverySegment(now: Int64) -> TCPOutgoingSegment? {
         let pipe = scoreboard.pipe(una: sendUnacknowledged, nxt: sendMaximum, mss: sendMSS)
-        let room = congestion.window - pipe
-        guard room >= sendMSS else { return nil }
-        // With segmentation offload, a lost hole goes in one segment as long as the
-        // pipe leaves room for all its MSS-sized pieces (each would pass this test in
-        // turn: the whole hole is lost when its first byte is, for the same SACKed
-        // ranges lie above every byte of it).
-        let longest = min(largestSegment, room / dataRoom * dataRoom)
+        guard congestion.window - pipe >= sendMSS else { return nil }
         if let hole = scoreboard.nextLoss(
-            una: sendUnacknowledged, nxt: sendMaximum, mss: sendMSS, limit: longest)
+            una: sendUnacknowledged, nxt: sendMaximum, mss: sendMSS, limit: lostHoleLimit)
         {
             return resend(hole.lowerBound, length: hole.upperBound - hole.lowerBound, now: now)
         }
@@ -269,6 +265,18 @@ extension TCPControlBlock {
             return resend(hole.lowerBound, length: hole.upperBound - hole.lowerBound, now: now)
         }
         return nil
+    }
+
+    /// With segmentation offload, the most of a lost hole one retransmission carries:
+    /// as many segments' room (``dataRoom``) as the pipe leaves room for (each MSS-sized piece would pass NextSeg's
+    /// test in turn, and the whole hole is lost when its first byte is, since the same
+    /// SACKed ranges lie above every byte of it); one MSS without offload.
+    private var lostHoleLimit: Int {
+        let piece = dataRoom
+        guard segmentationLimit > piece else { return sendMSS }
+        let pipe = scoreboard.pipe(una: sendUnacknowledged, nxt: sendMaximum, mss: sendMSS)
+        let room = congestion.window - pipe
+        return max(piece, min(largestSegment, room / piece * piece))
     }
 
     /// Sends `length` bytes from `sequence` again (bounded by what the buffer holds).

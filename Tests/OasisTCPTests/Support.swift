@@ -38,6 +38,27 @@ func wire(
     return WireSegment(header: parsed, payload: Array(bytes[headerLength...]))
 }
 
+/// What a device's TCP segmentation (Linux's `tcp_gso_segment`) makes of `segment`:
+/// pieces of `size` data bytes, sequence numbers counting on, the same options on
+/// each, FIN and PSH on the last only. `size` 0: the segment as it is.
+func cut(_ segment: WireSegment, at size: Int) -> [WireSegment] {
+    guard size > 0, segment.payload.count > size else { return [segment] }
+    var pieces: [WireSegment] = []
+    var offset = 0
+    while offset < segment.payload.count {
+        let end = min(offset + size, segment.payload.count)
+        var header = segment.header
+        header.sequenceNumber = segment.header.sequenceNumber &+ UInt32(offset)
+        if end < segment.payload.count {
+            header.flags.remove(.fin)
+            header.flags.remove(.psh)
+        }
+        pieces.append(WireSegment(header: header, payload: Array(segment.payload[offset..<end])))
+        offset = end
+    }
+    return pieces
+}
+
 /// Two control blocks joined by a wire the test controls: what each sends is queued;
 /// the test delivers, drops or reorders, on a clock it moves.
 struct Pair: ~Copyable {
@@ -76,19 +97,31 @@ struct Pair: ~Copyable {
     let serverConfiguration: TCPConfiguration
     let mss: Int
 
-    /// Collects what each side wants to send now.
+    /// Segments handed out for the device to cut (TSO), each way, before cutting.
+    var largeByClient: [WireSegment] = []
+    var largeByServer: [WireSegment] = []
+
+    /// Collects what each side wants to send now. A segment to be cut at the MSS (a
+    /// control block with ``TCPControlBlock/segmentationLimit``) goes on the wire as
+    /// the segments a device cuts it into.
     mutating func pump() throws {
         while let segment = client.nextSegment(now: now) {
             let sent = try wire(
                 segment, from: client, source: clientAddress, destination: serverAddress)
-            toServer.append(sent)
-            sentByClient.append(sent)
+            if segment.segmentSize > 0 { largeByClient.append(sent) }
+            for piece in cut(sent, at: segment.segmentSize) {
+                toServer.append(piece)
+                sentByClient.append(piece)
+            }
         }
         while let segment = server.nextSegment(now: now) {
             let sent = try wire(
                 segment, from: server, source: serverAddress, destination: clientAddress)
-            toClient.append(sent)
-            sentByServer.append(sent)
+            if segment.segmentSize > 0 { largeByServer.append(sent) }
+            for piece in cut(sent, at: segment.segmentSize) {
+                toClient.append(piece)
+                sentByServer.append(piece)
+            }
         }
     }
 
