@@ -7,15 +7,16 @@ import Foundation
 import OasisTestSupport
 import Testing
 
-/// Python that captures TCP frames on tap0 (tcpdump, 96 bytes of each) while `body`
-/// runs, then reads the pcap's original lengths by source address: `sizes['192.0.2.2']`
-/// are the frames the stack wrote, `sizes['192.0.2.1']` the kernel's.
-func capturing(_ body: String, packets: Int = 3000) -> String {
+/// Python that captures TCP frames on `interface` (tcpdump, 96 bytes of each) while
+/// `body` runs, then reads the pcap's original lengths by source address:
+/// `sizes['192.0.2.2']` are the frames the stack wrote, `sizes['192.0.2.1']` the
+/// kernel's.
+func capturing(_ body: String, packets: Int = 3000, interface: String = "tap0") -> String {
     """
     import socket, os, hashlib, subprocess, tempfile, time, struct, threading
     folder = tempfile.mkdtemp()
-    path = os.path.join(folder, 'tap0.pcap')
-    cap = subprocess.Popen(['tcpdump', '-i', 'tap0', '-n', '-s', '96', '-c', '\(packets)',
+    path = os.path.join(folder, 'capture.pcap')
+    cap = subprocess.Popen(['tcpdump', '-i', '\(interface)', '-n', '-s', '96', '-c', '\(packets)',
                             '-Z', 'root', '-U', '-w', path, 'tcp'],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
@@ -199,6 +200,63 @@ func offloadCounts(_ log: String) -> (segmented: Int, coalesced: Int) {
         }
     }
 
+    /// The kernel cuts what the stack hands it: routed on through a veth whose TSO and
+    /// GSO are off, to a second namespace, the stack's 64 KiB segments leave as
+    /// MTU-sized ones that the far side's TCP takes (checksums, sequence numbers and
+    /// all): 64 MiB of chargen arrive as the pattern.
+    @Test func theKernelCutsOurSegmentsWhenItForwardsThem() throws {
+        var log = ""
+        try withStackOnTap(
+            "theKernelCutsOurSegmentsWhenItForwardsThem",
+            extraArguments: ["--offload", "--gateway", "192.0.2.1"], log: &log
+        ) { namespace in
+            let far = try TestNamespace.create()
+            defer { far.remove() }
+            try far.disableIPv6()
+            try namespace.runChecked([
+                "ip", "link", "add", "fa", "type", "veth", "peer", "name", "fb", "netns", far.name,
+            ])
+            try namespace.runChecked(["ip", "addr", "add", "198.51.100.1/24", "dev", "fa"])
+            try namespace.runChecked(["ip", "link", "set", "fa", "up"])
+            try namespace.runChecked(["ethtool", "-K", "fa", "tso", "off", "gso", "off"])
+            try namespace.runChecked(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            try far.runChecked(["ip", "addr", "add", "198.51.100.2/24", "dev", "fb"])
+            try far.runChecked(["ip", "link", "set", "fb", "up"])
+            try far.runChecked(["ip", "link", "set", "lo", "up"])
+            try far.runChecked(["ip", "route", "add", "default", "via", "198.51.100.1"])
+            let before = try tapReceived(namespace)
+            try expectKernelTCP(
+                far,
+                capturing(
+                    """
+                    chars = bytes(range(32, 127))
+                    period = b''.join(
+                        bytes(chars[(line + c) % 95] for c in range(72)) + b'\\r\\n' for line in range(95))
+                    want = 64 << 20
+                    s = socket.create_connection(('192.0.2.2', 19), timeout=30)
+                    buf = bytearray()
+                    while len(buf) < want:
+                        chunk = s.recv(min(1 << 20, want - len(buf)))
+                        if not chunk:
+                            break
+                        buf += chunk
+                    s.close()
+                    whole = (period * (want // len(period) + 2))[:len(buf)]
+                    print('read', len(buf) == want, 'pattern', bytes(buf) == whole)
+                    """, interface: "fb")
+                        + """
+
+                        print('cut to the mtu', 0 < largest('192.0.2.2') <= 1514)
+                        """, printing: "read True pattern True\ncut to the mtu True")
+            // What the stack wrote into the TAP: far fewer, far larger frames.
+            let after = try tapReceived(namespace)
+            let frames = after.packets - before.packets
+            let bytes = after.bytes - before.bytes
+            #expect(frames > 0 && bytes / frames > 8000, "\(frames) frames, \(bytes) bytes")
+        }
+        #expect(offloadCounts(log).segmented > 0, "\(log)")
+    }
+
     /// A virtio header without offloads (checksums only) still carries TCP as before:
     /// MTU-sized frames both ways, nothing segmented or coalesced.
     @Test func vnetHeaderWithoutOffloads() throws {
@@ -233,4 +291,16 @@ func offloadCounts(_ log: String) -> (segmented: Int, coalesced: Int) {
         }
         #expect(!log.contains("offloads:"), "\(log)")
     }
+}
+
+/// What the kernel received on tap0 (`/sys/class/net/tap0/statistics`, read in the
+/// namespace): the frames the stack wrote, as the kernel took them.
+func tapReceived(_ namespace: TestNamespace) throws -> (packets: Int, bytes: Int) {
+    let result = try namespace.runChecked([
+        "cat", "/sys/class/net/tap0/statistics/rx_packets",
+        "/sys/class/net/tap0/statistics/rx_bytes",
+    ])
+    let numbers = result.output.split(separator: "\n").compactMap { Int($0) }
+    guard numbers.count == 2 else { return (0, 0) }
+    return (numbers[0], numbers[1])
 }
