@@ -383,18 +383,6 @@ extension TCPControlBlock {
                 acked, now: now, roundTrip: retransmissionTimer.smoothed, limited: limited)
         }
         duplicateAcks = 0
-        // RFC 6675 §5: an ACK with SACK information counts as a duplicate "regardless
-        // of its status as a cumulative acknowledgment"; if it shows the next byte lost
-        // (step 2, IsLost(HighACK + 1)), recovery starts. A receiver that acknowledges
-        // a batch of segments at once (GRO, or a device batch) sends one ACK for what
-        // would have been several duplicates.
-        if sackEnabled && !inRecovery && !header.sackBlocks.isEmpty && bytesInFlight > 0
-            && recoveryPoint < sendUnacknowledged
-            && scoreboard.isLost(sendUnacknowledged, mss: sendMSS)
-        {
-            duplicateAcks = 1
-            enterRecovery(now: now)
-        }
         // RFC 6298 §5.2–5.3: restart the timer while data is outstanding.
         retransmissionDeadline =
             bytesInFlight > 0 || (finSequence != nil && !finAcked)

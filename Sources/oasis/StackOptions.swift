@@ -79,6 +79,11 @@ struct StackOptions: ParsableArguments {
 
     func validate() throws {
         _ = try impairment()
+        // The impairment wrapper holds and copies frames in one-page buffers and
+        // refuses frames above the MTU: a 64 KiB segment would never get through it.
+        if offload && impair != nil {
+            throw ValidationError("--offload and --impair cannot be used together yet")
+        }
     }
 
     /// The stack's network, checked.
