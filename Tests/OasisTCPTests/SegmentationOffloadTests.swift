@@ -181,6 +181,57 @@ let offloadLimit = 65_535 - 20 - 60
         #expect(pair.client.statistics.timeouts == 0)
     }
 
+    /// While our receive queue has a gap, every header carries SACK blocks, and every
+    /// piece the device cuts carries that header: the pieces are cut that much
+    /// shorter, so that each still fits the path.
+    @Test func piecesCarryingSACKBlocksStillFitThePath() throws {
+        var pair = try Pair()
+        pair.client.segmentationLimit = offloadLimit
+        try pair.handshake()
+        let mss = pair.client.sendMSS
+        let up = pattern(400_000, seed: 11)
+        let down = pattern(400_000, seed: 12)
+        var upOffset = 0
+        var downOffset = 0
+        var received: [UInt8] = []
+        var receivedDown: [UInt8] = []
+        var pieces = 0
+        var dropped = Set<UInt32>()
+        let drop: (WireSegment, Bool) -> Bool = { segment, toServer in
+            guard !toServer, !segment.payload.isEmpty else { return false }
+            pieces += 1
+            if pieces % 9 == 0 && !dropped.contains(segment.header.sequenceNumber) {
+                dropped.insert(segment.header.sequenceNumber)
+                return true
+            }
+            return false
+        }
+        for _ in 0..<20_000 {
+            if upOffset < up.count {
+                upOffset += up[upOffset...].withUnsafeBytes { pair.client.write($0) }
+            }
+            if downOffset < down.count {
+                downOffset += down[downOffset...].withUnsafeBytes { pair.server.write($0) }
+            }
+            try pair.run(rounds: 4, drop: drop)
+            received += pair.serverReads()
+            receivedDown += pair.clientReads()
+            if received.count == up.count && receivedDown.count == down.count { break }
+            try pair.advance(by: 5_000_000)
+        }
+        let same = received == up && receivedDown == down
+        #expect(same)
+        let withBlocks = pair.sentByClient.filter {
+            !$0.payload.isEmpty && !$0.header.sackBlocks.isEmpty
+        }
+        #expect(!withBlocks.isEmpty, "some data went while the client held a gap")
+        #expect(pair.largeByClient.contains { !$0.header.sackBlocks.isEmpty })
+        for piece in withBlocks {
+            #expect(
+                piece.payload.count + 4 + 8 * piece.header.sackBlocks.count <= mss, "\(piece)")
+        }
+    }
+
     /// A segment holding several MSS (the peer's TSO never cut it, or GRO joined it)
     /// counts as that many full segments: it is acknowledged at once, not delayed.
     @Test func aCoalescedSegmentIsAcknowledgedAtOnce() throws {
