@@ -238,6 +238,12 @@ let package = Package(
             name: "OasisDNSTests", dependencies: ["OasisDNS", "OasisTestSupport"],
             swiftSettings: strict),
         .testTarget(
+            name: "OasisServicesTests",
+            dependencies: [
+                "OasisServices", "OasisNet", "OasisLoop", "OasisWire", "OasisTestSupport",
+            ],
+            swiftSettings: strict),
+        .testTarget(
             name: "OasisOpenFlowTests",
             dependencies: ["OasisWire", "OasisOpenFlow", "OasisTestSupport"],
             swiftSettings: strict),
