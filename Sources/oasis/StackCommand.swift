@@ -22,7 +22,9 @@ struct StackCommand: ParsableCommand {
             the other end of an in-memory link and exchanges UDP echo with it. With \
             --backend socket the echo service runs on the kernel's UDP sockets. With \
             --backend xen it drives a Xen netfront: through the real Xen libraries (in a \
-            Xen domain), or with --xen-sim SOCKET through xen/netback-sim.
+            Xen domain), or with --xen-sim SOCKET through xen/netback-sim. With --iperf3 it \
+            also serves iperf3 on TCP port 5201; with --iperf3-client ADDRESS it runs one \
+            iperf3 test against that server and exits (on kernel sockets too).
             """)
 
     @Option(help: "Where packets go: tap, pcap, xdp, memory, socket, xen.")
@@ -48,6 +50,8 @@ struct StackCommand: ParsableCommand {
     @Option(help: "Stop after this many seconds (default: run until interrupted).")
     var seconds: Double?
 
+    @OptionGroup var iperf3: IPerf3Options
+
     func validate() throws {
         if stackOptions.impair != nil, backend == .socket || backend == .memory {
             throw ValidationError(
@@ -59,7 +63,7 @@ struct StackCommand: ParsableCommand {
         let configuration = try stackOptions.configuration()
         let loop = try EventLoop()
         let stopper = SignalStopper(loop: loop)
-        let echo = EchoApplication(echoPort: echoPort, seconds: seconds)
+        let echo = EchoApplication(echoPort: echoPort, seconds: seconds, iperf3: iperf3)
 
         switch backend {
         case .tap:
@@ -76,7 +80,15 @@ struct StackCommand: ParsableCommand {
             try UDPEcho.start(on: sockets, port: echoPort)
             Console.log(
                 "oasis: UDP echo on kernel sockets at \(configuration.network.address):\(echoPort)")
-            try runUntilStopped(loop, seconds: seconds)
+            let streams = SocketStreams(address: configuration.network.address, on: loop)
+            let iperf3Server = try iperf3.startServer(on: streams)
+            defer { iperf3Server?.close() }
+            if iperf3.client != nil {
+                try iperf3.runClient(on: streams, loop: loop)
+            } else {
+                try runUntilStopped(loop, seconds: seconds)
+            }
+            streams.close()
             sockets.close()
         case .xen:
             if let xenSim {
@@ -121,6 +133,7 @@ struct StackCommand: ParsableCommand {
 struct EchoApplication: StackApplication {
     var echoPort: UInt16
     var seconds: Double?
+    var iperf3: IPerf3Options
 
     func run<Device: NetworkDevice>(
         on stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?
@@ -129,21 +142,34 @@ struct EchoApplication: StackApplication {
         try UDPEcho.start(on: stack, port: echoPort)
         let tcp = try TCPServices.start(on: stack, echo: echoPort)
         defer { for listener in tcp { listener.close() } }
+        let iperf3Server = try iperf3.startServer(on: stack)
+        defer { iperf3Server?.close() }
         Console.log(
             "oasis: stack at \(stack.configuration.network) on \(stack.device.name) "
                 + "(\(stack.device.macAddress)), ping responder, UDP echo on port \(echoPort), "
-                + "TCP echo on \(echoPort), discard on 9, chargen on 19")
+                + "TCP echo on \(echoPort), discard on 9, chargen on 19"
+                + (iperf3Server == nil ? "" : ", iperf3 on \(iperf3.port)"))
         if let namespace {
             Console.log(
                 "oasis: ping it with: ip netns exec \(namespace.name) ping \(stack.address)")
         }
-        try runUntilStopped(loop, seconds: seconds)
+        // With --iperf3-client the run is the test; its failure fails the command, once
+        // the stack has reported.
+        let outcome = Result {
+            if iperf3.client != nil {
+                try iperf3.runClient(on: stack, loop: loop)
+            } else {
+                try runUntilStopped(loop, seconds: seconds)
+            }
+        }
+        if let iperf3Server { Console.log("oasis: iperf3 \(iperf3Server.statistics.summary)") }
         Console.log("oasis: device \(stack.device.counters)")
         Console.log(
             "oasis: echo replies \(stack.echoRepliesSent), datagrams in \(stack.datagramsDelivered) "
                 + "out \(stack.datagramsSent), drops \(stack.drops.summary)")
         Console.log("oasis: tcp \(stack.tcp.summary)")
         stack.stop()
+        try outcome.get()
     }
 }
 
