@@ -531,15 +531,19 @@ public final class IPerf3Server<Service: StreamService> {
             stream.counting = false
             if error != nil {
                 stream.connection.reset()
-            } else if stream.isSender {
+                continue
+            }
+            if stream.isSender {
+                // Closed at TEST_END; what it queued may still be leaving.
                 stream.connection.close()
             } else {
                 // The client closed its end after DISPLAY_RESULTS, but what its socket
                 // still held may be on its way: drained to the end of the stream (the
                 // receive handler then closes), rather than answered with resets.
                 stream.connection.shutdownWrite()
-                lingering.append(stream.connection)
             }
+            // Either way, a client that neither reads nor closes is not waited for.
+            lingering.append(stream.connection)
         }
         if !lingering.isEmpty {
             _ = service.loop.schedule(after: limits.controlTimeout) {
