@@ -258,6 +258,11 @@ public struct IPerf3Parameters: Hashable, Sendable {
     public var bitrate: UInt64 = 0
     /// The client wants the server's report in the results ("get_server_output").
     public var wantsServerOutput = false
+    /// Data connections send short writes at once ("nodelay", `-N`).
+    public var noDelay = false
+    /// The congestion control the data connections should use ("congestion", `-C`),
+    /// by Linux's name.
+    public var congestion: String?
     /// The client's iperf3 version, when it says.
     public var clientVersion: String?
 
@@ -283,6 +288,8 @@ public struct IPerf3Parameters: Hashable, Sendable {
         blockLength = json["len"]?.integer ?? IPerf3.defaultBlockLength
         bitrate = UInt64(clamping: json["bandwidth"]?.integer ?? 0)
         wantsServerOutput = json["get_server_output"] != nil
+        noDelay = json["nodelay"] != nil
+        congestion = json["congestion"]?.string
         clientVersion = json["client_version"]?.string
     }
 
@@ -301,6 +308,8 @@ public struct IPerf3Parameters: Hashable, Sendable {
         members.append(JSONMember("len", .number(Double(blockLength))))
         if bitrate > 0 { members.append(JSONMember("bandwidth", .number(Double(bitrate)))) }
         members.append(JSONMember("pacing_timer", 1000))
+        if noDelay { members.append(JSONMember("nodelay", true)) }
+        if let congestion { members.append(JSONMember("congestion", .string(congestion))) }
         if wantsServerOutput { members.append(JSONMember("get_server_output", 1)) }
         members.append(
             JSONMember("client_version", .string(clientVersion ?? IPerf3.protocolVersion)))
@@ -430,6 +439,20 @@ public struct IPerf3Results: Hashable, Sendable {
         }
         members.append(JSONMember("streams", .array(streams)))
         return .object(members)
+    }
+}
+
+extension IPerf3Parameters {
+    /// Sets what the parameters ask of a data connection: no-delay, and the congestion
+    /// control when it is one the Stream surface offers ("reno" or "newreno", "cubic";
+    /// another is left at the default, as iperf3 goes on when the kernel lacks one).
+    func configure(_ connection: some StreamConnection) {
+        if noDelay { connection.noDelay = true }
+        switch congestion {
+        case "reno", "newreno": connection.congestionControl = .newReno
+        case "cubic": connection.congestionControl = .cubic
+        default: break
+        }
     }
 }
 

@@ -103,6 +103,7 @@ public final class IPerf3Client<Service: StreamService> {
     private func connected(_ connection: Service.Connection) {
         guard phase == .connecting else { return connection.reset() }
         control = connection
+        connection.noDelay = true  // as iperf3's: its messages are single bytes
         connection.onReceive { input in self.controlReceived(&input) }
         connection.onClose { error in
             guard self.phase != .done else { return }
@@ -214,6 +215,7 @@ public final class IPerf3Client<Service: StreamService> {
                 let stream = DataStream(
                     id: iperf3StreamID(index: index), connection: connection, sends: sends)
                 self.streams.append(stream)
+                self.parameters.configure(connection)
                 _ = try? connection.write(self.cookie)
                 self.serve(stream)
                 self.openStream()

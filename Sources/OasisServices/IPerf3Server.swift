@@ -105,8 +105,9 @@ public struct IPerf3ServerStatistics: Hashable, Sendable {
 /// ```
 ///
 /// TCP only: a UDP or SCTP test is refused with SERVER_ERROR ("protocol does not
-/// exist"), which the client prints. Socket options the client asks for (window,
-/// MSS, no-delay, congestion control) and a TCP bitrate (`-b`) are not applied.
+/// exist"), which the client prints. No-delay (`-N`) and a congestion control the
+/// surface has (`-C reno`, `-C cubic`) are applied to the data connections; a window
+/// (`-w`), an MSS (`-M`) and a TCP bitrate (`-b`) are not.
 public final class IPerf3Server<Service: StreamService> {
     public let limits: IPerf3ServerLimits
     /// Called on the loop when a test ends, well or not.
@@ -196,6 +197,7 @@ public final class IPerf3Server<Service: StreamService> {
         statistics.testsStarted &+= 1
         let test = Test(control: control)
         self.test = test
+        control.noDelay = true  // as iperf3's: its messages are single bytes
         control.receiveCapacity = max(control.receiveCapacity, 4 + limits.maximumJSONLength)
         control.onReceive { [weak self, weak test] input in
             guard let self, let test, self.test === test else { return }
@@ -362,6 +364,7 @@ public final class IPerf3Server<Service: StreamService> {
                 id: iperf3StreamID(index: index), connection: first.connection,
                 isSender: index >= test.receiversExpected)
             test.streams.append(stream)
+            test.parameters.configure(first.connection)
             serve(stream, of: test)
         }
         if test.phase == .creatingStreams,

@@ -18,7 +18,7 @@ import Testing
     @Test(arguments: [
         ["-t", "1"], ["-t", "1", "-R"], ["-t", "1", "-P", "3"], ["-t", "1", "-P", "2", "-R"],
         ["-t", "1", "-l", "1000"], ["-t", "1", "--bidir"], ["-n", "10M"], ["-k", "100", "-R"],
-        ["-t", "1", "-O", "1"],
+        ["-t", "1", "-O", "1"], ["-t", "1", "-N", "-C", "reno"],
     ])
     func iperf3ClientAgainstOurServer(_ options: [String]) throws {
         if let reason = iperf3UnavailableReason { try skip("iperf3 \(options)", reason) }
