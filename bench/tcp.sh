@@ -14,7 +14,8 @@
 #   - lwIP's TCP on the same TAP (bench/peers/lwip-stack.c: Debian's liblwip-dev, its
 #     raw API), measured as Oasis is, when liblwip-dev is installed (LWIP=0: left out).
 # Each figure is the median of ROUNDS rounds (default 3) of SECONDS each, the pairs
-# taking turns within a round. Needs root (namespaces, TAP). PERF=1 records a profile
+# taking turns within a round. Needs root (namespaces, TAP). NICE=N runs both sides at
+# that priority (other work on the machine takes less of their CPUs). PERF=1 records a profile
 # of `oasis` (perf record -g) during its first round's runs into bench/out/.
 #   bench/tcp.sh OASIS_BINARY [SECONDS]
 set -euo pipefail
@@ -39,15 +40,19 @@ fi
 
 # Two cores: servers (oasis, lwip-stack, tcp-stream serve/echo) on one, the kernel's
 # clients (tcp-stream send/recv/connrate) on the other.
+# NICE=-10 (say) gives both sides the same larger share of their CPUs where other work
+# shares the machine; the default leaves the priority alone.
+priority=(nice -n "${NICE:-0}")
 if [ "$(nproc)" -ge 2 ]; then
-    server_cpu=(taskset -c 1)
-    client_cpu=(taskset -c 0)
+    server_cpu=("${priority[@]}" taskset -c 1)
+    client_cpu=("${priority[@]}" taskset -c 0)
     pinning="servers (oasis, lwip-stack, tcp-stream serve and echo) on CPU 1, the kernel's clients (tcp-stream send, recv, connrate) on CPU 0"
 else
-    server_cpu=()
-    client_cpu=()
+    server_cpu=("${priority[@]}")
+    client_cpu=("${priority[@]}")
     pinning="one CPU: nothing pinned"
 fi
+[ "${NICE:-0}" != 0 ] && pinning="$pinning, all at nice ${NICE}"
 
 mac=02:00:00:00:00:02
 tag=tcpb-$$
@@ -161,7 +166,8 @@ profiled() {  # LABEL
     fi
 }
 
-echo "tcp: $rounds rounds of $seconds s per figure; $pinning" >&2
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "tcp: $rounds rounds of $seconds s per figure; $pinning; load average $load" >&2
 for round in $(seq "$rounds"); do
     echo "round $round" >&2
     # Kernel↔kernel, offloads on and off.
@@ -238,9 +244,9 @@ row() {  # FIGURE OURS PEER-NAME PEER TARGET UNIT
 }
 
 echo
-echo "TCP on the Oasis stack over a TAP beside the Linux kernel over a veth (bench/tcp.sh, median of $rounds × $seconds s; $pinning):"
+echo "TCP on the Oasis stack over a TAP beside the Linux kernel over a veth$([ -n "$lwip" ] && echo " and lwIP on the same TAP") (bench/tcp.sh, median of $rounds × $seconds s; ratio = Oasis / peer; $pinning; load average before: $load):"
 echo
-echo "| group | figure | ours | peer | its value | ratio | target | note |"
+echo "| group | figure | Oasis | peer | its value | ratio | target | note |"
 echo "| --- | --- | ---: | --- | ---: | ---: | ---: | --- |"
 row "bulk, kernel sends to Oasis discard over a TAP" oasis-send "kernel↔kernel over a veth, offloads off" k-off-send "≥ 0.6×" "Gbit/s"
 row "bulk, kernel reads Oasis chargen over a TAP" oasis-recv "kernel↔kernel over a veth, offloads off" k-off-recv "≥ 0.6×" "Gbit/s"
@@ -251,11 +257,12 @@ row "bulk under 1 % drop, kernel reads Oasis chargen" oasis-drop-recv "kernel↔
 row "connections/s, Oasis echo over a TAP, 16 at once" oasis-conn16 "kernel echo over a veth, 16 at once" k-conn16 "≥ 0.5×" "conn/s"
 row "connections/s, Oasis echo over a TAP, one at a time" oasis-conn1 "kernel echo over a veth, one at a time" k-conn1 "≥ 0.5×" "conn/s"
 if [ -n "$lwip" ]; then
-    row "bulk, kernel sends to lwIP discard over a TAP" lwip-send "Oasis on the same TAP" oasis-send "" "Gbit/s"
-    row "bulk, kernel reads lwIP chargen over a TAP" lwip-recv "Oasis on the same TAP" oasis-recv "" "Gbit/s"
-    row "bulk under 1 % drop, kernel sends to lwIP discard" lwip-drop-send "Oasis, same drop" oasis-drop-send "" "Gbit/s"
-    row "bulk under 1 % drop, kernel reads lwIP chargen" lwip-drop-recv "Oasis, same drop" oasis-drop-recv "" "Gbit/s"
-    row "connections/s, lwIP echo over a TAP, 16 at once" lwip-conn16 "Oasis on the same TAP" oasis-conn16 "" "conn/s"
+    row "bulk, kernel sends to discard over a TAP" oasis-send "lwIP 2.1.3 (Debian's) on the same TAP" lwip-send "" "Gbit/s"
+    row "bulk, kernel reads chargen over a TAP" oasis-recv "lwIP 2.1.3 on the same TAP" lwip-recv "" "Gbit/s"
+    row "bulk under 1 % drop, kernel sends to discard" oasis-drop-send "lwIP 2.1.3, same drop" lwip-drop-send "" "Gbit/s"
+    row "bulk under 1 % drop, kernel reads chargen" oasis-drop-recv "lwIP 2.1.3, same drop" lwip-drop-recv "" "Gbit/s"
+    row "connections/s, echo over a TAP, 16 at once" oasis-conn16 "lwIP 2.1.3 on the same TAP" lwip-conn16 "" "conn/s"
+    row "connections/s, echo over a TAP, one at a time" oasis-conn1 "lwIP 2.1.3 on the same TAP" lwip-conn1 "" "conn/s"
 fi
 echo
 echo "Kernel↔kernel for reference: offloads on send $(value k-on-send) / recv $(value k-on-recv) Gbit/s, off send $(value k-off-send) / recv $(value k-off-recv) Gbit/s; segments dropped by the kernel pair's tables in all rounds: $(printf '%s\n' ${results[k-drop-count]:-0} | awk '{ s += $1 } END { print s }')."

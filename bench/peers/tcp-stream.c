@@ -11,7 +11,8 @@
  *       CONCURRENCY connections at once (epoll): each connects, writes 64 bytes, reads
  *       the 64 echoed bytes and closes (no SO_LINGER: a normal FIN), and a new one
  *       takes its place. Prints: mode=connrate completed=N failures=F seconds=S
- *       conn_per_s=R concurrency=C (and the first failure's reason on stderr).
+ *       unfinished=U conn_per_s=R concurrency=C (U: still under way at the end, not
+ *       counted; the first failure's reason on stderr).
  *   tcp-stream serve PORT [LIFETIME]      discard on PORT and chargen on PORT+10 (9 and
  *       19 for `serve 9`, as `oasis stack`), a thread per connection.
  *   tcp-stream echo PORT [LIFETIME]       echo on PORT, one thread (epoll), as the
@@ -281,12 +282,17 @@ static int run_connrate(struct sockaddr_in to, double duration, int concurrency)
         }
     }
     double seconds = (double)(now_ns() - start) / 1e9;
+    int unfinished = 0;
     for (int i = 0; i < concurrency; i++)
-        if (slots[i].fd >= 0) close(slots[i].fd);
-    printf("mode=connrate completed=%llu failures=%llu seconds=%.3f conn_per_s=%.0f "
-           "concurrency=%d\n",
-           (unsigned long long)completed, (unsigned long long)failures, seconds,
+        if (slots[i].fd >= 0) {
+            close(slots[i].fd);
+            unfinished++;
+        }
+    printf("mode=connrate completed=%llu failures=%llu unfinished=%d seconds=%.3f "
+           "conn_per_s=%.0f concurrency=%d\n",
+           (unsigned long long)completed, (unsigned long long)failures, unfinished, seconds,
            (double)completed / seconds, concurrency);
+    if (completed == 0) fprintf(stderr, "tcp-stream: connrate: no connection completed\n");
     return completed > 0 ? 0 : 1;
 }
 
