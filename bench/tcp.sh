@@ -14,9 +14,10 @@
 #   - lwIP's TCP on the same TAP (bench/peers/lwip-stack.c: Debian's liblwip-dev, its
 #     raw API), measured as Oasis is, when liblwip-dev is installed (LWIP=0: left out).
 # Each figure is the median of ROUNDS rounds (default 3) of SECONDS each, the pairs
-# taking turns within a round. Needs root (namespaces, TAP). NICE=N runs both sides at
-# that priority (other work on the machine takes less of their CPUs). PERF=1 records a profile
-# of `oasis` (perf record -g) during its first round's runs into bench/out/.
+# taking turns within a round. Needs root (namespaces, TAP). NICE=N runs both sides
+# at that priority (other work on the machine takes less of their CPUs). PERF=1
+# records a profile of each TAP server (perf record -g) during its first round's runs
+# into bench/out/perf-*.data.
 #   bench/tcp.sh OASIS_BINARY [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
