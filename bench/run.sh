@@ -41,6 +41,14 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
 else
     echo "devices: skipped (needs root for namespaces and TAP)" | tee -a "$out"
 fi
+# TCP: `oasis stack` on a TAP beside the kernel over a veth (and lwIP on the same TAP).
+if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && command -v nft >/dev/null \
+    && command -v ethtool >/dev/null; then
+    echo "tcp: oasis stack beside the kernel and lwIP (bench/tcp.sh)"
+    bash bench/tcp.sh "$bin/oasis" "${TCP_SECONDS:-5}" | tee -a "$out"
+else
+    echo "tcp: skipped (needs root, nft and ethtool)" | tee -a "$out"
+fi
 # DNS: `oasis dns` beside NSD under dnsperf, at four zone sizes.
 if [ "$(id -u)" -eq 0 ] && command -v dnsperf >/dev/null && command -v nsd >/dev/null \
     && command -v dig >/dev/null; then

@@ -12,6 +12,7 @@ packages=(
     python3                           # kernel-side UDP sockets in the stack tests
     python3-scapy nftables            # raw TCP segments as the RFCs state them; the kernel's resets dropped
     iperf3                            # the iperf3 client and server our iperf3 roles meet
+    liblwip-dev                       # lwIP's TCP beside ours on a TAP (bench/tcp.sh)
     openvswitch-switch openvswitch-common   # OpenFlow peer: ovs-vswitchd, ovs-ofctl
     nsd bind9-dnsutils knot-dnsutils dnsperf  # DNS peers: NSD, dig, kdig; load for the bench
 )

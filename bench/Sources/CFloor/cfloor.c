@@ -40,3 +40,9 @@ volatile uint64_t oasis_floor_sunk;
 void oasis_floor_sink(uint64_t value) {
     oasis_floor_sunk = value;
 }
+
+#include <malloc.h>
+
+size_t oasis_heap_in_use(void) { return mallinfo2().uordblks; }
+
+size_t oasis_allocation_size(const void *pointer) { return malloc_usable_size((void *)pointer); }

@@ -22,6 +22,9 @@ struct Figure {
     var floorNanosecondsPerOperation: Double?
     /// Extra unit-specific text, e.g. "3.1 GB/s".
     var note: String = ""
+    /// The unit of the figure and its floor when they are not nanoseconds per
+    /// operation (e.g. "B" for bytes per connection), printed after each.
+    var unit: String? = nil
 
     var ratio: Double? {
         guard let floor = floorNanosecondsPerOperation, floor > 0 else { return nil }
@@ -160,10 +163,11 @@ final class Report {
     static func row(_ f: Figure) -> String {
         let allocations = f.allocationsPerOperation.map { format($0, digits: 2) } ?? "n/a"
         let retains = f.retainsPerOperation.map { format($0, digits: 2) } ?? "n/a"
-        let floorCost = f.floorNanosecondsPerOperation.map { format($0, digits: 2) } ?? ""
+        let unit = f.unit.map { " " + $0 } ?? ""
+        let floorCost = f.floorNanosecondsPerOperation.map { format($0, digits: 2) + unit } ?? ""
         let ratio = f.ratio.map { format($0, digits: 2) + "×" } ?? ""
         return
-            "| \(f.group) | \(f.name) | \(format(f.nanosecondsPerOperation, digits: 2)) | \(allocations) | \(retains) | \(f.floorName ?? "") | \(floorCost) | \(ratio) | \(f.note) |"
+            "| \(f.group) | \(f.name) | \(format(f.nanosecondsPerOperation, digits: 2))\(unit) | \(allocations) | \(retains) | \(f.floorName ?? "") | \(floorCost) | \(ratio) | \(f.note) |"
     }
 
     var markdown: String {

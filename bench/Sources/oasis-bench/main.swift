@@ -1,7 +1,8 @@
 // oasis-bench: see bench/README.md.
 // Usage: oasis-bench [--out FILE] [--quick] [--only GROUP] [--scale N] [--runs N]
 //                    [--figure WORD]
-// (--scale divides every operation count, --runs sets the timed runs per figure: for
+// (--figure picks one figure of the stack group, `echo` or `dns`, or of the tcp group,
+// `bulk`, `state` or `churn`; --scale divides every operation count, --runs sets the timed runs per figure: for
 // callgrind, where instruction counts, not times, are wanted.)
 
 import Glibc
@@ -36,6 +37,7 @@ let groups: [(String, (Report, Int) -> Void)] = [
     ("bits", runBitsBenchmarks),
     ("loop", runLoopBenchmarks),
     ("stack", runStackBenchmarks),
+    ("tcp", runTCPBenchmarks),
     ("openflow", runOpenFlowBenchmarks),
     ("xen", runXenBenchmarks),
     ("zone", runZoneBenchmarks),

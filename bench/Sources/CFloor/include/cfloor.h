@@ -29,3 +29,13 @@ const void *oasis_floor_opaque(const void *pointer);
 /// Consumes a value the compiler must compute: the end of a measured computation.
 void oasis_floor_sink(uint64_t value);
 #endif
+
+#ifndef OASIS_CFLOOR_HEAP
+#define OASIS_CFLOOR_HEAP
+#include <stddef.h>
+/// Bytes of the heap in use (glibc's mallinfo2 uordblks): what a figure of memory per
+/// connection reads before and after.
+size_t oasis_heap_in_use(void);
+/// The usable size of the allocation at `pointer` (malloc_usable_size).
+size_t oasis_allocation_size(const void *pointer);
+#endif
