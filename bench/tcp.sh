@@ -12,7 +12,9 @@
 #     close) against Oasis echo (7) over the TAP and the kernel's echo
 #     (`tcp-stream echo 7`) over the veth, 16 at once and one at a time;
 #   - lwIP's TCP on the same TAP (bench/peers/lwip-stack.c: Debian's liblwip-dev, its
-#     raw API), measured as Oasis is, when liblwip-dev is installed (LWIP=0: left out).
+#     raw API), measured as Oasis is, when liblwip-dev is installed (LWIP=0: left out);
+#   - bulk with `oasis stack --offload` (TSO/GRO through the virtio header) beside the
+#     kernel with its offloads on (OFFLOAD=0: left out).
 # Each figure is the median of ROUNDS rounds (default 3) of SECONDS each, the pairs
 # taking turns within a round. Needs root (namespaces, TAP). NICE=N runs both sides
 # at that priority (other work on the machine takes less of their CPUs). PERF=1
@@ -37,6 +39,13 @@ if [ "${LWIP:-1}" = 1 ]; then
     else
         echo "tcp: liblwip-dev is not installed (scripts/setup.sh installs it): lwIP left out" >&2
     fi
+fi
+
+# `oasis stack --offload` (TSO and GRO through the TAP's virtio header), when this
+# build has it: bulk beside the kernel with its offloads on (OFFLOAD=0: left out).
+offload=""
+if [ "${OFFLOAD:-1}" = 1 ] && "$oasis" stack --help 2>/dev/null | grep -q -- '--offload'; then
+    offload=1
 fi
 
 # Two cores: servers (oasis, lwip-stack, tcp-stream serve/echo) on one, the kernel's
@@ -124,15 +133,21 @@ wait_for_ping "$kc" 192.0.2.2
 # The TAP: the kernel at 192.0.2.1 on tap0, a server (oasis, lwip-stack) at 192.0.2.2.
 tap=$tag-tap
 new_namespace "$tap"
-ip netns exec "$tap" ip tuntap add dev tap0 mode tap
-ip netns exec "$tap" ip addr add 192.0.2.1/24 dev tap0
-ip netns exec "$tap" ip link set tap0 up
-ip netns exec "$tap" ip neigh replace 192.0.2.2 lladdr $mac dev tap0 nud permanent
+# A fresh tap0 per server: offloads a server set (TUNSETOFFLOAD, `--offload`) stay on
+# a persistent TAP after it exits, and the next server would get partial checksums.
+make_tap() {
+    ip netns exec "$tap" ip link del tap0 2>/dev/null || true
+    ip netns exec "$tap" ip tuntap add dev tap0 mode tap
+    ip netns exec "$tap" ip addr add 192.0.2.1/24 dev tap0
+    ip netns exec "$tap" ip link set tap0 up
+    ip netns exec "$tap" ip neigh replace 192.0.2.2 lladdr $mac dev tap0 nud permanent
+}
 server_pid=""
 server_log=""
 start_server() {  # NAME COMMAND...
     local name=$1
     shift
+    make_tap
     server_log=bench/out/tcp-$name.log
     ip netns exec "$tap" "${server_cpu[@]}" "$@" >"$server_log" 2>&1 &
     server_pid=$!
@@ -192,16 +207,23 @@ for round in $(seq "$rounds"); do
     # The servers on the TAP.
     servers=(oasis)
     [ -n "$lwip" ] && servers+=(lwip)
+    [ -n "$offload" ] && servers+=(offload)
     for server in "${servers[@]}"; do
-        if [ "$server" = oasis ]; then
-            start_server oasis "$oasis" stack --tap tap0 --ip 192.0.2.2/24 --mac $mac
-        else
-            start_server lwip "$lwip" tap0 192.0.2.2 24
-        fi
+        case $server in
+            oasis) start_server oasis "$oasis" stack --tap tap0 --ip 192.0.2.2/24 --mac $mac ;;
+            offload) start_server offload "$oasis" stack --tap tap0 --ip 192.0.2.2/24 --mac $mac --offload ;;
+            lwip) start_server lwip "$lwip" tap0 192.0.2.2 24 ;;
+        esac
         profiled "$server-send"
         record "$server-send" "$(client "$tap" send 9)"
         profiled "$server-recv"
         record "$server-recv" "$(client "$tap" recv 19)"
+        if [ "$server" = offload ]; then
+            # Bulk only: with TSO and GRO a drop would take a whole 64 KiB train, and
+            # connections do not differ.
+            stop_server
+            continue
+        fi
         # Drop at the kernel's side: what Oasis sends, at input; what the kernel sends,
         # at output, where TCP's segments are still trains of up to 64 KiB: one
         # segment per train (gso_max_segs 1) while the table is there.
@@ -257,6 +279,10 @@ row "bulk under 1 % drop, kernel sends to Oasis discard" oasis-drop-send "kernel
 row "bulk under 1 % drop, kernel reads Oasis chargen" oasis-drop-recv "kernel↔kernel, offloads off, same drop" k-drop-recv "≥ 0.5×" "Gbit/s"
 row "connections/s, Oasis echo over a TAP, 16 at once" oasis-conn16 "kernel echo over a veth, 16 at once" k-conn16 "≥ 0.5×" "conn/s"
 row "connections/s, Oasis echo over a TAP, one at a time" oasis-conn1 "kernel echo over a veth, one at a time" k-conn1 "≥ 0.5×" "conn/s"
+if [ -n "$offload" ]; then
+    row "bulk, kernel sends to \`oasis stack --offload\` (TSO/GRO) discard over a TAP" offload-send "kernel↔kernel over a veth, offloads on" k-on-send "" "Gbit/s"
+    row "bulk, kernel reads \`oasis stack --offload\` chargen over a TAP" offload-recv "kernel↔kernel over a veth, offloads on" k-on-recv "" "Gbit/s"
+fi
 if [ -n "$lwip" ]; then
     row "bulk, kernel sends to discard over a TAP" oasis-send "lwIP 2.1.3 (Debian's) on the same TAP" lwip-send "" "Gbit/s"
     row "bulk, kernel reads chargen over a TAP" oasis-recv "lwIP 2.1.3 on the same TAP" lwip-recv "" "Gbit/s"
