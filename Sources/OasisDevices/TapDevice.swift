@@ -306,6 +306,12 @@ public final class TapDevice: NetworkDevice {
             self.descriptor = nil
         }
         handler.clear()
+        // A persistent TAP (made by `ip tuntap add`) keeps TUNSETOFFLOAD after its
+        // descriptor closes: the next program on it would get partial checksums and
+        // coalesced frames it never asked for. Leave it as found.
+        if options.contains(.vnetHeader) || options.contains(.offload) {
+            try? interface.setOffload([])
+        }
         try? interface.close()
     }
 
