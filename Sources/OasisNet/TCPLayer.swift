@@ -95,6 +95,8 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
     /// batch (one ACK for a batch of segments) or, for the application's calls, at
     /// the end of the loop turn.
     private var dirty: [Connection] = []
+    /// The connections being serviced this round (kept, with its storage, between rounds).
+    private var servicing: [Connection] = []
     private var flushSource: LoopSource?
     /// Inside the handling of a device batch: flushes wait for its end.
     private var inBatch = false
@@ -420,12 +422,14 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         var rounds = 0
         while !dirty.isEmpty && rounds < 16 {
             rounds += 1
-            let batch = dirty
-            dirty.removeAll(keepingCapacity: true)
-            for connection in batch {
+            // Two arrays swapped, both keeping their storage: copying `dirty` and
+            // emptying it cost a fresh buffer every batch.
+            swap(&dirty, &servicing)
+            for connection in servicing {
                 connection.isDirty = false
                 service(connection)
             }
+            servicing.removeAll(keepingCapacity: true)
         }
     }
 

@@ -73,6 +73,11 @@ public struct ReceiveBuffer: ~Copyable {
         }
         makeRoom(upTo: end + range.upperBound)
         (storage! + end + offset).copyMemory(from: source, byteCount: length)
+        if offset == 0 && ranges.isEmpty {
+            // In order with nothing held ahead (the usual case): no range to merge.
+            end += length
+            return (length, true)
+        }
         tick &+= 1
         insert(range)
         // Whatever now starts at RCV.NXT is in order.
