@@ -133,9 +133,13 @@ func impairKernelSide(_ namespace: TestNamespace, lossPercent: Int = 5, duplicat
         ])
         let count = segments.output.split(separator: "\n").count
         #expect(count > 2000, "\(count) TCP frames captured")
+        // The kernel's checksum now and then comes out as 0xFFFF, one's complement's other
+        // zero: equal by the arithmetic, and tshark calls it an error (RFC 1624). Our own
+        // segments are held to that too; the kernel's are not.
         let bad = try run([
             "tshark", "-r", path, "-o", "tcp.check_checksum:TRUE", "-Y",
-            "_ws.malformed || tcp.checksum.status == 0 || _ws.expert.severity == error",
+            "_ws.malformed || _ws.expert.severity == error"
+                + " || (tcp.checksum.status == 0 && !(ip.src == 192.0.2.1 && tcp.checksum.ffff))",
         ])
         #expect(bad.output.isEmpty, "\(bad.output.prefix(2000))")
         let retransmitted = try run([
