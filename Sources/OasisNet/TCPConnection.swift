@@ -72,10 +72,15 @@ extension TCPLayer {
         }
     }
 
-    /// One connection: the control block, the application's handlers, a timer.
+    /// One connection: the control block, the application's handlers, its place in the
+    /// layer's timer queue.
     public final class Connection: StreamConnection {
         public let local: StreamEndpoint
-        public let remote: StreamEndpoint
+        public var remote: StreamEndpoint {
+            StreamEndpoint(
+                address: IPv4Address(rawValue: key.remote),
+                port: UInt16(truncatingIfNeeded: key.ports >> 16))
+        }
         let key: TCPConnectionKey
         /// The layer, held while the connection is in its table (a cycle the table's
         /// removal breaks).
@@ -83,19 +88,14 @@ extension TCPLayer {
         @exclusivity(unchecked) var tcb: TCPControlBlock
         var listener: Listener?
         var connectPromise: Promise<Connection>?
-        var isDirty = false
-        var inTimeWait = false
         /// When this connection last sent a challenge ACK (RFC 5961), for its own limit.
         var lastChallengeAt = Int64.min / 2
+        /// Its place in the layer's timer queue, or -1.
+        var timerIndex: Int32 = -1
+        // The flags, together (the object's layout follows this order).
+        var isDirty = false
+        var inTimeWait = false
         private var halfOpenCounted = true
-        private var timer: (id: TimerID, deadline: Int64)?
-
-        private var receiveHandler: ((inout StreamInput) -> Void)?
-        private var writableHandler: (() -> Void)?
-        private var closeHandler: ((StreamError?) -> Void)?
-        private var readableWaiters: [Promise<Void>] = []
-        private var writableWaiters: [Promise<Void>] = []
-        private var closeWaiters: [Promise<StreamError?>] = []
         /// A write took fewer bytes than offered: ``onWritable(_:)``'s handler is due.
         private var writeWasCut = false
         /// Input waits for a receive handler set since it arrived.
@@ -105,6 +105,24 @@ extension TCPLayer {
         private var outputFinishing = false
         /// Closed, as the application sees it (the control block may linger in TIME-WAIT).
         private var isClosed = false
+
+        private var receiveHandler: ((inout StreamInput) -> Void)?
+        private var writableHandler: (() -> Void)?
+        private var closeHandler: ((StreamError?) -> Void)?
+        /// The async surface's waiters, made on its first use (most connections have
+        /// handlers only).
+        private final class Waiters {
+            var readable: [Promise<Void>] = []
+            var writable: [Promise<Void>] = []
+            var close: [Promise<StreamError?>] = []
+        }
+        private var asyncWaiters: Waiters?
+        private var waiters: Waiters {
+            if let asyncWaiters { return asyncWaiters }
+            let made = Waiters()
+            asyncWaiters = made
+            return made
+        }
         private var closeError: StreamError?
 
         init(
@@ -115,7 +133,6 @@ extension TCPLayer {
             self.tcb = tcb
             self.tcb.segmentationLimit = layer.segmentationLimit
             self.local = local
-            self.remote = remote
             key = TCPConnectionKey(
                 remote: remote.address, remotePort: remote.port, localPort: local.port)
             halfOpenCounted = false
@@ -201,7 +218,7 @@ extension TCPLayer {
                 return Promise(on: loop, value: ())
             }
             let promise = Promise<Void>(on: loop)
-            readableWaiters.append(promise)
+            waiters.readable.append(promise)
             return promise
         }
 
@@ -251,7 +268,7 @@ extension TCPLayer {
         public func writable() -> Promise<Void> {
             if isClosed || tcb.sendBuffer.room > 0 { return Promise(on: loop, value: ()) }
             let promise = Promise<Void>(on: loop)
-            writableWaiters.append(promise)
+            waiters.writable.append(promise)
             return promise
         }
 
@@ -290,7 +307,7 @@ extension TCPLayer {
         public func closed() -> Promise<StreamError?> {
             if isClosed { return Promise(on: loop, value: closeError) }
             let promise = Promise<StreamError?>(on: loop)
-            closeWaiters.append(promise)
+            waiters.close.append(promise)
             return promise
         }
 
@@ -323,14 +340,14 @@ extension TCPLayer {
                 {
                     lend(handler)
                 }
-                wake(&readableWaiters)
+                if let asyncWaiters { wake(&asyncWaiters.readable) }
             }
             if events.contains(.writable) && tcb.sendBuffer.room > 0 {
                 if writeWasCut, let handler = writableHandler {
                     writeWasCut = false
                     handler()
                 }
-                wake(&writableWaiters)
+                if let asyncWaiters { wake(&asyncWaiters.writable) }
             }
             if events.contains(.closed) || tcb.state == .closed || tcb.state == .timeWait {
                 if tcb.state == .closed || tcb.state == .timeWait { finish() }
@@ -357,10 +374,14 @@ extension TCPLayer {
             writableHandler = nil
             let handler = closeHandler
             closeHandler = nil
-            wake(&readableWaiters)
-            wake(&writableWaiters)
-            let waiters = closeWaiters
-            closeWaiters = []
+            guard let asyncWaiters else {
+                handler?(error)
+                return
+            }
+            wake(&asyncWaiters.readable)
+            wake(&asyncWaiters.writable)
+            let waiters = asyncWaiters.close
+            asyncWaiters.close = []
             handler?(error)
             for waiter in waiters { waiter.settle(.success(error)) }
         }
@@ -382,33 +403,6 @@ extension TCPLayer {
             let woken = waiters
             waiters = []
             for waiter in woken { waiter.settle(.success(())) }
-        }
-
-        // MARK: Timer
-
-        /// Arms the loop timer for the control block's next deadline, if earlier than
-        /// the one armed (a later one is found when the armed one fires).
-        func armTimer(now: Int64) {
-            guard let deadline = tcb.nextDeadline else { return }
-            if let armed = timer, armed.deadline <= deadline { return }
-            if let armed = timer { _ = loop.cancelTimer(armed.id) }
-            let id = loop.schedule(at: .nanoseconds(deadline)) { [weak self] in self?.timerFired() }
-            timer = (id, deadline)
-        }
-
-        func releaseTimer() {
-            if let armed = timer { _ = loop.cancelTimer(armed.id) }
-            timer = nil
-        }
-
-        private func timerFired() {
-            timer = nil
-            let now = layer.nowNanoseconds
-            if let deadline = tcb.nextDeadline, deadline <= now {
-                tcb.timerFired(now: now)
-            }
-            layer.changed(self)
-            layer.flush()
         }
     }
 }

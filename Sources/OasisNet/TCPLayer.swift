@@ -98,6 +98,10 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
     /// The connections being serviced this round (kept, with its storage, between rounds).
     private var servicing: [Connection] = []
     private var flushSource: LoopSource?
+    /// The connections' deadlines, and the one loop timer at the earliest of them
+    /// (TCPTimers.swift).
+    var timerQueue = TimerQueue()
+    var loopTimer: (id: TimerID, deadline: Int64)?
     /// Inside the handling of a device batch: flushes wait for its end.
     private var inBatch = false
     private var challengeAcks: TokenBucket
@@ -366,8 +370,11 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         connection.connectPromise = promise
         connections[connection.key] = connection
         activeOpens &+= 1
-        promise.onCancel { [weak connection] in
-            guard let connection, connection.connectPromise != nil else { return }
+        // A strong capture: the promise lets its callbacks go when it settles, which it
+        // does when the handshake completes or fails (a weak one cost the connection a
+        // side table, an allocation).
+        promise.onCancel { [connection] in
+            guard connection.connectPromise != nil else { return }
             connection.connectPromise = nil
             connection.reset()
         }
@@ -443,7 +450,7 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         // The application may have written, consumed or closed in its handlers.
         transmitAll(connection, now: now)
         retire(connection)
-        connection.armTimer(now: now)
+        armTimer(connection)
     }
 
     private func transmitAll(_ connection: Connection, now: Int64) {
@@ -504,7 +511,7 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
                 if connection.inTimeWait { timeWaitCount -= 1 }
                 count(closed: connection)
             }
-            connection.releaseTimer()
+            releaseTimer(connection)
         case .timeWait:
             if !connection.inTimeWait {
                 connection.inTimeWait = true
@@ -523,7 +530,7 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         connections[connection.key] = nil
         connection.inTimeWait = false
         timeWaitCount -= 1
-        connection.releaseTimer()
+        releaseTimer(connection)
         count(closed: connection)
         return true
     }
@@ -550,7 +557,7 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
             oldest.inTimeWait = false
             timeWaitCount -= 1
             count(closed: oldest)
-            oldest.releaseTimer()
+            releaseTimer(oldest)
             return true
         }
         return false

@@ -4,15 +4,14 @@
 extension TCPControlBlock {
     /// The earliest time a timer of this connection runs out, if any is armed.
     public var nextDeadline: Int64? {
-        var earliest: Int64? = nil
-        for deadline in [
-            retransmissionDeadline, probeDeadline, lostRetransmitDeadline, delayedAckDeadline,
-            persistDeadline, keepaliveDeadline,
-            timeWaitDeadline, finWait2Deadline,
-        ] {
-            if let deadline, earliest == nil || deadline < earliest! { earliest = deadline }
-        }
-        return earliest
+        let earliest = min(
+            min(
+                min(_retransmissionDeadline, _probeDeadline),
+                min(_lostRetransmitDeadline, _delayedAckDeadline)),
+            min(
+                min(_persistDeadline, _keepaliveDeadline),
+                min(_timeWaitDeadline, _finWait2Deadline)))
+        return earliest == .max ? nil : earliest
     }
 
     /// Runs the timers that have run out by `now`. What they want sent waits in

@@ -55,19 +55,37 @@ public struct TCPControlBlock: ~Copyable {
     public internal(set) var sendNext: SequenceNumber
     var sendMaximum: SequenceNumber
     /// SND.WND (scaled), SND.WL1, SND.WL2, and the largest window the peer offered.
-    public internal(set) var sendWindow = 0
+    public internal(set) var sendWindow: Int {
+        get { Int(_sendWindow) }
+        set { _sendWindow = Int32(clamping: newValue) }
+    }
     var sendWL1 = SequenceNumber(0)
     var sendWL2 = SequenceNumber(0)
-    var maximumSendWindow = 0
+    var maximumSendWindow: Int {
+        get { Int(_maximumSendWindow) }
+        set { _maximumSendWindow = Int32(clamping: newValue) }
+    }
     /// The peer's window scale shift (RFC 7323 §2.3), ours, and whether both agreed
     /// (each side offered the option in its SYN).
-    var sendShift = 0
-    var receiveShift = 0
+    var sendShift: Int {
+        get { Int(_sendShift) }
+        set { _sendShift = UInt8(clamping: newValue) }
+    }
+    var receiveShift: Int {
+        get { Int(_receiveShift) }
+        set { _receiveShift = UInt8(clamping: newValue) }
+    }
     var windowScalingAgreed = false
     /// The MSS the peer announced (536 without the option, RFC 9293 §3.7.1) and what
     /// our path allows.
-    public internal(set) var peerMSS = 536
-    public internal(set) var pathMSS: Int
+    public internal(set) var peerMSS: Int {
+        get { Int(_peerMSS) }
+        set { _peerMSS = Int32(clamping: newValue) }
+    }
+    public internal(set) var pathMSS: Int {
+        get { Int(_pathMSS) }
+        set { _pathMSS = Int32(clamping: newValue) }
+    }
     /// TCP segmentation offload: the most data bytes one segment handed out by
     /// ``nextSegment(now:)`` may carry, when the owner's device cuts segments at the
     /// MSS itself (the segment says so in ``TCPOutgoingSegment/segmentSize``). A
@@ -77,7 +95,10 @@ public struct TCPControlBlock: ~Copyable {
     /// ```swift
     /// tcb.segmentationLimit = 65_535 - 20 - 60   // a 64 KiB IP packet at most
     /// ```
-    public var segmentationLimit = 0
+    public var segmentationLimit: Int {
+        get { Int(_segmentationLimit) }
+        set { _segmentationLimit = Int32(clamping: newValue) }
+    }
 
     // MARK: Receiving
 
@@ -131,17 +152,32 @@ public struct TCPControlBlock: ~Copyable {
     var acknowledgeNow = false
     /// When an unacceptable segment was last answered (at most one ACK per 500 ms).
     var lastOutOfWindowAckAt = Int64.min / 2
-    var delayedAckDeadline: Int64?
+    var delayedAckDeadline: Int64? {
+        get { Self.deadline(_delayedAckDeadline) }
+        set { _delayedAckDeadline = newValue ?? .max }
+    }
     /// Bytes received in order since the last acknowledgment, and the peer's segment
     /// size as seen (starts at RFC 9293's default 536, grows with what arrives).
-    var bytesSinceAck = 0
-    var receiveMSS = 536
+    var bytesSinceAck: Int {
+        get { Int(_bytesSinceAck) }
+        set { _bytesSinceAck = Int32(clamping: newValue) }
+    }
+    var receiveMSS: Int {
+        get { Int(_receiveMSS) }
+        set { _receiveMSS = Int32(clamping: newValue) }
+    }
 
     // MARK: Retransmission
 
     public internal(set) var retransmissionTimer: RetransmissionTimer
-    var retransmissionDeadline: Int64?
-    var retries = 0
+    var retransmissionDeadline: Int64? {
+        get { Self.deadline(_retransmissionDeadline) }
+        set { _retransmissionDeadline = newValue ?? .max }
+    }
+    var retries: Int {
+        get { Int(_retries) }
+        set { _retries = Int32(clamping: newValue) }
+    }
     /// A segment being timed for RTT without timestamps (Karn's rule).
     var timedSequence: SequenceNumber?
     var timedAt: Int64 = 0
@@ -149,7 +185,10 @@ public struct TCPControlBlock: ~Copyable {
     // MARK: Loss recovery and congestion
 
     public internal(set) var congestion: CongestionController
-    var duplicateAcks = 0
+    var duplicateAcks: Int {
+        get { Int(_duplicateAcks) }
+        set { _duplicateAcks = Int32(clamping: newValue) }
+    }
     public internal(set) var inRecovery = false
     var recoveryPoint = SequenceNumber(0)
     public internal(set) var scoreboard = Scoreboard()
@@ -163,10 +202,16 @@ public struct TCPControlBlock: ~Copyable {
     var firstHoleResentAt: Int64 = 0
     /// When that retransmission counts as lost if no ACK has covered it (RACK's
     /// reordering timer, RFC 8985 §6.3, for this one hole).
-    var lostRetransmitDeadline: Int64?
+    var lostRetransmitDeadline: Int64? {
+        get { Self.deadline(_lostRetransmitDeadline) }
+        set { _lostRetransmitDeadline = newValue ?? .max }
+    }
     /// The tail loss probe's timer (RFC 8985 §7.2), whether a probe is due now, and
     /// whether one went since the last acknowledgment of new data.
-    var probeDeadline: Int64?
+    var probeDeadline: Int64? {
+        get { Self.deadline(_probeDeadline) }
+        set { _probeDeadline = newValue ?? .max }
+    }
     var tailProbeNow = false
     var tailProbeOutstanding = false
     /// One new segment allowed beyond the window (RFC 3042 limited transmit).
@@ -174,20 +219,41 @@ public struct TCPControlBlock: ~Copyable {
     /// A zero-window or keepalive probe to send now.
     var probeNow = false
     /// Unanswered zero-window probes.
-    var probesUnanswered = 0
+    var probesUnanswered: Int {
+        get { Int(_probesUnanswered) }
+        set { _probesUnanswered = Int32(clamping: newValue) }
+    }
     /// The persist timer ran out on a window too small for a full segment: the next
     /// data segment goes though short (sender SWS avoidance's override).
     var overrideSilly = false
 
     // MARK: Other timers
 
-    var persistDeadline: Int64?
-    var persistBackoff = 0
-    var keepaliveDeadline: Int64?
-    var keepaliveProbesSent = 0
+    var persistDeadline: Int64? {
+        get { Self.deadline(_persistDeadline) }
+        set { _persistDeadline = newValue ?? .max }
+    }
+    var persistBackoff: Int {
+        get { Int(_persistBackoff) }
+        set { _persistBackoff = Int32(clamping: newValue) }
+    }
+    var keepaliveDeadline: Int64? {
+        get { Self.deadline(_keepaliveDeadline) }
+        set { _keepaliveDeadline = newValue ?? .max }
+    }
+    var keepaliveProbesSent: Int {
+        get { Int(_keepaliveProbesSent) }
+        set { _keepaliveProbesSent = Int32(clamping: newValue) }
+    }
     var lastReceiveAt: Int64
-    var timeWaitDeadline: Int64?
-    var finWait2Deadline: Int64?
+    var timeWaitDeadline: Int64? {
+        get { Self.deadline(_timeWaitDeadline) }
+        set { _timeWaitDeadline = newValue ?? .max }
+    }
+    var finWait2Deadline: Int64? {
+        get { Self.deadline(_finWait2Deadline) }
+        set { _finWait2Deadline = newValue ?? .max }
+    }
 
     // MARK: Reporting
 
@@ -199,6 +265,36 @@ public struct TCPControlBlock: ~Copyable {
     /// its global rate limit by calling ``grantChallengeAck()``.
     public internal(set) var wantsChallengeAck = false
     public var statistics = TCPStatistics()
+
+    // Bounded counts and sizes, stored small and together (as Ints they took 8 bytes
+    // each and the padding around them).
+    var _sendWindow: Int32 = 0
+    var _maximumSendWindow: Int32 = 0
+    var _peerMSS: Int32 = 536
+    var _pathMSS: Int32 = 0
+    var _segmentationLimit: Int32 = 0
+    var _bytesSinceAck: Int32 = 0
+    var _receiveMSS: Int32 = 536
+    var _retries: Int32 = 0
+    var _duplicateAcks: Int32 = 0
+    var _probesUnanswered: Int32 = 0
+    var _persistBackoff: Int32 = 0
+    var _keepaliveProbesSent: Int32 = 0
+    var _sendShift: UInt8 = 0
+    var _receiveShift: UInt8 = 0
+
+    // The deadlines' storage: Int64.max for none (an optional Int64 took 16 bytes).
+    var _delayedAckDeadline: Int64 = .max
+    var _retransmissionDeadline: Int64 = .max
+    var _lostRetransmitDeadline: Int64 = .max
+    var _probeDeadline: Int64 = .max
+    var _persistDeadline: Int64 = .max
+    var _keepaliveDeadline: Int64 = .max
+    var _timeWaitDeadline: Int64 = .max
+    var _finWait2Deadline: Int64 = .max
+
+    @inline(__always)
+    static func deadline(_ stored: Int64) -> Int64? { stored == .max ? nil : stored }
 
     // MARK: Opening
 
@@ -216,7 +312,7 @@ public struct TCPControlBlock: ~Copyable {
         sendNext = iss
         sendMaximum = iss
         recoveryPoint = iss
-        pathMSS = max(mss, 64)
+        _pathMSS = Int32(clamping: max(mss, 64))
         sendBuffer = SendBuffer(limit: configuration.sendBufferSize)
         receiveBuffer = ReceiveBuffer(limit: configuration.receiveBufferSize)
         self.timestampOffset = timestampOffset

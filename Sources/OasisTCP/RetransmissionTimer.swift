@@ -12,7 +12,13 @@
 /// ```
 public struct RetransmissionTimer: Hashable, Sendable {
     /// The smoothed round-trip time, or nil before the first sample.
-    public private(set) var smoothed: Int64?
+    public private(set) var smoothed: Int64? {
+        get { _smoothed < 0 ? nil : _smoothed }
+        set { _smoothed = newValue ?? -1 }
+    }
+    /// The smoothed round-trip time's storage: -1 before the first sample (samples
+    /// are never negative), which keeps the timer at 48 bytes.
+    private var _smoothed: Int64 = -1
     /// The round-trip time variation.
     public private(set) var variation: Int64 = 0
     /// The current timeout, backoff included.
@@ -25,7 +31,11 @@ public struct RetransmissionTimer: Hashable, Sendable {
     /// The clock granularity G (RFC 6298 §2): one millisecond.
     public static let granularity: Int64 = 1_000_000
     /// Timeouts since the last sample (each doubles the timeout).
-    public private(set) var backoffs = 0
+    public private(set) var backoffs: Int {
+        get { Int(_backoffs) }
+        set { _backoffs = Int32(clamping: newValue) }
+    }
+    private var _backoffs: Int32 = 0
 
     /// No sample yet: the initial timeout is 1 s (RFC 6298 §2.1).
     public init(

@@ -258,7 +258,7 @@ func runTCPStateBenchmark(_ report: Report, scale: Int) {
                 "\(format(perPair, digits: 0)) B per connection for both ends\(allocationsPerPair);"
                 + " TCPControlBlock \(controlBlock) B (inline in the connection object; of it \(parts)),"
                 + " the connection object's allocation \(object) B (malloc_usable_size),"
-                + " the rest the tables' entries, the loop's timer entries and the application's part"
+                + " the rest the tables' entries (connections, the timer queue) and the application's part"
                 + (cookies > 0 ? "; SYN cookies \(cookies)" : ""),
             unit: "B"))
     for client in clients { client.reset() }
