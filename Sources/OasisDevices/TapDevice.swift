@@ -246,7 +246,10 @@ public final class TapDevice: NetworkDevice {
                 InternetChecksum.checksum(
                     of: UnsafeRawBufferPointer(rebasing: $0[checksumStart...]))
             }
-            return (try? frame.write(value == 0 ? 0xffff : value, at: field)) != nil
+            // A zero sum goes out as 0xFFFF in UDP only (zero there means none, RFC
+            // 768); TCP keeps 0x0000 (RFC 1624: 0xFFFF is the one it never sends).
+            let udp = header.checksumOffset == 6
+            return (try? frame.write(value == 0 && udp ? 0xffff : value, at: field)) != nil
         }
         if header.flags.contains(.dataValid) { frame.offload.checksumVerified = true }
         return true
