@@ -7,7 +7,10 @@
 #   - Oasis↔kernel over a TAP: `oasis stack` on a TAP in a namespace, the kernel's
 #     sockets in that namespace sending to its discard and reading its chargen;
 #   - both again under 1 % random drop of data segments on the receiving side
-#     (nftables `numgen random mod 100 < 1`; no netem on this kernel);
+#     (nftables `numgen random mod 100 < 1`; no netem on this kernel): the kernel's
+#     input; for what the kernel sends to a TAP server, the server's own read
+#     (`oasis stack --impair in:loss=1%`, lwip-stack's LWIP_STACK_LOSS=1); the kernel
+#     pair also with CUBIC (Oasis's default) when the kernel's default is another;
 #   - connections per second (tcp-stream connrate: connect, 64 bytes there and back,
 #     close) against Oasis echo (7) over the TAP and the kernel's echo
 #     (`tcp-stream echo 7`) over the veth, 16 at once and one at a time;
@@ -122,6 +125,10 @@ ip netns exec "$kc" ip link set "t$$c" up
 ip netns exec "$ks" ip link set "t$$s" up
 ip netns exec "$ks" "${server_cpu[@]}" "$stream" serve 9 3600 >/dev/null &
 pids+=($!)
+# The same servers with CUBIC on 1009 (discard) and 1019 (chargen), for the rows with
+# the kernel's TCP on CUBIC.
+ip netns exec "$ks" "${server_cpu[@]}" env TCP_STREAM_CC=cubic "$stream" serve 1009 3600 >/dev/null &
+pids+=($!)
 ip netns exec "$ks" "${server_cpu[@]}" "$stream" echo 7 3600 >/dev/null &
 pids+=($!)
 offloads() {
@@ -183,6 +190,7 @@ profiled() {  # LABEL
 }
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
+kernel_cc=$(ip netns exec "$kc" sysctl -n net.ipv4.tcp_congestion_control)
 echo "tcp: $rounds rounds of $seconds s per figure; $pinning; load average $load" >&2
 for round in $(seq "$rounds"); do
     echo "round $round" >&2
@@ -197,6 +205,14 @@ for round in $(seq "$rounds"); do
     drop "$kc" input
     record k-drop-send "$(client "$kc" send 9)"
     record k-drop-recv "$(client "$kc" recv 19)"
+    # The same with CUBIC, Oasis's default, when the kernel's is another (BBR, whose
+    # rate does not fall with random loss).
+    if [ "$kernel_cc" != cubic ]; then
+        export TCP_STREAM_CC=cubic
+        record k-cubic-drop-send "$(client "$kc" send 1009)"
+        record k-cubic-drop-recv "$(client "$kc" recv 1019)"
+        unset TCP_STREAM_CC
+    fi
     record k-drop-count "$(($(dropped "$ks") + $(dropped "$kc")))"
     nodrop "$ks"
     nodrop "$kc"
@@ -224,20 +240,26 @@ for round in $(seq "$rounds"); do
             stop_server
             continue
         fi
-        # Drop at the kernel's side: what Oasis sends, at input; what the kernel sends,
-        # at output, where TCP's segments are still trains of up to 64 KiB: one
-        # segment per train (gso_max_segs 1) while the table is there.
+        # What the server sends is dropped at the kernel's input, as between the
+        # kernels.
         drop "$tap" input
         record "$server-drop-recv" "$(client "$tap" recv 19)"
         nodrop "$tap"
-        ip netns exec "$tap" ip link set tap0 gso_max_segs 1
-        drop "$tap" output
-        record "$server-drop-send" "$(client "$tap" send 9)"
-        nodrop "$tap"
-        ip netns exec "$tap" ip link set tap0 gso_max_segs 65535
         profiled "$server-conn16"
         record "$server-conn16" "$(client "$tap" connrate 7 16)"
         record "$server-conn1" "$(client "$tap" connrate 7 1)"
+        stop_server
+        # What the kernel sends is dropped by the server as it reads it from the TAP
+        # (`--impair in:loss=1%`, LWIP_STACK_LOSS=1): a drop in the kernel's own
+        # namespace, at output or at the TAP's egress, fails the transmission locally
+        # (TCP sends it again at once and counts no loss), which measured the
+        # kernel's stall, not a loss.
+        case $server in
+            oasis) start_server oasis-loss "$oasis" stack --tap tap0 --ip 192.0.2.2/24 --mac $mac \
+                --impair in:loss=1% ;;
+            lwip) start_server lwip-loss env LWIP_STACK_LOSS=1 "$lwip" tap0 192.0.2.2 24 ;;
+        esac
+        record "$server-drop-send" "$(client "$tap" send 9)"
         stop_server
     done
 done
@@ -277,6 +299,10 @@ row "bulk, kernel sends to Oasis discard over a TAP" oasis-send "kernel↔kernel
 row "bulk, kernel reads Oasis chargen over a TAP" oasis-recv "kernel↔kernel over a veth, offloads on" k-on-recv "" "Gbit/s"
 row "bulk under 1 % drop, kernel sends to Oasis discard" oasis-drop-send "kernel↔kernel, offloads off, same drop" k-drop-send "≥ 0.5×" "Gbit/s"
 row "bulk under 1 % drop, kernel reads Oasis chargen" oasis-drop-recv "kernel↔kernel, offloads off, same drop" k-drop-recv "≥ 0.5×" "Gbit/s"
+if [ "$kernel_cc" != cubic ]; then
+    row "bulk under 1 % drop, kernel sends to Oasis discard" oasis-drop-send "kernel↔kernel, same drop, CUBIC (the kernel's default: $kernel_cc)" k-cubic-drop-send "" "Gbit/s"
+    row "bulk under 1 % drop, kernel reads Oasis chargen" oasis-drop-recv "kernel↔kernel, same drop, CUBIC (Oasis's default)" k-cubic-drop-recv "" "Gbit/s"
+fi
 row "connections/s, Oasis echo over a TAP, 16 at once" oasis-conn16 "kernel echo over a veth, 16 at once" k-conn16 "≥ 0.5×" "conn/s"
 row "connections/s, Oasis echo over a TAP, one at a time" oasis-conn1 "kernel echo over a veth, one at a time" k-conn1 "≥ 0.5×" "conn/s"
 if [ -n "$offload" ]; then

@@ -11,6 +11,9 @@
  *
  *   lwip-stack TAP ADDRESS PREFIX [LIFETIME]
  *
+ * LWIP_STACK_LOSS=PERCENT drops that share of the frames read from the TAP, at random,
+ * before lwIP sees them: loss on the way in, as `oasis stack --impair in:loss=1%`.
+ *
  * The TAP's frames reach lwIP at 02:00:00:00:00:02 (the MAC bench/tcp.sh gives the
  * kernel's neighbour entry). Exits on SIGTERM or SIGINT, or after LIFETIME seconds
  * (default 900). The library's build options are Debian's (lwipopts.h: a 64 KiB
@@ -64,8 +67,12 @@ static err_t tap_init(struct netif *netif) {
 }
 
 /* The receive thread: a frame read into a pbuf, handed to lwIP under the core lock. */
+static double loss_percent;
+static unsigned long frames_lost;
+
 static void *tap_reader(void *argument) {
     (void)argument;
+    unsigned int seed = 7;
     for (;;) {
         struct pbuf *p = pbuf_alloc(PBUF_RAW, FRAME, PBUF_RAM);
         if (p == NULL) {
@@ -78,6 +85,11 @@ static void *tap_reader(void *argument) {
             if (n < 0 && errno == EINTR) continue;
             fprintf(stderr, "lwip-stack: read from the TAP: %s\n", strerror(errno));
             exit(1);
+        }
+        if (loss_percent > 0 && (double)rand_r(&seed) / RAND_MAX * 100.0 < loss_percent) {
+            pbuf_free(p);
+            frames_lost++;
+            continue;
         }
         pbuf_realloc(p, (u16_t)n);
         LOCK_TCPIP_CORE();
@@ -244,6 +256,8 @@ int main(int argc, char **argv) {
     address_text = argv[2];
     prefix = atoi(argv[3]);
     unsigned lifetime = argc == 5 ? (unsigned)atoi(argv[4]) : 900;
+    const char *loss = getenv("LWIP_STACK_LOSS");
+    if (loss != NULL) loss_percent = atof(loss);
     for (int i = 0; i < PERIOD; i++) {
         int line = i / 74, column = i % 74;
         chargen_block[i] =
@@ -268,6 +282,7 @@ int main(int argc, char **argv) {
     alarm(lifetime);
     int signal_number;
     sigwait(&stop, &signal_number);
-    printf("lwip-stack: stopped (signal %d)\n", signal_number);
+    printf("lwip-stack: stopped (signal %d); frames lost on the way in: %lu\n", signal_number,
+           frames_lost);
     return 0;
 }

@@ -20,6 +20,7 @@
  *
  * Bounded everywhere: a connect, a read or a write that makes no progress for
  * IDLE_SECONDS fails the run (exit 1, with a message); a client that is still running
+ * TCP_STREAM_CC=NAME sets every socket's congestion control (TCP_CONGESTION).
  * SECONDS + 30 s after it started is stopped by an alarm (exit 3); a server exits
  * after LIFETIME seconds (default 900). A connection in connrate that has not
  * finished in 3 s counts as a failure and is closed.
@@ -92,8 +93,19 @@ static int wait_for(int fd, short events, int ms) {
 }
 
 /* A non-blocking connected socket, or exit with a message after IDLE_SECONDS. */
+/* TCP_STREAM_CC=NAME: the congestion control of every socket made here (a listener's
+ * connections inherit it), whatever the namespace's default (a namespace may only
+ * choose among tcp_allowed_congestion_control; a socket of root may take any). */
+static void set_congestion(int fd) {
+    const char *name = getenv("TCP_STREAM_CC");
+    if (fd < 0 || name == NULL || *name == 0) return;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)strlen(name)) != 0)
+        fail("setsockopt TCP_CONGESTION");
+}
+
 static int connect_to(struct sockaddr_in to) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    set_congestion(fd);
     if (fd < 0) fail("socket");
     if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0 && errno != EINPROGRESS)
         fail("connect");
@@ -300,6 +312,7 @@ static int run_connrate(struct sockaddr_in to, double duration, int concurrency)
 static int listen_on(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
+    set_congestion(fd);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in local = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     if (fd < 0 || bind(fd, (struct sockaddr *)&local, sizeof local) != 0 || listen(fd, 1024) != 0)
