@@ -132,6 +132,7 @@ extension TCPLayer {
             self.layer = layer
             self.tcb = tcb
             self.tcb.segmentationLimit = layer.segmentationLimit
+            self.tcb.receiveBuffer.memory = layer.receiveMemory
             self.local = local
             key = TCPConnectionKey(
                 remote: remote.address, remotePort: remote.port, localPort: local.port)

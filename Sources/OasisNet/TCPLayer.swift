@@ -34,6 +34,11 @@ public struct TCPLayerConfiguration: Sendable {
     /// checksums, where it can (``IPLayer/maximumSegmentationSize``, a TAP with
     /// offloads): fewer, larger writes. On by default; off, every segment is one MSS.
     public var segmentationOffload = true
+    /// Receive memory of all connections together past which bytes arriving ahead of
+    /// a gap are dropped rather than grow a buffer (``ReceiveMemory``; as Linux's
+    /// `tcp_mem` pressure prunes its out-of-order queues). Bytes in order are bounded
+    /// by each connection's window.
+    public var receiveMemoryBudget = 64 << 20
 
     public init() {}
 }
@@ -141,6 +146,8 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
     let segmentationLimit: Int
     /// Whether segments leave with a partial checksum the device finishes.
     private let checksumOffload: Bool
+    /// The receive buffers' shared account and its budget for bytes ahead of a gap.
+    public let receiveMemory: ReceiveMemory
 
     public init(ip: IP, on loop: EventLoop, configuration: TCPLayerConfiguration = .init()) {
         self.ip = ip
@@ -157,6 +164,7 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
         let largest = ip.maximumSegmentationSize - IPv4Header.size - 60
         segmentationLimit = offload && largest > 0 ? largest : 0
         checksumOffload = offload && ip.transmitChecksums.contains(.tcp)
+        receiveMemory = ReceiveMemory(budget: configuration.receiveMemoryBudget)
     }
 
     /// What was dropped, and why.
@@ -173,6 +181,11 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
             + "retransmissions \(retransmissions) (\(fastRetransmissions) fast, "
             + "\(timeouts) timeouts)"
         if cookiesSent > 0 { text += ", SYN cookies \(cookiesSent) sent \(cookiesAccepted) taken" }
+        if receiveMemory.refusals > 0 {
+            text +=
+                ", receive memory budget spent \(receiveMemory.refusals) times"
+                + " (\(receiveMemory.budget >> 10) KiB; bytes ahead of a gap dropped)"
+        }
         if largeSegmentsSent > 0 || coalescedSegmentsReceived > 0 {
             text +=
                 ", offloads: \(largeSegmentsSent) segments cut by the device "
@@ -504,7 +517,9 @@ public final class TCPLayer<IP: IPLayer>: StreamService {
 
     /// Takes a closed connection out of the table; a TIME-WAIT one stays, bounded.
     private func retire(_ connection: Connection) {
-        switch connection.tcb.state {
+        let state = connection.tcb.state
+        if state == .closed || state == .timeWait { connection.tcb.releaseBuffers() }
+        switch state {
         case .closed:
             if connections[connection.key] === connection {
                 connections[connection.key] = nil

@@ -555,6 +555,16 @@ public struct TCPControlBlock: ~Copyable {
         close(reason: refused ? .refused : .unreachable)
     }
 
+    /// Gives back both buffers' memory, dropping what they hold: for the owner, once
+    /// the application has been told the connection is over (closed, or in TIME-WAIT,
+    /// where bytes it read after the FIN had kept the receive buffer allocated).
+    public mutating func releaseBuffers() {
+        sendBuffer.removeAll()
+        sendBuffer.releaseMemory()
+        receiveBuffer.removeAll()
+        receiveBuffer.releaseMemory()
+    }
+
     /// Closes now, for `reason`: buffers dropped, timers stopped, ``events`` told.
     mutating func close(reason: TCPCloseReason) {
         guard state != .closed else { return }

@@ -5,6 +5,30 @@
     import Glibc
 #endif
 
+/// The receive memory of many connections, shared: what their buffers hold allocated,
+/// and the most that bytes arriving ahead of a gap may make them grow to. Bytes in
+/// order are bounded by each window (the application reads them); bytes ahead are the
+/// sender's choice, and one byte at the window's far edge made a connection allocate
+/// its whole buffer: with many connections, a peer could make the host allocate all
+/// their windows. A buffer that would grow past the budget for bytes ahead drops
+/// them instead (the sender retransmits them once the gap fills).
+///
+/// ```swift
+/// let memory = ReceiveMemory(budget: 64 << 20)
+/// var buffer = ReceiveBuffer(limit: 256 << 10)
+/// buffer.memory = memory          // its allocations now count in memory.allocated
+/// ```
+public final class ReceiveMemory {
+    /// Bytes allocated by the buffers that count here.
+    public fileprivate(set) var allocated = 0
+    /// The most `allocated` may reach by growth for bytes ahead of a gap.
+    public var budget: Int
+    /// Segments (or parts) ahead of a gap dropped because the budget was spent.
+    public fileprivate(set) var refusals: UInt64 = 0
+
+    public init(budget: Int) { self.budget = budget }
+}
+
 /// A bounded receive buffer. The bytes received in order and not yet consumed are
 /// contiguous (a parser sees a message whole, as ``ByteQueue`` gives it); bytes that
 /// arrived ahead of a gap are kept at their place after them, so that when the gap
@@ -28,12 +52,20 @@ public struct ReceiveBuffer: ~Copyable {
     /// The most separate ranges kept ahead of a gap; a segment that would start
     /// another is dropped (the sender retransmits it).
     public static let maximumRanges = 32
+    /// The shared account its allocations count in, if any (see ``ReceiveMemory``).
+    public var memory: ReceiveMemory? {
+        willSet { memory?.allocated -= allocated }
+        didSet { memory?.allocated += allocated }
+    }
 
     public init(limit: Int) {
         self.limit = max(limit, 1)
     }
 
-    deinit { storage?.deallocate() }
+    deinit {
+        storage?.deallocate()
+        memory?.allocated -= allocated
+    }
 
     /// Bytes received in order and not yet consumed.
     public var count: Int { end - start }
@@ -71,6 +103,7 @@ public struct ReceiveBuffer: ~Copyable {
             }
             if !touches && ranges.count >= Self.maximumRanges { return (0, false) }
         }
+        if offset > 0, !mayGrow(upTo: end + range.upperBound) { return (0, false) }
         makeRoom(upTo: end + range.upperBound)
         (storage! + end + offset).copyMemory(from: source, byteCount: length)
         if offset == 0 && ranges.isEmpty {
@@ -150,6 +183,7 @@ public struct ReceiveBuffer: ~Copyable {
         guard count == 0, ranges.isEmpty, let storage else { return }
         storage.deallocate()
         self.storage = nil
+        memory?.allocated -= allocated
         allocated = 0
         start = 0
         end = 0
@@ -159,6 +193,22 @@ public struct ReceiveBuffer: ~Copyable {
     /// RFC 2018 §4), at most `limit` of them.
     public func recentRanges(limit: Int) -> [Range<Int>] {
         ranges.sorted { tick &- $0.tick < tick &- $1.tick }.prefix(limit).map(\.range)
+    }
+
+    /// Whether storage up to `needed` can be had for bytes ahead of a gap: without
+    /// growing, or within the shared budget (a refusal is counted there).
+    private func mayGrow(upTo needed: Int) -> Bool {
+        guard let memory, needed - start > allocated else { return true }
+        if memory.allocated + grownSize(for: needed - start) - allocated <= memory.budget {
+            return true
+        }
+        memory.refusals &+= 1
+        return false
+    }
+
+    /// The allocation that holds `wanted` bytes: doubling, from 16 KiB, up to the limit.
+    private func grownSize(for wanted: Int) -> Int {
+        min(max(limit, wanted), max(wanted, allocated * 2, 16 * 1024))
     }
 
     /// Storage up to index `needed` (from the allocation's start), made by moving the
@@ -174,13 +224,14 @@ public struct ReceiveBuffer: ~Copyable {
             start = 0
             return
         }
-        let size = min(max(limit, wanted), max(wanted, allocated * 2, 16 * 1024))
+        let size = grownSize(for: wanted)
         let fresh = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         if let storage {
             if held > 0 { fresh.copyMemory(from: storage + start, byteCount: held) }
             storage.deallocate()
         }
         storage = fresh
+        memory?.allocated += size - allocated
         allocated = size
         end -= start
         start = 0

@@ -21,7 +21,7 @@ final class ImpairedStacks {
     let server: Stack
     let client: Stack
 
-    init(specification: String, seed: UInt64) throws {
+    init(specification: String, seed: UInt64, receiveMemoryBudget: Int = 64 << 20) throws {
         loop = try EventLoop(clock: .virtual)
         let (serverEnd, clientEnd) = MemoryDevice.pair(on: loop)
         var configuration = try ImpairmentConfiguration(parsing: specification)
@@ -34,6 +34,7 @@ final class ImpairedStacks {
             TracingDevice(clientEnd, trace: nil), configuration: configuration, on: loop)
         var tcp = TCPLayerConfiguration()
         tcp.secret = SipHashKey(seed, ~seed)  // ISNs and ports from the seed too
+        tcp.receiveMemoryBudget = receiveMemoryBudget
         var serverConfiguration = IPv4StackConfiguration(network: IPv4Network("192.0.2.2/24")!)
         serverConfiguration.tcp = tcp
         var clientConfiguration = IPv4StackConfiguration(network: IPv4Network("192.0.2.1/24")!)
@@ -289,8 +290,21 @@ struct FNV1a: Equatable {
         try soak(specification: Self.specification, seed: seed, connections: 3, bytes: 1 << 20)
     }
 
-    func soak(specification: String, seed: UInt64, connections: Int, bytes: Int) throws {
-        let stacks = try ImpairedStacks(specification: specification, seed: seed)
+    /// The same with no receive memory to spare for bytes ahead of a gap: every
+    /// out-of-order segment that would grow a buffer is dropped, and the transfers
+    /// still complete, from retransmissions, every byte once and in order.
+    @Test func transfersCompleteWhenTheReceiveBudgetIsSpent() throws {
+        try soak(
+            specification: "loss=5%,reorder=2%", seed: 4, connections: 3, bytes: 1 << 20,
+            receiveMemoryBudget: 0, expectRefusals: true)
+    }
+
+    func soak(
+        specification: String, seed: UInt64, connections: Int, bytes: Int,
+        receiveMemoryBudget: Int = 64 << 20, expectRefusals: Bool = false
+    ) throws {
+        let stacks = try ImpairedStacks(
+            specification: specification, seed: seed, receiveMemoryBudget: receiveMemoryBudget)
         // Gratuitous ARP may still be on its way: what the pools hold once it has landed.
         try stacks.loop.advance(by: .seconds(1))
         #expect(stacks.serverDevice.heldFrames == 0 && stacks.clientDevice.heldFrames == 0)
@@ -378,6 +392,14 @@ struct FNV1a: Equatable {
         }
         #expect(stacks.server.tcp.connectionCount == 0, "\(report())")
         #expect(stacks.client.tcp.connectionCount == 0, "\(report())")
+        // Every receive buffer gave its memory back to the shared account.
+        #expect(stacks.server.tcp.receiveMemory.allocated == 0, "\(report())")
+        #expect(stacks.client.tcp.receiveMemory.allocated == 0, "\(report())")
+        if expectRefusals {
+            #expect(
+                stacks.server.tcp.receiveMemory.refusals > 0
+                    && stacks.client.tcp.receiveMemory.refusals > 0, "\(report())")
+        }
         // A reset ends a connection only in TIME-WAIT, after both applications saw a
         // normal close: a duplicated last ACK reaches a side that has closed (LAST-ACK
         // done), which answers it with a reset, as for any closed port, and the other

@@ -239,6 +239,45 @@ import Testing
         #expect(cut.advanced == 1000 && buffer.window == 0)
     }
 
+    /// Buffers sharing a ``ReceiveMemory``: bytes ahead of a gap may not grow a buffer
+    /// past the budget (counted), bytes in order may; the account follows every
+    /// allocation and release.
+    @Test func receiveMemoryBoundsGrowthForBytesAheadOfAGap() {
+        let memory = ReceiveMemory(budget: 32 * 1024)
+        let byte: [UInt8] = [1]
+        var first = ReceiveBuffer(limit: 256 * 1024)
+        first.memory = memory
+        // One byte at the window's far edge would take the whole 256 KiB: refused.
+        let far = byte.withUnsafeBytes { first.store(at: 200_000, $0) }
+        #expect(!far.stored && memory.refusals == 1 && memory.allocated == 0)
+        // In order: allowed (16 KiB, the first allocation).
+        let data = pattern(1000)
+        let inOrder = data.withUnsafeBytes { first.store(at: 0, $0) }
+        #expect(inOrder.advanced == 1000 && memory.allocated == 16 * 1024)
+        do {
+            var second = ReceiveBuffer(limit: 256 * 1024)
+            second.memory = memory
+            // Ahead of a gap but within the budget: 16 + 16 KiB.
+            let near = byte.withUnsafeBytes { second.store(at: 100, $0) }
+            #expect(near.stored && memory.allocated == 32 * 1024)
+            // Past it: refused; within what the buffer has: kept.
+            let past = byte.withUnsafeBytes { second.store(at: 20_000, $0) }
+            #expect(!past.stored && memory.refusals == 2)
+            let within = byte.withUnsafeBytes { second.store(at: 10_000, $0) }
+            #expect(within.stored)
+            _ = consume second
+        }
+        #expect(memory.allocated == 16 * 1024)
+        // In order past the budget is still taken: the window bounds it.
+        let more = pattern(40_000)
+        first.consume(1000)
+        let big = more.withUnsafeBytes { first.store(at: 0, $0) }
+        #expect(big.advanced == 40_000 && memory.allocated > memory.budget)
+        first.consume(40_000)
+        first.releaseMemory()
+        #expect(memory.allocated == 0)
+    }
+
     @Test func receiveBufferBoundsThePieces() {
         var buffer = ReceiveBuffer(limit: 100_000)
         let byte: [UInt8] = [1]
