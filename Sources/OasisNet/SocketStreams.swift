@@ -450,16 +450,22 @@ extension SocketStreams {
         }
         private var keepaliveSetting: StreamKeepalive?
 
+        /// The kernel's algorithm as it names it (`TCP_CONGESTION`: "cubic", "reno",
+        /// "bbr", …), or nil if the socket would not say.
+        public var congestionControlName: String? {
+            var name = [CChar](repeating: 0, count: 16)
+            var length = socklen_t(name.count)
+            guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_CONGESTION, &name, &length) == 0
+            else { return nil }
+            return String(
+                decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+
+        /// NewReno for the kernel's "reno", CUBIC for "cubic"; an algorithm the Oasis
+        /// stack does not have (BBR, say, a host's default) reads as CUBIC: see
+        /// ``congestionControlName`` for its name.
         public var congestionControl: StreamCongestionControl {
-            get {
-                var name = [CChar](repeating: 0, count: 16)
-                var length = socklen_t(name.count)
-                guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_CONGESTION, &name, &length) == 0
-                else { return .cubic }
-                let text = String(
-                    decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                return text == "reno" ? .newReno : .cubic
-            }
+            get { congestionControlName == "reno" ? .newReno : .cubic }
             set {
                 // Linux's names: "reno" is NewReno (RFC 6582 recovery is built in).
                 let name = newValue == .newReno ? "reno" : "cubic"

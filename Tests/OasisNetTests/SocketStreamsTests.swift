@@ -127,9 +127,18 @@ private func pump(
         #expect(connection.noDelay, "kernel sockets start with TCP_NODELAY on")
         connection.noDelay = false
         #expect(!connection.noDelay)
-        #expect(connection.congestionControl == .cubic)
+        // The host's default (this machine's is BBR), by its name; as ours, CUBIC.
+        let host = try String(
+            contentsOfFile: "/proc/sys/net/ipv4/tcp_congestion_control", encoding: .utf8)
+        #expect(
+            connection.congestionControlName == host.trimmingCharacters(in: .whitespacesAndNewlines)
+        )
+        #expect(connection.congestionControl == (host.hasPrefix("reno") ? .newReno : .cubic))
         connection.congestionControl = .newReno
-        #expect(connection.congestionControl == .newReno)
+        #expect(
+            connection.congestionControl == .newReno && connection.congestionControlName == "reno")
+        connection.congestionControl = .cubic
+        #expect(connection.congestionControlName == "cubic")
         connection.keepalive = StreamKeepalive(idle: .seconds(30), interval: .seconds(5), count: 4)
         #expect(connection.keepalive?.count == 4)
         connection.keepalive = nil
