@@ -1,11 +1,13 @@
 // OpenFlow 1.0: decode and encode cost of the three messages a controller and a
 // switch exchange per packet (PACKET_IN, FLOW_MOD, PACKET_OUT), beside copying the
-// same bytes.
+// same bytes; and a flow-table lookup by the number of wildcard rules, beside a
+// linear scan of the same rules.
 
 import CFloor
 import OasisBits
 import OasisDevices
 import OasisOpenFlow
+import OasisWire
 
 func runOpenFlowBenchmarks(_ report: Report, scale: Int) {
     // A 60-byte TCP frame, as a switch would send up in a PACKET_IN.
@@ -95,5 +97,84 @@ func runOpenFlowBenchmarks(_ report: Report, scale: Int) {
                 allocationsPerOperation: encode.allocations, retainsPerOperation: encode.retains,
                 floorName: "memcpy \(size) B",
                 floorNanosecondsPerOperation: copy.nanoseconds))
+    }
+}
+
+/// Flow-table lookups in tables of 16 to 65 536 wildcard rules in 8 shapes (the
+/// tuple-space classifier, microflow cache off, then on), beside a linear scan of the
+/// rules for the smaller tables: the classifier's cost follows the shapes, not the rules.
+func runFlowTableBenchmarks(_ report: Report, scale: Int) {
+    var random = SystemRandomNumberGenerator()
+    let shapes: [Wildcards] = [
+        Wildcards.all.subtracting([.inPort]), Wildcards.all.subtracting([.dlDst]),
+        Wildcards.all.subtracting([.dlType, .nwProto]),
+        Wildcards.all.subtracting([.dlType, .nwProto, .tpDst]),
+        Wildcards.all.subtracting([.inPort, .dlSrc]), Wildcards.all.subtracting([.tpSrc]),
+        Wildcards.all.subtracting([.nwProto, .tpSrc, .tpDst]),
+        Wildcards.all.subtracting([.dlVlan, .dlType]),
+    ]
+    func packet(_ n: UInt64) -> Match {
+        Match(
+            wildcards: [], inPort: PortNumber(UInt16(truncatingIfNeeded: n % 48)),
+            dlSrc: MACAddress(rawValue: 0x0200_0000_0000 | n % 4096),
+            dlDst: MACAddress(rawValue: 0x0200_0000_0000 | (n >> 12) % 4096),
+            dlVlan: UInt16(truncatingIfNeeded: n % 100), dlType: 0x0800, nwProto: 6,
+            nwSrc: UInt32(truncatingIfNeeded: n), nwDst: UInt32(truncatingIfNeeded: n >> 7),
+            tpSrc: UInt16(truncatingIfNeeded: n % 65536),
+            tpDst: UInt16(truncatingIfNeeded: n % 1024))
+    }
+    let packets = (0..<4096).map { _ in packet(UInt64.random(in: 0...UInt64.max, using: &random)) }
+    for rules in [16, 1024, 65536] {
+        for cached in [false, true] {
+            var table = FlowTable(maximumEntries: rules * 2, cacheLimit: cached ? 1 << 14 : 0)
+            var linear: [(Match, UInt16)] = []
+            for index in 0..<rules {
+                var match = packet(UInt64.random(in: 0...UInt64.max, using: &random))
+                match.wildcards = shapes[index % shapes.count]
+                match = match.normalized
+                let priority = UInt16(truncatingIfNeeded: index % 60000 + 1)
+                _ = try? table.apply(
+                    FlowMod(
+                        match: match, command: .add, priority: priority,
+                        actions: [.output(port: PortNumber(2))]), now: 0)
+                linear.append((match, priority))
+            }
+            let operations = 1_000_000 / scale
+            let lookups = measure(operations: operations) { n in
+                var hits = 0
+                for index in 0..<n {
+                    if table.lookup(packets[index & 4095], bytes: 60, now: 0) != nil { hits &+= 1 }
+                }
+                blackHole(hits)
+            }
+            var floor: Measurement? = nil
+            if !cached && rules <= 1024 {
+                floor = measure(operations: max(1000, operations / rules)) { n in
+                    var found = 0
+                    for index in 0..<n {
+                        let p = packets[index & 4095]
+                        var best: UInt16 = 0
+                        for (match, priority) in linear where priority > best && match.matches(p) {
+                            best = priority
+                        }
+                        found &+= Int(best)
+                    }
+                    blackHole(found)
+                }
+            }
+            report.add(
+                Figure(
+                    group: "openflow",
+                    name:
+                        "flow-table lookup, \(rules) wildcard rules in \(shapes.count) shapes, "
+                        + (cached ? "microflow cache on (4096 flows)" : "no cache"),
+                    nanosecondsPerOperation: lookups.nanoseconds,
+                    allocationsPerOperation: lookups.allocations,
+                    retainsPerOperation: lookups.retains,
+                    floorName: floor == nil ? nil : "linear scan of the \(rules) rules",
+                    floorNanosecondsPerOperation: floor?.nanoseconds,
+                    note: cached
+                        ? "cache hits \(table.cacheHits) of \(table.lookupCount) lookups" : ""))
+        }
     }
 }

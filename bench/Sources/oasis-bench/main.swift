@@ -39,6 +39,7 @@ let groups: [(String, (Report, Int) -> Void)] = [
     ("stack", runStackBenchmarks),
     ("tcp", runTCPBenchmarks),
     ("openflow", runOpenFlowBenchmarks),
+    ("flowtable", runFlowTableBenchmarks),
     ("xen", runXenBenchmarks),
     ("zone", runZoneBenchmarks),
     ("dns", runDNSBenchmarks),
