@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "OasisNet", targets: ["OasisNet"]),
         .library(name: "OasisTCP", targets: ["OasisTCP"]),
         .library(name: "OasisOpenFlow", targets: ["OasisOpenFlow"]),
+        .library(name: "OasisSwitch", targets: ["OasisSwitch"]),
         .library(name: "OasisDNS", targets: ["OasisDNS"]),
         .library(name: "OasisServices", targets: ["OasisServices"]),
     ],
@@ -102,6 +103,10 @@ let package = Package(
             name: "OasisOpenFlow",
             dependencies: ["OasisWire", "OasisBits"],
             exclude: ["README.md"],
+            swiftSettings: strict),
+        .target(
+            name: "OasisSwitch",
+            dependencies: ["OasisWire", "OasisBits", "OasisLoop", "OasisDevices", "OasisOpenFlow"],
             swiftSettings: strict),
         .target(
             name: "OasisDNS",
@@ -245,7 +250,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "OasisOpenFlowTests",
-            dependencies: ["OasisWire", "OasisOpenFlow", "OasisTestSupport"],
+            dependencies: [
+                "OasisWire", "OasisOpenFlow", "OasisTestSupport", "OasisSwitch", "OasisDevices",
+                "OasisLoop", "OasisBits",
+            ],
             swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
