@@ -106,7 +106,9 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "OasisSwitch",
-            dependencies: ["OasisWire", "OasisBits", "OasisLoop", "OasisDevices", "OasisOpenFlow"],
+            dependencies: [
+                "OasisWire", "OasisBits", "OasisLoop", "OasisDevices", "OasisNet", "OasisOpenFlow",
+            ],
             swiftSettings: strict),
         .target(
             name: "OasisDNS",
@@ -128,7 +130,7 @@ let package = Package(
             dependencies: [
                 "OasisWire",
                 "OasisBits", "OasisLoop", "OasisDevices", "OasisXen", "OasisNet", "OasisOpenFlow",
-                "OasisDNS", "OasisServices",
+                "OasisDNS", "OasisServices", "OasisSwitch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

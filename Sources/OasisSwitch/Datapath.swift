@@ -94,6 +94,10 @@ public final class Datapath {
     public var buffers: PacketBuffers
     /// Bytes of a missed frame sent in PACKET_IN (SET_CONFIG's miss_send_len).
     public var missSendLength: UInt16 = 128
+    /// What a table miss does: go to the controller (the default), or to the built-in
+    /// learning switch (fail-standalone while no controller is connected).
+    public enum MissAction: Sendable { case controller, normal }
+    public var missAction = MissAction.controller
     /// Where PACKET_IN goes (nil: misses are dropped, counted).
     public var packetIn: ((PacketIn) -> Void)?
     /// Where FLOW_REMOVED goes, for entries that asked for it.
@@ -173,8 +177,13 @@ public final class Datapath {
         let tuple = Match(frame: frame.bits, inPort: inPort)
         guard let entry = table.lookup(tuple, bytes: frame.count, now: now) else {
             misses &+= 1
-            sendToController(
-                frame, inPort: inPort, reason: .noMatch, maxLength: missSendLength, now: now)
+            switch missAction {
+            case .controller:
+                sendToController(
+                    frame, inPort: inPort, reason: .noMatch, maxLength: missSendLength, now: now)
+            case .normal:
+                normal(frame, inPort: inPort, now: now)
+            }
             return
         }
         execute(entry.actions, on: &frame, inPort: inPort, now: now)

@@ -8,7 +8,7 @@ import OasisOpenFlow
 struct OpenFlowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "openflow", abstract: "OpenFlow 1.0 tools.",
-        subcommands: [OpenFlowPrintCommand.self])
+        subcommands: [OpenFlowPrintCommand.self, OpenFlowSwitchCommand.self])
 }
 
 struct OpenFlowPrintCommand: ParsableCommand {

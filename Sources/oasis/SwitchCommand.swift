@@ -1,0 +1,137 @@
+// `oasis openflow switch`: an OpenFlow 1.0 switch with ports on TAP or pcap devices,
+// dialing controllers and listening for `ovs-ofctl`, its channel on kernel sockets.
+
+import ArgumentParser
+import OasisDevices
+import OasisLoop
+import OasisNet
+import OasisOpenFlow
+import OasisSwitch
+import OasisWire
+
+struct OpenFlowSwitchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switch",
+        abstract: "An OpenFlow 1.0 switch: ports on TAP or pcap devices, controllers over TCP.",
+        discussion: """
+            oasis openflow switch --port tap:s1p1 --port tap:s1p2 --controller tcp:127.0.0.1:6653
+            oasis openflow switch --port tap:a --port tap:b --listen ptcp:6634 --fail-mode standalone
+            ovs-ofctl -O OpenFlow10 -F openflow10 dump-flows tcp:127.0.0.1:6634
+            """)
+
+    @Option(
+        name: .customLong("port"),
+        help: "A port: tap:NAME (created if missing) or pcap:INTERFACE; numbered 1, 2, … in order.")
+    var ports: [String] = []
+
+    @Option(
+        name: .customLong("controller"),
+        help: "A controller to dial, tcp:HOST:PORT (again with backoff when it goes).")
+    var controllers: [String] = []
+
+    @Option(
+        help: "Listen for controllers and tools, ptcp:PORT[:ADDRESS] (default address 127.0.0.1).")
+    var listen: String?
+
+    @Option(help: "The datapath id (FEATURES_REPLY), decimal or 0x hex.")
+    var datapathID: String = "0x1"
+
+    @Option(
+        help: "With no controller: secure (emergency flows only) or standalone (learning switch).")
+    var failMode: String = "secure"
+
+    @Option(help: "Stop after this many seconds (default: run until SIGINT/SIGTERM).")
+    var seconds: Double?
+
+    func run() throws {
+        guard !ports.isEmpty else { throw ValidationError("give at least one --port") }
+        guard let mode = FailMode(rawValue: failMode) else {
+            throw ValidationError("--fail-mode must be secure or standalone")
+        }
+        let id: UInt64? =
+            datapathID.hasPrefix("0x")
+            ? UInt64(datapathID.dropFirst(2), radix: 16) : UInt64(datapathID)
+        guard let id else { throw ValidationError("--datapath-id: not a number: \(datapathID)") }
+        let dials = try controllers.map {
+            try Self.endpoint($0, scheme: "tcp", defaultAddress: nil)
+        }
+        let passive = try listen.map {
+            try Self.endpoint($0, scheme: "ptcp", defaultAddress: IPv4Address(127, 0, 0, 1))
+        }
+
+        let loop = try EventLoop()
+        let stopper = SignalStopper(loop: loop)
+        let datapath = Datapath(on: loop)
+        for (index, text) in ports.enumerated() {
+            let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else {
+                throw ValidationError("--port: tap:NAME or pcap:INTERFACE, not \(text)")
+            }
+            let mac = MACAddress(0x0200_0a5e_0000 | UInt64(index + 1))
+            let device: any NetworkDevice
+            switch parts[0] {
+            case "tap": device = try TapDevice(attachingTo: parts[1], on: loop, macAddress: mac)
+            case "pcap": device = try PcapDevice(interface: parts[1], on: loop, macAddress: mac)
+            default: throw ValidationError("--port: tap:NAME or pcap:INTERFACE, not \(text)")
+            }
+            let port = try datapath.addPort(device)
+            Console.log("oasis: port \(port.number.rawValue): \(text) (\(device.name))")
+        }
+        let streams = SocketStreams(address: passive?.address ?? .any, on: loop)
+        let channel = SwitchChannel(datapath: datapath, streams: streams, datapathID: id)
+        channel.failMode = mode
+        channel.log = { Console.log("oasis: \($0)") }
+        if let passive {
+            try channel.listen(port: passive.port)
+            Console.log("oasis: listening on ptcp:\(passive.port):\(passive.address)")
+        }
+        for endpoint in dials {
+            channel.connect(to: endpoint)
+            Console.log("oasis: controller tcp:\(endpoint.address):\(endpoint.port)")
+        }
+        if dials.isEmpty && mode == .standalone { datapath.missAction = .normal }
+        try runUntilStopped(loop, seconds: seconds)
+        let counters = channel.counters
+        Console.log(
+            "oasis: switch: \(datapath.table.count) flows, lookups \(datapath.table.lookupCount) "
+                + "(matched \(datapath.table.matchedCount), cache hits \(datapath.table.cacheHits)), "
+                + "misses \(datapath.misses), to the controller \(datapath.packetsToController), "
+                + "drops \(datapath.drops)")
+        for port in datapath.ports.values.sorted(by: { $0.number.rawValue < $1.number.rawValue }) {
+            Console.log(
+                "oasis: port \(port.number.rawValue) \(port.device.name): rx \(port.receivedPackets) "
+                    + "pkts \(port.receivedBytes) B (dropped \(port.receiveDrops)), tx \(port.sentPackets) "
+                    + "pkts \(port.sentBytes) B (dropped \(port.sendDrops))")
+        }
+        Console.log(
+            "oasis: channel: sessions \(counters.sessionsOpened) opened \(counters.sessionsClosed) closed, "
+                + "messages in \(counters.messagesReceived) out \(counters.messagesSent), "
+                + "errors sent \(counters.errorsSent), echo timeouts \(counters.echoTimeouts), "
+                + "slow peers dropped \(counters.slowPeersDropped)")
+        channel.stop()
+        datapath.close()
+        streams.close()
+        _ = stopper
+    }
+
+    /// `SCHEME:HOST:PORT` (tcp) or `SCHEME:PORT[:ADDRESS]` (ptcp), as Open vSwitch writes them.
+    static func endpoint(_ text: String, scheme: String, defaultAddress: IPv4Address?) throws
+        -> StreamEndpoint
+    {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard parts.first == scheme else {
+            throw ValidationError("\(text): expected \(scheme):…")
+        }
+        if scheme == "tcp" {
+            guard parts.count == 3, let address = IPv4Address(parts[1]), let port = UInt16(parts[2])
+            else { throw ValidationError("\(text): expected tcp:ADDRESS:PORT") }
+            return StreamEndpoint(address: address, port: port)
+        }
+        guard parts.count == 2 || parts.count == 3, let port = UInt16(parts[1]) else {
+            throw ValidationError("\(text): expected ptcp:PORT[:ADDRESS]")
+        }
+        let address = parts.count == 3 ? IPv4Address(parts[2]) : defaultAddress
+        guard let address else { throw ValidationError("\(text): not an IPv4 address") }
+        return StreamEndpoint(address: address, port: port)
+    }
+}

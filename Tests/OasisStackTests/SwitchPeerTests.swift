@@ -1,0 +1,231 @@
+// `oasis openflow switch` against real peers: ovs-ofctl through its passive listener,
+// ovs-testcontroller as its controller, the kernel's hosts in namespaces on its TAP
+// ports, tshark reading the OpenFlow session.
+
+import Foundation
+import OasisTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `oasis openflow switch` in the namespace `switchSpace` with a TAP port per host; each
+/// TAP moved to its own host namespace at 10.0.0.N/24.
+final class RunningSwitch {
+    let process = Process()
+    let output = Pipe()
+    let switchSpace: TestNamespace
+    var hosts: [TestNamespace] = []
+
+    init(_ switchSpace: TestNamespace, hosts count: Int, arguments: [String]) throws {
+        self.switchSpace = switchSpace
+        let ports = (1...count).flatMap { ["--port", "tap:p\($0)"] }
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments =
+            ["ip", "netns", "exec", switchSpace.name, oasisPath, "openflow", "switch"] + ports
+            + arguments
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        do {
+            for index in 1...count {
+                let host = try TestNamespace.create()
+                hosts.append(host)
+                let deadline = Deadline(seconds: 10)
+                while try switchSpace.run(["ip", "link", "show", "p\(index)"]).status != 0 {
+                    guard !deadline.hasPassed else {
+                        throw CommandFailed(
+                            command: ["ip", "link", "show", "p\(index)"],
+                            result: CommandResult(status: 1, output: "", errorOutput: stop()))
+                    }
+                    usleep(20_000)
+                }
+                try switchSpace.runChecked(["ip", "link", "set", "p\(index)", "netns", host.name])
+                try host.disableIPv6()
+                try host.runChecked(["ip", "addr", "add", "10.0.0.\(index)/24", "dev", "p\(index)"])
+                try host.runChecked(["ip", "link", "set", "p\(index)", "up"])
+            }
+        } catch {
+            _ = stop()
+            throw error
+        }
+    }
+
+    /// Stops the switch (SIGTERM, waited for), removes the host namespaces, and returns
+    /// what it printed.
+    func stop() -> String {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+        for host in hosts { host.remove() }
+        hosts = []
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    /// Whether host `from` (1-based) reaches 10.0.0.`to` by ping.
+    func ping(from: Int, to: Int, count: Int = 2) throws -> Bool {
+        try hosts[from - 1].run([
+            "ping", "-c", "\(count)", "-i", "0.2", "-W", "1", "10.0.0.\(to)",
+        ]).status == 0
+    }
+}
+
+@Suite(.serialized) struct SwitchPeerTests {
+    static let ofctl = ["ovs-ofctl", "-O", "OpenFlow10", "-F", "openflow10"]
+
+    func requirements(_ test: String, _ tools: [String]) throws {
+        guard access(oasisPath, X_OK) == 0 else { try skip(test, "\(oasisPath) is not built") }
+        for tool in tools where !isInstalled(tool) {
+            try skip(test, "\(tool) is not installed (scripts/setup.sh installs it)")
+        }
+    }
+
+    /// ovs-ofctl through the passive listener: it reads the features and ports, adds
+    /// flows that carry the hosts' pings, reads their counters and the ports', deletes
+    /// them (and the pings stop), reads the table's statistics.
+    @Test func ovsOfctlManagesTheSwitchThroughItsListener() throws {
+        try requirements(#function, ["ovs-ofctl", "ping"])
+        try withTestNamespace(#function) { space in
+            try space.runChecked(["ip", "link", "set", "lo", "up"])
+            let running = try RunningSwitch(space, hosts: 2, arguments: ["--listen", "ptcp:6634"])
+            var log = ""
+            defer {
+                log = running.stop()
+                print("oasis said:\n\(log)")
+            }
+            let target = "tcp:127.0.0.1:6634"
+            var show = try space.run(Self.ofctl + ["show", target])
+            let deadline = Deadline(seconds: 5)
+            while show.status != 0 && !deadline.hasPassed {
+                usleep(50_000)
+                show = try space.run(Self.ofctl + ["show", target])
+            }
+            #expect(show.output.contains("dpid:0000000000000001"), "\(show)")
+            #expect(
+                show.output.contains("1(p1)") && show.output.contains("2(p2)"), "\(show.output)")
+            #expect(!(try running.ping(from: 1, to: 2, count: 1)), "no flows, no path")
+            try space.runChecked(Self.ofctl + ["add-flow", target, "in_port=1,actions=output:2"])
+            try space.runChecked(Self.ofctl + ["add-flow", target, "in_port=2,actions=output:1"])
+            #expect(try running.ping(from: 1, to: 2, count: 3))
+            let flows = try space.runChecked(Self.ofctl + ["dump-flows", target]).output
+            #expect(
+                flows.contains("in_port=1 actions=output:2")
+                    && flows.contains("in_port=2 actions=output:1"), "\(flows)")
+            #expect(!flows.contains("n_packets=0,"), "\(flows)")
+            let ports = try space.runChecked(Self.ofctl + ["dump-ports", target]).output
+            #expect(ports.contains("2 ports") && ports.contains("port  1: rx pkts="), "\(ports)")
+            try space.runChecked(Self.ofctl + ["del-flows", target])
+            #expect(!(try running.ping(from: 1, to: 2, count: 1)))
+            let tables = try space.runChecked(Self.ofctl + ["dump-tables", target]).output
+            #expect(tables.contains("active=0"), "\(tables)")
+            // A PORT_MOD: port 2 down; a flow to it then carries nothing.
+            try space.runChecked(Self.ofctl + ["add-flow", target, "actions=flood"])
+            #expect(try running.ping(from: 1, to: 2, count: 1))
+            try space.runChecked(Self.ofctl + ["mod-port", target, "2", "down"])
+            #expect(!(try running.ping(from: 1, to: 2, count: 1)))
+            let shown = try space.runChecked(Self.ofctl + ["show", target]).output
+            #expect(shown.contains("PORT_DOWN"), "\(shown)")
+        }
+    }
+
+    /// ovs-testcontroller (a learning switch) drives the switch: every host pings every
+    /// other; the controller killed, the switch goes fail-secure (its flows removed,
+    /// nothing passes); the controller back, the switch reconnects by itself and the
+    /// pings pass again. tshark reads the whole OpenFlow session: nothing malformed.
+    @Test func ovsTestcontrollerDrivesTheSwitchAcrossARestart() throws {
+        try requirements(#function, ["ovs-testcontroller", "ping", "tcpdump"])
+        try withTestNamespace(#function) { space in
+            try space.runChecked(["ip", "link", "set", "lo", "up"])
+            let rundir = "/tmp/oasis-ovs-\(getpid())"
+            let capture = "/tmp/oasis-switch-\(getpid()).pcap"
+            mkdir(rundir, 0o755)
+            defer {
+                unlink(capture)
+                _ = try? OasisTestSupport.run(["rm", "-rf", rundir])
+            }
+            let dump = try BackgroundProcess(
+                [
+                    "ip", "netns", "exec", space.name, "tcpdump", "-i", "lo", "-U", "-w", capture,
+                    "tcp", "port", "6653",
+                ])
+            var controller = try BackgroundProcess(
+                [
+                    "env", "OVS_RUNDIR=\(rundir)", "ip", "netns", "exec", space.name,
+                    "ovs-testcontroller", "-O", "OpenFlow10", "ptcp:6653:127.0.0.1",
+                ])
+            usleep(300_000)
+            let running = try RunningSwitch(
+                space, hosts: 3, arguments: ["--controller", "tcp:127.0.0.1:6653"])
+            var log = ""
+            defer {
+                log = running.stop()
+                controller.stop()
+                print("oasis said:\n\(log)")
+            }
+            for (from, to) in [(1, 2), (1, 3), (2, 3), (3, 1)] {
+                #expect(try running.ping(from: from, to: to), "\(from) → \(to)")
+            }
+            controller.stop()
+            usleep(500_000)
+            #expect(!(try running.ping(from: 1, to: 2, count: 1)), "fail-secure: nothing passes")
+            controller = try BackgroundProcess(
+                [
+                    "env", "OVS_RUNDIR=\(rundir)", "ip", "netns", "exec", space.name,
+                    "ovs-testcontroller", "-O", "OpenFlow10", "ptcp:6653:127.0.0.1",
+                ])
+            var back = false
+            let deadline = Deadline(seconds: 15)
+            while !back && !deadline.hasPassed { back = try running.ping(from: 2, to: 1, count: 1) }
+            #expect(back, "the switch reconnected and the controller's flows carry the pings")
+            _ = log
+            dump.stop()
+            if isInstalled("tshark") {
+                let bad = try OasisTestSupport.run([
+                    "tshark", "-r", capture, "-d", "tcp.port==6653,openflow", "-Y",
+                    "_ws.malformed || _ws.expert.severity == error",
+                ])
+                #expect(bad.output.isEmpty, "\(bad.output.prefix(2000))")
+                let messages = try OasisTestSupport.run([
+                    "tshark", "-r", capture, "-d", "tcp.port==6653,openflow", "-Y", "openflow_v1",
+                ])
+                #expect(
+                    messages.output.contains("OFPT_PACKET_IN")
+                        && messages.output.contains("OFPT_FLOW_MOD"),
+                    "\(messages.output.prefix(2000))")
+            }
+        }
+        // The switch's report, after the fact.
+    }
+
+    /// With no controller and fail-standalone, the switch is a learning switch.
+    @Test func failStandaloneIsALearningSwitch() throws {
+        try requirements(#function, ["ping"])
+        try withTestNamespace(#function) { space in
+            let running = try RunningSwitch(
+                space, hosts: 3, arguments: ["--fail-mode", "standalone"])
+            defer { print("oasis said:\n\(running.stop())") }
+            #expect(try running.ping(from: 1, to: 3))
+            #expect(try running.ping(from: 2, to: 1))
+        }
+    }
+}
+
+/// A process run in the background and stopped with SIGTERM.
+struct BackgroundProcess {
+    let process = Process()
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// SIGKILL: a child of the test runner may inherit SIGTERM blocked (tcpdump and
+    /// ovs-testcontroller then never stop); tcpdump's -U has every packet written.
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
