@@ -196,6 +196,13 @@ let package = Package(
             name: "FuzzOpenFlow", dependencies: ["FuzzSupport", "OasisBits", "OasisOpenFlow"],
             path: "Fuzz/FuzzOpenFlow", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
+            name: "FuzzSwitch",
+            dependencies: [
+                "FuzzSupport", "OasisBits", "OasisDevices", "OasisLoop", "OasisOpenFlow",
+                "OasisSwitch",
+            ],
+            path: "Fuzz/FuzzSwitch", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
             name: "FuzzXenRing", dependencies: ["FuzzSupport", "OasisXen"],
             path: "Fuzz/FuzzXenRing", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(

@@ -114,6 +114,11 @@ public final class Datapath {
     private var learned: [MACAddress: (port: PortNumber, seenAt: Int64)] = [:]
     /// How long a learned MAC stays (Open vSwitch's `mac-aging-time`, 300 s).
     public var learningAge: Int64 = 300_000_000_000
+    /// The most MACs learned at once (Open vSwitch's `mac-table-size` is 2048): a
+    /// flood of made-up source addresses fills it, and then nothing new is learned
+    /// until entries age out (counted).
+    public var learningLimit = 8192
+    public private(set) var learningRefused: UInt64 = 0
     private var expiryTimer: TimerID?
 
     public init(
@@ -279,7 +284,7 @@ public final class Datapath {
         else { return }
         let destinationMAC = MACAddress(rawValue: destination >> 16)
         let sourceMAC = MACAddress(rawValue: source >> 16)
-        if sourceMAC.rawValue & 0x0100_0000_0000 == 0 { learned[sourceMAC] = (inPort, now) }
+        if sourceMAC.rawValue & 0x0100_0000_0000 == 0 { learn(sourceMAC, on: inPort, now: now) }
         if let known = learned[destinationMAC], now - known.seenAt <= learningAge,
             known.port != inPort, let target = ports[known.port]
         {
@@ -287,6 +292,27 @@ public final class Datapath {
             return
         }
         output(frame, to: .flood, inPort: inPort, maxLength: 0, now: now)
+    }
+
+    private func learn(_ address: MACAddress, on port: PortNumber, now: Int64) {
+        if learned[address] == nil && learned.count >= learningLimit {
+            learned = learned.filter { now - $0.value.seenAt <= learningAge }
+            guard learned.count < learningLimit else {
+                learningRefused &+= 1
+                return
+            }
+        }
+        learned[address] = (port, now)
+    }
+
+    /// MACs the NORMAL action knows now.
+    public var learnedCount: Int { learned.count }
+
+    /// Handles `frame` as if it had arrived on port `inPort` (the LOCAL port's stack,
+    /// tests, fuzzing).
+    public func inject(_ frame: consuming Packet, inPort: PortNumber) {
+        var frame = frame
+        process(&frame, inPort: inPort, now: now)
     }
 
     // MARK: From the controller
