@@ -21,7 +21,9 @@ struct OpenFlowSwitchCommand: ParsableCommand {
 
     @Option(
         name: .customLong("port"),
-        help: "A port: tap:NAME (created if missing) or pcap:INTERFACE; numbered 1, 2, … in order.")
+        help:
+            "A port: tap:NAME (created if missing), pcap:INTERFACE or xdp:INTERFACE; numbered 1, 2, … in order."
+    )
     var ports: [String] = []
 
     @Option(
@@ -65,14 +67,21 @@ struct OpenFlowSwitchCommand: ParsableCommand {
         for (index, text) in ports.enumerated() {
             let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
             guard parts.count == 2 else {
-                throw ValidationError("--port: tap:NAME or pcap:INTERFACE, not \(text)")
+                throw ValidationError(
+                    "--port: tap:NAME, pcap:INTERFACE or xdp:INTERFACE, not \(text)")
             }
             let mac = MACAddress(0x0200_0a5e_0000 | UInt64(index + 1))
             let device: any NetworkDevice
             switch parts[0] {
             case "tap": device = try TapDevice(attachingTo: parts[1], on: loop, macAddress: mac)
             case "pcap": device = try PcapDevice(interface: parts[1], on: loop, macAddress: mac)
-            default: throw ValidationError("--port: tap:NAME or pcap:INTERFACE, not \(text)")
+            case "xdp":
+                // Queue 0 of the interface (a veth has one), native XDP where the driver
+                // has it.
+                device = try XdpDevice(interface: parts[1], queue: 0, on: loop, macAddress: mac)
+            default:
+                throw ValidationError(
+                    "--port: tap:NAME, pcap:INTERFACE or xdp:INTERFACE, not \(text)")
             }
             let port = try datapath.addPort(device)
             Console.log("oasis: port \(port.number.rawValue): \(text) (\(device.name))")
