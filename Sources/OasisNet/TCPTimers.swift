@@ -12,7 +12,9 @@ extension TCPLayer {
     struct TimerQueue {
         private(set) var entries: [(deadline: Int64, connection: Connection)] = []
 
-        var earliest: Int64? { entries.first?.deadline }
+        // entries[0], not entries.first: in this generic context `first` went through
+        // Collection's unspecialised witness, and that allocated its result on the heap.
+        var earliest: Int64? { entries.isEmpty ? nil : entries[0].deadline }
         var count: Int { entries.count }
 
         /// Sets `connection`'s deadline (adds it, or moves it), or takes it out (nil).
@@ -37,8 +39,8 @@ extension TCPLayer {
         /// Takes out and returns the earliest connection whose deadline is at or before
         /// `now`.
         mutating func popDue(now: Int64) -> Connection? {
-            guard let first = entries.first, first.deadline <= now else { return nil }
-            let connection = first.connection
+            guard !entries.isEmpty, entries[0].deadline <= now else { return nil }
+            let connection = entries[0].connection
             remove(at: 0)
             return connection
         }
