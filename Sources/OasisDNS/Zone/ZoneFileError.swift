@@ -30,6 +30,9 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         case noPreviousOwner
         case noTTL
         case includeTooDeep
+        /// `$INCLUDE` of something that is not a regular file (a device, a pipe, a
+        /// folder).
+        case notARegularFile(String)
         case outOfZone(String)
         case noSOA
         case multipleSOA
@@ -54,6 +57,7 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         case .noPreviousOwner: what = "blank owner with no previous owner"
         case .noTTL: what = "no TTL given and no $TTL in effect"
         case .includeTooDeep: what = "$INCLUDE nested too deeply (a loop?)"
+        case .notARegularFile(let path): what = "$INCLUDE of '\(path)', which is not a regular file"
         case .outOfZone(let name): what = "'\(name)' is outside the zone"
         case .noSOA: what = "the zone has no SOA record at its apex"
         case .multipleSOA: what = "the zone has more than one SOA record"

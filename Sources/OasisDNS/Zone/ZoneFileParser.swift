@@ -62,13 +62,15 @@ extension ZoneFileParser {
     /// The records are those ``parse(file:origin:defaultTTL:)`` returns and a broken
     /// file throws the same error, but `body` may have been given the records before
     /// the problem by then. An error `body` throws ends the reading and comes out as it
-    /// was thrown.
+    /// was thrown. Returns the line the file ends on (after its last newline), where
+    /// `nsd-checkzone` reports what the zone as a whole lacks.
+    @discardableResult
     public static func parse(
         file path: String, origin: DomainName, defaultTTL: UInt32? = nil,
         each body: (ResourceRecord, _ file: String, _ line: Int) throws(ZoneFileError) -> Void
-    ) throws(ZoneFileError) {
+    ) throws(ZoneFileError) -> Int {
         var state = State(origin: origin, defaultTTL: defaultTTL)
-        try state.include(path: path, depth: 0, body: body)
+        return try state.include(path: path, depth: 0, body: body)
     }
 }
 
@@ -114,6 +116,9 @@ struct Scanner {
         self.file = file
         entry.tokens.reserveCapacity(16)
     }
+
+    /// The line the scanner is on: after the last entry, the line the text ends on.
+    var line: Int { cursor.line }
 
     /// The text of `token`, for messages and the exact Unicode paths.
     func string(_ token: Token) -> String {
@@ -246,6 +251,20 @@ private struct Cursor {
             throw ZoneFileError(file: file, line: parenthesisLine, problem: .unbalancedParentheses)
         }
         return !entry.tokens.isEmpty
+    }
+}
+
+extension ZoneFileParser {
+    /// The largest TTL a zone may give (RFC 2181 §8: 2³¹ − 1 seconds).
+    public static let largestTTL: UInt32 = 0x7fff_ffff
+    /// What a TTL above ``largestTTL`` (up to 2³² − 1) becomes: RFC 2181 §8 asks that
+    /// it be read as zero, NSD 4.6 loads the record (or takes the `$TTL`) with its
+    /// default TTL, 3600; we do as NSD does, so the two serve the same zone alike.
+    public static let ttlInPlaceOfTooLarge: UInt32 = 3600
+
+    /// `ttl`, or ``ttlInPlaceOfTooLarge`` if it is above ``largestTTL``.
+    static func servedTTL(_ ttl: UInt32) -> UInt32 {
+        ttl > largestTTL ? ttlInPlaceOfTooLarge : ttl
     }
 }
 
@@ -401,7 +420,11 @@ struct State {
         self.defaultTTL = defaultTTL
     }
 
-    mutating func include(path: String, depth: Int, body: RecordSink) throws(ZoneFileError) {
+    /// Parses the file at `path`; the line it ends on.
+    @discardableResult
+    mutating func include(path: String, depth: Int, body: RecordSink) throws(ZoneFileError)
+        -> Int
+    {
         try parse(text: try readFile(path), file: path, depth: depth, body: body)
     }
 
@@ -435,14 +458,17 @@ struct State {
         return bytes
     }
 
+    /// Parses `text`; the line it ends on.
+    @discardableResult
     mutating func parse(text: [UInt8], file: String, depth: Int, body: RecordSink)
-        throws(ZoneFileError)
+        throws(ZoneFileError) -> Int
     {
         var scanner = Scanner(text: text, file: file)
         do {
             while try scanner.nextEntry() {
                 try handle(scanner, depth: depth, body: body)
             }
+            return scanner.line
         } catch {
             // A file used to be split into entries whole before any was handled: a
             // syntax error anywhere in it wins over a problem met handling an entry, or
@@ -501,7 +527,7 @@ struct State {
             next += 1
             let bytes = text.extracting(token.range)
             if ttl == nil, let value = parseTTL(bytes) {
-                ttl = value
+                ttl = ZoneFileParser.servedTTL(value)
             } else if recordClass == nil,
                 let value = token.ascii
                     ? OasisDNS.recordClass(ascii: bytes)
@@ -557,7 +583,7 @@ struct State {
             guard let ttl = parseTTL(scanner.text.span.extracting(argument.range)) else {
                 throw fail(.badTTL(scanner.string(argument)))
             }
-            defaultTTL = ttl
+            defaultTTL = ZoneFileParser.servedTTL(ttl)
         case "$INCLUDE":
             guard let argument = tokens.first else { throw fail(.missingArgument(directive)) }
             guard depth < ZoneFileParser.maximumIncludeDepth, allowIncludes else {
@@ -574,6 +600,12 @@ struct State {
             let savedOwner = previousOwner
             if tokens.count > 1 {
                 origin = try name(tokens[tokens.startIndex + 1], in: scanner, line: line)
+            }
+            // A device or a pipe (`$INCLUDE /dev/zero`) would be read without end: only
+            // regular files are included (a missing one fails as it opens).
+            var status = stat()
+            if stat(path, &status) == 0 && status.st_mode & S_IFMT != S_IFREG {
+                throw fail(.notARegularFile(path))
             }
             try include(path: path, depth: depth + 1, body: body)
             origin = savedOrigin
