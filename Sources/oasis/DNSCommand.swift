@@ -53,6 +53,18 @@ struct DNSCommand: ParsableCommand {
             valueName: "slots"))
     var answerCache = 1024
 
+    @Option(
+        help: ArgumentHelp(
+            "Answer CH TXT version.bind and version.server with this text (default: REFUSED, "
+                + "as NSD with hide-version).", valueName: "text"))
+    var serverVersion: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Answer CH TXT id.server and hostname.bind with this text (default: REFUSED, "
+                + "as NSD with hide-identity).", valueName: "text"))
+    var serverIdentity: String?
+
     @Option(help: "TCP: connections served at once.")
     var tcpConnections = 128
 
@@ -98,7 +110,8 @@ struct DNSCommand: ParsableCommand {
         let (address, port) = try listenEndpoint()
         let engine: AuthoritativeEngine
         do {
-            engine = try DNSCommand.loadZones(zone)
+            engine = try DNSCommand.loadZones(zone).answering(
+                as: ServerIdentity(version: serverVersion, identity: serverIdentity))
         } catch {
             printError(error.message)
             throw ExitCode(1)
