@@ -450,6 +450,20 @@ import Testing
         }
     }
 
+    /// Issue 19, item 5 (in part): an entry's tokens are bounded as it is scanned (a
+    /// 20 MB line of one-byte tokens held 816 MB of them); a TXT record of the largest
+    /// RDATA, in one-byte strings, still loads.
+    @Test func anEntryOfTooManyTokensIsRefusedAsItIsScanned() throws {
+        let flood = "$TTL 60\n@ SOA a b 1 2 3 4 5\nx TXT " + String(repeating: "a ", count: 300_000)
+        #expect(throws: ZoneFileError(file: "t.zone", line: 3, problem: .tooManyTokens)) {
+            _ = try parse(flood)
+        }
+        let largest =
+            "$TTL 60\n@ SOA a b 1 2 3 4 5\nx TXT " + String(repeating: "\"\" ", count: 65_535)
+        let records = try parse(largest)
+        #expect(records.count == 2)
+    }
+
     @Test func zoneValidation() throws {
         func check(_ text: String) throws(ZoneFileError) {
             try Zone(origin: origin, records: try parse(text), source: "t.zone").validate()

@@ -33,6 +33,8 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         /// `$INCLUDE` of something that is not a regular file (a device, a pipe, a
         /// folder).
         case notARegularFile(String)
+        /// An entry with more tokens than any record's text needs.
+        case tooManyTokens
         case outOfZone(String)
         case noSOA
         case multipleSOA
@@ -57,6 +59,7 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         case .noPreviousOwner: what = "blank owner with no previous owner"
         case .noTTL: what = "no TTL given and no $TTL in effect"
         case .includeTooDeep: what = "$INCLUDE nested too deeply (a loop?)"
+        case .tooManyTokens: what = "an entry of more tokens than any record has"
         case .notARegularFile(let path): what = "$INCLUDE of '\(path)', which is not a regular file"
         case .outOfZone(let name): what = "'\(name)' is outside the zone"
         case .noSOA: what = "the zone has no SOA record at its apex"

@@ -160,6 +160,13 @@ private struct Cursor {
 
     /// Space, tab, newline, carriage return, `;`, `(`, `)` and `"`: the bytes that end
     /// an unquoted token, as bits of a 64-bit mask.
+    /// The most tokens one entry may have: a record's RDATA is at most 65 535 bytes,
+    /// so no type needs more than twice that many in its text (RFC 3597's hex, a digit
+    /// pair per byte, split as finely as it may be), with its owner, TTL, class and
+    /// type. An entry of more is refused as it is scanned: a 20 MB line of one-byte
+    /// tokens held 816 MB of them before being refused.
+    static let maximumTokens = 2 * 65_535 + 8
+
     static let delimiters: UInt64 =
         1 << 0x20 | 1 << 0x09 | 1 << 0x0a | 1 << 0x0d | 1 << 0x3b | 1 << 0x28 | 1 << 0x29
         | 1 << 0x22
@@ -222,6 +229,9 @@ private struct Cursor {
                     bits |= text[index]
                     index += 1
                 }
+                guard entry.tokens.count < Cursor.maximumTokens else {
+                    throw ZoneFileError(file: file, line: entry.line, problem: .tooManyTokens)
+                }
                 entry.tokens.append(
                     Token(
                         start: start, end: index, quoted: true, escaped: escaped,
@@ -240,6 +250,9 @@ private struct Cursor {
                     }
                     bits |= text[index]
                     index += 1
+                }
+                guard entry.tokens.count < Cursor.maximumTokens else {
+                    throw ZoneFileError(file: file, line: entry.line, problem: .tooManyTokens)
                 }
                 entry.tokens.append(
                     Token(
