@@ -464,6 +464,52 @@ import Testing
         #expect(records.count == 2)
     }
 
+    /// Issue 19, item 5: a file is read a chunk at a time, so entries cross chunk
+    /// boundaries everywhere: in parentheses over lines, in quoted strings holding
+    /// newlines and semicolons, in comments, in escapes. Streamed from a file, every
+    /// record and every line comes out as from the whole text, wherever the
+    /// boundaries fall.
+    @Test func aStreamedFileGivesWhatTheWholeTextGives() throws {
+        let folder = temporaryFolder("oasis-zone-stream")
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        var body = "$TTL 60\n@ SOA ns hostmaster ( 1 ; serial\n 2 3\n 4 5 )\n@ NS ns\n"
+        for index in 0..<6000 {
+            switch index % 5 {
+            case 0: body += "a\(index) A 192.0.2.\(index % 250)   ; a comment \(index)\n"
+            case 1: body += "t\(index) TXT ( \"one;\n two\" \"\\\"q\\\"\" \n  \\065\\066 )\n"
+            case 2: body += "  60 IN AAAA 2001:db8::\(index % 9999)\n\n; only a comment\n"
+            case 3: body += "m\(index) MX ( 10\n\tmail\(index) )\n"
+            default: body += "e\\.scaped\(index) CNAME target\\ \(index)\n"
+            }
+        }
+        for padding in [0, 1, 7, 4099, 65_535] {
+            let text = String(repeating: ";", count: padding) + "\n" + body
+            let path = folder + "/zone-\(padding)"
+            try write(text, to: path)
+            var streamed: [(ResourceRecord, Int)] = []
+            let end = try ZoneFileParser.parse(file: path, origin: origin) { record, _, line in
+                streamed.append((record, line))
+            }
+            var whole: [(ResourceRecord, Int)] = []
+            var state = State(origin: origin, defaultTTL: nil)
+            let wholeEnd = try state.parse(text: Array(text.utf8), file: path, depth: 0) {
+                record, _, line in whole.append((record, line))
+            }
+            #expect(streamed.count == whole.count && streamed.count > 6000)
+            #expect(streamed.map(\.0) == whole.map(\.0), "padding \(padding)")
+            #expect(streamed.map(\.1) == whole.map(\.1), "padding \(padding)")
+            #expect(end == wholeEnd)
+        }
+    }
+
+    /// Issue 19, item 5: what never ends a line is not held without bound: a zone
+    /// file that is a stream of zeros is refused after 4 MiB.
+    @Test func anEndlessEntryIsRefused() throws {
+        #expect(throws: ZoneFileError(file: "/dev/zero", line: 1, problem: .entryTooLong)) {
+            _ = try ZoneFileParser.parse(file: "/dev/zero", origin: origin)
+        }
+    }
+
     @Test func zoneValidation() throws {
         func check(_ text: String) throws(ZoneFileError) {
             try Zone(origin: origin, records: try parse(text), source: "t.zone").validate()
