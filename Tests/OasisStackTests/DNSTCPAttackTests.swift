@@ -200,10 +200,11 @@ extension DNSServerTests {
                 message = struct.pack('!HHHHHH', 5, 0, 1, 0, 0, 0) + name + struct.pack('!HH', 1, 1)
                 query = struct.pack('!H', len(message)) + message
                 def ask(source, keep):
-                    s = socket.create_connection(('127.0.0.1', port), timeout=2,
-                                                 source_address=(source, 0))
-                    keep.append(s)
                     try:
+                        # A refused connection may be reset before connect returns.
+                        s = socket.create_connection(('127.0.0.1', port), timeout=2,
+                                                     source_address=(source, 0))
+                        keep.append(s)
                         s.sendall(query)
                         return len(s.recv(4096)) > 2
                     except OSError:
