@@ -211,6 +211,9 @@ let package = Package(
         .executableTarget(
             name: "FuzzZoneFile", dependencies: ["FuzzSupport", "OasisDNS"],
             path: "Fuzz/FuzzZoneFile", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzZoneInclude", dependencies: ["FuzzSupport", "OasisDNS"],
+            path: "Fuzz/FuzzZoneInclude", exclude: ["corpus"], swiftSettings: strict),
 
         // Tests.
         .testTarget(name: "OasisBitsTests", dependencies: ["OasisBits"], swiftSettings: strict),

@@ -30,7 +30,9 @@ let fuzzZone = """
 let fuzzEngine: AuthoritativeEngine = {
     let origin = try! DomainName(parsing: "example.")
     let records = try! ZoneFileParser.parse(text: fuzzZone, origin: origin, allowIncludes: false)
+    // Saying its version and identity, so CHAOS queries reach the code that answers.
     return try! AuthoritativeEngine(zones: [Zone(origin: origin, records: records)])
+        .answering(as: ServerIdentity(version: "fuzz 1", identity: "fuzz"))
 }()
 
 nonisolated(unsafe) let outputBuffer = Buffer(byteCount: 65536 + 64)

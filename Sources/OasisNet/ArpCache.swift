@@ -21,9 +21,26 @@ import OasisWire
 /// while let request = cache.poll(now: now) { sendArp(request) }  // at nextDeadline
 /// ```
 ///
-/// Bounds: at most `capacity` entries (resolved or pending); when full, the entry
-/// updated longest ago is evicted (a linear scan: the table is small and this happens
-/// only on a miss). A packet that waits for an address is copied into a buffer of the
+/// Bounds: at most `capacity` entries (resolved or pending); when full, a pending entry
+/// is evicted first, then one past its lifetime, then the resolved one updated longest
+/// ago (a linear scan: the table is small and this happens only on a miss), so a flood
+/// of addresses that never answer cannot push a known neighbour out.
+///
+/// Hardened as stacks on hostile links are, within RFC 826's merge rule:
+/// - a packet whose Ethernet source is not its sender hardware address is dropped
+///   (`senderMismatch`);
+/// - a resolved entry within its lifetime is only refreshed, never moved to another
+///   hardware address by a packet we did not ask for — an unsolicited reply, a
+///   gratuitous ARP, a request for another host (`unsolicitedChange`); a station that
+///   really changed its address is learned once the entry is past its lifetime or
+///   being refreshed, from a packet addressed to us;
+/// - another station claiming our address is a conflict (RFC 5227 §2.4), counted,
+///   never learned, and said in ``Reception/conflict`` for the link to report and
+///   defend;
+/// - an entry past its lifetime is still used, for up to `staleLifetime`, while a
+///   refresh is in flight (``staleLookup(_:now:)``, Linux's STALE and PROBE states):
+///   traffic to a known neighbour does not stall or drop every minute while it is
+///   asked again, nor when the table is busy with a flood. A packet that waits for an address is copied into a buffer of the
 /// cache's own small pool — so a flood aimed at unresolvable neighbours cannot hold a
 /// device's receive buffers, and the sender may reuse its buffer at once — and kept in
 /// a fixed table of `maximumWaiting` slots; at most `waitingPerAddress` wait on one
@@ -46,6 +63,9 @@ public struct ArpCache: ~Copyable {
         public var retryInterval: Duration = .seconds(1)
         /// Requests sent before giving up on an address.
         public var maximumRequests: Int = 3
+        /// How long past its lifetime an entry is still used while it is asked again
+        /// (Linux keeps stale neighbours 60 s before collecting them).
+        public var staleLifetime: Duration = .seconds(60)
 
         /// The defaults.
         public init() {}
@@ -66,6 +86,9 @@ public struct ArpCache: ~Copyable {
         /// An address that is now resolved and may have packets waiting
         /// (``ArpCache/takeWaiting(for:)``).
         public var resolved: (address: IPv4Address, mac: MACAddress)?
+        /// The hardware address of another station that claims our address (RFC 5227
+        /// §2.4): to report, and to defend against with a gratuitous ARP.
+        public var conflict: MACAddress?
     }
 
     @usableFromInline
@@ -126,6 +149,27 @@ public struct ArpCache: ~Copyable {
         return (mac, entry.updatedAt + configuration.entryLifetime)
     }
 
+    /// The hardware address of `ip` if its entry is past its lifetime but within
+    /// `staleLifetime` of it: a sender may go on using it while the neighbour is asked
+    /// again. The first call for such an entry returns the request to send; the
+    /// entry is dropped if `maximumRequests` go unanswered (``poll(now:)``).
+    public mutating func staleLookup(_ ip: IPv4Address, now: Duration)
+        -> (mac: MACAddress, request: ArpRepr?)?
+    {
+        guard let entry = entries[ip], let mac = entry.mac else { return nil }
+        let age = now - entry.updatedAt
+        guard
+            age < configuration.entryLifetime + configuration.staleLifetime
+                || entry.requestsSent > 0
+        else { return nil }
+        guard entry.requestsSent == 0, age >= configuration.entryLifetime else {
+            return (mac, nil)
+        }
+        entries[ip]!.requestsSent = 1
+        entries[ip]!.lastRequestAt = now
+        return (mac, .request(from: self.mac, address, for: ip))
+    }
+
     /// Keeps a copy of `packet` until `ip` (the next hop, not resolved: ask
     /// ``lookup(_:now:)`` first) is resolved, and says whether to send a request now.
     public mutating func enqueue(_ packet: borrowing Packet, for ip: IPv4Address, now: Duration)
@@ -152,7 +196,7 @@ public struct ArpCache: ~Copyable {
             }
             return .queued(request: nil)
         }
-        guard configuration.waitingPerAddress > 0, !waitingPackets.isFull, makeRoom(),
+        guard configuration.waitingPerAddress > 0, !waitingPackets.isFull, makeRoom(now: now),
             keep(packet, for: ip)
         else {
             drops.count(.queueFull)
@@ -174,29 +218,49 @@ public struct ArpCache: ~Copyable {
 
     /// Handles a received ARP packet (RFC 826, "Packet Reception"): updates an existing
     /// entry for the sender (the merge flag), adds one if we are the target, and answers
-    /// requests for our address.
-    public mutating func receive(_ packet: ArpRepr, now: Duration) -> Reception {
+    /// requests for our address. `linkSource` is the Ethernet source of the frame it
+    /// came in, checked against the sender hardware address (nil: not checked).
+    public mutating func receive(
+        _ packet: ArpRepr, linkSource: MACAddress? = nil, now: Duration
+    ) -> Reception {
         var reception = Reception()
         let sender = packet.senderProtocolAddress
-        guard packet.senderHardwareAddress.isUnicast else {
+        let hardware = packet.senderHardwareAddress
+        guard hardware.isUnicast else {
             drops.count(.badSenderHardwareAddress)
+            return reception
+        }
+        if let linkSource, linkSource != hardware {
+            // Proxies and bridges send their own ARP from their own address: a frame
+            // from one station speaking for another is a forgery.
+            drops.count(.senderMismatch)
             return reception
         }
         if sender == address && !address.isUnspecified {
             // Someone else claims our address (RFC 5227 §2.4); never learn it.
             drops.count(.addressConflict)
+            reception.conflict = hardware
             return reception
         }
         let forUs = packet.targetProtocolAddress == address && !address.isUnspecified
         // RFC 5227 §2.1.1: a probe's sender address is zero; nothing to learn.
         if !sender.isUnspecified {
-            var merged = false
-            if entries[sender] != nil {
-                merged = true
-                learn(sender, packet.senderHardwareAddress, now: now, into: &reception)
-            }
-            if forUs && !merged && makeRoom() {
-                learn(sender, packet.senderHardwareAddress, now: now, into: &reception)
+            if let entry = entries[sender] {
+                if entry.mac == nil || entry.mac == hardware {
+                    // Pending (we asked), or the same address again: RFC 826's merge.
+                    learn(sender, hardware, now: now, into: &reception)
+                } else if forUs
+                    && (entry.requestsSent > 0
+                        || now - entry.updatedAt >= configuration.entryLifetime)
+                {
+                    // A new address for a neighbour we are asking again, or whose
+                    // entry is past its lifetime, from a packet to us.
+                    learn(sender, hardware, now: now, into: &reception)
+                } else {
+                    drops.count(.unsolicitedChange)
+                }
+            } else if forUs && makeRoom(now: now) {
+                learn(sender, hardware, now: now, into: &reception)
             }
         }
         if forUs && packet.operation == .request {
@@ -227,12 +291,17 @@ public struct ArpCache: ~Copyable {
         var gone: [IPv4Address] = []
         var due: IPv4Address? = nil
         for (ip, entry) in entries {
-            if entry.mac != nil {
-                if now - entry.updatedAt >= configuration.entryLifetime && entry.waiting == 0 {
+            if entry.mac != nil && entry.requestsSent == 0 {
+                // Resolved, not being asked again: gone once past its stale lifetime.
+                if now - entry.updatedAt
+                    >= configuration.entryLifetime + configuration.staleLifetime
+                    && entry.waiting == 0
+                {
                     gone.append(ip)
                 }
                 continue
             }
+            // Pending, or a stale entry being refreshed.
             guard now - entry.lastRequestAt >= configuration.retryInterval else { continue }
             if entry.requestsSent >= configuration.maximumRequests {
                 drops.count(.resolutionFailed, UInt64(entry.waiting))
@@ -254,9 +323,9 @@ public struct ArpCache: ~Copyable {
         var deadline: Duration? = nil
         for entry in entries.values {
             let due =
-                entry.mac == nil
+                entry.mac == nil || entry.requestsSent > 0
                 ? entry.lastRequestAt + configuration.retryInterval
-                : entry.updatedAt + configuration.entryLifetime
+                : entry.updatedAt + configuration.entryLifetime + configuration.staleLifetime
             if deadline == nil || due < deadline! { deadline = due }
         }
         return deadline
@@ -265,7 +334,9 @@ public struct ArpCache: ~Copyable {
     /// Adds or refreshes a static-looking entry (for tests and for configuration).
     public mutating func insert(_ ip: IPv4Address, _ hardware: MACAddress, now: Duration) {
         var ignored = Reception()
-        if entries[ip] != nil || makeRoom() { learn(ip, hardware, now: now, into: &ignored) }
+        if entries[ip] != nil || makeRoom(now: now) {
+            learn(ip, hardware, now: now, into: &ignored)
+        }
         // Nobody asked for these packets through `takeWaiting`: drop them (counted) rather
         // than leave an entry that can never empty.
         if let waiting = entries[ip]?.waiting, waiting > 0 {
@@ -293,15 +364,27 @@ public struct ArpCache: ~Copyable {
         if entries[ip]!.waiting > 0 { reception.resolved = (ip, hardware) }
     }
 
-    /// Evicts the entry updated longest ago if the table is full; false if it cannot.
-    private mutating func makeRoom() -> Bool {
+    /// Evicts an entry if the table is full — pending ones first, then those past
+    /// their lifetime, then resolved ones, the one updated longest ago of its kind —
+    /// so a flood of addresses that never answer cannot push out a neighbour that
+    /// does; false if it cannot.
+    private mutating func makeRoom(now: Duration) -> Bool {
         guard configuration.capacity > 0 else { return false }
         guard entries.count >= configuration.capacity else { return true }
-        var oldest: (IPv4Address, Duration)? = nil
-        for (ip, entry) in entries where oldest == nil || entry.updatedAt < oldest!.1 {
-            oldest = (ip, entry.updatedAt)
+        func rank(_ entry: Entry) -> Int {
+            if entry.mac == nil { return 0 }
+            return now - entry.updatedAt >= configuration.entryLifetime ? 1 : 2
         }
-        if let (ip, _) = oldest {
+        var oldest: (IPv4Address, Int, Duration)? = nil
+        for (ip, entry) in entries {
+            let kind = rank(entry)
+            if oldest == nil || kind < oldest!.1
+                || (kind == oldest!.1 && entry.updatedAt < oldest!.2)
+            {
+                oldest = (ip, kind, entry.updatedAt)
+            }
+        }
+        if let (ip, _, _) = oldest {
             drops.count(.evicted, UInt64(max(1, entries[ip]!.waiting)))
             waitingPackets.removeAll(for: ip)
             entries[ip] = nil

@@ -70,6 +70,13 @@ public enum ArpDropReason: Int, DropReason {
     case resolutionFailed
     /// An entry (with its waiting packets) was evicted to make room.
     case evicted
+    /// The frame's Ethernet source was not the ARP sender hardware address (a station
+    /// speaking for another: forged).
+    case senderMismatch
+    /// A packet we did not ask for would have moved a resolved entry within its
+    /// lifetime to another hardware address (a forged reply, gratuitous ARP or request
+    /// for another host); the entry was kept.
+    case unsolicitedChange
 }
 
 /// Why an IPv4 packet was dropped.

@@ -72,6 +72,21 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
     @exclusivity(unchecked) @usableFromInline internal var arpParseDrops =
         DropCounters<ArpDropReason>()
     private var arpTimer: (id: TimerID, deadline: Duration)?
+    /// When we last defended our address with a gratuitous ARP (RFC 5227 §2.4 (c)).
+    private var lastDefence: Duration?
+
+    /// Called when another station claims our address (RFC 5227 §2.4) with its hardware
+    /// address, before the link defends the address (at most once per
+    /// ``defendInterval``) with a gratuitous ARP. The claim is counted
+    /// (`arp.addressConflict`) either way.
+    ///
+    /// ```swift
+    /// stack.link.onAddressConflict = { mac in Console.log("\(mac) claims our address") }
+    /// ```
+    public var onAddressConflict: ((MACAddress) -> Void)?
+
+    /// RFC 5227's DEFEND_INTERVAL: at most one defence of our address this often.
+    public static var defendInterval: Duration { .seconds(10) }
 
     /// The link over `device`, answering ARP for `address`.
     public init(
@@ -141,9 +156,11 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
         var frame = frame
         let type: EtherType
         let broadcast: Bool
+        let source: MACAddress
         do {
             let view = try EthernetFrame(checking: frame.bytes)
             let destination = view.destination
+            source = view.source
             broadcast = destination.isBroadcast
             guard destination == device.macAddress || broadcast else {
                 ethernetDrops.count(.notForUs)
@@ -162,13 +179,13 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
         try? frame.shift(by: EthernetHeader.size)
         switch type {
         case .ipv4: upper.receiveIPv4(frame, linkBroadcast: broadcast)
-        case .arp: receiveArp(frame)
+        case .arp: receiveArp(frame, linkSource: source)
         default: ethernetDrops.count(.unknownEtherType)
         }
     }
 
     @usableFromInline
-    internal func receiveArp(_ packet: consuming Packet) {
+    internal func receiveArp(_ packet: consuming Packet, linkSource: MACAddress) {
         let message: ArpRepr
         do {
             message = try ArpRepr.parse(packet.bytes)
@@ -176,14 +193,25 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
             arpParseDrops.count(error.dropReason)
             return
         }
-        let reception = arp.receive(message, now: loop.now)
+        let reception = arp.receive(message, linkSource: linkSource, now: loop.now)
         forgetLastHop()
+        if let claimant = reception.conflict { defend(against: claimant) }
         if let reply = reception.reply { sendArp(reply) }
         if let (address, mac) = reception.resolved {
             while let waiting = arp.takeWaiting(for: address) {
                 transmit(waiting, to: mac)
             }
         }
+    }
+
+    /// RFC 5227 §2.4 (b): tell, and defend the address with one gratuitous ARP unless
+    /// we did so within DEFEND_INTERVAL (then the claimant is left to notice).
+    private func defend(against claimant: MACAddress) {
+        onAddressConflict?(claimant)
+        let now = loop.now
+        if let lastDefence, now - lastDefence < Self.defendInterval { return }
+        lastDefence = now
+        announce()
     }
 
     // MARK: Send
@@ -201,13 +229,26 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
         resolve(packet, for: nextHop)
     }
 
-    /// The hardware address of the neighbour `ip`, if known and fresh.
+    /// The hardware address of the neighbour `ip`, if known: fresh, or past its
+    /// lifetime while it is asked again (the request goes out on the first such use).
     @usableFromInline
     internal func hardwareAddress(of ip: IPv4Address) -> MACAddress? {
-        guard let (mac, expires) = arp.lookupWithExpiry(ip, now: loop.now) else { return nil }
+        guard let (mac, expires) = arp.lookupWithExpiry(ip, now: loop.now) else {
+            return staleHardwareAddress(of: ip)
+        }
         lastHop = ip
         lastHopMAC = mac
         lastHopExpires = expires
+        return mac
+    }
+
+    /// A stale entry's address, asking the neighbour again the first time.
+    private func staleHardwareAddress(of ip: IPv4Address) -> MACAddress? {
+        guard let (mac, request) = arp.staleLookup(ip, now: loop.now) else { return nil }
+        if let request {
+            sendArp(request)
+            armArpTimer()
+        }
         return mac
     }
 

@@ -118,16 +118,52 @@ public enum OpenFlowPcap {
         public var message: Result<Message, OpenFlowError>
     }
 
+    /// Where a pcap file stops making sense: a record that claims more bytes than the
+    /// file has left (a caplen of 0xffffffff, a file cut short), or a record header cut
+    /// short. What came before it was read.
+    public struct Corruption: Error, Equatable, CustomStringConvertible {
+        /// The record, counting from 1.
+        public var record: Int
+        /// Where its header starts in the file.
+        public var offset: Int
+        /// The captured length its header claims; nil if the header itself is cut.
+        public var capturedLength: UInt32?
+        /// The bytes the file has from the record's header on.
+        public var bytesLeft: Int
+
+        public var description: String {
+            if let capturedLength {
+                return "record \(record) at byte \(offset) claims \(capturedLength) captured "
+                    + "bytes, but the file has \(bytesLeft - PcapRecordHeader.size) left"
+            }
+            return "record \(record) at byte \(offset) has a header cut short "
+                + "(\(bytesLeft) of \(PcapRecordHeader.size) bytes)"
+        }
+    }
+
+    /// What ``read(_:port:maximumConnections:)`` found in a pcap file.
+    public struct Contents: Equatable {
+        /// The messages, in capture order.
+        public var messages: [Extracted]
+        /// Where the file is corrupt, if it is; the messages are those before it.
+        public var corruption: Corruption?
+    }
+
     /// The OpenFlow messages in the TCP payloads to or from `port` of a classic pcap
     /// file (Ethernet, Linux cooked v1/v2 or raw IPv4 link types), framed per direction
     /// of each connection. Segments are taken in capture order (no reordering or
-    /// retransmission handling). Returns `nil` if the bytes are not a pcap file.
-    /// The most TCP connections ``messages(in:port:maximumConnections:)`` follows at once.
-    public static let defaultMaximumConnections = 64
-
-    public static func messages(
-        in file: Bits, port: UInt16 = 6633, maximumConnections: Int = defaultMaximumConnections
-    ) -> [Extracted]? {
+    /// retransmission handling). Returns `nil` if the bytes are not a pcap file; a file
+    /// that is, but breaks off or lies about a record's length, is read up to that
+    /// record and the corruption said.
+    ///
+    /// ```swift
+    /// guard let contents = OpenFlowPcap.read(Bits(file)) else { fail("not a pcap file") }
+    /// for extracted in contents.messages { print(extracted.message) }
+    /// if let corruption = contents.corruption { fail("corrupt: \(corruption)") }
+    /// ```
+    public static func read(
+        _ file: Bits, port: UInt16 = 6633, maximumConnections: Int = defaultMaximumConnections
+    ) -> Contents? {
         guard let header = try? file.header(PcapFileHeader.self) else { return nil }
         let magic = header[PcapFileHeader.magic]
         guard magic == 0xa1b2_c3d4 || magic == 0xa1b2_3c4d else { return nil }
@@ -135,12 +171,29 @@ public enum OpenFlowPcap {
         var framers: [UInt64: MessageFramer] = [:]
         var found: [Extracted] = []
         var rest = (try? file.shifted(by: 24)) ?? file
-        while let record = try? rest.header(PcapRecordHeader.self) {
-            let length = Int(record[PcapRecordHeader.capturedLength])
+        var offset = 24
+        var index = 0
+        while !rest.isEmpty {
+            index += 1
+            guard let record = try? rest.header(PcapRecordHeader.self) else {
+                return Contents(
+                    messages: found,
+                    corruption: Corruption(
+                        record: index, offset: offset, capturedLength: nil, bytesLeft: rest.count))
+            }
+            let claimed = record[PcapRecordHeader.capturedLength]
+            let length = Int(claimed)
             guard let packet = try? record.payload.prefix(length),
                 let next = try? rest.shifted(by: 16 + length)
-            else { break }
+            else {
+                return Contents(
+                    messages: found,
+                    corruption: Corruption(
+                        record: index, offset: offset, capturedLength: claimed,
+                        bytesLeft: rest.count))
+            }
             rest = next
+            offset += 16 + length
             guard let (key, toPort, payload) = tcpPayload(packet, linkType: linkType, port: port),
                 !payload.isEmpty
             else { continue }
@@ -175,7 +228,18 @@ public enum OpenFlowPcap {
             }
             framers[key] = framer
         }
-        return found
+        return Contents(messages: found, corruption: nil)
+    }
+
+    /// The most TCP connections ``read(_:port:maximumConnections:)`` follows at once.
+    public static let defaultMaximumConnections = 64
+
+    /// The OpenFlow messages of ``read(_:port:maximumConnections:)``, without saying
+    /// whether the file broke off; `nil` if the bytes are not a pcap file.
+    public static func messages(
+        in file: Bits, port: UInt16 = 6633, maximumConnections: Int = defaultMaximumConnections
+    ) -> [Extracted]? {
+        read(file, port: port, maximumConnections: maximumConnections)?.messages
     }
 
     /// The connection key, direction and TCP payload of a captured packet, if it is

@@ -2,22 +2,37 @@
 // it runs on kernel sockets (`SocketStreams`) today and will run on the Oasis stack's
 // TCP unchanged. Each message is prefixed by its 2-byte length; a client may send many
 // queries on one connection without waiting (pipelining), and gets the answers in
-// order. Everything is bounded: connections (the rest wait in the listener's backlog),
-// bytes held per connection (a client that does not read its answers stops being
-// read), idle time.
+// order. Everything is bounded: connections (a full table makes room by evicting
+// the oldest idle connection, or one of the source holding the most), connections per
+// source address, bytes held per connection (a client that does not read its answers
+// stops being read), the time one message may take to arrive, idle time.
 
 import OasisDNS
 import OasisLoop
 import OasisNet
+import OasisWire
 
 /// The bounds of the TCP server.
+///
+/// A full table does not keep new clients waiting (clients holding slots would starve
+/// everyone else, as 2 000 idle connections did): a new connection evicts the idle
+/// connection that made progress longest ago (no partial query, no answer waiting),
+/// else the oldest of the source address holding the most slots, if it holds more than
+/// the newcomer's would; else the newcomer is refused (reset).
 public struct DNSOverTCPLimits {
-    /// Connections served at once; beyond it, new ones wait in the listener's backlog.
+    /// Connections served at once.
     public var connections = 128
+    /// Connections one source address may hold at once: beyond it, its new ones are
+    /// refused (reset). A quarter of ``connections`` by default.
+    public var connectionsPerSource = 32
     /// A connection with no progress this long is closed. Progress is a whole query
     /// received or an answer taken by the client: bytes dribbled in one at a time are
     /// not (they would hold a connection forever, as a slow-loris client does).
     public var idleTimeout: Duration = .seconds(10)
+    /// The time one message may take to arrive, from its first byte to its last: a
+    /// client sending a byte now and then is closed after this, however often it
+    /// sends (RFC 7766 §6.2.3 asks servers to protect themselves so).
+    public var messageTimeout: Duration = .seconds(3)
     /// Answers queued for a client that does not read them (the connection's send
     /// buffer); past it, the connection's queries are not answered, then not read,
     /// until the client catches up.
@@ -44,7 +59,15 @@ public final class DNSOverTCP<Service: StreamService> {
     public private(set) var statistics = DNSStatistics()
     public private(set) var connectionsAccepted: UInt64 = 0
     public private(set) var connectionsClosedIdle: UInt64 = 0
+    /// Closed because a message took longer than ``DNSOverTCPLimits/messageTimeout``.
+    public private(set) var connectionsClosedSlow: UInt64 = 0
+    /// Evicted to make room for a new connection.
+    public private(set) var connectionsEvicted: UInt64 = 0
+    /// Refused (reset at once): their source held its share, or every slot was busy.
+    public private(set) var connectionsRefused: UInt64 = 0
     public private(set) var connectionsFailed: UInt64 = 0
+    /// Connections held per source address.
+    private var perSource: [IPv4Address: Int] = [:]
 
     /// The largest message with its length prefix: the receive buffer holds one whole.
     private static var largestMessage: Int { 2 + 65535 }
@@ -53,17 +76,28 @@ public final class DNSOverTCP<Service: StreamService> {
     /// take (while that waits, no further query is answered, so answers stay in order).
     private final class Client {
         let connection: Service.Connection
+        let source: IPv4Address
         var unsent: [UInt8] = []
         var lastProgress: Duration
         /// Bytes queued for the client at the last sweep: fewer now means it read.
         var queuedAtSweep = 0
+        /// When the first byte of the message arriving now came; nil between messages
+        /// (and while whole queries wait for the client to read its answers).
+        var messageStarted: Duration?
+        /// Bytes received and not yet answered.
+        var inputHeld = 0
+        /// Set once the server has closed or reset it (and taken it out of the table).
+        var dropped = false
 
         init(_ connection: Service.Connection, now: Duration) {
             self.connection = connection
+            source = connection.remote.address
             lastProgress = now
         }
 
         var queued: Int { connection.sendQueued + unsent.count }
+        /// Between messages, with nothing to send: what a full table evicts first.
+        var isIdle: Bool { inputHeld == 0 && queued == 0 }
     }
 
     /// Listens on `port` of `service` (TCP) and serves on its loop.
@@ -90,6 +124,9 @@ public final class DNSOverTCP<Service: StreamService> {
     /// Connections open now.
     public var openConnections: Int { clients.count }
 
+    /// Connections held by one source address now.
+    public func connections(from source: IPv4Address) -> Int { perSource[source] ?? 0 }
+
     /// Closes the listener and every connection (at once: answers not yet sent are
     /// dropped).
     public func close() {
@@ -102,15 +139,24 @@ public final class DNSOverTCP<Service: StreamService> {
 
     public var summary: String {
         "\(statistics.summary); connections \(connectionsAccepted) accepted, "
-            + "\(connectionsClosedIdle) closed idle, \(connectionsFailed) failed"
+            + "\(connectionsClosedIdle) closed idle, \(connectionsClosedSlow) closed slow, "
+            + "\(connectionsEvicted) evicted, \(connectionsRefused) refused, "
+            + "\(connectionsFailed) failed"
     }
 
     // MARK: Connections
 
     private func accept(_ connection: Service.Connection) {
+        let source = connection.remote.address
+        guard makeRoom(for: source) else {
+            connectionsRefused &+= 1
+            connection.reset()
+            return
+        }
         connectionsAccepted &+= 1
         let client = Client(connection, now: service.loop.now)
         clients[ObjectIdentifier(client)] = client
+        perSource[source, default: 0] += 1
         connection.receiveCapacity = max(connection.receiveCapacity, DNSOverTCP.largestMessage)
         connection.sendCapacity = limits.pendingOutput
         // The connection holds these handlers and the server holds the client: weak
@@ -128,13 +174,57 @@ public final class DNSOverTCP<Service: StreamService> {
             guard let self, let client else { return }
             self.forget(client, error)
         }
-        if clients.count >= limits.connections { listener?.isAccepting = false }
+    }
+
+    /// Whether a connection from `source` may be served, after evicting one to make
+    /// room if need be (see ``DNSOverTCPLimits``).
+    private func makeRoom(for source: IPv4Address) -> Bool {
+        let held = connections(from: source)
+        guard held < limits.connectionsPerSource else { return false }
+        guard clients.count >= limits.connections else { return true }
+        var idlest: Client? = nil
+        for client in clients.values where client.isIdle {
+            if idlest == nil || client.lastProgress < idlest!.lastProgress { idlest = client }
+        }
+        if let idlest {
+            evict(idlest)
+            return true
+        }
+        // None idle: the source holding the most gives up its oldest message, if it
+        // holds more than the newcomer's source would.
+        var heaviest: (source: IPv4Address, count: Int)? = nil
+        for (address, count) in perSource where heaviest == nil || count > heaviest!.count {
+            heaviest = (address, count)
+        }
+        guard let heaviest, heaviest.count > held + 1 else { return false }
+        var oldest: Client? = nil
+        for client in clients.values where client.source == heaviest.source {
+            let started = client.messageStarted ?? client.lastProgress
+            if oldest == nil || started < (oldest!.messageStarted ?? oldest!.lastProgress) {
+                oldest = client
+            }
+        }
+        guard let oldest else { return false }
+        evict(oldest)
+        return true
+    }
+
+    /// Closes `client` to make room.
+    private func evict(_ client: Client) {
+        connectionsEvicted &+= 1
+        drop(client)
     }
 
     /// Answers each complete query waiting in `input`, in order, while the answers fit
     /// in the send buffer; a partial message stays for the next bytes. Once the client
     /// has finished sending and every query is answered, closes (after the answers).
     private func answerWaiting(_ input: inout StreamInput, for client: Client) {
+        guard !client.dropped else {
+            input.consume(input.count)
+            return
+        }
+        let now = service.loop.now
+        var answered = false
         while client.unsent.isEmpty, input.count >= 2 {
             let length = Int(input[0]) << 8 | Int(input[1])
             guard input.count >= 2 + length else { break }
@@ -142,7 +232,16 @@ public final class DNSOverTCP<Service: StreamService> {
                 answer(UnsafeRawBufferPointer(rebasing: bytes[2..<2 + length]), to: client)
             }
             input.consume(2 + length)
-            client.lastProgress = service.loop.now
+            client.lastProgress = now
+            answered = true
+        }
+        client.inputHeld = input.count
+        if input.isEmpty || !client.unsent.isEmpty {
+            // Between messages, or whole queries held back while the client does not
+            // read (the idle timeout watches that).
+            client.messageStarted = nil
+        } else if answered || client.messageStarted == nil {
+            client.messageStarted = now
         }
         if input.isFinished && client.unsent.isEmpty { client.connection.close() }
     }
@@ -181,17 +280,27 @@ public final class DNSOverTCP<Service: StreamService> {
     }
 
     private func forget(_ client: Client, _ error: StreamError?) {
-        guard clients.removeValue(forKey: ObjectIdentifier(client)) != nil else { return }
-        if error != nil {
-            connectionsFailed &+= 1
-            if !client.unsent.isEmpty { statistics.dropsSendFailed &+= 1 }
-        }
-        if clients.count < limits.connections { listener?.isAccepting = true }
+        guard release(client), error != nil, !client.dropped else { return }
+        connectionsFailed &+= 1
+        if !client.unsent.isEmpty { statistics.dropsSendFailed &+= 1 }
+    }
+
+    /// Takes a client out of the table and its source's count; false if it was out.
+    @discardableResult
+    private func release(_ client: Client) -> Bool {
+        guard clients.removeValue(forKey: ObjectIdentifier(client)) != nil else { return false }
+        let left = (perSource[client.source] ?? 1) - 1
+        perSource[client.source] = left > 0 ? left : nil
+        return true
     }
 
     /// Closes a connection now: gracefully when nothing waits for the client, else
     /// with a reset (a client that does not read would hold a graceful close open).
+    /// Its slot is free at once: the connection may report its close later, when the
+    /// table has forgotten it.
     private func drop(_ client: Client) {
+        client.dropped = true
+        release(client)
         if client.queued == 0 {
             client.connection.close()
         } else {
@@ -202,7 +311,7 @@ public final class DNSOverTCP<Service: StreamService> {
     // MARK: Idle connections
 
     private func scheduleSweep() {
-        let period = max(limits.idleTimeout / 4, .milliseconds(100))
+        let period = max(min(limits.idleTimeout, limits.messageTimeout) / 4, .milliseconds(50))
         sweep = service.loop.schedule(after: period) { [weak self] in
             guard let self else { return }
             let now = self.service.loop.now
@@ -210,7 +319,12 @@ public final class DNSOverTCP<Service: StreamService> {
                 let queued = client.queued
                 if queued < client.queuedAtSweep { client.lastProgress = now }  // it read
                 client.queuedAtSweep = queued
-                if now - client.lastProgress >= self.limits.idleTimeout {
+                if let started = client.messageStarted,
+                    now - started >= self.limits.messageTimeout
+                {
+                    self.connectionsClosedSlow &+= 1
+                    self.drop(client)
+                } else if now - client.lastProgress >= self.limits.idleTimeout {
                     self.connectionsClosedIdle &+= 1
                     self.drop(client)
                 }

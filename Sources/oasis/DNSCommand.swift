@@ -53,11 +53,29 @@ struct DNSCommand: ParsableCommand {
             valueName: "slots"))
     var answerCache = 1024
 
+    @Option(
+        help: ArgumentHelp(
+            "Answer CH TXT version.bind and version.server with this text (default: REFUSED, "
+                + "as NSD with hide-version).", valueName: "text"))
+    var serverVersion: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Answer CH TXT id.server and hostname.bind with this text (default: REFUSED, "
+                + "as NSD with hide-identity).", valueName: "text"))
+    var serverIdentity: String?
+
     @Option(help: "TCP: connections served at once.")
     var tcpConnections = 128
 
     @Option(help: "TCP: seconds without progress before a connection is closed.")
     var tcpIdleTimeout = 10.0
+
+    @Option(help: "TCP: seconds one query may take to arrive, from its first byte to its last.")
+    var tcpMessageTimeout = 3.0
+
+    @Option(help: "TCP: connections one source address may hold at once.")
+    var tcpConnectionsPerSource = 32
 
     @Option(help: "Stop after this many seconds (default: run until interrupted).")
     var seconds: Double?
@@ -68,6 +86,9 @@ struct DNSCommand: ParsableCommand {
             throw ValidationError("--maximum-udp-payload must be within 512...4096")
         }
         if tcpConnections < 1 { throw ValidationError("--tcp-connections must be positive") }
+        if tcpConnectionsPerSource < 1 {
+            throw ValidationError("--tcp-connections-per-source must be positive")
+        }
         if answerCache < 0 || answerCache > 1 << 20 {
             throw ValidationError("--answer-cache must be within 0...1048576")
         }
@@ -89,7 +110,8 @@ struct DNSCommand: ParsableCommand {
         let (address, port) = try listenEndpoint()
         let engine: AuthoritativeEngine
         do {
-            engine = try DNSCommand.loadZones(zone)
+            engine = try DNSCommand.loadZones(zone).answering(
+                as: ServerIdentity(version: serverVersion, identity: serverIdentity))
         } catch {
             printError(error.message)
             throw ExitCode(1)
@@ -106,6 +128,9 @@ struct DNSCommand: ParsableCommand {
         var limits = DNSOverTCPLimits()
         limits.connections = tcpConnections
         limits.idleTimeout = try milliseconds(tcpIdleTimeout, option: "--tcp-idle-timeout")
+        limits.messageTimeout = try milliseconds(
+            tcpMessageTimeout, option: "--tcp-message-timeout")
+        limits.connectionsPerSource = tcpConnectionsPerSource
         switch backend {
         case .socket:
             // A receive buffer of 1 MiB, like NSD's: a burst of queries waits in it

@@ -46,10 +46,10 @@ struct OpenFlowPrintCommand: ParsableCommand {
         }
         if let pcap {
             guard let file = Self.read(pcap) else { throw ValidationError("cannot read \(pcap)") }
-            guard let found = OpenFlowPcap.messages(in: Bits(file), port: port) else {
+            guard let contents = OpenFlowPcap.read(Bits(file), port: port) else {
                 throw ValidationError("\(pcap) is not a pcap file")
             }
-            for extracted in found {
+            for extracted in contents.messages {
                 let direction = extracted.toPort ? "to :\(port)" : "from :\(port)"
                 switch extracted.message {
                 case .success(let message):
@@ -58,6 +58,10 @@ struct OpenFlowPrintCommand: ParsableCommand {
                     print("\(direction) undecodable (\(error.errorKind)): \(error)")
                     failures += 1
                 }
+            }
+            if let corruption = contents.corruption {
+                print("\(pcap): corrupt pcap file: \(corruption)")
+                failures += 1
             }
         }
         if hex.isEmpty && pcap == nil {

@@ -222,10 +222,22 @@ struct StackOptions: ParsableArguments {
         if let capture {
             let capturing = try CapturingDevice(device, path: capture)
             let stack = IPv4Stack(device: capturing, configuration: configuration, on: loop)
+            Self.reportConflicts(on: stack)
             try application.run(on: stack, loop: loop, namespace: namespace)
         } else {
             let stack = IPv4Stack(device: device, configuration: configuration, on: loop)
+            Self.reportConflicts(on: stack)
             try application.run(on: stack, loop: loop, namespace: namespace)
+        }
+    }
+
+    /// Says on the console when another station claims the stack's address (RFC 5227).
+    static func reportConflicts<Device: NetworkDevice>(on stack: IPv4Stack<Device>) {
+        let address = stack.address
+        stack.link.onAddressConflict = { claimant in
+            Console.log(
+                "oasis: ARP: \(claimant) claims our address \(address) "
+                    + "(RFC 5227 address conflict; defended at most every 10 s)")
         }
     }
 }

@@ -94,6 +94,58 @@ import Testing
         #expect(engineAnswer(engine, [1, 2, 3], transport: .udp) == nil)
     }
 
+    /// Issue 19, item 9 (each as NSD 4.6 answers, checked by the differential test
+    /// too): a name pointer into the header is FORMERR; a record other than OPT and a
+    /// last TSIG in the additional section is FORMERR; a TSIG with a key we do not
+    /// know is NOTAUTH with BADKEY; NOTIFY is REFUSED for our zone, NXDOMAIN for
+    /// another; a refused transfer says Extended DNS Error 18; CHAOS TXT for
+    /// version.bind and id.server is answered only when configured.
+    @Test func hostileAndOddQueriesAsNSDAnswersThem() throws {
+        func answer(_ query: [UInt8], _ engine: AuthoritativeEngine? = nil, tcp: Bool = false)
+            throws -> Message
+        {
+            let bytes = try #require(
+                engineAnswer(engine ?? self.engine, query, transport: tcp ? .tcp : .udp))
+            return try Message(parsing: Bits(bytes))
+        }
+        let header: [UInt8] = [0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+        let intoHeader = try answer(header + [0xc0, 0x04, 0, 1, 0, 1])
+        #expect(intoHeader.rcode == .formatError && intoHeader.questions.isEmpty)
+
+        let www = queryBytes(name: "www.example.", type: .a)
+        var withA = www + [0, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]
+        withA[11] = 1
+        #expect(try answer(withA).rcode == .formatError)
+        var tsig = www + [1, 0x6b, 0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 29]
+        tsig += [11] + Array("hmac-sha256".utf8) + [0]
+        tsig += [0, 0, 0x65, 0x5f, 0, 0, 1, 0x2c, 0, 0, 0x12, 0x34, 0, 0, 0, 0]
+        tsig[11] = 1
+        let badKey = try answer(tsig)
+        #expect(badKey.rcode == ResponseCode(rawValue: 9) && badKey.questions.isEmpty)
+        #expect(badKey.additional.map(\.type.rawValue) == [250])
+
+        var notify = queryBytes(name: "example.", type: .soa)
+        notify[2] = 0x20
+        #expect(try answer(notify).rcode == .refused)
+        var elsewhere = queryBytes(name: "example.org.", type: .soa)
+        elsewhere[2] = 0x20
+        #expect(try answer(elsewhere).rcode == .nameError)
+
+        let axfr = try answer(
+            queryBytes(name: "example.", type: .axfr, edns: EDNS(udpPayloadSize: 1232)), tcp: true)
+        #expect(axfr.rcode == .refused && axfr.edns?.options == [0, 15, 0, 2, 0, 18])
+
+        let version = queryBytes(name: "version.bind.", type: .txt, recordClass: .chaos)
+        #expect(try answer(version).rcode == .refused)
+        let talking = engine.answering(as: ServerIdentity(version: "oasis 1", identity: "ns1"))
+        let said = try answer(version, talking)
+        #expect(said.rcode == .noError && said.answers.map(\.ttl) == [0])
+        #expect(said.answers.map(\.recordClass) == [.chaos])
+        let id = try answer(
+            queryBytes(name: "ID.Server.", type: .txt, recordClass: .chaos), talking)
+        #expect(id.answers.count == 1)
+    }
+
     @Test func truncationOverUDPAndFullOverTCP() throws {
         let origin = try DomainName(parsing: "big.")
         var text = "$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n"

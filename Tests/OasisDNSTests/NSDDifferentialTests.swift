@@ -29,7 +29,14 @@ import Testing
 // - a query with QR set, or shorter than 12 bytes, is dropped;
 // - BADVERS: no AA, the question, and an OPT with extended rcode 1;
 // - QCLASS ANY is answered as IN with AA clear; other classes REFUSED with question;
-// - AXFR over UDP: NOTIMP; IXFR: REFUSED (no transfers configured);
+// - AXFR over UDP: NOTIMP; IXFR, and AXFR over TCP: REFUSED (no transfers
+//   configured), with Extended DNS Error 18 when the query has EDNS;
+// - a class other than IN and ANY: Extended DNS Error 21 with the REFUSED;
+// - a compression pointer into the header, or an additional record other than one
+//   OPT and a last TSIG: FORMERR; a TSIG: NOTAUTH, its record echoed with BADKEY;
+// - NOTIFY: REFUSED for a zone served, NXDOMAIN for another name, header only;
+// - CH TXT version.bind/version.server and id.server/hostname.bind: NSD's version and
+//   host name, TTL 0, no AA (the engine says them only when given them);
 // - TC and CD/AD/Z in the query are ignored; RD is copied.
 
 let corpusZones: [(origin: String, file: String, text: String)] = [
@@ -186,7 +193,19 @@ struct Comparable: Equatable, CustomStringConvertible {
                 #expect(check.status == 0, "nsd-checkzone: \(check.output)\(check.errorOutput)")
             }
         }
-        let engine = try AuthoritativeEngine(zones: zones)
+        // NSD says its version and host name to CHAOS TXT queries: ours says the same.
+        let nsdVersion = try run(["nsd", "-v"])
+        let versionLine =
+            (nsdVersion.output + nsdVersion.errorOutput).split(separator: "\n")
+            .first.map(String.init) ?? ""
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count)
+        let engine = try AuthoritativeEngine(zones: zones).answering(
+            as: ServerIdentity(
+                version: versionLine.replacingOccurrences(of: "NSD version ", with: "NSD "),
+                identity: String(
+                    decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) },
+                    as: UTF8.self)))
         let port = UInt16(20000 + Int(getpid()) % 20000)
         let nsd = try NSDProcess(
             zones: corpusZones.map { ($0.origin, $0.file) }, folder: folder, port: port)
@@ -328,7 +347,74 @@ struct Comparable: Equatable, CustomStringConvertible {
         var cutOPT = www + [0, 0, 41, 0x04]
         cutOPT[11] = 1
         odd.append(("OPT cut", cutOPT))
+        // Issue 19, item 9: what the probe found answered otherwise than NSD does.
+        odd.append(("pointer into the header", header + [0xc0, 0x04, 0, 1, 0, 1]))
+        odd.append(("pointer to offset 0", header + [0xc0, 0x00, 0, 1, 0, 1]))
+        // A TSIG record (type 250, class ANY) in the additional section, key "k.".
+        var tsig = www + [1, 0x6b, 0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 26]
+        tsig += [11] + Array("hmac-sha256".utf8) + [0]  // algorithm
+        tsig += [0, 0, 0x65, 0x5f, 0, 0, 1, 0x2c, 0, 0, 0x12, 0x34, 0, 0, 0, 0]
+        let tsigLength = tsig.count - www.count - 13
+        tsig[www.count + 11] = UInt8(tsigLength >> 8)
+        tsig[www.count + 12] = UInt8(tsigLength & 0xff)
+        tsig[11] = 1
+        odd.append(("TSIG in additional", tsig))
+        var aRecord = www + [0, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]
+        aRecord[11] = 1
+        odd.append(("A record in additional", aRecord))
+        var tsigAfterOPT = tsig + []
+        tsigAfterOPT.insert(contentsOf: [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0], at: www.count)
+        tsigAfterOPT[11] = 2
+        odd.append(("OPT then TSIG", tsigAfterOPT))
+        var tsigBeforeOPT = tsig + [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]
+        tsigBeforeOPT[11] = 2
+        odd.append(("TSIG then OPT", tsigBeforeOPT))
+        odd.append(
+            ("NOTIFY for our zone", patched(2, 0x20, queryBytes(name: "example.test.", type: .soa)))
+        )
+        odd.append(
+            (
+                "NOTIFY for another zone",
+                patched(2, 0x20, queryBytes(name: "example.org.", type: .soa))
+            ))
+        odd.append(("UPDATE", patched(2, 0x28, queryBytes(name: "example.test.", type: .soa))))
         for (label, query) in odd { cases.append((label, query, false)) }
+        for type in [RecordType.axfr, .ixfr] {
+            for edns in [nil, EDNS(udpPayloadSize: 1232)] {
+                cases.append(
+                    (
+                        "\(type) tcp edns=\(edns != nil)",
+                        queryBytes(name: "example.test.", type: type, edns: edns), true
+                    ))
+            }
+        }
+        for name in ["version.bind.", "VERSION.server.", "id.server.", "hostname.bind.", "x.bind."]
+        {
+            for type in [RecordType.txt, .any, .a] {
+                cases.append(
+                    (
+                        "\(name) CH \(type)",
+                        queryBytes(
+                            name: name, type: type, recordClass: .chaos,
+                            edns: type == .any ? EDNS(udpPayloadSize: 1232) : nil), false
+                    ))
+            }
+        }
+        for qclass in [RecordClass.chaos, .hesiod, RecordClass(rawValue: 77)] {
+            cases.append(
+                (
+                    "www class \(qclass) edns",
+                    queryBytes(
+                        name: "www.example.test.", type: .a, recordClass: qclass,
+                        edns: EDNS(udpPayloadSize: 1232)), false
+                ))
+        }
+        cases.append(
+            (
+                "IXFR udp edns",
+                queryBytes(name: "example.test.", type: .ixfr, edns: EDNS(udpPayloadSize: 1232)),
+                false
+            ))
 
         var mismatches: [String] = []
         var identical = 0

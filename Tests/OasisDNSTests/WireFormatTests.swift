@@ -93,19 +93,24 @@ func hex(_ text: String) -> [UInt8] {
     }
 
     @Test func longPointerChainsAreRejected() throws {
-        // A root label at 0, then pointers each two bytes back: every hop is legal on its
-        // own, but a thousand of them are not a name (and would cost a query dearly).
-        var bytes: [UInt8] = [0]
+        // A root label after the header, then pointers each two bytes back: every hop
+        // is legal on its own, but a thousand of them are not a name (and would cost a
+        // query dearly).
+        var bytes = [UInt8](repeating: 0, count: 12) + [0]
         for index in 0..<1000 {
-            let target = index == 0 ? 0 : 1 + 2 * (index - 1)
+            let target = index == 0 ? 12 : 13 + 2 * (index - 1)
             bytes += [0xc0 | UInt8(target >> 8), UInt8(target & 0xff)]
         }
         let bits = Bits(bytes)
-        #expect(throws: WireError.self) { try bits.readName(at: 1 + 2 * 999) }
+        #expect(throws: WireError.self) { try bits.readName(at: 13 + 2 * 999) }
         // A chain within 127 hops still reads, as the root name.
-        let (name, end) = try bits.readName(at: 1 + 2 * 99)
+        let (name, end) = try bits.readName(at: 13 + 2 * 99)
         #expect(name.description == ".")
-        #expect(end == 1 + 2 * 100)
+        #expect(end == 13 + 2 * 100)
+        // No name lies in the header: a pointer into it is refused (NSD: FORMERR).
+        #expect(throws: WireError.badPointer(offset: 12, target: 4)) {
+            try Bits(bytes[0..<12] + [0xc0, 0x04]).readName(at: 12)
+        }
     }
 
     @Test func overlongLabelsAndNamesAreRejected() {

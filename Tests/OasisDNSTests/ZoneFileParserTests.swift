@@ -49,6 +49,25 @@ import Testing
         #expect(records[1].ttl == 300)
     }
 
+    /// Issue 19, item 6 (RFC 2181 §8): a TTL above 2³¹ − 1 is not served as it is. NSD
+    /// 4.6 serves such a record, and the records under such a `$TTL`, with 3600 (its
+    /// default TTL, whatever `$TTL` says): so do we. 2³¹ − 1 itself stands.
+    @Test func ttlsAbove2To31Minus1AreServedAsNSDServesThem() throws {
+        let records = try parse(
+            """
+            $TTL 100
+            @ SOA a b 1 2 3 4 5
+            top 2147483647 A 192.0.2.1
+            big 2147483648 A 192.0.2.2
+            max 4294967295 A 192.0.2.3
+            units 24856d A 192.0.2.4
+            $TTL 3000000000
+            under A 192.0.2.5
+            stated 200 A 192.0.2.6
+            """)
+        #expect(records.map(\.ttl) == [100, 2_147_483_647, 3600, 3600, 3600, 3600, 200])
+    }
+
     @Test func escapesInNamesAndStrings() throws {
         let records = try parse(
             ##"""
@@ -362,6 +381,132 @@ import Testing
                 #expect(error.description.hasPrefix(place), "\(error)")
                 #expect(theirs.count == 1 && theirs.first?.hasPrefix(place) == true, "\(theirs)")
             }
+        }
+    }
+
+    /// Issue 19, item 7: what is wrong with a zone as a whole is said at a line, the
+    /// one nsd-checkzone names: a CNAME beside other data and a second CNAME at the
+    /// record that breaks the rule, a second SOA at its own line, no SOA (or no
+    /// records) where the file ends.
+    @Test func zoneErrorsNameTheLineNSDCheckzoneNames() throws {
+        guard isInstalled("nsd-checkzone") else {
+            try skip(
+                "zoneErrorsNameTheLineNSDCheckzoneNames",
+                "nsd-checkzone is not installed (apt-get install nsd)")
+        }
+        let folder = temporaryFolder("oasis-zone-lines")
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let head = "$TTL 60\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+        let zones: [(String, String, ZoneFileError.Problem)] = [
+            (
+                "cname-after", head + "www A 192.0.2.9\nwww CNAME ns\n",
+                .cnameAndOtherData("www.example.com.")
+            ),
+            (
+                "cname-before", head + "www CNAME ns\n\nwww TXT x\n",
+                .cnameAndOtherData("www.example.com.")
+            ),
+            (
+                "two-cnames", head + "www CNAME ns\nwww CNAME ns2\n",
+                .multipleCNAME("www.example.com.")
+            ),
+            ("two-soas", head + "@ SOA ns hostmaster 2 2 3 4 5\nx A 192.0.2.2\n", .multipleSOA),
+            ("no-soa", "$TTL 60\n@ NS ns\nns A 192.0.2.1\n\n", .noSOA),
+            ("empty", "", .noSOA),
+        ]
+        for (name, text, problem) in zones {
+            let path = folder + "/" + name + ".zone"
+            try write(text, to: path)
+            let nsd = try run(["nsd-checkzone", "example.com", path])
+            let theirs = nsd.errorOutput.split(separator: "\n").compactMap { line in
+                line.range(of: "error: ").map { String(line[$0.upperBound...]) }
+            }
+            var compiler = ZoneCompiler()
+            do {
+                try compiler.add(file: path, origin: origin)
+                Issue.record("\(name) compiled; nsd-checkzone: \(theirs)")
+            } catch {
+                #expect(error.problem == problem || name == "empty", "\(name): \(error)")
+                let place = "\(path):\(error.line): "
+                #expect(error.line > 0 && error.description.hasPrefix(place), "\(error)")
+                #expect(theirs.first?.hasPrefix(place) == true, "\(name): \(error) \(theirs)")
+            }
+        }
+    }
+
+    /// Issue 19, item 5 (in part): `$INCLUDE /dev/zero` grew the process to 17 GB;
+    /// a device, a pipe or a folder is refused at the `$INCLUDE`'s line.
+    @Test func includesOfWhatIsNotARegularFileAreRefused() throws {
+        let folder = temporaryFolder("oasis-zone-include")
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        for target in ["/dev/zero", "/dev/null", folder] {
+            let path = folder + "/main.zone"
+            try write("$TTL 60\n@ SOA ns hostmaster 1 2 3 4 5\n$INCLUDE \(target)\n", to: path)
+            #expect(
+                throws: ZoneFileError(file: path, line: 3, problem: .notARegularFile(target))
+            ) {
+                _ = try ZoneFileParser.parse(file: path, origin: origin)
+            }
+        }
+    }
+
+    /// Issue 19, item 5 (in part): an entry's tokens are bounded as it is scanned (a
+    /// 20 MB line of one-byte tokens held 816 MB of them); a TXT record of the largest
+    /// RDATA, in one-byte strings, still loads.
+    @Test func anEntryOfTooManyTokensIsRefusedAsItIsScanned() throws {
+        let flood = "$TTL 60\n@ SOA a b 1 2 3 4 5\nx TXT " + String(repeating: "a ", count: 300_000)
+        #expect(throws: ZoneFileError(file: "t.zone", line: 3, problem: .tooManyTokens)) {
+            _ = try parse(flood)
+        }
+        let largest =
+            "$TTL 60\n@ SOA a b 1 2 3 4 5\nx TXT " + String(repeating: "\"\" ", count: 65_535)
+        let records = try parse(largest)
+        #expect(records.count == 2)
+    }
+
+    /// Issue 19, item 5: a file is read a chunk at a time, so entries cross chunk
+    /// boundaries everywhere: in parentheses over lines, in quoted strings holding
+    /// newlines and semicolons, in comments, in escapes. Streamed from a file, every
+    /// record and every line comes out as from the whole text, wherever the
+    /// boundaries fall.
+    @Test func aStreamedFileGivesWhatTheWholeTextGives() throws {
+        let folder = temporaryFolder("oasis-zone-stream")
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        var body = "$TTL 60\n@ SOA ns hostmaster ( 1 ; serial\n 2 3\n 4 5 )\n@ NS ns\n"
+        for index in 0..<6000 {
+            switch index % 5 {
+            case 0: body += "a\(index) A 192.0.2.\(index % 250)   ; a comment \(index)\n"
+            case 1: body += "t\(index) TXT ( \"one;\n two\" \"\\\"q\\\"\" \n  \\065\\066 )\n"
+            case 2: body += "  60 IN AAAA 2001:db8::\(index % 9999)\n\n; only a comment\n"
+            case 3: body += "m\(index) MX ( 10\n\tmail\(index) )\n"
+            default: body += "e\\.scaped\(index) CNAME target\\ \(index)\n"
+            }
+        }
+        for padding in [0, 1, 7, 4099, 65_535] {
+            let text = String(repeating: ";", count: padding) + "\n" + body
+            let path = folder + "/zone-\(padding)"
+            try write(text, to: path)
+            var streamed: [(ResourceRecord, Int)] = []
+            let end = try ZoneFileParser.parse(file: path, origin: origin) { record, _, line in
+                streamed.append((record, line))
+            }
+            var whole: [(ResourceRecord, Int)] = []
+            var state = State(origin: origin, defaultTTL: nil)
+            let wholeEnd = try state.parse(text: Array(text.utf8), file: path, depth: 0) {
+                record, _, line in whole.append((record, line))
+            }
+            #expect(streamed.count == whole.count && streamed.count > 6000)
+            #expect(streamed.map(\.0) == whole.map(\.0), "padding \(padding)")
+            #expect(streamed.map(\.1) == whole.map(\.1), "padding \(padding)")
+            #expect(end == wholeEnd)
+        }
+    }
+
+    /// Issue 19, item 5: what never ends a line is not held without bound: a zone
+    /// file that is a stream of zeros is refused after 4 MiB.
+    @Test func anEndlessEntryIsRefused() throws {
+        #expect(throws: ZoneFileError(file: "/dev/zero", line: 1, problem: .entryTooLong)) {
+            _ = try ZoneFileParser.parse(file: "/dev/zero", origin: origin)
         }
     }
 

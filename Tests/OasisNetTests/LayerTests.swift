@@ -394,6 +394,68 @@ final class FakeIP: IPLayer {
         #expect(frames.count == 5 && frames[4].suffix(1) == [4])
     }
 
+    /// Issue 19, item 2: past its lifetime a neighbour's entry is still used while it
+    /// is asked again (Linux's STALE and PROBE states): the packet leaves at once to
+    /// the address known, behind one request; the answer makes the entry fresh.
+    @Test func aStaleNeighbourIsUsedWhileItIsAskedAgain() throws {
+        let loop = try EventLoop(clock: .virtual)
+        let (link, peer) = link(loop)
+        var frames: [[UInt8]] = []
+        try peer.startEach { frames.append($0.copyBytes()) }
+        final class Upper: LinkReceiver {
+            func receiveIPv4(_ packet: consuming Packet, linkBroadcast: Bool) {}
+        }
+        func receive(_ message: ArpRepr) throws {
+            var frame = Packet(copying: [])
+            try message.emit(prependingTo: &frame)
+            try message.ethernetHeader.emit(prependingTo: &frame)
+            link.receive(frame, to: Upper())
+        }
+        let reply = ArpRepr(
+            operation: .reply, senderHardwareAddress: theirs, senderProtocolAddress: hostA,
+            targetHardwareAddress: ours, targetProtocolAddress: hostB)
+        // The peer asks for us: learned.
+        try receive(.request(from: theirs, hostA, for: hostB))
+        try loop.advance(by: .milliseconds(10))
+        frames.removeAll()  // our reply
+        try loop.advance(by: .seconds(61))
+        for byte in [1, 2, 3] as [UInt8] { link.send(Packet(copying: [byte]), to: hostA) }
+        try loop.advance(by: .milliseconds(10))
+        let isArp = frames.map { $0[12...13] == [0x08, 0x06] }
+        #expect(isArp == [true, false, false, false])
+        #expect(frames.dropFirst().allSatisfy { MACAddress(Array($0[0..<6])) == theirs })
+        try receive(reply)
+        link.send(Packet(copying: [4]), to: hostA)
+        try loop.advance(by: .seconds(2))
+        #expect(frames.count == 5 && frames[4].suffix(1) == [4])  // no retry: answered
+    }
+
+    /// Issue 19, item 2 (RFC 5227 §2.4): another station claiming our address is told
+    /// about and answered with one gratuitous ARP, not more often than every 10 s.
+    @Test func anAddressConflictIsToldAndDefended() throws {
+        let loop = try EventLoop(clock: .virtual)
+        let (link, peer) = link(loop)
+        var frames: [[UInt8]] = []
+        try peer.startEach { frames.append($0.copyBytes()) }
+        var claimants: [MACAddress] = []
+        link.onAddressConflict = { claimants.append($0) }
+        final class Upper: LinkReceiver {
+            func receiveIPv4(_ packet: consuming Packet, linkBroadcast: Bool) {}
+        }
+        let claim = ArpRepr.gratuitous(mac: theirs, address: hostB)
+        for wait in [1, 10, 1] as [Int64] {  // claims at 0, 1 and 11 s
+            var frame = Packet(copying: [])
+            try claim.emit(prependingTo: &frame)
+            try claim.ethernetHeader.emit(prependingTo: &frame)
+            link.receive(frame, to: Upper())
+            try loop.advance(by: .seconds(wait))
+        }
+        #expect(claimants == [theirs, theirs, theirs])
+        #expect(frames.count == 2)  // at 0 s and at 11 s, not at 1 s
+        #expect(frames.allSatisfy { Array($0[6..<12]) == ours.bytes })
+        #expect(link.drops.arp[.addressConflict] == 3)
+    }
+
     @Test func dropsTaggedForeignAndMalformedFrames() throws {
         let loop = try EventLoop(clock: .virtual)
         let (link, _) = link(loop)

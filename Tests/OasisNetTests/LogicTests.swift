@@ -26,10 +26,10 @@ import Testing
         // Not for us, sender unknown: not learned (RFC 826: add only if we are the target).
         _ = cache.receive(.request(from: theirs, hostA, for: hostC), now: .zero)
         #expect(cache.lookup(hostA, now: .zero) == nil)
-        cache.insert(hostA, MACAddress(2, 0, 0, 0, 0, 9), now: .zero)
-        // Not for us, sender known: updated (the merge flag).
-        _ = cache.receive(.gratuitous(mac: theirs, address: hostA), now: .seconds(1))
-        #expect(cache.lookup(hostA, now: .seconds(1)) == theirs)
+        cache.insert(hostA, theirs, now: .zero)
+        // Not for us, sender known: refreshed (the merge flag).
+        _ = cache.receive(.gratuitous(mac: theirs, address: hostA), now: .seconds(30))
+        #expect(cache.lookupWithExpiry(hostA, now: .seconds(31))?.expires == .seconds(90))
         // Someone claiming our own address, or a multicast sender, is refused.
         _ = cache.receive(.gratuitous(mac: theirs, address: hostB), now: .seconds(1))
         _ = cache.receive(.request(from: .broadcast, hostC, for: hostB), now: .seconds(1))
@@ -59,9 +59,10 @@ import Testing
         let none = cache.takeWaiting(for: hostA) == nil
         #expect(first == [1] && second == [2] && none)
         #expect(cache.lookup(hostA, now: .seconds(1)) == theirs)
-        // Expiry after the lifetime.
+        // Expiry after the lifetime; kept (stale) for another minute, then gone.
         #expect(cache.lookup(hostA, now: .seconds(61)) == nil)
-        #expect(cache.poll(now: .seconds(61)) == nil && cache.count == 0)
+        #expect(cache.poll(now: .seconds(61)) == nil && cache.count == 1)
+        #expect(cache.poll(now: .milliseconds(120_010)) == nil && cache.count == 0)
     }
 
     @Test func retriesThenGivesUp() {
@@ -91,6 +92,85 @@ import Testing
         #expect(cache.count == 4 && cache.drops[.evicted] == 2)
         #expect(cache.lookup(IPv4Address(10, 0, 0, 0), now: .seconds(6)) == nil)
         #expect(cache.lookup(IPv4Address(10, 0, 0, 5), now: .seconds(6)) == theirs)
+    }
+
+    /// Issue 19, item 2: forged ARP does not move a fresh entry to another station;
+    /// RFC 826's merge still refreshes it, and a station that really changed its
+    /// address is learned once the entry is past its lifetime, from a packet to us.
+    @Test func forgedArpDoesNotMoveAFreshEntry() {
+        let evil = MACAddress(2, 0x66, 0x66, 0x66, 0x66, 0x66)
+        var cache = ArpCache(mac: ours, address: hostB)
+        cache.insert(hostA, theirs, now: .zero)
+        let forgedReply = ArpRepr(
+            operation: .reply, senderHardwareAddress: evil, senderProtocolAddress: hostA,
+            targetHardwareAddress: ours, targetProtocolAddress: hostB)
+        // The Ethernet source is the real station's, the ARP sender the forger's.
+        _ = cache.receive(forgedReply, linkSource: theirs, now: .seconds(1))
+        #expect(cache.drops[.senderMismatch] == 1)
+        // Consistent forgeries: a reply nobody asked for, a gratuitous ARP, a request
+        // for another host, a request to us.
+        _ = cache.receive(forgedReply, linkSource: evil, now: .seconds(2))
+        _ = cache.receive(
+            .gratuitous(mac: evil, address: hostA), linkSource: evil, now: .seconds(3))
+        _ = cache.receive(
+            .request(from: evil, hostA, for: hostC), linkSource: evil, now: .seconds(4))
+        let request = cache.receive(
+            .request(from: evil, hostA, for: hostB), linkSource: evil, now: .seconds(5))
+        #expect(request.reply != nil)
+        #expect(cache.drops[.unsolicitedChange] == 4)
+        #expect(cache.lookup(hostA, now: .seconds(5)) == theirs)
+        // Past its lifetime, a packet to us with a new address is believed.
+        _ = cache.receive(forgedReply, linkSource: evil, now: .seconds(61))
+        #expect(cache.lookup(hostA, now: .seconds(61)) == evil)
+        // Someone claiming our own address: a conflict to report, never learned.
+        let claim = cache.receive(.gratuitous(mac: evil, address: hostB), now: .seconds(62))
+        #expect(claim.conflict == evil && cache.lookup(hostB, now: .seconds(62)) == nil)
+    }
+
+    /// Issue 19, item 2: an entry past its lifetime is still used while it is asked
+    /// again (one request on first use, retries from poll); answered, it is fresh again;
+    /// unanswered, it goes.
+    @Test func aStaleEntryIsUsedWhileItIsRefreshed() {
+        var cache = ArpCache(mac: ours, address: hostB)
+        cache.insert(hostA, theirs, now: .zero)
+        #expect(cache.lookup(hostA, now: .seconds(61)) == nil)
+        let first = cache.staleLookup(hostA, now: .seconds(61))
+        #expect(first?.mac == theirs && first?.request == .request(from: ours, hostB, for: hostA))
+        let second = cache.staleLookup(hostA, now: .seconds(61))
+        #expect(second?.mac == theirs && second?.request == nil)
+        #expect(cache.nextDeadline == .seconds(62))
+        let reply = ArpRepr(
+            operation: .reply, senderHardwareAddress: theirs, senderProtocolAddress: hostA,
+            targetHardwareAddress: ours, targetProtocolAddress: hostB)
+        _ = cache.receive(reply, linkSource: theirs, now: .milliseconds(61_500))
+        #expect(cache.lookup(hostA, now: .seconds(62)) == theirs)
+        // Stale again, asked, never answered: retried, then dropped.
+        _ = cache.staleLookup(hostA, now: .seconds(130))
+        #expect(cache.poll(now: .seconds(131)) == .request(from: ours, hostB, for: hostA))
+        #expect(cache.poll(now: .seconds(132)) == .request(from: ours, hostB, for: hostA))
+        #expect(cache.staleLookup(hostA, now: .seconds(132))?.mac == theirs)
+        #expect(cache.poll(now: .seconds(133)) == nil && cache.count == 0)
+        #expect(cache.staleLookup(hostA, now: .seconds(133)) == nil)
+        // Past the stale lifetime as well, an entry is not used.
+        cache.insert(hostA, theirs, now: .seconds(200))
+        #expect(cache.staleLookup(hostA, now: .seconds(320)) == nil)
+    }
+
+    /// Issue 19, item 2: a flood towards addresses that never answer (a spoofed-SYN
+    /// flood's SYN-ACKs) fills the table with pending entries; they evict each other,
+    /// not the neighbour that answers.
+    @Test func aFloodOfPendingEntriesDoesNotEvictAResolvedOne() {
+        var configuration = ArpCache.Configuration()
+        configuration.capacity = 4
+        var cache = ArpCache(mac: ours, address: hostB, configuration: configuration)
+        cache.insert(hostA, theirs, now: .zero)
+        for index in 0..<100 {
+            _ = cache.enqueue(
+                Packet(packet([1])), for: IPv4Address(192, 0, 2, UInt8(10 + index)),
+                now: .milliseconds(Int64(index)))
+        }
+        #expect(cache.count == 4)
+        #expect(cache.lookup(hostA, now: .seconds(1)) == theirs)
     }
 
     @Test func gratuitousFrame() throws {
@@ -172,6 +252,42 @@ import Testing
         #expect(offsets.count == 118)
         #expect(result == data)
         #expect(reassembler.count == 0 && reassembler.bytesHeld == 0)
+    }
+
+    /// Issue 19, item 3 (RFC 791 §3.2: every host accepts a 576-byte datagram): its
+    /// 556 bytes of payload in 8-byte fragments, 70 of them, in order, backwards,
+    /// every other one first, and shuffled, are reassembled each time.
+    @Test func a576ByteDatagramIn8ByteFragmentsInAnyOrder() throws {
+        let data = (0..<556).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        let inOrder = Array(stride(from: 0, to: data.count, by: 8))
+        var random = SplitMix64(seed: 576)
+        var orders = [
+            inOrder, inOrder.reversed(),
+            inOrder.enumerated().sorted {
+                ($0.offset % 2, $0.offset) < ($1.offset % 2, $1.offset)
+            }.map(\.element),
+        ]
+        for _ in 0..<20 {
+            var shuffled = inOrder
+            for index in stride(from: shuffled.count - 1, to: 0, by: -1) {
+                shuffled.swapAt(index, Int(random.next() % UInt64(index + 1)))
+            }
+            orders.append(shuffled)
+        }
+        #expect(inOrder.count == 70)
+        for (number, order) in orders.enumerated() {
+            var reassembler = IPv4Reassembler()
+            var result: [UInt8]? = nil
+            for offset in order {
+                let end = min(offset + 8, data.count)
+                let outcome = reassembler.insert(
+                    header(offset: offset, more: end < data.count, id: UInt16(number)),
+                    payload: packet(Array(data[offset..<end])), now: .zero)
+                if case .complete(_, let payload) = outcome { result = payload.copyBytes() }
+            }
+            #expect(result == data, "order \(number)")
+            #expect(reassembler.count == 0 && reassembler.bytesHeld == 0)
+        }
     }
 
     /// Fragments with gaps between them are separate pieces: more than

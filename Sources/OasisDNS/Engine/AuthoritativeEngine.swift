@@ -39,6 +39,9 @@ public enum Transport: Hashable, Sendable {
 /// a choice (see README.md for the list, each checked by the differential test).
 public final class AuthoritativeEngine: Sendable {
     let store: ZoneStore
+    let chaos: ChaosTexts
+    /// What the engine says of itself to CHAOS-class queries.
+    public var identity: ServerIdentity { chaos.identity }
 
     /// The longest CNAME chain followed within the served zones; loops stop earlier,
     /// when a CNAME RRset would appear twice.
@@ -53,8 +56,20 @@ public final class AuthoritativeEngine: Sendable {
         self.init(store: compiler.finish().store)
     }
 
-    init(store: ZoneStore) {
+    init(store: ZoneStore, identity: ServerIdentity = .hidden) {
         self.store = store
+        chaos = ChaosTexts(identity)
+    }
+
+    /// The same zones, answering CHAOS-class TXT queries about itself as `identity`
+    /// says (NSD answers `version.bind` and `id.server` unless told to hide them):
+    ///
+    /// ```swift
+    /// let engine = try AuthoritativeEngine(zones: zones)
+    ///     .answering(as: ServerIdentity(version: "oasis 1.0", identity: "ns1"))
+    /// ```
+    public func answering(as identity: ServerIdentity) -> AuthoritativeEngine {
+        AuthoritativeEngine(store: store, identity: identity)
     }
 
     /// The number of names (including empty non-terminals) and RRsets loaded, and the
@@ -92,12 +107,76 @@ public final class AuthoritativeEngine: Sendable {
         into reply: UnsafeMutableRawBufferPointer
     ) -> Int? {
         guard let base = reply.baseAddress else { return nil }
-        return Responder.with(store: store.view) { responder, suffixes in
+        return Responder.with(store: store.view, chaos: chaos.view) { responder, suffixes in
             var writer = MessageWriter(
                 base: base, capacity: reply.count, limit: 65535, suffixes: suffixes)
             return responder.respond(to: query, transport: transport, writer: &writer)
         }
     }
+}
+
+// MARK: CHAOS
+
+/// What a server says of itself to CHAOS-class TXT queries, as NSD does: its version
+/// to `version.bind` and `version.server`, its identity to `id.server` and
+/// `hostname.bind` (RFC 4892). nil: such queries are REFUSED, as with NSD's
+/// `hide-version` and `hide-identity`.
+public struct ServerIdentity: Hashable, Sendable {
+    /// The version string, e.g. `NSD 4.6.1`; nil hides it.
+    public var version: String?
+    /// The server's name, e.g. its host name; nil hides it.
+    public var identity: String?
+
+    public init(version: String? = nil, identity: String? = nil) {
+        self.version = version
+        self.identity = identity
+    }
+
+    /// Nothing said: every CHAOS query REFUSED.
+    public static let hidden = ServerIdentity()
+}
+
+/// The TXT RDATA of the version and the identity (a length byte and up to 255 bytes
+/// each: longer strings are cut), in memory of their own that a query reads through
+/// ``ChaosView`` without reference counting.
+final class ChaosTexts: @unchecked Sendable {
+    // @unchecked: written once in `init`, only read afterwards.
+    let identity: ServerIdentity
+    private let base: UnsafeMutableRawPointer
+    let view: ChaosView
+
+    init(_ identity: ServerIdentity) {
+        self.identity = identity
+        func rdata(_ text: String?) -> [UInt8]? {
+            text.map { text in
+                let bytes = Array(text.utf8.prefix(255))
+                return [UInt8(bytes.count)] + bytes
+            }
+        }
+        let version = rdata(identity.version)
+        let name = rdata(identity.identity)
+        let count = (version?.count ?? 0) + (name?.count ?? 0)
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: max(1, count), alignment: 1)
+        var offset = 0
+        func place(_ bytes: [UInt8]?) -> UnsafeRawBufferPointer? {
+            guard let bytes else { return nil }
+            let start = memory + offset
+            bytes.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            offset += bytes.count
+            return UnsafeRawBufferPointer(start: start, count: bytes.count)
+        }
+        let versionView = place(version)
+        base = memory
+        view = ChaosView(version: versionView, identity: place(name))
+    }
+
+    deinit { base.deallocate() }
+}
+
+/// ``ChaosTexts`` as plain pointers, for the length of one query.
+struct ChaosView {
+    let version: UnsafeRawBufferPointer?
+    let identity: UnsafeRawBufferPointer?
 }
 
 // MARK: Batches

@@ -18,6 +18,8 @@ struct PlannedRRSet {
 /// the stack for the duration of one `respond` call.
 struct Responder {
     let store: StoreView
+    /// What the server says of itself to CHAOS-class queries.
+    let chaos: ChaosView
     /// [0, 256): the name being looked up, lowercased; [256, 512): a second name; then
     /// `StoreView.slack` bytes that lookups may read past a name's end.
     /// `labelStarts` and `suffixHashes` (128 each: a name has at most 127 labels) are
@@ -33,6 +35,11 @@ struct Responder {
     var qtype: UInt16 = 0
     /// The name is in none of our zones: with EDNS, say so with an Extended DNS Error.
     var notAuthoritative = false
+    /// A zone transfer refused: with EDNS, Extended DNS Error 18, "Prohibited" (NSD).
+    var prohibited = false
+    /// A class other than IN refused: with EDNS, Extended DNS Error 21, "Not
+    /// Supported" (NSD).
+    var notSupported = false
     /// QCLASS ANY: NSD leaves the authority section out.
     var classAny = false
 
@@ -44,7 +51,8 @@ struct Responder {
     /// writer, whose scratch memory is on the stack (each piece at most 1 KiB, the size
     /// Swift always places on the stack).
     static func with<Result>(
-        store: StoreView, _ body: (inout Responder, UnsafeMutablePointer<UInt16>) -> Result
+        store: StoreView, chaos: ChaosView,
+        _ body: (inout Responder, UnsafeMutablePointer<UInt16>) -> Result
     ) -> Result {
         withUnsafeTemporaryAllocation(byteCount: 512 + StoreView.slack, alignment: 8) { names in
             withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 128) { hashes in
@@ -55,7 +63,8 @@ struct Responder {
                             of: UInt16.self, capacity: MessageWriter.suffixCapacity
                         ) { suffixes in
                             var responder = Responder(
-                                store: store, scratch: names, labelStarts: starts.baseAddress!,
+                                store: store, chaos: chaos, scratch: names,
+                                labelStarts: starts.baseAddress!,
                                 suffixHashes: hashes.baseAddress!, plan: plan.baseAddress!)
                             return body(&responder, suffixes.baseAddress!)
                         }
@@ -66,11 +75,12 @@ struct Responder {
     }
 
     init(
-        store: StoreView, scratch: UnsafeMutableRawBufferPointer,
+        store: StoreView, chaos: ChaosView, scratch: UnsafeMutableRawBufferPointer,
         labelStarts: UnsafeMutablePointer<UInt8>, suffixHashes: UnsafeMutablePointer<UInt64>,
         plan: UnsafeMutablePointer<PlannedRRSet>
     ) {
         self.store = store
+        self.chaos = chaos
         self.scratch = scratch
         self.labelStarts = labelStarts
         self.suffixHashes = suffixHashes
@@ -104,13 +114,21 @@ struct Responder {
             writer.patch(replyFlags | H.flag(H.rcode, UInt8(code.rawValue & 0xf)), at: 2)
             return writer.count
         }
-        // RFC 1035 §4.1.1: only QUERY is implemented.
+        let nameBuffer = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<256])
+        // RFC 1996 NOTIFY: we are no secondary. As NSD with no `allow-notify`: REFUSED
+        // for a zone we serve, NXDOMAIN for any other name; header only.
+        if opcode == 4 {
+            guard load16(4) == 1, H.value(of: H.rcode, in: flags) == 0,
+                let (nameLength, _) = try? readWireName(query, at: H.size, into: nameBuffer)
+            else { return headerOnly(.formatError) }
+            return headerOnly(servesZone(named: nameLength) ? .refused : .nameError)
+        }
+        // RFC 1035 §4.1.1: only QUERY (and NOTIFY, above) is implemented.
         guard opcode == 0 else { return headerOnly(.notImplemented) }
         // A query has one question and nothing in the answer and authority sections;
         // NSD also rejects a query with a response code set. FORMERR, header only.
         guard load16(4) == 1, load16(6) == 0, load16(8) == 0, H.value(of: H.rcode, in: flags) == 0
         else { return headerOnly(.formatError) }
-        let nameBuffer = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<256])
         guard
             let (nameLength, afterName) = try? readWireName(
                 query, at: H.size, into: nameBuffer),
@@ -119,19 +137,33 @@ struct Responder {
         let type = load16(afterName)
         let qclass = load16(afterName + 2)
         qtype = type
-        // The additional section may hold one OPT (RFC 6891 §6.1.1); other records
-        // (TSIG, which we do not implement) are skipped.
+        // The additional section may hold one OPT (RFC 6891 §6.1.1) and, last, a TSIG
+        // (RFC 8945 §5.1); anything else is FORMERR, as NSD has it.
         var edns: (size: UInt16, version: UInt8, dnssecOK: Bool)?
         var offset = afterName + 4
         let otherName = UnsafeMutableRawBufferPointer(rebasing: scratch[256..<512])
-        for _ in 0..<load16(10) {
+        let additional = Int(load16(10))
+        for index in 0..<additional {
             guard let (ownerLength, next) = try? readWireName(query, at: offset, into: otherName),
                 next <= query.count - 10
             else { return headerOnly(.formatError) }
             let rdataLength = Int(load16(next + 8))
             guard rdataLength <= query.count - next - 10 else { return headerOnly(.formatError) }
             offset = next + 10 + rdataLength
-            guard load16(next) == RecordType.opt.rawValue else { continue }
+            if load16(next) == Responder.tsig {
+                guard index == additional - 1 else { return headerOnly(.formatError) }
+                let payload: Int
+                switch transport {
+                case .tcp: payload = Transport.defaultPayloadSize
+                case .udp(let maximum): payload = max(512, min(maximum, 65535))
+                }
+                return unknownKey(
+                    query, owner: UnsafeRawBufferPointer(rebasing: otherName[0..<ownerLength]),
+                    rdata: (next + 10)..<offset, flags: replyFlags,
+                    opt: edns.map { (UInt16(payload), $0.dnssecOK) }, writer: &writer)
+                    ?? headerOnly(.formatError)
+            }
+            guard load16(next) == RecordType.opt.rawValue else { return headerOnly(.formatError) }
             guard edns == nil, ownerLength == 1,
                 validOptions(UnsafeRawBufferPointer(rebasing: query[(next + 10)..<offset]))
             else { return headerOnly(.formatError) }
@@ -183,6 +215,22 @@ struct Responder {
                     _ = try? writer.append(UInt16(15))
                     _ = try? writer.append(UInt16(2))
                     _ = try? writer.append(UInt16(20))
+                } else if notSupported {
+                    // RFC 8914 §4.22: Extended DNS Error 21, "Not Supported" (NSD, for
+                    // a class it does not serve).
+                    writer.limit += 6
+                    _ = try? writer.append(UInt16(6))
+                    _ = try? writer.append(UInt16(15))
+                    _ = try? writer.append(UInt16(2))
+                    _ = try? writer.append(UInt16(21))
+                } else if prohibited {
+                    // RFC 8914 §4.19: Extended DNS Error 18, "Prohibited" (NSD, for a
+                    // transfer it does not provide).
+                    writer.limit += 6
+                    _ = try? writer.append(UInt16(6))
+                    _ = try? writer.append(UInt16(15))
+                    _ = try? writer.append(UInt16(2))
+                    _ = try? writer.append(UInt16(18))
                 } else {
                     _ = try? writer.append(UInt16(0))
                 }
@@ -193,13 +241,31 @@ struct Responder {
         // RFC 6891 §6.1.3: an EDNS version we do not speak gets BADVERS, nothing else.
         if let edns, edns.version != 0 { return withOPT(.badVersion, records: (0, 0, 0)) }
         // Only class IN is served. As NSD: QCLASS ANY is answered as IN without AA
-        // and without an authority section; CH (where NSD would serve id.server) is
-        // REFUSED with the question; any other class is REFUSED without it.
+        // and without an authority section; CH TXT for version.bind, id.server and
+        // their kin are answered as the engine's ``ServerIdentity`` says, other CH
+        // queries are REFUSED with the question; any other class is REFUSED without
+        // it; with EDNS, both say Extended DNS Error 21.
         if qclass == RecordClass.any.rawValue {
             authoritative = false
             classAny = true
+        } else if qclass == RecordClass.chaos.rawValue,
+            type == RecordType.txt.rawValue || type == RecordType.any.rawValue,
+            let text = chaosText(UnsafeRawBufferPointer(rebasing: nameBuffer[0..<nameLength]))
+        {
+            // RFC 4892: what the server says of itself, as NSD answers it: TTL 0, no AA.
+            _ = try? writer.appendPointer(to: H.size)
+            _ = try? writer.append(RecordType.txt.rawValue)
+            _ = try? writer.append(RecordClass.chaos.rawValue)
+            _ = try? writer.append(UInt32(0))
+            _ = try? writer.append(UInt16(text.count))
+            guard (try? writer.append(bytes: text)) != nil else {
+                writer.rollBack(to: questionMark)
+                questions = 0
+                return withOPT(.serverFailure, records: (0, 0, 0))
+            }
+            return withOPT(.noError, records: (1, 0, 0))
         } else if qclass != RecordClass.internet.rawValue {
-            notAuthoritative = true
+            notSupported = true
             if qclass != RecordClass.chaos.rawValue {
                 writer.rollBack(to: questionMark)
                 questions = 0
@@ -212,6 +278,7 @@ struct Responder {
             if case .udp = transport, type == RecordType.axfr.rawValue {
                 return withOPT(.notImplemented, records: (0, 0, 0))
             }
+            prohibited = true
             return withOPT(.refused, records: (0, 0, 0))
         }
 
@@ -223,6 +290,92 @@ struct Responder {
             replyFlags |= H.flag(H.authoritative, 1)
         }
         return withOPT(ResponseCode(rawValue: UInt16(rcode)), records: counts)
+    }
+
+    // MARK: NOTIFY, TSIG, CHAOS
+
+    /// TSIG's type (RFC 8945).
+    static let tsig: UInt16 = 250
+
+    /// Whether the lowercased name in `scratch[0..<nameLength]` is the apex of a zone
+    /// we serve.
+    mutating func servesZone(named nameLength: Int) -> Bool {
+        for index in 0..<nameLength { scratch[index] = asciiLower(scratch[index]) }
+        _ = StoreView.labels(
+            of: UnsafeRawPointer(scratch.baseAddress!), starts: labelStarts, hashes: suffixHashes,
+            lowercase: true)
+        return store.findZone(
+            UnsafeRawBufferPointer(rebasing: scratch[0..<nameLength]), hash: suffixHashes[0])
+            != nil
+    }
+
+    /// RFC 8945 §5.2.1: a query signed with a key we do not have (we have none) is
+    /// answered NOTAUTH, unsigned, its TSIG echoed with error BADKEY and no MAC — the
+    /// header and that record alone, as NSD answers. nil if the TSIG is malformed.
+    func unknownKey(
+        _ query: UnsafeRawBufferPointer, owner: UnsafeRawBufferPointer, rdata: Range<Int>,
+        flags: UInt16, opt: (payload: UInt16, dnssecOK: Bool)?, writer: inout MessageWriter
+    ) -> Int? {
+        typealias H = MessageHeader
+        func load16(_ offset: Int) -> UInt16 {
+            UInt16(bigEndian: query.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+        }
+        let algorithm = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<256])
+        // Algorithm, time signed (48 bits), fudge, MAC size, MAC, original ID, error,
+        // other length, other data.
+        guard
+            let (algorithmLength, afterAlgorithm) = try? readWireName(
+                query, at: rdata.lowerBound, into: algorithm),
+            afterAlgorithm <= rdata.upperBound - 10
+        else { return nil }
+        let macSize = Int(load16(afterAlgorithm + 8))
+        let afterMAC = afterAlgorithm + 10 + macSize
+        guard afterMAC <= rdata.upperBound - 6,
+            afterMAC + 6 + Int(load16(afterMAC + 4)) == rdata.upperBound
+        else { return nil }
+        do throws(MessageFull) {
+            if let opt {
+                // The OPT before the TSIG, which is always last (RFC 8945 §5.1).
+                try writer.append(UInt8(0))
+                try writer.append(RecordType.opt.rawValue)
+                try writer.append(opt.payload)
+                try writer.append(UInt32(opt.dnssecOK ? 0x8000 : 0))
+                try writer.append(UInt16(0))
+            }
+            try writer.append(bytes: owner)
+            try writer.append(Responder.tsig)
+            try writer.append(RecordClass.any.rawValue)
+            try writer.append(UInt32(0))
+            try writer.append(UInt16(algorithmLength + 16))
+            try writer.append(
+                bytes: UnsafeRawBufferPointer(rebasing: algorithm[0..<algorithmLength]))
+            try writer.append(
+                bytes: UnsafeRawBufferPointer(
+                    rebasing: query[afterAlgorithm..<afterAlgorithm + 8]))  // time, fudge
+            try writer.append(UInt16(0))  // no MAC
+            try writer.append(load16(afterMAC))  // original ID
+            try writer.append(UInt16(17))  // BADKEY
+            try writer.append(UInt16(0))
+        } catch {
+            return nil
+        }
+        writer.patch(flags | H.flag(H.rcode, UInt8(ResponseCode.notAuthorized.rawValue)), at: 2)
+        writer.patch(opt == nil ? 1 : 2, at: 10)
+        return writer.count
+    }
+
+    /// The TXT RDATA that answers a CHAOS query for `name` (lowercased wire form):
+    /// the version for `version.bind` and `version.server`, the identity for
+    /// `id.server` and `hostname.bind`; nil if hidden or another name.
+    func chaosText(_ name: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        func named(_ labels: [String]) -> Bool {
+            var wire: [UInt8] = []
+            for label in labels { wire += [UInt8(label.utf8.count)] + Array(label.utf8) }
+            return name.elementsEqual(wire + [0])
+        }
+        if named(["version", "bind"]) || named(["version", "server"]) { return chaos.version }
+        if named(["id", "server"]) || named(["hostname", "bind"]) { return chaos.identity }
+        return nil
     }
 
     // MARK: RFC 1034 §4.3.2

@@ -34,18 +34,18 @@ public struct ZoneCompiler {
         for record in zone.records {
             try assembler.add(record, file: zone.source, line: 0)
         }
-        try finish(assembler)
+        try finish(assembler, endLine: 0)
     }
 
     /// Reads the master file at `path` with `origin` as its initial `$ORIGIN`, and
     /// compiles it record by record: errors name the file and line, as the parser's do.
     public mutating func add(file path: String, origin: DomainName) throws(ZoneFileError) {
         var assembler = ZoneAssembler(origin: origin, source: path)
-        try ZoneFileParser.parse(file: path, origin: origin) {
+        let endLine = try ZoneFileParser.parse(file: path, origin: origin) {
             (record, file, line) throws(ZoneFileError) in
             try assembler.add(record, file: file, line: line)
         }
-        try finish(assembler)
+        try finish(assembler, endLine: endLine)
     }
 
     /// The engine serving every zone added.
@@ -69,8 +69,10 @@ public struct ZoneCompiler {
     }
 
     /// Lays out a checked zone: its node records in the arena, its hash table.
-    mutating func finish(_ assembler: ZoneAssembler) throws(ZoneFileError) {
-        try assembler.check()
+    /// `endLine` is where its file ends (0: no file), where what the zone as a whole
+    /// lacks is reported.
+    mutating func finish(_ assembler: ZoneAssembler, endLine: Int) throws(ZoneFileError) {
+        try assembler.check(endLine: endLine)
         if origins.contains(assembler.origin) {
             throw ZoneFileError(
                 file: assembler.source, line: 0,
@@ -134,6 +136,10 @@ struct ZoneAssembler {
                 throw ZoneFileError(
                     file: file, line: line, problem: .outOfZone(record.name.description))
             }
+            // nsd-checkzone: "this SOA record was already encountered", at its line.
+            guard soaCount == 0 else {
+                throw ZoneFileError(file: file, line: line, problem: .multipleSOA)
+            }
             soaCount += 1
         }
         scratch.removeAll(keepingCapacity: true)
@@ -172,6 +178,10 @@ struct ZoneAssembler {
         let index = owner(wire)
         let type = record.type.rawValue
         var cursor = owners[index].first
+        var hasCNAME = false
+        var hasOther = false
+        let cname = RecordType.cname.rawValue
+        let ds = RecordType.ds.rawValue
         while cursor >= 0 {
             let existing = records[Int(cursor)]
             if existing.type == type && Int(existing.rdataLength) == scratch.count
@@ -181,7 +191,22 @@ struct ZoneAssembler {
                 records[Int(cursor)].ttl = min(existing.ttl, record.ttl)
                 return
             }
+            if existing.type == cname {
+                hasCNAME = true
+            } else if existing.type != ds {
+                hasOther = true
+            }
             cursor = existing.next
+        }
+        // RFC 2181 §10.1: a CNAME alone at its name (DS aside), refused at the line of
+        // the record that breaks the rule, as nsd-checkzone does.
+        if type == cname && hasCNAME {
+            throw ZoneFileError(
+                file: file, line: line, problem: .multipleCNAME(record.name.description))
+        }
+        if type == cname ? hasOther : (type != ds && hasCNAME) {
+            throw ZoneFileError(
+                file: file, line: line, problem: .cnameAndOtherData(record.name.description))
         }
         let new = Int32(records.count)
         records.append(
@@ -279,10 +304,13 @@ struct ZoneAssembler {
     }
 
     /// What `nsd-checkzone` checks once the whole zone is read: records at all, one
-    /// SOA; a CNAME alone at its name, DS aside (RFC 2181 §10.1).
-    func check() throws(ZoneFileError) {
+    /// SOA; a CNAME alone at its name, DS aside (RFC 2181 §10.1). A zone read from a
+    /// file has had its second SOA and its CNAMEs beside other data refused at their
+    /// lines as they came (``add(_:file:line:)``); what it lacks is reported at
+    /// `endLine`, as `nsd-checkzone` does.
+    func check(endLine: Int) throws(ZoneFileError) {
         func fail(_ problem: ZoneFileError.Problem) -> ZoneFileError {
-            ZoneFileError(file: source, line: 0, problem: problem)
+            ZoneFileError(file: source, line: endLine, problem: problem)
         }
         guard !records.isEmpty else { throw fail(.emptyFile) }
         guard soaCount > 0 else { throw fail(.noSOA) }

@@ -266,7 +266,8 @@ extension Bits {
     /// offset just after the name where it started (after its first pointer, if any).
     ///
     /// Safe against hostile input (RFC 1035 §4.1.4, RFC 9267): every pointer must
-    /// point strictly before itself, so a loop is impossible; labels over 63 bytes,
+    /// point strictly before itself, so a loop is impossible, and past the 12-byte
+    /// header, where no name can be; labels over 63 bytes,
     /// names over 255 (so also the label types `01`/`10`) are errors.
     public func readName(at offset: Int, into output: UnsafeMutableRawBufferPointer)
         throws(WireError) -> (length: Int, end: Int)
@@ -331,7 +332,11 @@ func readWireName(
             guard position + 1 < message.count else { throw truncated(position + 1, 1) }
             let low = message[position + 1]
             let target = Int(byte & 0x3f) << 8 | Int(low)
-            guard target < position else { throw .badPointer(offset: position, target: target) }
+            // Strictly backwards, and past the header: no name lies in a header (NSD
+            // answers FORMERR to a pointer into it).
+            guard target < position, target >= MessageHeader.size else {
+                throw .badPointer(offset: position, target: target)
+            }
             hops += 1
             guard hops <= 127 else { throw .badPointer(offset: position, target: target) }
             if end < 0 { end = position + 2 }

@@ -148,6 +148,8 @@ public struct ResponseCode: RawRepresentable, Hashable, Sendable {
     public static let notImplemented = ResponseCode(rawValue: 4)
     public static let refused = ResponseCode(rawValue: 5)
     /// RFC 6891 §6.1.3: the OPT's version is not supported.
+    /// NOTAUTH: here, a TSIG-signed query with a key we do not know (RFC 8945 §5.2).
+    public static let notAuthorized = ResponseCode(rawValue: 9)
     public static let badVersion = ResponseCode(rawValue: 16)
 }
 

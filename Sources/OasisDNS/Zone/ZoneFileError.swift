@@ -30,6 +30,13 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         case noPreviousOwner
         case noTTL
         case includeTooDeep
+        /// `$INCLUDE` of something that is not a regular file (a device, a pipe, a
+        /// folder).
+        case notARegularFile(String)
+        /// An entry with more tokens than any record's text needs.
+        case tooManyTokens
+        /// An entry longer than any record's text needs (``Scanner`` bounds it).
+        case entryTooLong
         case outOfZone(String)
         case noSOA
         case multipleSOA
@@ -54,6 +61,9 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         case .noPreviousOwner: what = "blank owner with no previous owner"
         case .noTTL: what = "no TTL given and no $TTL in effect"
         case .includeTooDeep: what = "$INCLUDE nested too deeply (a loop?)"
+        case .tooManyTokens: what = "an entry of more tokens than any record has"
+        case .entryTooLong: what = "an entry longer than any record's text (over 4 MiB)"
+        case .notARegularFile(let path): what = "$INCLUDE of '\(path)', which is not a regular file"
         case .outOfZone(let name): what = "'\(name)' is outside the zone"
         case .noSOA: what = "the zone has no SOA record at its apex"
         case .multipleSOA: what = "the zone has more than one SOA record"

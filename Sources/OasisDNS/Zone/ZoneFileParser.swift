@@ -62,13 +62,15 @@ extension ZoneFileParser {
     /// The records are those ``parse(file:origin:defaultTTL:)`` returns and a broken
     /// file throws the same error, but `body` may have been given the records before
     /// the problem by then. An error `body` throws ends the reading and comes out as it
-    /// was thrown.
+    /// was thrown. Returns the line the file ends on (after its last newline), where
+    /// `nsd-checkzone` reports what the zone as a whole lacks.
+    @discardableResult
     public static func parse(
         file path: String, origin: DomainName, defaultTTL: UInt32? = nil,
         each body: (ResourceRecord, _ file: String, _ line: Int) throws(ZoneFileError) -> Void
-    ) throws(ZoneFileError) {
+    ) throws(ZoneFileError) -> Int {
         var state = State(origin: origin, defaultTTL: defaultTTL)
-        try state.include(path: path, depth: 0, body: body)
+        return try state.include(path: path, depth: 0, body: body)
     }
 }
 
@@ -99,21 +101,44 @@ struct Entry {
     var blankOwner = false
 }
 
-/// Splits master-file text into entries (RFC 1035 §5.1), one at a time.
+/// Splits master-file text into entries (RFC 1035 §5.1), one at a time: text given
+/// whole, or a file read a chunk at a time, holding no more than the entry being
+/// scanned and the chunk it ends in.
 struct Scanner {
-    let text: [UInt8]
+    /// The text: all of it, or for a file, from the current entry on (the tokens'
+    /// ranges are offsets into it).
+    private(set) var text: [UInt8]
     let file: String
     /// The current entry.
     private(set) var entry = Entry()
     /// The scanner threw: the text is malformed there.
     private(set) var failed = false
     private var cursor = Cursor()
+    /// Where more text comes from; nil when `text` is all of it.
+    private let source: FileSource?
+
+    /// The most bytes one entry may take in a file (its text, comments and all): the
+    /// longest record's text is under 300 KB (65 535 bytes of RDATA as `\ddd`
+    /// escapes); more is refused rather than held.
+    static let maximumEntryBytes = 4 << 20
 
     init(text: [UInt8], file: String) {
         self.text = text
         self.file = file
+        source = nil
         entry.tokens.reserveCapacity(16)
     }
+
+    /// A scanner reading `source`, a file named `file`, as it goes.
+    init(source: FileSource, file: String) {
+        text = []
+        self.file = file
+        self.source = source
+        entry.tokens.reserveCapacity(16)
+    }
+
+    /// The line the scanner is on: after the last entry, the line the text ends on.
+    var line: Int { cursor.line }
 
     /// The text of `token`, for messages and the exact Unicode paths.
     func string(_ token: Token) -> String {
@@ -122,12 +147,60 @@ struct Scanner {
 
     /// Moves to the next entry; false at the end of the text.
     mutating func nextEntry() throws(ZoneFileError) -> Bool {
+        while true {
+            let start = cursor
+            var found = false
+            var problem: ZoneFileError? = nil
+            do {
+                let text = self.text  // a copy of the reference, so `self` is not borrowed
+                found = try cursor.scanEntry(text.span, into: &entry, file: file)
+            } catch {
+                problem = error
+            }
+            // An entry is known whole once a newline outside parentheses ends it, or
+            // the text ends. A file with more to read, scanned to the end of what is
+            // read: the entry may go on there.
+            if let source, !source.atEnd, cursor.index >= text.count,
+                !(found && cursor.atLineStart && cursor.depth == 0)
+            {
+                if problem == nil && !found && cursor.atLineStart && cursor.depth == 0 {
+                    // Only blank lines and comments: nothing to keep.
+                    try refill(from: source, keepingFrom: text.count, line: cursor.line)
+                } else {
+                    cursor = start
+                    try refill(from: source, keepingFrom: start.index, line: start.line)
+                }
+                continue
+            }
+            if let problem {
+                failed = true
+                throw problem
+            }
+            return found
+        }
+    }
+
+    /// Drops the text before `keep` (entries done with), then reads the next chunk of
+    /// `source`. The entry starting at `keep` (on `line`) may not grow past
+    /// ``maximumEntryBytes``.
+    private mutating func refill(from source: FileSource, keepingFrom keep: Int, line: Int)
+        throws(ZoneFileError)
+    {
+        if keep > 0 {
+            text.removeSubrange(0..<keep)
+            cursor.index -= keep
+        }
+        guard text.count <= Scanner.maximumEntryBytes else {
+            failed = true
+            throw ZoneFileError(file: file, line: line, problem: .entryTooLong)
+        }
         do {
-            let text = self.text  // a copy of the reference, so `self` is not borrowed
-            return try cursor.scanEntry(text.span, into: &entry, file: file)
+            // As much again as is held: an entry spanning chunks is rescanned from its
+            // start after each read, so reads that double keep that linear.
+            try source.read(appendingTo: &text, count: max(FileSource.chunk, text.count))
         } catch {
             failed = true
-            throw error
+            throw ZoneFileError(file: file, line: 0, problem: .cannotRead(errno: error.code))
         }
     }
 
@@ -145,6 +218,38 @@ struct Scanner {
     }
 }
 
+/// A zone file read a chunk at a time.
+final class FileSource {
+    /// A failed read's `errno`.
+    struct ReadError: Error { var code: Int32 }
+
+    private let handle: UnsafeMutablePointer<FILE>
+    /// The file has no more to give.
+    private(set) var atEnd = false
+    /// The bytes read at a time.
+    static let chunk = 64 * 1024
+
+    /// Opens `path`; nil (with `errno` set) if it cannot.
+    init?(path: String) {
+        guard let handle = fopen(path, "rb") else { return nil }
+        self.handle = handle
+    }
+
+    deinit { fclose(handle) }
+
+    /// Appends up to `count` more bytes to `bytes`, or notes the end.
+    func read(appendingTo bytes: inout [UInt8], count: Int) throws(ReadError) {
+        let chunk = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            initialized = fread(buffer.baseAddress, 1, count, handle)
+        }
+        bytes.append(contentsOf: chunk)
+        if chunk.count < count {
+            if ferror(handle) != 0 { throw ReadError(code: errno) }
+            atEnd = true
+        }
+    }
+}
+
 /// Where a ``Scanner`` is in its text.
 private struct Cursor {
     var index = 0
@@ -155,6 +260,13 @@ private struct Cursor {
 
     /// Space, tab, newline, carriage return, `;`, `(`, `)` and `"`: the bytes that end
     /// an unquoted token, as bits of a 64-bit mask.
+    /// The most tokens one entry may have: a record's RDATA is at most 65 535 bytes,
+    /// so no type needs more than twice that many in its text (RFC 3597's hex, a digit
+    /// pair per byte, split as finely as it may be), with its owner, TTL, class and
+    /// type. An entry of more is refused as it is scanned: a 20 MB line of one-byte
+    /// tokens held 816 MB of them before being refused.
+    static let maximumTokens = 2 * 65_535 + 8
+
     static let delimiters: UInt64 =
         1 << 0x20 | 1 << 0x09 | 1 << 0x0a | 1 << 0x0d | 1 << 0x3b | 1 << 0x28 | 1 << 0x29
         | 1 << 0x22
@@ -217,6 +329,9 @@ private struct Cursor {
                     bits |= text[index]
                     index += 1
                 }
+                guard entry.tokens.count < Cursor.maximumTokens else {
+                    throw ZoneFileError(file: file, line: entry.line, problem: .tooManyTokens)
+                }
                 entry.tokens.append(
                     Token(
                         start: start, end: index, quoted: true, escaped: escaped,
@@ -236,6 +351,9 @@ private struct Cursor {
                     bits |= text[index]
                     index += 1
                 }
+                guard entry.tokens.count < Cursor.maximumTokens else {
+                    throw ZoneFileError(file: file, line: entry.line, problem: .tooManyTokens)
+                }
                 entry.tokens.append(
                     Token(
                         start: start, end: index, quoted: false, escaped: escaped,
@@ -246,6 +364,20 @@ private struct Cursor {
             throw ZoneFileError(file: file, line: parenthesisLine, problem: .unbalancedParentheses)
         }
         return !entry.tokens.isEmpty
+    }
+}
+
+extension ZoneFileParser {
+    /// The largest TTL a zone may give (RFC 2181 §8: 2³¹ − 1 seconds).
+    public static let largestTTL: UInt32 = 0x7fff_ffff
+    /// What a TTL above ``largestTTL`` (up to 2³² − 1) becomes: RFC 2181 §8 asks that
+    /// it be read as zero, NSD 4.6 loads the record (or takes the `$TTL`) with its
+    /// default TTL, 3600; we do as NSD does, so the two serve the same zone alike.
+    public static let ttlInPlaceOfTooLarge: UInt32 = 3600
+
+    /// `ttl`, or ``ttlInPlaceOfTooLarge`` if it is above ``largestTTL``.
+    static func servedTTL(_ ttl: UInt32) -> UInt32 {
+        ttl > largestTTL ? ttlInPlaceOfTooLarge : ttl
     }
 }
 
@@ -401,48 +533,36 @@ struct State {
         self.defaultTTL = defaultTTL
     }
 
-    mutating func include(path: String, depth: Int, body: RecordSink) throws(ZoneFileError) {
-        try parse(text: try readFile(path), file: path, depth: depth, body: body)
-    }
-
-    /// The whole file at `path`, read into one buffer of its size.
-    func readFile(_ path: String) throws(ZoneFileError) -> [UInt8] {
-        guard let file = fopen(path, "rb") else {
-            throw ZoneFileError(file: path, line: 0, problem: .cannotRead(errno: errno))
-        }
-        defer { fclose(file) }
-        var status = stat()
-        var size = 0
-        if fstat(fileno(file), &status) == 0 && status.st_size > 0 {
-            size = Int(min(Int64(status.st_size), 1 << 32))
-        }
-        // One read of the size the file has; the extra byte shows whether it has more
-        // (it grew, or is not a regular file), which is then read in chunks.
-        var bytes = [UInt8](unsafeUninitializedCapacity: size + 1) { buffer, count in
-            count = fread(buffer.baseAddress, 1, buffer.count, file)
-        }
-        if bytes.count == size + 1 {
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let read = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-                if read == 0 { break }
-                bytes.append(contentsOf: chunk[0..<read])
-            }
-        }
-        if ferror(file) != 0 {
-            throw ZoneFileError(file: path, line: 0, problem: .cannotRead(errno: errno))
-        }
-        return bytes
-    }
-
-    mutating func parse(text: [UInt8], file: String, depth: Int, body: RecordSink)
-        throws(ZoneFileError)
+    /// Parses the file at `path`; the line it ends on.
+    @discardableResult
+    mutating func include(path: String, depth: Int, body: RecordSink) throws(ZoneFileError)
+        -> Int
     {
-        var scanner = Scanner(text: text, file: file)
+        // Streamed: what is held is the entry being read and the chunk it ends in.
+        guard let source = FileSource(path: path) else {
+            throw ZoneFileError(file: path, line: 0, problem: .cannotRead(errno: errno))
+        }
+        return try parse(Scanner(source: source, file: path), depth: depth, body: body)
+    }
+
+    /// Parses `text`; the line it ends on.
+    @discardableResult
+    mutating func parse(text: [UInt8], file: String, depth: Int, body: RecordSink)
+        throws(ZoneFileError) -> Int
+    {
+        try parse(Scanner(text: text, file: file), depth: depth, body: body)
+    }
+
+    /// Parses what `scanner` gives; the line it ends on.
+    mutating func parse(_ scanner: consuming Scanner, depth: Int, body: RecordSink)
+        throws(ZoneFileError) -> Int
+    {
+        var scanner = scanner
         do {
             while try scanner.nextEntry() {
                 try handle(scanner, depth: depth, body: body)
             }
+            return scanner.line
         } catch {
             // A file used to be split into entries whole before any was handled: a
             // syntax error anywhere in it wins over a problem met handling an entry, or
@@ -501,7 +621,7 @@ struct State {
             next += 1
             let bytes = text.extracting(token.range)
             if ttl == nil, let value = parseTTL(bytes) {
-                ttl = value
+                ttl = ZoneFileParser.servedTTL(value)
             } else if recordClass == nil,
                 let value = token.ascii
                     ? OasisDNS.recordClass(ascii: bytes)
@@ -557,7 +677,7 @@ struct State {
             guard let ttl = parseTTL(scanner.text.span.extracting(argument.range)) else {
                 throw fail(.badTTL(scanner.string(argument)))
             }
-            defaultTTL = ttl
+            defaultTTL = ZoneFileParser.servedTTL(ttl)
         case "$INCLUDE":
             guard let argument = tokens.first else { throw fail(.missingArgument(directive)) }
             guard depth < ZoneFileParser.maximumIncludeDepth, allowIncludes else {
@@ -574,6 +694,12 @@ struct State {
             let savedOwner = previousOwner
             if tokens.count > 1 {
                 origin = try name(tokens[tokens.startIndex + 1], in: scanner, line: line)
+            }
+            // A device or a pipe (`$INCLUDE /dev/zero`) would be read without end: only
+            // regular files are included (a missing one fails as it opens).
+            var status = stat()
+            if stat(path, &status) == 0 && status.st_mode & S_IFMT != S_IFREG {
+                throw fail(.notARegularFile(path))
             }
             try include(path: path, depth: depth + 1, body: body)
             origin = savedOrigin
