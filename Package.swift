@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "OasisTCP", targets: ["OasisTCP"]),
         .library(name: "OasisOpenFlow", targets: ["OasisOpenFlow"]),
         .library(name: "OasisSwitch", targets: ["OasisSwitch"]),
+        .library(name: "OasisController", targets: ["OasisController"]),
         .library(name: "OasisDNS", targets: ["OasisDNS"]),
         .library(name: "OasisServices", targets: ["OasisServices"]),
     ],
@@ -104,6 +105,16 @@ let package = Package(
             dependencies: ["OasisWire", "OasisBits"],
             exclude: ["README.md"],
             swiftSettings: strict),
+        // The OpenFlow 1.0 controller (NOX-style) and its applications, on the Stream
+        // surface: kernel sockets or the Oasis stack's TCP.
+        .target(
+            name: "OasisController",
+            dependencies: [
+                "OasisOpenFlow", "OasisNet", "OasisLoop", "OasisBits", "OasisWire",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict),
         .target(
             name: "OasisSwitch",
             dependencies: [
@@ -130,7 +141,7 @@ let package = Package(
             dependencies: [
                 "OasisWire",
                 "OasisBits", "OasisLoop", "OasisDevices", "OasisXen", "OasisNet", "OasisOpenFlow",
-                "OasisDNS", "OasisServices", "OasisSwitch",
+                "OasisController", "OasisDNS", "OasisServices", "OasisSwitch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -258,6 +269,13 @@ let package = Package(
             name: "OasisServicesTests",
             dependencies: [
                 "OasisServices", "OasisNet", "OasisLoop", "OasisWire", "OasisTestSupport",
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "OasisControllerTests",
+            dependencies: [
+                "OasisController", "OasisOpenFlow", "OasisNet", "OasisLoop", "OasisBits",
+                "OasisWire", "OasisTestSupport", "oasis",
             ],
             swiftSettings: strict),
         .testTarget(
