@@ -302,7 +302,8 @@ struct ControllerSetup: StackApplication {
         case let hub as Hub: "hub: \(hub.flooded) flooded, \(hub.failures) failures"
         case let learning as LearningSwitch:
             "learning: \(learning.flowsInstalled) flows installed, \(learning.flooded) flooded, "
-                + "\(learning.dropped) dropped, \(learning.flowsRemoved) flows removed"
+                + "\(learning.dropped) dropped, \(learning.flowsRemoved) flows removed, "
+                + "\(learning.notLearnt) sources not learnt (table full)"
         case let firewall as Firewall:
             "firewall: \(firewall.allowed) allowed, \(firewall.denied) denied; "
                 + summary(of: firewall.forwarding)

@@ -118,6 +118,30 @@ struct ApplicationTests {
         }
     }
 
+    @Test func aFullMACTableKeepsWhatItKnows() throws {
+        try withController { controller, streams, port in
+            let learning = LearningSwitch(tableSize: 2)
+            controller.add(learning)
+            let peer = try await ScriptedSwitch.connect(streams, port: port, datapathID: 1)
+            peer.send(Message(xid: 1, body: .hello()))
+            #expect(await eventually { controller.statistics.joins == 1 })
+            let datapath = try #require(controller.datapaths.first)
+            peer.send(packetIn(xid: 2, from: hostA, to: .broadcast, port: 1))
+            peer.send(packetIn(xid: 3, from: hostB, to: .broadcast, port: 2))
+            for index in 0..<50 {
+                peer.send(
+                    packetIn(
+                        xid: 4, from: MACAddress(0x0200_0000_1000 + UInt64(index)), to: hostA,
+                        port: 3))
+            }
+            #expect(await eventually { peer.messages(.flowMod).count == 50 })
+            #expect(learning.port(of: hostA, on: datapath) == PortNumber(1))
+            #expect(learning.port(of: hostB, on: datapath) == PortNumber(2))
+            #expect(learning.tableCount(on: datapath) == 2)
+            #expect(learning.notLearnt == 50)
+        }
+    }
+
     @Test func firewallRulesFromText() throws {
         let text = """
             # lab rules

@@ -8,7 +8,8 @@ import OasisWire
 /// NOX's learning switch (pyswitch), per datapath:
 ///
 /// - each PACKET_IN teaches that its source MAC is behind its in-port (entries expire
-///   after ``macAge``; a table holds at most ``tableSize`` of them);
+///   after ``macAge``; a table holds at most ``tableSize`` of them, and a full one
+///   learns no new source until some expire);
 /// - a packet to a MAC it knows gets an exact-match flow (the packet's 12-tuple,
 ///   ``idleTimeout``, `OFPFF_SEND_FLOW_REM`) applied to the buffered packet, or the
 ///   flow and a PACKET_OUT with the frame when the switch kept no buffer;
@@ -42,6 +43,8 @@ public final class LearningSwitch: OpenFlowApplication {
     public private(set) var dropped: UInt64 = 0
     /// FLOW_REMOVED messages seen.
     public private(set) var flowsRemoved: UInt64 = 0
+    /// Sources not learnt because their switch's table was full of fresh entries.
+    public private(set) var notLearnt: UInt64 = 0
 
     private struct Location {
         var port: PortNumber
@@ -51,6 +54,7 @@ public final class LearningSwitch: OpenFlowApplication {
     /// One switch's MACs (a class: updated in place, never copied per packet).
     private final class MACTable {
         var entries: [MACAddress: Location] = [:]
+        var lastSweep: Duration = .zero
     }
 
     private var tables: [ObjectIdentifier: MACTable] = [:]
@@ -171,11 +175,17 @@ public final class LearningSwitch: OpenFlowApplication {
             tables[key] = table
         }
         if table.entries[mac] == nil, table.entries.count >= tableSize {
-            table.entries = table.entries.filter { now - $0.value.lastSeen < macAge }
-            if table.entries.count >= tableSize,
-                let oldest = table.entries.min(by: { $0.value.lastSeen < $1.value.lastSeen })
-            {
-                table.entries[oldest.key] = nil
+            // Full: forget the expired (at most once a second: a sweep is a pass over
+            // the table), and if it is still full learn nothing new, as a switch's
+            // full CAM does. Evicting the oldest instead would evict the hosts others
+            // send to, under a flood of new sources (cbench's 100 000 MACs).
+            if now - table.lastSweep >= .seconds(1) {
+                table.lastSweep = now
+                table.entries = table.entries.filter { now - $0.value.lastSeen < macAge }
+            }
+            if table.entries.count >= tableSize {
+                notLearnt &+= 1
+                return
             }
         }
         table.entries[mac] = Location(port: port, lastSeen: now)
