@@ -14,7 +14,7 @@ packages=(
     iperf3                            # the iperf3 client and server our iperf3 roles meet
     liblwip-dev                       # lwIP's TCP beside ours on a TAP (bench/tcp.sh)
     openvswitch-switch openvswitch-common   # OpenFlow peer: ovs-vswitchd, ovs-ofctl
-    openvswitch-testcontroller        # a learning-switch controller that drives our switch
+    openvswitch-testcontroller        # drives our switch; bench/openflow.sh compares our controller with it
     nsd bind9-dnsutils knot-dnsutils dnsperf  # DNS peers: NSD, dig, kdig; load for the bench
 )
 
