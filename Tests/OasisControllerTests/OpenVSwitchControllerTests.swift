@@ -297,7 +297,7 @@ struct OpenVSwitchControllerTests {
                 "ip", "netns", "exec", lab.switchNamespace, "tcpdump", "-i", "lo", "-U", "-w",
                 capturePath, "tcp", "port", "6633",
             ], log: "\(lab.folder)/tcpdump.log")
-        defer { capture.stop() }
+        defer { capture.stop(signal: SIGKILL) }  // tcpdump inherits a blocked SIGTERM
         #expect(poll(seconds: 5) { capture.output.contains("listening on") })
 
         // The learning switch: every host reaches every other.
