@@ -15,6 +15,7 @@ packages=(
     liblwip-dev                       # lwIP's TCP beside ours on a TAP (bench/tcp.sh)
     openvswitch-switch openvswitch-common   # OpenFlow peer: ovs-vswitchd, ovs-ofctl
     openvswitch-testcontroller        # drives our switch; bench/openflow.sh compares our controller with it
+    mininet                           # mn pingall through our controller (run inside unshare: MininetTests)
     nsd bind9-dnsutils knot-dnsutils dnsperf  # DNS peers: NSD, dig, kdig; load for the bench
 )
 
