@@ -45,7 +45,7 @@ final class Harness {
 
     func apply(_ message: Message) {
         switch message.body {
-        case .flowMod(let mod): try? datapath.apply(mod)
+        case .flowMod(let mod): _ = try? datapath.apply(mod)
         case .packetOut(let out): try? datapath.apply(out)
         case .portMod(let mod):
             _ = datapath.modifyPort(mod.portNumber, config: mod.config, mask: mod.mask)

@@ -97,6 +97,9 @@ struct FlowClassifier {
         var buckets: [Match: [Int]] = [:]
         var count = 0
         var maximumPriority: UInt16 = 0
+        /// Entries by priority: the maximum follows a removal without a scan of the
+        /// group (deleting every entry of a large group was quadratic).
+        var priorities: [UInt16: Int] = [:]
     }
 
     func entry(_ slot: Int) -> FlowEntry? { slots[slot] }
@@ -117,13 +120,16 @@ struct FlowClassifier {
             exact[entry.match] = slot
         } else {
             let key = entry.match.wildcards.rawValue
-            var group = groups[key] ?? Group()
-            var bucket = group.buckets[entry.match] ?? []
+            // Taken out of the table, not copied: a copy would share its buckets, and the
+            // first change to them would copy them all (quadratic over a burst of ADDs).
+            var group = groups.removeValue(forKey: key) ?? Group()
+            var bucket = group.buckets.removeValue(forKey: entry.match) ?? []
             let at =
                 bucket.firstIndex { (slots[$0]?.priority ?? 0) < entry.priority } ?? bucket.count
             bucket.insert(slot, at: at)
             group.buckets[entry.match] = bucket
             group.count += 1
+            group.priorities[entry.priority, default: 0] += 1
             group.maximumPriority = max(group.maximumPriority, entry.priority)
             groups[key] = group
             reorder()
@@ -140,20 +146,23 @@ struct FlowClassifier {
             exact[entry.match] = nil
         } else {
             let key = entry.match.wildcards.rawValue
-            guard var group = groups[key] else { return entry }
-            var bucket = group.buckets[entry.match] ?? []
+            guard var group = groups.removeValue(forKey: key) else { return entry }
+            var bucket = group.buckets.removeValue(forKey: entry.match) ?? []
             bucket.removeAll { $0 == slot }
             group.buckets[entry.match] = bucket.isEmpty ? nil : bucket
             group.count -= 1
+            let left = (group.priorities[entry.priority] ?? 1) - 1
+            group.priorities[entry.priority] = left == 0 ? nil : left
             if group.count == 0 {
                 groups[key] = nil
+                reorder()
+            } else if left == 0 && entry.priority == group.maximumPriority {
+                group.maximumPriority = group.priorities.keys.max() ?? 0
+                groups[key] = group
+                reorder()
             } else {
-                group.maximumPriority =
-                    group.buckets.values.compactMap { $0.first.flatMap { slots[$0]?.priority } }
-                    .max() ?? 0
                 groups[key] = group
             }
-            reorder()
         }
         return entry
     }
@@ -242,6 +251,12 @@ public struct FlowTable {
         return classifier.occupiedSlots.compactMap { classifier.entry($0) }
     }
 
+    /// Empties the microflow cache; a no-op when it is empty (clearing a dictionary
+    /// costs its capacity, and a burst of FLOW_MODs cleared it once each).
+    private mutating func clearCache() {
+        if !cache.isEmpty { cache.removeAll(keepingCapacity: true) }
+    }
+
     // MARK: Lookup
 
     /// The entry for a packet whose tuple is `packet` (from ``Match/init(frame:inPort:)``),
@@ -321,22 +336,24 @@ public struct FlowTable {
         var classifier = emergencyFlow ? emergency : normal
         if emergencyFlow { emergency = FlowClassifier() } else { normal = FlowClassifier() }
         defer { if emergencyFlow { emergency = classifier } else { normal = classifier } }
+        // CHECK_OVERLAP refuses any entry of the same priority that a packet could
+        // match as well, the same match included.
+        if mod.flags.contains(.checkOverlap) {
+            for slot in classifier.occupiedSlots {
+                guard let other = classifier.entry(slot), other.priority == priority,
+                    overlaps(other.match, match)
+                else { continue }
+                throw .overlap
+            }
+        }
         // The same match and priority: replaced, counters and all.
         if let existing = classifier.strict(match, priority: priority) {
             _ = classifier.remove(existing)
         } else {
-            if mod.flags.contains(.checkOverlap) {
-                for slot in classifier.occupiedSlots {
-                    guard let other = classifier.entry(slot), other.priority == priority,
-                        overlaps(other.match, match)
-                    else { continue }
-                    throw .overlap
-                }
-            }
             guard classifier.count < maximumEntries else { throw .allTablesFull }
         }
         _ = classifier.insert(entry)
-        cache.removeAll(keepingCapacity: true)
+        clearCache()
     }
 
     /// MODIFY and MODIFY_STRICT: the actions of the entries chosen change, nothing
@@ -369,7 +386,7 @@ public struct FlowTable {
                 removed.append(gone)
             }
         }
-        if !removed.isEmpty { cache.removeAll(keepingCapacity: true) }
+        if !removed.isEmpty { clearCache() }
         return removed
     }
 
@@ -412,7 +429,7 @@ public struct FlowTable {
             }
             if let gone = normal.remove(slot) { expired.append((gone, reason)) }
         }
-        if !expired.isEmpty { cache.removeAll(keepingCapacity: true) }
+        if !expired.isEmpty { clearCache() }
         return expired
     }
 
@@ -422,7 +439,7 @@ public struct FlowTable {
         let removed = normal.occupiedSlots.compactMap { normal.entry($0) }
         normal = FlowClassifier()
         inEmergency = true
-        cache.removeAll(keepingCapacity: true)
+        clearCache()
         return removed
     }
 
@@ -430,7 +447,7 @@ public struct FlowTable {
     /// stay until deleted).
     public mutating func leaveEmergency() {
         inEmergency = false
-        cache.removeAll(keepingCapacity: true)
+        clearCache()
     }
 
     // MARK: Statistics

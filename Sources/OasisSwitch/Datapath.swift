@@ -169,7 +169,11 @@ public final class Datapath {
             guard var frame = batch.take(at: index) else { continue }
             port.receivedPackets &+= 1
             port.receivedBytes &+= UInt64(frame.count)
-            if port.config.contains(.noReceive) || port.config.contains(.portDown) {
+            // Shorter than an Ethernet header: nothing to switch on (and padded out, it
+            // would leave with made-up addresses).
+            if frame.count < 14 || port.config.contains(.noReceive)
+                || port.config.contains(.portDown)
+            {
                 port.receiveDrops &+= 1
                 continue
             }
@@ -312,6 +316,10 @@ public final class Datapath {
     /// tests, fuzzing).
     public func inject(_ frame: consuming Packet, inPort: PortNumber) {
         var frame = frame
+        guard frame.count >= 14 else {
+            drops &+= 1
+            return
+        }
         process(&frame, inPort: inPort, now: now)
     }
 
@@ -319,19 +327,45 @@ public final class Datapath {
 
     /// Applies a FLOW_MOD; one naming a buffered frame then sends that frame through
     /// the table (§4.6).
-    public func apply(_ mod: FlowMod) throws(FlowModFailedCode) {
+    /// Returns false when the buffer it names is not there (gone, stale, never
+    /// stored): the flow is applied all the same, and the channel says
+    /// OFPBRC_BUFFER_UNKNOWN.
+    @discardableResult
+    public func apply(_ mod: FlowMod) throws(FlowModFailedCode) -> Bool {
         let now = self.now
         let removed = try table.apply(mod, now: now)
         for entry in removed where entry.flags.contains(.sendFlowRemoved) {
             flowRemoved?(entry.removed(reason: .delete, now: now))
         }
-        if mod.bufferID != noBuffer,
-            mod.command == .add || mod.command == .modify || mod.command == .modifyStrict,
-            let (bytes, inPort) = buffers.take(mod.bufferID, now: now)
-        {
-            var frame = Packet(copying: bytes)
-            process(&frame, inPort: inPort, now: now)
+        guard mod.bufferID != noBuffer,
+            mod.command == .add || mod.command == .modify || mod.command == .modifyStrict
+        else { return true }
+        guard let (bytes, inPort) = buffers.take(mod.bufferID, now: now) else { return false }
+        var frame = Packet(copying: bytes)
+        process(&frame, inPort: inPort, now: now)
+        return true
+    }
+
+    /// Why an action list is refused (checked when a FLOW_MOD or PACKET_OUT brings it,
+    /// as OFPT_ERROR's bad-action codes), or nil: output to port 0, NONE or (outside
+    /// PACKET_OUT) TABLE; a VLAN id over 4095 or priority over 7; a ToS with ECN bits;
+    /// any vendor action. Ports that do not exist yet are allowed in flows, as Open
+    /// vSwitch allows them.
+    public static func refusal(of actions: [Action], inPacketOut: Bool) -> BadActionCode? {
+        for action in actions {
+            switch action {
+            case .output(let port, _), .enqueue(let port, _):
+                if port.rawValue == 0 || port == .none || (port == .table && !inPacketOut) {
+                    return .badOutPort
+                }
+            case .setVLANID(let vid) where vid > 0x0fff: return .badArgument
+            case .setVLANPriority(let pcp) where pcp > 7: return .badArgument
+            case .setNWToS(let tos) where tos & 0x03 != 0: return .badArgument
+            case .vendor: return .badVendor
+            default: continue
+            }
         }
+        return nil
     }
 
     /// Why a PACKET_OUT was refused.

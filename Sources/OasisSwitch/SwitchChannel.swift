@@ -204,6 +204,7 @@ public final class SwitchChannel<Streams: StreamService> {
         switch failMode {
         case .secure:
             let removed = datapath.table.enterEmergency()
+            datapath.packetIn = nil  // misses and CONTROLLER outputs are dropped, counted
             log?(
                 "no controller: fail-secure, \(removed.count) flows removed, emergency flows in use"
             )
@@ -216,6 +217,7 @@ public final class SwitchChannel<Streams: StreamService> {
     private func leaveFailMode() {
         datapath.table.leaveEmergency()
         datapath.missAction = .controller
+        datapath.packetIn = { [weak self] in self?.broadcast(.packetIn($0)) }
     }
 
     // MARK: Input
@@ -282,6 +284,10 @@ public final class SwitchChannel<Streams: StreamService> {
             send(Message(xid: xid, body: .echoReply(payload)), on: session)
         case .echoReply:
             break
+        case .error(let error):
+            // Logged, never answered: two peers answering each other's errors would
+            // ping-pong for ever.
+            log?("\(session.connection.remote) says: \(error.kind)")
         case .featuresRequest:
             send(Message(xid: xid, body: .featuresReply(features)), on: session)
         case .getConfigRequest:
@@ -290,12 +296,24 @@ public final class SwitchChannel<Streams: StreamService> {
             config = new
             datapath.missSendLength = new.missSendLength
         case .flowMod(let mod):
+            if mod.command == .add || mod.command == .modify || mod.command == .modifyStrict,
+                let code = Datapath.refusal(of: mod.actions, inPacketOut: false)
+            {
+                refuse(bits, kind: .badAction(code), on: session)
+                return
+            }
             do throws(FlowModFailedCode) {
-                try datapath.apply(mod)
+                if try !datapath.apply(mod) {
+                    refuse(bits, kind: .badRequest(.bufferUnknown), on: session)
+                }
             } catch {
                 refuse(bits, kind: .flowModFailed(error), on: session)
             }
         case .packetOut(let out):
+            if let code = Datapath.refusal(of: out.actions, inPacketOut: true) {
+                refuse(bits, kind: .badAction(code), on: session)
+                return
+            }
             do throws(Datapath.PacketOutError) {
                 try datapath.apply(out)
             } catch {
@@ -305,7 +323,11 @@ public final class SwitchChannel<Streams: StreamService> {
                 }
             }
         case .portMod(let mod):
-            if datapath.modifyPort(mod.portNumber, config: mod.config, mask: mod.mask),
+            if let port = datapath.ports[mod.portNumber],
+                port.device.macAddress != mod.hardwareAddress
+            {
+                refuse(bits, kind: .portModFailed(.badHardwareAddress), on: session)
+            } else if datapath.modifyPort(mod.portNumber, config: mod.config, mask: mod.mask),
                 let port = datapath.ports[mod.portNumber]
             {
                 broadcast(.portStatus(PortStatus(reason: .modify, port: port.description)))
@@ -313,11 +335,19 @@ public final class SwitchChannel<Streams: StreamService> {
                 refuse(bits, kind: .portModFailed(.badPort), on: session)
             }
         case .statsRequest(let request, _):
+            if case .vendor = request {
+                refuse(bits, kind: .badRequest(.badVendor), on: session)
+                return
+            }
             guard let reply = statistics(request) else {
                 refuse(bits, kind: .badRequest(.badStat), on: session)
                 return
             }
-            send(Message(xid: xid, body: .statsReply(reply)), on: session)
+            if case .flow(let flows) = reply {
+                sendFlowStats(flows, xid: xid, on: session)
+            } else {
+                send(Message(xid: xid, body: .statsReply(reply)), on: session)
+            }
         case .barrierRequest:
             // Every message before it is done: they are handled in order, at once.
             send(Message(xid: xid, body: .barrierReply), on: session)
@@ -400,6 +430,37 @@ public final class SwitchChannel<Streams: StreamService> {
             return .queue([])
         case .vendor:
             return nil
+        }
+    }
+
+    /// Flow statistics in as many replies as they need, each within OpenFlow's 64 KiB,
+    /// all but the last flagged REPLY_MORE; one flow too large for any reply (thousands
+    /// of actions) is left out and logged.
+    private func sendFlowStats(_ flows: [FlowStats], xid: UInt32, on session: Session) {
+        let room = 65_535 - 12
+        var chunk: [FlowStats] = []
+        var size = 0
+        var chunks: [[FlowStats]] = []
+        for flow in flows {
+            let length = 88 + flow.actions.reduce(0) { $0 + $1.wireLength }
+            guard length <= room else {
+                log?("a flow of \(length) bytes does not fit in a statistics reply: left out")
+                continue
+            }
+            if size + length > room {
+                chunks.append(chunk)
+                chunk = []
+                size = 0
+            }
+            chunk.append(flow)
+            size += length
+        }
+        chunks.append(chunk)
+        for (index, part) in chunks.enumerated() {
+            let more = index < chunks.count - 1
+            send(
+                Message(xid: xid, body: .statsReply(.flow(part), flags: more ? .more : [])),
+                on: session)
         }
     }
 

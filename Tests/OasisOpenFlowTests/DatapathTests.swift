@@ -134,6 +134,31 @@ final class ThreeHosts {
         #expect(net.received.map(\.count) == [1, 2, 1])
     }
 
+    @Test func runtsAreDroppedAndBadActionsRefused() throws {
+        let net = try ThreeHosts()
+        try net.datapath.apply(
+            FlowMod(match: .any, command: .add, actions: [.output(port: .flood)]))
+        try net.send([0xff], from: 0)
+        try net.send([UInt8](repeating: 0xff, count: 13), from: 0)
+        #expect(net.received.map(\.count) == [0, 0, 0])
+        #expect(net.datapath.ports[net.port(0)]?.receiveDrops == 2)
+        func refusal(_ actions: [Action], packetOut: Bool = false) -> BadActionCode? {
+            Datapath.refusal(of: actions, inPacketOut: packetOut)
+        }
+        #expect(refusal([.output(port: PortNumber(0))]) == .badOutPort)
+        #expect(refusal([.output(port: .none)]) == .badOutPort)
+        #expect(refusal([.output(port: .table)]) == .badOutPort)
+        #expect(refusal([.output(port: .table)], packetOut: true) == nil)
+        #expect(refusal([.output(port: PortNumber(99))]) == nil, "a port that may come later")
+        #expect(refusal([.setVLANID(0x1000)]) == .badArgument)
+        #expect(refusal([.setVLANPriority(8)]) == .badArgument)
+        #expect(refusal([.setNWToS(0xff)]) == .badArgument)
+        #expect(
+            refusal([.vendor(0x2320, body: Payload([UInt8](repeating: 0, count: 8)))]) == .badVendor
+        )
+        #expect(refusal([.setVLANID(4095), .setVLANPriority(7), .setNWToS(0xfc)]) == nil)
+    }
+
     @Test func packetOutSendsItsFrameOrRunsItThroughTheTable() throws {
         let net = try ThreeHosts()
         let frame = net.frame(from: 2, to: 0)

@@ -114,6 +114,11 @@ import Testing
             try table.apply(
                 FlowMod(match: toPort80, command: .add, priority: 10, flags: .checkOverlap), now: 0)
         }
+        // The same match and priority overlaps too (without the flag it replaces).
+        #expect(throws: FlowModFailedCode.overlap) {
+            try table.apply(
+                FlowMod(match: tcp, command: .add, priority: 10, flags: .checkOverlap), now: 0)
+        }
         // Another priority, or no common packet, is fine.
         try table.apply(
             FlowMod(match: toPort80, command: .add, priority: 11, flags: .checkOverlap), now: 0)
@@ -244,6 +249,23 @@ import Testing
         #expect(port(of: table.lookup(Self.packet(), bytes: 60, now: 2)) == 9)
         table.leaveEmergency()
         #expect(table.lookup(Self.packet(), bytes: 60, now: 3) == nil && table.emergencyCount == 1)
+    }
+
+    /// Many entries of one shape added, then all deleted by one DELETE (their cost per
+    /// flow is in the bench's flowtable group; it was quadratic).
+    @Test func manyAddsAndADeleteAll() throws {
+        var table = FlowTable()
+        for index in 0..<20_000 {
+            var match = Match()
+            match.wildcards.remove(.tpDst)
+            match.tpDst = UInt16(index % 60_000)
+            match.wildcards.remove(.nwProto)
+            match.nwProto = UInt8(index / 60_000 + 1)
+            try table.apply(FlowMod(match: match, command: .add, priority: 100), now: 0)
+        }
+        #expect(table.count == 20_000)
+        #expect(try table.apply(FlowMod(match: .any, command: .delete), now: 0).count == 20_000)
+        #expect(table.count == 0)
     }
 
     @Test func aFullTableRefusesAnAdd() throws {

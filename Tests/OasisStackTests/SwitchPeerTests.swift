@@ -140,6 +140,18 @@ final class RunningSwitch {
             #expect(ports.contains("2 ports") && ports.contains("port  1: rx pkts="), "\(ports)")
             try space.runChecked(Self.ofctl + ["del-flows", target])
             #expect(!(try running.ping(from: 1, to: 2, count: 1)))
+            // 3 000 flows: installed at once, and dumped in several replies (one reply
+            // holds 682 such flows in its 64 KiB), then deleted.
+            let file = "/tmp/oasis-flows-\(getpid())"
+            defer { unlink(file) }
+            try (0..<3000).map { "tcp,tp_dst=\($0 + 1),actions=output:2" }.joined(separator: "\n")
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            try space.runChecked(Self.ofctl + ["add-flows", target, file])
+            let many = try space.runChecked(Self.ofctl + ["dump-flows", target]).output
+            #expect(
+                many.split(separator: "\n").filter { $0.contains("actions=output:2") }.count == 3000
+            )
+            try space.runChecked(Self.ofctl + ["del-flows", target])
             let tables = try space.runChecked(Self.ofctl + ["dump-tables", target]).output
             #expect(tables.contains("active=0"), "\(tables)")
             // A PORT_MOD: port 2 down; a flow to it then carries nothing.

@@ -177,4 +177,30 @@ func runFlowTableBenchmarks(_ report: Report, scale: Int) {
                         ? "cache hits \(table.cacheHits) of \(table.lookupCount) lookups" : ""))
         }
     }
+    // FLOW_MODs: adding 20 000 wildcard flows of one shape, then one DELETE of all.
+    let flows = 20_000 / scale
+    var mods: [FlowMod] = []
+    for index in 0..<flows {
+        var match = Match()
+        match.wildcards.subtract([.tpDst, .nwProto])
+        match.tpDst = UInt16(index % 60_000)
+        match.nwProto = UInt8(index / 60_000 + 1)
+        mods.append(FlowMod(match: match, command: .add, priority: 100))
+    }
+    var table = FlowTable()
+    let addStart = monotonicNanoseconds()
+    for mod in mods { _ = try? table.apply(mod, now: 0) }
+    let added = Double(monotonicNanoseconds() - addStart) / Double(flows)
+    let deleteStart = monotonicNanoseconds()
+    let removed = (try? table.apply(FlowMod(match: .any, command: .delete), now: 0))?.count ?? 0
+    let deleted = Double(monotonicNanoseconds() - deleteStart) / Double(max(removed, 1))
+    report.add(
+        Figure(
+            group: "openflow",
+            name: "FLOW_MOD ADD into a table growing to \(flows) flows of one shape, per flow",
+            nanosecondsPerOperation: added, allocationsPerOperation: nil))
+    report.add(
+        Figure(
+            group: "openflow", name: "one DELETE of all \(removed) flows, per flow",
+            nanosecondsPerOperation: deleted, allocationsPerOperation: nil))
 }
