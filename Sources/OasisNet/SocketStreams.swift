@@ -690,6 +690,11 @@ extension SocketStreams {
         /// abort, which makes the kernel send a reset), handlers released, waiters woken.
         private func finish(_ error: StreamError?, abort: Bool) {
             guard !isClosed else { return }
+            // The service forgets this connection below and the close handler may drop
+            // the application's last reference to it: alive until the end of this call
+            // (a release build freed it under its own feet, found by the switch bench).
+            let alive = Unmanaged.passRetained(self)
+            defer { alive.release() }
             isClosed = true
             closeError = error
             if registered != nil { try? loop.deregister(FileDescriptor(rawValue: fd)) }

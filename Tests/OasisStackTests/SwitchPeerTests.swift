@@ -279,7 +279,7 @@ final class RunningSwitch {
                 """
                 import socket, hashlib, os
                 data = os.urandom(4 << 20)
-                s = socket.create_connection(('10.0.0.3', 5001), timeout=20)
+                s = socket.create_connection(('10.0.0.3', 5001), timeout=60)
                 s.sendall(data); s.shutdown(socket.SHUT_WR)
                 reply = b''
                 while True:
@@ -336,7 +336,7 @@ final class RunningSwitch {
                 """
                 import socket, hashlib, os
                 data = os.urandom(4 << 20)
-                s = socket.create_connection(('10.0.0.2', 5001), timeout=20)
+                s = socket.create_connection(('10.0.0.2', 5001), timeout=60)
                 s.sendall(data); s.shutdown(socket.SHUT_WR)
                 reply = b''
                 while True:
