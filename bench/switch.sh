@@ -114,6 +114,9 @@ set -- "$oasis" "$seconds"
 # The sink has no address: what arrives is counted by the veth and dropped by IPv4.
 rx() { ip netns exec "$sink" cat /sys/class/net/k0/statistics/rx_packets; }
 gen_dropped() { ip netns exec "$gen" cat /sys/class/net/g0/statistics/tx_dropped; }
+# Frames s0's XDP program could not hand to the switch's socket (its receive ring full
+# or its fill ring empty): the veth's rx_queue_0_drops.
+socket_drops() { ip netns exec "$sw" ethtool -S s0 2>/dev/null | awk '/rx_queue_0_drops/ { print $2; f = 1 } END { if (!f) print 0 }'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # Flow sets, written as ovs-ofctl add-flows files.
@@ -268,6 +271,8 @@ measure() {  # KEY
     local before dropped ticks line after
     before=$(rx)
     dropped=$(gen_dropped)
+    local missed
+    missed=$(socket_drops)
     ticks=$(cpu_ticks "$switch_pid")
     [ "$kind" = ovs ] && ovs-appctl -t ovs-vswitchd dpif-netdev/pmd-stats-clear >/dev/null
     line=$(ip netns exec "$gen" "${gen_cpu[@]}" "$blast" g0 $gmac $kmac 10.0.0.1 10.0.0.2 "$seconds")
@@ -290,7 +295,9 @@ measure() {  # KEY
         cpu=$(awk -v t=$(($(cpu_ticks "$switch_pid") - ticks)) -v hz="$(getconf CLK_TCK)" -v n=$((after - before)) \
             'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e9 / n; else print "n/a" }')
     fi
-    echo "  $1: $line; delivered $((after - before)) ($fps/s); refused at g0 (veth full) $(($(gen_dropped) - dropped)); switch CPU ${cpu} ns/frame" >&2
+    missed=$(($(socket_drops) - missed))
+    echo "  $1: $line; delivered $((after - before)) ($fps/s); refused at g0 (veth full) $(($(gen_dropped) - dropped)); not taken by the switch's socket on s0 $missed; switch CPU ${cpu} ns/frame" >&2
+    record "$1-missed" "$(awk -v n="$missed" -v s="$sent" 'BEGIN { if (s > 0) printf "%.0f", 100 * n / s; else print "n/a" }')"
     record "$1" "$fps"
     record "$1-offered" "$(awk -v n="$sent" -v d=$(($(gen_dropped) - dropped)) -v t="$elapsed" 'BEGIN { printf "%.0f", (n - d) / t }')"
     record "$1-cpu" "$cpu"
@@ -352,7 +359,7 @@ row() {  # FIGURE OURS PEER-NAME PEER TARGET
     local a b
     a=$(value "$2")
     b=$(value "$4")
-    echo "| switch | $1 | $a/s ($(ns "$a") ns) | $3 | $b/s ($(ns "$b") ns) | $(ratio "$a" "$b") | $5 | runs $(spread ${results[$2]:-}) vs $(spread ${results[$4]:-}); offered $(value "$2-offered") vs $(value "$4-offered")/s; switch CPU per frame $(value "$2-cpu") vs $(value "$4-cpu") ns |"
+    echo "| switch | $1 | $a/s ($(ns "$a") ns) | $3 | $b/s ($(ns "$b") ns) | $(ratio "$a" "$b") | $5 | runs $(spread ${results[$2]:-}) vs $(spread ${results[$4]:-}); offered $(value "$2-offered") vs $(value "$4-offered")/s; not taken by the socket $(value "$2-missed") vs $(value "$4-missed") %; switch CPU per frame $(value "$2-cpu") vs $(value "$4-cpu") ns |"
 }
 echo
 echo "OpenFlow 1.0 forwarding of 64-byte UDP frames between two AF_XDP ports on veths (bench/switch.sh, frames/s delivered at the sink and ns per frame, median of $rounds × $seconds s; ratio = Oasis / peer; $pinning; load average before: $load):"
@@ -368,6 +375,6 @@ row "(a) one exact-match flow, AF_XDP ports" oasis-exact "C floor: xdp-forward (
 row "(b) 1 000 wildcard flows, AF_XDP ports" oasis-wild1000 "C floor: xdp-forward" floor ""
 row "(c) actions=NORMAL, AF_XDP ports" oasis-normal "C floor: xdp-forward" floor ""
 echo
-echo "Offered = frames the generator got into g0 (sent minus the veth's tx_dropped) per second; when the offered rate is near the delivered rate, the generator (CPU 0, which also runs s0's XDP program and the copy into the socket) is the limit, not the switch. Switch CPU per frame = the switch process's user+system time over the run per delivered frame (oasis, xdp-forward); for Open vSwitch, whose PMD thread polls without a pause, its \`pmd-stats-show\` \"avg processing cycles per packet\" at ${mhz:-?} MHz."
+echo "Offered = frames the generator got into g0 (sent minus the veth's tx_dropped) per second; not taken by the socket = the share of the frames sent that s0's XDP program could not put in the switch's socket (receive ring full or fill ring empty; ethtool -S s0: rx_queue_0_drops); when the offered rate is near the delivered rate, the generator (CPU 0, which also runs s0's XDP program and the copy into the socket) is the limit, not the switch. Switch CPU per frame = the switch process's user+system time over the run per delivered frame (oasis, xdp-forward); for Open vSwitch, whose PMD thread polls without a pause, its \`pmd-stats-show\` \"avg processing cycles per packet\" at ${mhz:-?} MHz."
 [ -f bench/out/switch-oasis.log ] && echo "oasis said on exit (last round): $(tail -n 6 bench/out/switch-oasis.log | tr '\n' ' ')"
 exit 0
