@@ -20,7 +20,10 @@
 #     `in_port=1` at the LOWEST priority (1); (c) one flow `actions=NORMAL` (the
 #     sink's MAC learned first from 32 frames it sends).
 # Each figure is the median of ROUNDS rounds (default 3) of SECONDS (default 5) after a
-# 0.5 s warm-up, the three switches taking turns within a round. Needs root.
+# 0.5 s warm-up, the three switches taking turns within a round. Then (TAP=0: left
+# out) the same with TAP ports, ours `--port tap:t0 --port tap:t1` and OVS `type=tap`,
+# the generator and the sink on the TAPs in the switch's namespace (no C floor).
+# Needs root.
 #   bench/switch.sh OASIS_BINARY [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -112,11 +115,14 @@ for end in "$sw s0" "$sw s1" "$gen g0" "$sink k0"; do
 done
 set -- "$oasis" "$seconds"
 # The sink has no address: what arrives is counted by the veth and dropped by IPv4.
-rx() { ip netns exec "$sink" cat /sys/class/net/k0/statistics/rx_packets; }
-gen_dropped() { ip netns exec "$gen" cat /sys/class/net/g0/statistics/tx_dropped; }
+# Where the generator sends and the sink counts: the veths' far ends, or (TAP ports)
+# the TAPs themselves, in the switch's namespace.
+gns=$gen gif=g0 kns=$sink kif=k0 ports=xdp
+rx() { ip netns exec "$kns" cat /sys/class/net/$kif/statistics/rx_packets; }
+gen_dropped() { ip netns exec "$gns" cat /sys/class/net/$gif/statistics/tx_dropped; }
 # Frames s0's XDP program could not hand to the switch's socket (its receive ring full
 # or its fill ring empty): the veth's rx_queue_0_drops.
-socket_drops() { ip netns exec "$sw" ethtool -S s0 2>/dev/null | awk '/rx_queue_0_drops/ { print $2; f = 1 } END { if (!f) print 0 }'; }
+socket_drops() { [ "$ports" = xdp ] || { echo 0; return; }; ip netns exec "$sw" ethtool -S s0 2>/dev/null | awk '/rx_queue_0_drops/ { print $2; f = 1 } END { if (!f) print 0 }'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # Flow sets, written as ovs-ofctl add-flows files.
@@ -186,7 +192,9 @@ start_oasis() {
     for _ in $(seq 50); do grep -q ready "$relay_log" && break; sleep 0.1; done
     grep -q ready "$relay_log" || { echo "switch: gave up on of-relay.py: not listening after 5 s" >&2; cat "$relay_log" >&2; return 1; }
     switch_log=bench/out/switch-oasis.log
-    ip netns exec "$sw" "${switch_cpu[@]}" "$oasis" openflow switch --port xdp:s0 --port xdp:s1 \
+    local a=s0 b=s1
+    [ "$ports" = tap ] && a=t0 b=t1
+    ip netns exec "$sw" "${switch_cpu[@]}" "$oasis" openflow switch --port $ports:$a --port $ports:$b \
         --controller tcp:127.0.0.1:6653 >"$switch_log" 2>&1 &
     switch_pid=$!
     pids+=("$switch_pid")
@@ -233,13 +241,18 @@ start_ovs() {
     switch_pid=$(cat "$ovsdir/ovs-vswitchd.pid")
     switch_log=$ovsdir/ovs-vswitchd.log
     vsctl add-br br0 -- set bridge br0 datapath_type=netdev protocols=OpenFlow10 fail-mode=secure
-    vsctl add-port br0 s0 -- set interface s0 type=afxdp ofport_request=1 options:xdp-mode=native
-    vsctl add-port br0 s1 -- set interface s1 type=afxdp ofport_request=2 options:xdp-mode=native
+    if [ "$ports" = tap ]; then
+        vsctl add-port br0 t0 -- set interface t0 type=tap ofport_request=1
+        vsctl add-port br0 t1 -- set interface t1 type=tap ofport_request=2
+    else
+        vsctl add-port br0 s0 -- set interface s0 type=afxdp ofport_request=1 options:xdp-mode=native
+        vsctl add-port br0 s1 -- set interface s1 type=afxdp ofport_request=2 options:xdp-mode=native
+    fi
     vsctl set-controller br0 ptcp:6635:127.0.0.1
     target=tcp:127.0.0.1:6635
     wait_for_ports "$target" "$switch_pid" "$switch_log"
     local error
-    for port in s0 s1; do
+    for port in $([ "$ports" = tap ] && echo t0 t1 || echo s0 s1); do
         error=$(vsctl get interface "$port" error 2>/dev/null || true)
         [ -n "$error" ] && [ "$error" != '[]' ] && { echo "switch: ovs $port: $error" >&2; return 1; }
     done
@@ -249,14 +262,14 @@ start_ovs() {
 declare -A results
 record() { results[$1]="${results[$1]:-} $2"; }
 # The sink's MAC, for NORMAL: 32 frames from k0 (to the generator's MAC).
-learn() { ip netns exec "$sink" "$blast" k0 $kmac $gmac 10.0.0.2 10.0.0.1 1 32 >/dev/null; sleep 0.1; }
+learn() { ip netns exec "$kns" "$blast" $kif $kmac $gmac 10.0.0.2 10.0.0.1 1 32 >/dev/null; sleep 0.1; }
 # Waits until frames cross the switch (the ports may still be coming up): 64 frames
 # at a time, 20 tries over about 10 s at most.
 wait_for_forwarding() {  # KEY
     local before
     for _ in $(seq 20); do
         before=$(rx)
-        ip netns exec "$gen" "$blast" g0 $gmac $kmac 10.0.0.1 10.0.0.2 1 64 >/dev/null
+        ip netns exec "$gns" "$blast" $gif $gmac $kmac 10.0.0.1 10.0.0.2 1 64 >/dev/null
         sleep 0.5
         [ "$(rx)" -gt "$before" ] && return 0
     done
@@ -266,7 +279,7 @@ wait_for_forwarding() {  # KEY
 }
 measure() {  # KEY
     wait_for_forwarding "$1" || { record "$1" fail; return 0; }
-    ip netns exec "$gen" "${gen_cpu[@]}" "$blast" g0 $gmac $kmac 10.0.0.1 10.0.0.2 0.5 >/dev/null
+    ip netns exec "$gns" "${gen_cpu[@]}" "$blast" $gif $gmac $kmac 10.0.0.1 10.0.0.2 0.5 >/dev/null
     sleep 0.1
     local before dropped ticks line after
     before=$(rx)
@@ -274,8 +287,8 @@ measure() {  # KEY
     local missed
     missed=$(socket_drops)
     ticks=$(cpu_ticks "$switch_pid")
-    [ "$kind" = ovs ] && ovs-appctl -t ovs-vswitchd dpif-netdev/pmd-stats-clear >/dev/null
-    line=$(ip netns exec "$gen" "${gen_cpu[@]}" "$blast" g0 $gmac $kmac 10.0.0.1 10.0.0.2 "$seconds")
+    [ "$kind" = ovs ] && [ "$ports" = xdp ] && ovs-appctl -t ovs-vswitchd dpif-netdev/pmd-stats-clear >/dev/null
+    line=$(ip netns exec "$gns" "${gen_cpu[@]}" "$blast" $gif $gmac $kmac 10.0.0.1 10.0.0.2 "$seconds")
     sleep 0.1
     after=$(rx)
     local sent elapsed
@@ -284,7 +297,7 @@ measure() {  # KEY
     local fps
     fps=$(awk -v n=$((after - before)) -v t="$elapsed" 'BEGIN { printf "%.0f", n / t }')
     local cpu
-    if [ "$kind" = ovs ]; then
+    if [ "$kind" = ovs ] && [ "$ports" = xdp ]; then
         # The PMD thread polls without a pause: its busy cycles per packet, from
         # OVS's own counters (TSC cycles at the CPU's nominal MHz).
         cpu=$(ovs-appctl -t ovs-vswitchd dpif-netdev/pmd-stats-show 2>/dev/null |
@@ -299,7 +312,11 @@ measure() {  # KEY
     echo "  $1: $line; delivered $((after - before)) ($fps/s); refused at g0 (veth full) $(($(gen_dropped) - dropped)); not taken by the switch's socket on s0 $missed; switch CPU ${cpu} ns/frame" >&2
     record "$1-missed" "$(awk -v n="$missed" -v s="$sent" 'BEGIN { if (s > 0) printf "%.0f", 100 * n / s; else print "n/a" }')"
     record "$1" "$fps"
-    record "$1-offered" "$(awk -v n="$sent" -v d=$(($(gen_dropped) - dropped)) -v t="$elapsed" 'BEGIN { printf "%.0f", (n - d) / t }')"
+    # On a TAP a full queue refuses the send (sendmmsg fails, and counts tx_dropped
+    # too); on a veth the send succeeds and the peer's full ring drops it.
+    local refused=$(($(gen_dropped) - dropped))
+    [ "$ports" = tap ] && refused=0
+    record "$1-offered" "$(awk -v n="$sent" -v d=$refused -v t="$elapsed" 'BEGIN { printf "%.0f", (n - d) / t }')"
     record "$1-cpu" "$cpu"
 }
 
@@ -309,9 +326,28 @@ mhz=$(awk -F: '/cpu MHz/ { printf "%.0f", $2; exit }' /proc/cpuinfo)
 kind=""
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "switch: $rounds rounds of $seconds s per figure; $pinning; load average $load" >&2
+# The TAPs, once a switch has made them: up, in the switch's namespace.
+taps_up() {
+    [ "$ports" = tap ] || return 0
+    for tap in t0 t1; do
+        ip netns exec "$sw" ip link set "$tap" up
+        ip netns exec "$sw" sysctl -q -w net.ipv6.conf.$tap.disable_ipv6=1 2>/dev/null || true
+    done
+}
+kinds=xdp
+[ "${TAP:-1}" = 1 ] && kinds="xdp tap"
+kinds=${PORTS:-$kinds}
+for ports in $kinds; do
+if [ "$ports" = tap ]; then
+    gns=$sw gif=t0 kns=$sw kif=t1
+    p=tap-
+else
+    gns=$gen gif=g0 kns=$sink kif=k0
+    p=""
+fi
 for round in $(seq "$rounds"); do
-    echo "round $round" >&2
-    if wanted floor; then
+    echo "round $round ($ports ports)" >&2
+    if wanted floor && [ "$ports" = xdp ]; then
         kind=floor
         start_floor
         measure floor
@@ -321,10 +357,11 @@ for round in $(seq "$rounds"); do
     if wanted oasis; then
         kind=oasis
         start_oasis
+        taps_up
         for set in exact wild1000 normal; do
             install "$target" "$set"
             [ "$set" = normal ] && learn
-            measure "oasis-$set"
+            measure "${p}oasis-$set"
         done
         ip netns exec "$sw" "${ofctl[@]}" dump-flows "$target" >bench/out/switch-oasis-flows.txt 2>&1 || true
         stop_switch
@@ -333,16 +370,18 @@ for round in $(seq "$rounds"); do
     if [ -n "$ovs" ] && wanted ovs; then
         kind=ovs
         start_ovs
+        taps_up
         for set in exact wild1000 normal; do
             install "$target" "$set"
             [ "$set" = normal ] && learn
-            measure "ovs-$set"
+            measure "${p}ovs-$set"
         done
         ip netns exec "$sw" "${ofctl[@]}" dump-flows "$target" >bench/out/switch-ovs-flows.txt || true
         cp "$switch_log" bench/out/switch-ovs-vswitchd.log 2>/dev/null || true
         ovs_stop
         sleep 0.5
     fi
+done
 done
 
 median() {
@@ -371,10 +410,15 @@ if [ -n "$ovs" ]; then
     row "(b) 1 000 wildcard flows, the match lowest, AF_XDP ports" oasis-wild1000 "Open vSwitch userspace, afxdp ports" ovs-wild1000 "≥ 1.5×"
     row "(c) actions=NORMAL, AF_XDP ports" oasis-normal "Open vSwitch userspace, afxdp ports" ovs-normal "≥ 1.5×"
 fi
+if [ "${TAP:-1}" = 1 ] && [ -n "$ovs" ]; then
+    row "(a) one exact-match flow, TAP ports" tap-oasis-exact "Open vSwitch userspace, type=tap ports" tap-ovs-exact "≥ 1.5×"
+    row "(b) 1 000 wildcard flows, the match lowest, TAP ports" tap-oasis-wild1000 "Open vSwitch userspace, type=tap ports" tap-ovs-wild1000 "≥ 1.5×"
+    row "(c) actions=NORMAL, TAP ports" tap-oasis-normal "Open vSwitch userspace, type=tap ports" tap-ovs-normal "≥ 1.5×"
+fi
 row "(a) one exact-match flow, AF_XDP ports" oasis-exact "C floor: xdp-forward (copy between two AF_XDP sockets)" floor "≥ 0.9×"
 row "(b) 1 000 wildcard flows, AF_XDP ports" oasis-wild1000 "C floor: xdp-forward" floor ""
 row "(c) actions=NORMAL, AF_XDP ports" oasis-normal "C floor: xdp-forward" floor ""
 echo
-echo "Offered = frames the generator got into g0 (sent minus the veth's tx_dropped) per second; not taken by the socket = the share of the frames sent that s0's XDP program could not put in the switch's socket (receive ring full or fill ring empty; ethtool -S s0: rx_queue_0_drops); when the offered rate is near the delivered rate, the generator (CPU 0, which also runs s0's XDP program and the copy into the socket) is the limit, not the switch. Switch CPU per frame = the switch process's user+system time over the run per delivered frame (oasis, xdp-forward); for Open vSwitch, whose PMD thread polls without a pause, its \`pmd-stats-show\` \"avg processing cycles per packet\" at ${mhz:-?} MHz."
+echo "Offered = frames the generator got into g0 (sent minus the veth's tx_dropped) per second (on a TAP: the frames sendmmsg took; a full TAP queue refuses the rest); not taken by the socket = the share of the frames sent that s0's XDP program could not put in the switch's socket (receive ring full or fill ring empty; ethtool -S s0: rx_queue_0_drops); when the offered rate is near the delivered rate, the generator (CPU 0, which also runs s0's XDP program and the copy into the socket) is the limit, not the switch. Switch CPU per frame = the switch process's user+system time over the run per delivered frame (oasis, xdp-forward, and ovs-vswitchd with TAP ports, which its main thread serves); for Open vSwitch on afxdp ports, whose PMD thread polls without a pause, its \`pmd-stats-show\` \"avg processing cycles per packet\" at ${mhz:-?} MHz."
 [ -f bench/out/switch-oasis.log ] && echo "oasis said on exit (last round): $(tail -n 6 bench/out/switch-oasis.log | tr '\n' ' ')"
 exit 0
