@@ -49,6 +49,14 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && command -v nft >/dev/null
 else
     echo "tcp: skipped (needs root, nft and ethtool)" | tee -a "$out"
 fi
+# OpenFlow: `oasis openflow switch` on AF_XDP ports beside Open vSwitch's userspace
+# datapath (afxdp ports) and a C floor, forwarding 64-byte frames between two veths.
+if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && command -v ovs-ofctl >/dev/null; then
+    echo "switch: oasis openflow switch beside Open vSwitch and a C floor (bench/switch.sh)"
+    bash bench/switch.sh "$bin/oasis" "${SWITCH_SECONDS:-5}" | tee -a "$out"
+else
+    echo "switch: skipped (needs root and ovs-ofctl)" | tee -a "$out"
+fi
 # DNS: `oasis dns` beside NSD under dnsperf, at four zone sizes.
 if [ "$(id -u)" -eq 0 ] && command -v dnsperf >/dev/null && command -v nsd >/dev/null \
     && command -v dig >/dev/null; then
