@@ -184,6 +184,7 @@ final class RunningSwitch {
                     "ip", "netns", "exec", space.name, "tcpdump", "-i", "lo", "-U", "-w", capture,
                     "tcp", "port", "6653",
                 ])
+            defer { dump.stop() }  // on every path (stopping twice is harmless)
             var controller = try BackgroundProcess(
                 [
                     "env", "OVS_RUNDIR=\(rundir)", "ip", "netns", "exec", space.name,
@@ -213,7 +214,6 @@ final class RunningSwitch {
             let deadline = Deadline(seconds: 15)
             while !back && !deadline.hasPassed { back = try running.ping(from: 2, to: 1, count: 1) }
             #expect(back, "the switch reconnected and the controller's flows carry the pings")
-            _ = log
             dump.stop()
             if isInstalled("tshark") {
                 let bad = try OasisTestSupport.run([
@@ -230,7 +230,6 @@ final class RunningSwitch {
                     "\(messages.output.prefix(2000))")
             }
         }
-        // The switch's report, after the fact.
     }
 
     /// Ports of three kinds at once (a TAP, a veth read by pcap, a veth on AF_XDP), driven
