@@ -126,7 +126,10 @@ public enum FrameActions {
         _ frame: inout Packet, _ body: (inout MutableRawSpan) throws(IPv4Error) -> Void
     ) {
         let offset = isTagged(frame) ? 18 : 14
-        guard frame.count > offset, (try? frame.read(UInt16.self, at: offset - 2)) == 0x0800
+        // A whole IPv4 header's 20 bytes at least (the rewrites check its own length;
+        // the ToS action reads its byte first: a shorter frame trapped, found by
+        // FuzzSwitch).
+        guard frame.count >= offset + 20, (try? frame.read(UInt16.self, at: offset - 2)) == 0x0800
         else { return }
         guard (try? frame.shift(by: offset)) != nil else { return }
         var bytes = frame.mutableBytes

@@ -159,6 +159,21 @@ import Testing
         #expect(unchanged[0].1 == arp)
     }
 
+    /// An IPv4-typed frame cut inside its IP header: the IP rewrites leave it alone
+    /// (the ToS rewrite read byte 1 of a 1-byte header and trapped; FuzzSwitch found it).
+    @Test func ipRewritesLeaveACutIPv4HeaderAlone() throws {
+        for cut in [15, 16, 20, 33] {
+            let frame = Array(Self.frame().prefix(cut))
+            let outputs = try Self.run(
+                [
+                    .setNWToS(0xb8), .setNWSource(1), .setTPDestination(9),
+                    .output(port: PortNumber(1)),
+                ],
+                on: frame)
+            #expect(outputs[0].1 == frame, "cut at \(cut)")
+        }
+    }
+
     @Test func aVendorActionIsRefused() {
         #expect(throws: ActionError.unsupportedVendor(0x2320)) {
             try Self.run(
