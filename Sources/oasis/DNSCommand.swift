@@ -43,6 +43,7 @@ struct DNSCommand: ParsableCommand {
     var listen: String?
 
     @OptionGroup var stackOptions: StackOptions
+    @OptionGroup var loopOptions: LoopOptions
 
     @Option(help: "The largest UDP answer to an EDNS client.")
     var maximumUDPPayload = Transport.defaultPayloadSize
@@ -117,7 +118,7 @@ struct DNSCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let names = engine.statistics
-        let loop = try EventLoop()
+        let loop = try loopOptions.makeLoop()
         let stopper = SignalStopper(loop: loop)
         let service = DNSService(
             engine: engine, maximumUDPPayload: maximumUDPPayload, answerCache: answerCache)

@@ -149,6 +149,7 @@ struct OpenFlowControllerCommand: ParsableCommand {
     var backend: Backend = .socket
 
     @OptionGroup var stackOptions: StackOptions
+    @OptionGroup var loopOptions: LoopOptions
 
     @Option(help: "Stop after this many seconds (default: run until interrupted).")
     var seconds: Double?
@@ -177,7 +178,7 @@ struct OpenFlowControllerCommand: ParsableCommand {
         limits.echoInterval = try milliseconds(echoInterval, option: "--echo-interval")
         limits.deadTimeout = try milliseconds(deadTimeout, option: "--dead-timeout")
         let application = try makeApplication()
-        let loop = try EventLoop()
+        let loop = try loopOptions.makeLoop()
         let stopper = SignalStopper(loop: loop)
         let setup = ControllerSetup(
             ports: endpoints.map(\.1), limits: limits, application: application,

@@ -43,6 +43,7 @@ struct StackCommand: ParsableCommand {
     var xenBufferPages = 768
 
     @OptionGroup var stackOptions: StackOptions
+    @OptionGroup var loopOptions: LoopOptions
 
     @Option(help: "UDP port of the echo service.")
     var echoPort: UInt16 = 7
@@ -61,7 +62,7 @@ struct StackCommand: ParsableCommand {
 
     func run() throws {
         let configuration = try stackOptions.configuration()
-        let loop = try EventLoop()
+        let loop = try loopOptions.makeLoop()
         let stopper = SignalStopper(loop: loop)
         let echo = EchoApplication(echoPort: echoPort, seconds: seconds, iperf3: iperf3)
 

@@ -42,6 +42,8 @@ struct OpenFlowSwitchCommand: ParsableCommand {
         help: "With no controller: secure (emergency flows only) or standalone (learning switch).")
     var failMode: String = "secure"
 
+    @OptionGroup var loopOptions: LoopOptions
+
     @Option(help: "Stop after this many seconds (default: run until SIGINT/SIGTERM).")
     var seconds: Double?
 
@@ -61,7 +63,7 @@ struct OpenFlowSwitchCommand: ParsableCommand {
             try Self.endpoint($0, scheme: "ptcp", defaultAddress: IPv4Address(127, 0, 0, 1))
         }
 
-        let loop = try EventLoop()
+        let loop = try loopOptions.makeLoop()
         let stopper = SignalStopper(loop: loop)
         let datapath = Datapath(on: loop)
         for (index, text) in ports.enumerated() {
