@@ -4,6 +4,8 @@
 # that comes back counts as a response, as cbench counts). Three controllers, each a
 # learning switch, on kernel sockets over loopback, one fresh process per run:
 #   - `oasis openflow controller --app learning` (OASIS_BINARY; a release build);
+#   - the same with `--busy-poll 200` ("oasis+poll": its loop polls 200 µs before it
+#     sleeps, trading idle CPU for a wake-up per round trip; the CPU column shows it);
 #   - `ovs-testcontroller` (Debian openvswitch-testcontroller; one FLOW_MOD carrying
 #     the buffer id per PACKET_IN, as ours);
 #   - os-ken's simple_switch shape (bench/peers/osken_simple_switch.py, PyPI os-ken<3
@@ -39,6 +41,10 @@ start_controller() {
         taskset -c 1 "$oasis" openflow controller --listen "127.0.0.1:$port" --app learning \
             >"$out/controller.log" 2>&1 &
         ;;
+    oasis+poll)
+        taskset -c 1 "$oasis" openflow controller --listen "127.0.0.1:$port" --app learning \
+            --busy-poll "${BUSY_POLL:-200}" >"$out/controller.log" 2>&1 &
+        ;;
     ovs-testcontroller)
         OVS_RUNDIR=$PWD/$out/ovs taskset -c 1 ovs-testcontroller -O OpenFlow10 \
             "ptcp:$port:127.0.0.1" >"$out/controller.log" 2>&1 &
@@ -61,7 +67,7 @@ start_controller() {
 }
 
 available=()
-command -v "$oasis" >/dev/null || [ -x "$oasis" ] && available+=(oasis)
+command -v "$oasis" >/dev/null || [ -x "$oasis" ] && available+=(oasis oasis+poll)
 if command -v ovs-testcontroller >/dev/null; then
     available+=(ovs-testcontroller)
 else

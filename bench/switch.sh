@@ -56,6 +56,9 @@ else
     pinning="one CPU: nothing pinned"
 fi
 [ "${NICE:-0}" != 0 ] && pinning="$pinning, all at nice ${NICE}"
+# OASIS_BUSY_POLL=µs: the Oasis switch's loop polls that long before it sleeps (as OVS's
+# PMD thread polls without a pause); 0, the default, sleeps at once.
+[ "${OASIS_BUSY_POLL:-0}" != 0 ] && pinning="$pinning, oasis with --busy-poll ${OASIS_BUSY_POLL}"
 rm -f bench/out/switch-*.log bench/out/switch-*.txt
 
 gmac=02:00:00:00:01:01
@@ -195,7 +198,7 @@ start_oasis() {
     local a=s0 b=s1
     [ "$ports" = tap ] && a=t0 b=t1
     ip netns exec "$sw" "${switch_cpu[@]}" "$oasis" openflow switch --port $ports:$a --port $ports:$b \
-        --controller tcp:127.0.0.1:6653 >"$switch_log" 2>&1 &
+        --controller tcp:127.0.0.1:6653 --busy-poll "${OASIS_BUSY_POLL:-0}" >"$switch_log" 2>&1 &
     switch_pid=$!
     pids+=("$switch_pid")
     target=tcp:127.0.0.1:6636
