@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 oasis=$1
 seconds=${2:-5}
 switch_counts=${SWITCHES:-1 4 16}
-osken_python=${OSKEN_PYTHON:-python3}
+osken_python=${OSKEN_PYTHON:-/opt/oasis-peers/osken/bin/python}  # scripts/setup.sh makes it
 out=bench/out
 mkdir -p "$out/bin" "$out/ovs"
 gcc -O2 -Wall -o "$out/bin/of-load" bench/peers/of-load.c || exit 1

@@ -9,7 +9,7 @@ packages=(
     iproute2 iputils-ping iputils-arping netcat-openbsd  # namespaces and kernel peers
     tshark tcpdump                    # captures read by a dissector we did not write
     ethtool                           # checksum offload off on veths that pcap reads
-    python3                           # kernel-side UDP sockets in the stack tests
+    python3 python3-venv              # kernel-side UDP sockets in the stack tests; os-ken's venv
     python3-scapy nftables            # raw TCP segments as the RFCs state them; the kernel's resets dropped
     iperf3                            # the iperf3 client and server our iperf3 roles meet
     liblwip-dev                       # lwIP's TCP beside ours on a TAP (bench/tcp.sh)
@@ -34,6 +34,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# os-ken (PyPI, not in Debian): a controller of others' that drives our switch in
+# SwitchPeerTests and is measured beside ours in bench/openflow.sh. Its own venv, so
+# the system's Python stays as Debian left it. OSKEN_PYTHON points the tests at another.
+osken=/opt/oasis-peers/osken
+if [ ! -x "$osken/bin/python" ] || ! "$osken/bin/python" -c "import os_ken" 2>/dev/null; then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "setup: installing os-ken into $osken"
+        python3 -m venv "$osken" && "$osken/bin/pip" install -q 'os-ken<3' ||
+            echo "setup: os-ken did not install (PyPI unreachable?): the tests that need it will say so" >&2
+    fi
 fi
 
 command -v swift >/dev/null || { echo "setup: swift not on PATH (expected /opt/swift/usr/bin)" >&2; exit 1; }

@@ -32,6 +32,14 @@ public struct SwitchChannelCounters: Sendable {
     public var echoTimeouts: UInt64 = 0
 }
 
+/// What a switch sends and never receives, one bit per message type: refused by type
+/// before their bodies are read (a malformed STATS_REPLY is a wrong type, not a wrong
+/// length).
+private let switchToControllerTypes: UInt32 = [
+    MessageType.featuresReply, .getConfigReply, .packetIn, .flowRemoved, .portStatus,
+    .statsReply, .barrierReply, .queueGetConfigReply,
+].reduce(0) { $0 | 1 << $1.rawValue }
+
 /// An OpenFlow 1.0 switch's channel to its controllers.
 ///
 /// ```swift
@@ -136,12 +144,15 @@ public final class SwitchChannel<Streams: StreamService> {
     }
 
     /// Accepts sessions on `port` (as `ovs-vswitchd`'s `ptcp:6634`), any number, one
-    /// after another or at once.
-    public func listen(port: UInt16) throws(StreamError) {
+    /// after another or at once. Returns where it listens (the port the service
+    /// picked, for port 0).
+    @discardableResult
+    public func listen(port: UInt16) throws(StreamError) -> StreamEndpoint {
         let listener = try streams.listen(port: port, backlog: 16) { [weak self] connection in
             _ = self?.open(connection, active: false)
         }
         listeners.append(listener)
+        return listener.local
     }
 
     private func open(_ connection: Streams.Connection, active: Bool) -> Session {
@@ -250,6 +261,27 @@ public final class SwitchChannel<Streams: StreamService> {
 
     private func handle(_ bits: Bits, on session: Session) {
         counters.messagesReceived &+= 1
+        let version = (try? bits.read(UInt8.self, at: 0)) ?? 0
+        let type = (try? bits.read(UInt8.self, at: 1)) ?? 0
+        // The first message must be a HELLO (OpenFlow 1.0 §6.3.1): anything else before
+        // it fails the handshake (OpenFlow 1.0, "Connection Setup"), as Open vSwitch fails it.
+        if !session.helloReceived, type != MessageType.hello.rawValue {
+            counters.errorsSent &+= 1
+            send(
+                Message(
+                    xid: (try? bits.read(UInt32.self, at: 4)) ?? 0,
+                    body: .error(
+                        ErrorMessage(
+                            kind: .helloFailed(.incompatible),
+                            data: Payload(Array("expected a HELLO first".utf8))))),
+                on: session)
+            close(session, reason: "a message of type \(type) before HELLO")
+            return
+        }
+        if version == 1, type < 32, switchToControllerTypes & 1 << type != 0 {
+            refuse(bits, kind: .badRequest(.badType), on: session)
+            return
+        }
         let message: Message
         do throws(OpenFlowError) {
             message = try Message.decode(bits)

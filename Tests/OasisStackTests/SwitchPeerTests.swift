@@ -300,6 +300,51 @@ final class RunningSwitch {
         }
     }
 
+    /// os-ken (PyPI; a Python controller many users pick) driving our switch with the
+    /// shape of its simple_switch (bench/peers/osken_simple_switch.py: a FLOW_MOD and a
+    /// PACKET_OUT per PACKET_IN, flows that ask for FLOW_REMOVED): hosts on a TAP and on
+    /// a veth read by pcap ping one another and 4 MiB over TCP arrive intact.
+    @Test func osKenDrivesTheSwitch() throws {
+        try requirements(#function, ["ping", "python3", "ethtool"])
+        let python =
+            ProcessInfo.processInfo.environment["OSKEN_PYTHON"]
+            ?? "/opt/oasis-peers/osken/bin/python"
+        guard (try? OasisTestSupport.run([python, "-c", "import os_ken"]))?.status == 0 else {
+            try skip(
+                #function, "os-ken is not importable by \(python) (scripts/setup.sh installs it)")
+        }
+        try withTestNamespace(#function) { space in
+            try space.runChecked(["ip", "link", "set", "lo", "up"])
+            let controller = try BackgroundProcess([
+                "ip", "netns", "exec", space.name, python,
+                repositoryRoot + "/bench/peers/osken_simple_switch.py", "6653",
+            ])
+            // os-ken takes a while to import; the switch dials with backoff until it listens.
+            let running = try RunningSwitch(
+                space, ports: [.tap, .pcap, .tap],
+                arguments: ["--controller", "tcp:127.0.0.1:6653"])
+            var log = ""
+            defer {
+                if log.isEmpty { log = running.stop() }
+                controller.stop()
+                print("oasis said:\n\(log)")
+            }
+            var first = false
+            let deadline = Deadline(seconds: 20)
+            while !first && !deadline.hasPassed {
+                first = try running.ping(from: 1, to: 2, count: 1)
+            }
+            #expect(first, "no ping passed within 20 s of os-ken starting")
+            for (from, to) in [(1, 2), (1, 3), (2, 3), (3, 1), (2, 1), (3, 2)] {
+                #expect(try running.ping(from: from, to: to), "\(from) → \(to)")
+            }
+            let transfer = try running.transferIntact(from: 2, to: 3)
+            #expect(transfer.intact, "\(transfer.said)")
+            log = running.stop()
+            #expect(log.contains("controller 127.0.0.1:6653 connected"), "\(log)")
+        }
+    }
+
     /// Our own controller's learning switch driving our switch: every host pings every
     /// other, 4 MiB over TCP arrive intact, and the controller installed the flows
     /// (the switch's own counters say so).
