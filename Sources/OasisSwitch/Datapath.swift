@@ -23,17 +23,26 @@ public final class SwitchPort {
     public internal(set) var receiveDrops: UInt64 = 0
     public internal(set) var sendDrops: UInt64 = 0
 
+    /// The address reported for the port: the device's unless the kernel interface
+    /// under it has its own (as Open vSwitch reports a netdev's).
+    public var hardwareAddress: MACAddress
+    /// `ofp_port_features` the link has now (its speed and duplex), reported as `curr`.
+    public var currentFeatures: PortFeatures = []
+
     init(number: PortNumber, device: any NetworkDevice) {
         self.number = number
         self.device = device
+        hardwareAddress = device.macAddress
     }
 
     /// `ofp_phy_port` for FEATURES_REPLY and PORT_STATUS.
     public var description: PhysicalPort {
-        PhysicalPort(
-            portNumber: number, hardwareAddress: device.macAddress,
+        var port = PhysicalPort(
+            portNumber: number, hardwareAddress: hardwareAddress,
             name: OpenFlowText(device.name), config: config,
             state: device.isLinkUp ? [] : .linkDown)
+        port.current = currentFeatures
+        return port
     }
 
     /// Whether frames may leave by this port.

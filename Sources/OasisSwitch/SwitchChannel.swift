@@ -82,12 +82,17 @@ public final class SwitchChannel<Streams: StreamService> {
         var framer = MessageFramer()
         var pending: [UInt8] = []
         var helloReceived = false
+        /// SET_CONFIG's miss_send_len for this session: 128 for a controller the switch
+        /// dialed, 0 for a tool on the passive listener (it gets no PACKET_IN), as Open
+        /// vSwitch has it for its primary and service connections.
+        var missSendLength: UInt16
         var lastHeard: Int64 = 0
         var echoTimer: TimerID?
         var closed = false
         init(connection: Streams.Connection, active: Bool) {
             self.connection = connection
             self.active = active
+            missSendLength = active ? 128 : 0
         }
     }
 
@@ -323,10 +328,15 @@ public final class SwitchChannel<Streams: StreamService> {
         case .featuresRequest:
             send(Message(xid: xid, body: .featuresReply(features)), on: session)
         case .getConfigRequest:
-            send(Message(xid: xid, body: .getConfigReply(config)), on: session)
+            var reply = config
+            reply.missSendLength = session.missSendLength
+            send(Message(xid: xid, body: .getConfigReply(reply)), on: session)
         case .setConfig(let new):
-            config = new
-            datapath.missSendLength = new.missSendLength
+            // Fragment handling is the switch's; miss_send_len the session's (only
+            // controllers the switch dialed get PACKET_INs).
+            config.flags = new.flags
+            session.missSendLength = new.missSendLength
+            if session.active { datapath.missSendLength = new.missSendLength }
         case .flowMod(let mod):
             if mod.command == .add || mod.command == .modify || mod.command == .modifyStrict,
                 let code = Datapath.refusal(of: mod.actions, inPacketOut: false)
@@ -356,7 +366,7 @@ public final class SwitchChannel<Streams: StreamService> {
             }
         case .portMod(let mod):
             if let port = datapath.ports[mod.portNumber],
-                port.device.macAddress != mod.hardwareAddress
+                port.hardwareAddress != mod.hardwareAddress
             {
                 refuse(bits, kind: .portModFailed(.badHardwareAddress), on: session)
             } else if datapath.modifyPort(mod.portNumber, config: mod.config, mask: mod.mask),
@@ -416,7 +426,7 @@ public final class SwitchChannel<Streams: StreamService> {
     public var features: SwitchFeatures {
         SwitchFeatures(
             datapathID: datapathID, bufferCount: UInt32(datapath.buffers.capacity), tableCount: 1,
-            capabilities: [.flowStats, .tableStats, .portStats, .arpMatchIP],
+            capabilities: [.flowStats, .tableStats, .portStats, .queueStats, .arpMatchIP],
             actions: ActionTypes(rawValue: 0xfff),
             ports: datapath.ports.values.sorted { $0.number.rawValue < $1.number.rawValue }
                 .map(\.description))
@@ -438,7 +448,7 @@ public final class SwitchChannel<Streams: StreamService> {
         case .table:
             return .table([
                 TableStats(
-                    tableID: 0, name: "classifier", wildcards: .all,
+                    tableID: 0, name: "table0", wildcards: .all,
                     maxEntries: UInt32(clamping: datapath.table.maximumEntries),
                     activeCount: UInt32(clamping: datapath.table.count),
                     lookupCount: datapath.table.lookupCount,

@@ -2,6 +2,7 @@
 // dialing controllers and listening for `ovs-ofctl`, its channel on kernel sockets.
 
 import ArgumentParser
+import Glibc
 import OasisDevices
 import OasisLoop
 import OasisNet
@@ -86,6 +87,9 @@ struct OpenFlowSwitchCommand: ParsableCommand {
                     "--port: tap:NAME, pcap:INTERFACE or xdp:INTERFACE, not \(text)")
             }
             let port = try datapath.addPort(device)
+            let kernel = KernelInterface(name: device.name)
+            if let address = kernel.address { port.hardwareAddress = address }
+            port.currentFeatures = kernel.currentFeatures
             Console.log("oasis: port \(port.number.rawValue): \(text) (\(device.name))")
         }
         let streams = SocketStreams(address: passive?.address ?? .any, on: loop)
@@ -144,5 +148,40 @@ struct OpenFlowSwitchCommand: ParsableCommand {
         let address = parts.count == 3 ? IPv4Address(parts[2]) : defaultAddress
         guard let address else { throw ValidationError("\(text): not an IPv4 address") }
         return StreamEndpoint(address: address, port: port)
+    }
+}
+
+/// What the kernel says of a network interface (sysfs), for the port descriptions
+/// Open vSwitch gives: its address, and its speed and duplex as `ofp_port_features`.
+struct KernelInterface {
+    var address: MACAddress?
+    var currentFeatures: PortFeatures = []
+
+    init(name: String) {
+        let directory = "/sys/class/net/\(name)/"
+        func read(_ file: String) -> String? {
+            let fd = open(directory + file, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            defer { close(fd) }
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            guard count > 0 else { return nil }
+            return String(decoding: buffer[..<count], as: UTF8.self).split(separator: "\n").first
+                .map(String.init)
+        }
+        if let text = read("address") {
+            let bytes = text.split(separator: ":").compactMap { UInt8($0, radix: 16) }
+            if bytes.count == 6 { address = MACAddress(bytes.reduce(0) { $0 << 8 | UInt64($1) }) }
+        }
+        // speed is unreadable (EINVAL) while the link is down: no features then.
+        guard let speed = read("speed").flatMap(Int.init) else { return }
+        let full = read("duplex") == "full"
+        switch speed {
+        case 10: currentFeatures = full ? .full10Mb : .half10Mb
+        case 100: currentFeatures = full ? .full100Mb : .half100Mb
+        case 1000: currentFeatures = full ? .full1Gb : .half1Gb
+        case 10000: currentFeatures = full ? .full10Gb : []
+        default: break
+        }
     }
 }
