@@ -57,6 +57,20 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && command -v ovs-ofctl >/de
 else
     echo "switch: skipped (needs root and ovs-ofctl)" | tee -a "$out"
 fi
+# OpenFlow controllers: ours, ovs-testcontroller and os-ken under a cbench-like load.
+if command -v ovs-testcontroller >/dev/null; then
+    echo "openflow: oasis openflow controller beside ovs-testcontroller and os-ken (bench/openflow.sh)"
+    bash bench/openflow.sh "$bin/oasis" "${OPENFLOW_SECONDS:-5}" | tee -a "$out"
+else
+    echo "openflow: skipped (needs ovs-testcontroller)" | tee -a "$out"
+fi
+# Flow setup: PACKET_IN to installed flow through ovs-testcontroller, beside OVS.
+if [ "$(id -u)" -eq 0 ] && command -v ovs-testcontroller >/dev/null && command -v ovs-vswitchd >/dev/null; then
+    echo "flowsetup: oasis openflow switch beside Open vSwitch, driven by ovs-testcontroller (bench/flowsetup.sh)"
+    bash bench/flowsetup.sh "$bin/oasis" | tee -a "$out"
+else
+    echo "flowsetup: skipped (needs root, ovs-testcontroller and ovs-vswitchd)" | tee -a "$out"
+fi
 # DNS: `oasis dns` beside NSD under dnsperf, at four zone sizes.
 if [ "$(id -u)" -eq 0 ] && command -v dnsperf >/dev/null && command -v nsd >/dev/null \
     && command -v dig >/dev/null; then

@@ -3,7 +3,10 @@
  * sent again and again on a raw AF_PACKET socket with PACKET_QDISC_BYPASS, in batches
  * of 64 through sendmmsg, for SECONDS or until COUNT frames are out, whichever comes
  * first (COUNT 0: no limit). Prints what it sent and the rate.
- *   frame-blast IFNAME SRC_MAC DST_MAC SRC_IP DST_IP SECONDS [COUNT]
+ *   frame-blast IFNAME SRC_MAC DST_MAC SRC_IP DST_IP SECONDS [COUNT [SOURCES [RATE]]]
+ * With SOURCES > 0, frame n comes from SRC_MAC with its last three bytes replaced by
+ * n mod SOURCES + 1: that many new flows, for the flow-setup bench. With RATE > 0,
+ * frames go out at about RATE a second (in batches of at most 16), not flat out.
  * Pin it with taskset; it runs flat out. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -46,6 +49,8 @@ int main(int argc, char **argv) {
     }
     double seconds = atof(argv[6]);
     unsigned long limit = argc > 7 ? strtoul(argv[7], NULL, 10) : 0;
+    unsigned long sources = argc > 8 ? strtoul(argv[8], NULL, 10) : 0;
+    double rate = argc > 9 ? atof(argv[9]) : 0;
     frame[12] = 0x08; /* IPv4 */
     uint8_t *ip = frame + 14;
     ip[0] = 0x45;
@@ -74,18 +79,39 @@ int main(int argc, char **argv) {
     if (address.sll_ifindex == 0) { perror("frame-blast: interface"); return 1; }
     if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0) { perror("frame-blast: bind"); return 1; }
 
-    struct iovec iov = {.iov_base = frame, .iov_len = FRAME};
+    static uint8_t frames[BATCH][FRAME];
+    struct iovec iov[BATCH];
     struct mmsghdr messages[BATCH];
     memset(messages, 0, sizeof messages);
     for (int i = 0; i < BATCH; i++) {
-        messages[i].msg_hdr.msg_iov = &iov;
+        memcpy(frames[i], frame, FRAME);
+        iov[i].iov_base = sources ? frames[i] : frame;
+        iov[i].iov_len = FRAME;
+        messages[i].msg_hdr.msg_iov = &iov[i];
         messages[i].msg_hdr.msg_iovlen = 1;
     }
     unsigned long sent = 0, refused = 0;
     double start = now(), end = start + seconds, t = start;
     while (t < end && (limit == 0 || sent < limit)) {
         unsigned batch = BATCH;
+        if (rate > 0) {
+            /* Due by now: (t - start) * rate frames; wait for the next one otherwise. */
+            double due = (t - start) * rate - (double)sent;
+            if (due < 1) {
+                struct timespec pause = {0, 200000};
+                nanosleep(&pause, NULL);
+                t = now();
+                continue;
+            }
+            batch = due < 16 ? (unsigned)due : 16;
+        }
         if (limit && limit - sent < batch) batch = (unsigned)(limit - sent);
+        for (unsigned i = 0; sources && i < batch; i++) {
+            unsigned long source = (sent + i) % sources + 1;
+            frames[i][9] = (uint8_t)(source >> 16);
+            frames[i][10] = (uint8_t)(source >> 8);
+            frames[i][11] = (uint8_t)source;
+        }
         int n = sendmmsg(fd, messages, batch, 0);
         if (n < 0) {
             if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR) { perror("frame-blast: sendmmsg"); return 1; }
