@@ -9,6 +9,7 @@ import OasisNet
 import OasisOpenFlow
 import OasisSwitch
 import OasisWire
+import OasisXen
 
 struct OpenFlowSwitchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,7 +24,7 @@ struct OpenFlowSwitchCommand: ParsableCommand {
     @Option(
         name: .customLong("port"),
         help:
-            "A port: tap:NAME (created if missing), pcap:INTERFACE or xdp:INTERFACE; numbered 1, 2, … in order."
+            "A port: tap:NAME (created if missing), pcap:INTERFACE, xdp:INTERFACE or xen:VIF (a Xen netfront, device/vif/VIF); numbered 1, 2, … in order."
     )
     var ports: [String] = []
 
@@ -42,6 +43,15 @@ struct OpenFlowSwitchCommand: ParsableCommand {
     @Option(
         help: "With no controller: secure (emergency flows only) or standalone (learning switch).")
     var failMode: String = "secure"
+
+    @Option(
+        help: ArgumentHelp(
+            "xen: ports on the simulated hypervisor served by xen/netback-sim at this socket.",
+            valueName: "socket"))
+    var xenSim: String?
+
+    @Option(help: "xen: ports: pages granted to the backend for each port's packet buffers.")
+    var xenBufferPages = 768
 
     @OptionGroup var loopOptions: LoopOptions
 
@@ -67,11 +77,47 @@ struct OpenFlowSwitchCommand: ParsableCommand {
         let loop = try loopOptions.makeLoop()
         let stopper = SignalStopper(loop: loop)
         let datapath = Datapath(on: loop)
+        // Xen ports share one connection to the hypervisor (or its simulator), closed
+        // after the ports; each port is a netfront, disconnected from its backend at exit.
+        var closers: [() -> Void] = []
+        defer { for close in closers.reversed() { close() } }
+        var portFailure: NetfrontError?
+        var openXen: ((Int) throws -> any NetworkDevice)?
+        if ports.contains(where: { $0.hasPrefix("xen:") }) {
+            let pages = xenBufferPages
+            func opener<Facilities: XenFacilities>(_ xen: Facilities) -> (Int) throws ->
+                any NetworkDevice
+            {
+                { vif in
+                    let netfront = try Netfront(
+                        facilities: xen, vif: vif, on: loop, bufferPages: pages)
+                    netfront.onFailure = { error in
+                        Console.log("oasis: \(netfront.name): \(error)")
+                        portFailure = error
+                        loop.stop()
+                    }
+                    Console.log(
+                        "oasis: \(netfront.name) connected to backend \(netfront.backendPath) "
+                            + "(\(netfront.backendDomain))")
+                    return netfront
+                }
+            }
+            if let xenSim {
+                let xen = try SimulatedHypervisor.connect(to: xenSim)
+                closers.append { xen.close() }
+                openXen = opener(xen)
+            } else {
+                let xen = try XenLibraries.open()
+                closers.append { xen.close() }
+                openXen = opener(xen)
+            }
+        }
+        closers.append { datapath.close() }
         for (index, text) in ports.enumerated() {
             let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
             guard parts.count == 2 else {
                 throw ValidationError(
-                    "--port: tap:NAME, pcap:INTERFACE or xdp:INTERFACE, not \(text)")
+                    "--port: tap:NAME, pcap:INTERFACE, xdp:INTERFACE or xen:VIF, not \(text)")
             }
             let mac = MACAddress(0x0200_0a5e_0000 | UInt64(index + 1))
             let device: any NetworkDevice
@@ -82,14 +128,21 @@ struct OpenFlowSwitchCommand: ParsableCommand {
                 // Queue 0 of the interface (a veth has one), native XDP where the driver
                 // has it.
                 device = try XdpDevice(interface: parts[1], queue: 0, on: loop, macAddress: mac)
+            case "xen":
+                guard let vif = Int(parts[1]), vif >= 0, let openXen else {
+                    throw ValidationError("--port: xen:VIF wants a number, not \(text)")
+                }
+                device = try openXen(vif)
             default:
                 throw ValidationError(
-                    "--port: tap:NAME, pcap:INTERFACE or xdp:INTERFACE, not \(text)")
+                    "--port: tap:NAME, pcap:INTERFACE, xdp:INTERFACE or xen:VIF, not \(text)")
             }
             let port = try datapath.addPort(device)
-            let kernel = KernelInterface(name: device.name)
-            if let address = kernel.address { port.hardwareAddress = address }
-            port.currentFeatures = kernel.currentFeatures
+            if parts[0] != "xen" {
+                let kernel = KernelInterface(name: device.name)
+                if let address = kernel.address { port.hardwareAddress = address }
+                port.currentFeatures = kernel.currentFeatures
+            }
             Console.log("oasis: port \(port.number.rawValue): \(text) (\(device.name))")
         }
         let streams = SocketStreams(address: passive?.address ?? .any, on: loop)
@@ -127,6 +180,7 @@ struct OpenFlowSwitchCommand: ParsableCommand {
         datapath.close()
         streams.close()
         _ = stopper
+        if let portFailure { throw portFailure }
     }
 
     /// `SCHEME:HOST:PORT` (tcp) or `SCHEME:PORT[:ADDRESS]` (ptcp), as Open vSwitch writes them.

@@ -11,10 +11,12 @@ import Testing
 #endif
 
 /// `oasis openflow switch` in the namespace `switchSpace` with a port per host: a TAP
-/// (moved to the host's namespace once the switch made it) or a veth whose switch end
-/// the switch reads by pcap or AF_XDP; host N at 10.0.0.N/24 in its own namespace.
+/// (moved to the host's namespace once the switch made it), a veth whose switch end
+/// the switch reads by pcap or AF_XDP, or a Xen netfront (vif 0) whose backend is
+/// xen/netback-sim's TAP `vif1.0` (started by the caller in `switchSpace`, its socket
+/// in the arguments as `--xen-sim`); host N at 10.0.0.N/24 in its own namespace.
 final class RunningSwitch {
-    enum PortKind: String { case tap, pcap, xdp }
+    enum PortKind: String { case tap, pcap, xdp, xen }
 
     let process = Process()
     let output = Pipe()
@@ -35,6 +37,14 @@ final class RunningSwitch {
                 hosts.append(host)
                 try host.disableIPv6()
                 guard kind != .tap else { continue }
+                if kind == .xen {
+                    try switchSpace.runChecked(["ip", "link", "set", "vif1.0", "netns", host.name])
+                    try host.runChecked([
+                        "ip", "addr", "add", "10.0.0.\(index)/24", "dev", "vif1.0",
+                    ])
+                    try host.runChecked(["ip", "link", "set", "vif1.0", "up"])
+                    continue
+                }
                 // The switch's end p<N>, the host's h<N>; the host's checksums whole, as
                 // a wire carries them (a raw read sees what the veth was given).
                 try switchSpace.runChecked([
@@ -46,7 +56,9 @@ final class RunningSwitch {
                 try host.runChecked(["ip", "addr", "add", "10.0.0.\(index)/24", "dev", "h\(index)"])
                 try host.runChecked(["ip", "link", "set", "h\(index)", "up"])
             }
-            let ports = kinds.enumerated().flatMap { ["--port", "\($1.rawValue):p\($0 + 1)"] }
+            let ports = kinds.enumerated().flatMap {
+                ["--port", $1 == .xen ? "xen:0" : "\($1.rawValue):p\($0 + 1)"]
+            }
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments =
                 ["ip", "netns", "exec", switchSpace.name, oasisPath, "openflow", "switch"] + ports
@@ -382,6 +394,39 @@ final class RunningSwitch {
             } else {
                 Issue.record("no switch summary in \(log)")
             }
+        }
+    }
+
+    /// A Xen netfront as a port (`--port xen:0`), its backend xen/netback-sim (Xen's own
+    /// ring macros) bridged to a host's TAP, beside a TAP port: fail-standalone learns
+    /// both hosts, pings pass both ways and 4 MiB over TCP arrive intact through the rings.
+    @Test func aXenNetfrontIsAPort() throws {
+        try requirements(#function, ["ping", "python3"])
+        try withTestNamespace(#function) { space in
+            try space.runChecked(["ip", "link", "set", "lo", "up"])
+            let simulator = try RunningNetbackSimulator(["--tap", "vif1.0"], namespace: space.name)
+            var said = ""
+            defer { print("netback-sim said:\n\(said.isEmpty ? simulator.stop() : said)") }
+            let running = try RunningSwitch(
+                space, ports: [.xen, .tap],
+                arguments: ["--xen-sim", simulator.socketPath, "--fail-mode", "standalone"])
+            var log = ""
+            defer {
+                if log.isEmpty { log = running.stop() }
+                print("oasis said:\n\(log)")
+            }
+            var first = false
+            let deadline = Deadline(seconds: 10)
+            while !first && !deadline.hasPassed {
+                first = try running.ping(from: 1, to: 2, count: 1)
+            }
+            #expect(first, "no ping through the netfront port within 10 s")
+            #expect(try running.ping(from: 2, to: 1, count: 3))
+            let transfer = try running.transferIntact(from: 1, to: 2)
+            #expect(transfer.intact, "\(transfer.said)")
+            log = running.stop()
+            said = simulator.stop()
+            #expect(log.contains("vif0 connected to backend"), "\(log)")
         }
     }
 
