@@ -17,7 +17,8 @@
 # controller's CPU time per response (utime+stime over the run) and its resident
 # memory after the run over its memory before the switches connected, per switch.
 # A peer that is not installed, or that does not listen within 10 s, is left out with
-# the reason printed; every run is bounded by `timeout`.
+# the reason printed; every run is bounded by `timeout`. OF_LOAD_SPIN=1 has the
+# generator poll without sleeping (its own wake-up then leaves the latency figures).
 #   bench/openflow.sh OASIS_BINARY [SECONDS]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -79,7 +80,7 @@ else
     echo "left out: os-ken: '$osken_python' cannot import os_ken (pip install 'os-ken<3'; OSKEN_PYTHON=...)"
 fi
 
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $seconds s per run"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $seconds s per run, generator spinning: ${OF_LOAD_SPIN:-0}, load average $(cut -d" " -f1-3 /proc/loadavg)"
 printf "%-20s %-10s %8s %12s %10s %12s %12s %11s\n" controller mode switches responses/s flow-mods packet-outs "µs CPU/resp" "KiB/switch"
 for controller in "${available[@]}"; do
     for mode in latency throughput; do

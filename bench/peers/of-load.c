@@ -15,6 +15,8 @@
 //   of-load HOST PORT SWITCHES SECONDS latency|throughput [MACS]
 //
 // Output: one line "responses=N seconds=S rate=R flowmods=F packetouts=P switches=K".
+// OF_LOAD_SPIN=1: poll without sleeping (epoll_wait with no timeout), so that in latency
+// mode the generator's own wake-up is not part of every round trip it measures.
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -196,6 +198,8 @@ int main(int argc, char **argv) {
     }
     int count = atoi(argv[3]);
     double seconds = atof(argv[4]);
+    const char *spin_env = getenv("OF_LOAD_SPIN");
+    int spin = spin_env && strcmp(spin_env, "1") == 0;
     throughput = strcmp(argv[5], "throughput") == 0;
     if (argc > 6) macs = atoi(argv[6]);
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))};
@@ -228,7 +232,7 @@ int main(int argc, char **argv) {
             measuring = 1;
             flowmods = packetouts = 0;
         }
-        int n = epoll_wait(ep, events, 64, 10);
+        int n = epoll_wait(ep, events, 64, spin ? 0 : 10);
         for (int e = 0; e < n; e++) {
             struct sw *s = events[e].data.ptr;
             for (;;) {
