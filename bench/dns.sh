@@ -381,7 +381,7 @@ for n in "${sizes[@]}"; do
     for round in $(seq 1 "$rounds"); do
         echo "dns: $n names, round $round: oasis dns" >&2
         # shellcheck disable=SC2086  # OASIS_ARGS: extra options, split on purpose
-        "${in_ns[@]}" "$oasis" dns --zone "$work/bench.test.zone" --listen "$listen:$port" ${OASIS_ARGS:-} \
+        "${in_ns[@]}" "$oasis" dns --zone "$work/bench.test.zone" --listen "$listen:$port" --workers 1 ${OASIS_ARGS:-} \
             >"$work/oasis.log" 2>&1 &
         server_pid=$!
         load_ours=$(wait_answering)

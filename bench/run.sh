@@ -79,5 +79,12 @@ if [ "$(id -u)" -eq 0 ] && command -v dnsperf >/dev/null && command -v nsd >/dev
 else
     echo "dns: skipped (needs root, dnsperf, nsd and dig)" | tee -a "$out"
 fi
+# DNS by workers: oasis dns --workers W beside NSD server-count W and Knot udp-workers W.
+if [ "$(id -u)" -eq 0 ] && command -v dnsperf >/dev/null && command -v nsd >/dev/null; then
+    echo "dns-workers: queries per second by workers (bench/dns-workers.sh)"
+    bash bench/dns-workers.sh "$bin/oasis" "${DNS_SECONDS:-4}" | tee -a "$out"
+else
+    echo "dns-workers: skipped (needs root, dnsperf and nsd)" | tee -a "$out"
+fi
 echo
 echo "written: $out"

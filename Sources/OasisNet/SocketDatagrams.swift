@@ -52,6 +52,10 @@ public final class SocketDatagrams: DatagramService {
     /// The kernel receive buffer asked for each socket, or nil for the system default
     /// (about 200 KiB: a burst of a few hundred datagrams overflows it).
     public let receiveBufferBytes: Int?
+    /// Sockets opened from now on share their port with other sockets that set it too
+    /// (`SO_REUSEPORT`): the kernel spreads datagrams over them by a hash of the flow,
+    /// one socket per worker loop.
+    public var reusePort = false
 
     /// Sockets bound to `address`; with `receiveBufferBytes`, each socket's kernel
     /// receive buffer is set to it (`SO_RCVBUFFORCE` when privileged, else `SO_RCVBUF`,
@@ -89,6 +93,9 @@ public final class SocketDatagrams: DatagramService {
         guard fd >= 0 else { throw .system(operation: "socket", errno: errno) }
         var one: CInt = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
+        if reusePort {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<CInt>.size))
+        }
         if let receiveBufferBytes {
             var size = CInt(clamping: receiveBufferBytes)
             let length = socklen_t(MemoryLayout<CInt>.size)

@@ -44,6 +44,9 @@ public final class SocketStreams: StreamService {
 
     /// Connections open now (accepted or connected, not yet closed).
     public var openConnections: Int { connections.count }
+    /// Listeners opened from now on share their port with others that set it too
+    /// (`SO_REUSEPORT`): the kernel spreads new connections over them, one per worker.
+    public var reusePort = false
 
     // MARK: Listening
 
@@ -54,6 +57,9 @@ public final class SocketStreams: StreamService {
         let fd = try SocketStreams.openSocket()
         var one: CInt = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
+        if reusePort {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<CInt>.size))
+        }
         let bound = SocketDatagrams.bind(fd, address, port)
         guard bound == 0, Glibc.listen(fd, CInt(clamping: max(backlog, 1))) == 0 else {
             let code = bound == 0 ? errno : bound

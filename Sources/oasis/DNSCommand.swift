@@ -10,6 +10,7 @@ import OasisLoop
 import OasisNet
 import OasisServices
 import OasisWire
+import Synchronization
 
 struct DNSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,7 +26,7 @@ struct DNSCommand: ParsableCommand {
             the Oasis stack at --ip (port from --listen, 53 by default), on a TAP in a \
             namespace of its own (or --tap NAME), through libpcap on --pcap IFACE, or \
             through AF_XDP on --xdp IFACE (the stack then owns that interface's queue). \
-            Statistics are printed on exit (SIGINT, SIGTERM or --seconds).
+            On kernel sockets, --workers loops (one per core by default) each serve their             own SO_REUSEPORT sockets on a thread of their own, sharing the compiled zones             and nothing else: the kernel spreads queries over them by flow.             Statistics are printed on exit (SIGINT, SIGTERM or --seconds).
             """)
 
     @Option(
@@ -78,6 +79,12 @@ struct DNSCommand: ParsableCommand {
     @Option(help: "TCP: connections one source address may hold at once.")
     var tcpConnectionsPerSource = 32
 
+    @Option(
+        help: ArgumentHelp(
+            "Kernel sockets: loops serving queries, each on its own thread and SO_REUSEPORT "
+                + "sockets (default: one per core).", valueName: "n"))
+    var workers: Int?
+
     @Option(help: "Stop after this many seconds (default: run until interrupted).")
     var seconds: Double?
 
@@ -87,6 +94,15 @@ struct DNSCommand: ParsableCommand {
             throw ValidationError("--maximum-udp-payload must be within 512...4096")
         }
         if tcpConnections < 1 { throw ValidationError("--tcp-connections must be positive") }
+        if let workers {
+            guard (1...256).contains(workers) else {
+                throw ValidationError("--workers must be within 1...256")
+            }
+            if workers > 1 && backend != .socket {
+                throw ValidationError(
+                    "--workers above 1 is for --backend socket (the Oasis stack runs one loop)")
+            }
+        }
         if tcpConnectionsPerSource < 1 {
             throw ValidationError("--tcp-connections-per-source must be positive")
         }
@@ -134,26 +150,28 @@ struct DNSCommand: ParsableCommand {
         limits.connectionsPerSource = tcpConnectionsPerSource
         switch backend {
         case .socket:
-            // A receive buffer of 1 MiB, like NSD's: a burst of queries waits in it
-            // instead of being dropped by the kernel.
-            let sockets = SocketDatagrams(
-                address: address ?? IPv4Address(127, 0, 0, 1), on: loop,
-                receiveBufferBytes: 1 << 20)
-            try service.serveUDP(on: sockets, port: port)
-            let streams = SocketStreams(address: sockets.address, on: loop)
-            let tcp = try DNSOverTCP(engine: engine, service: streams, port: port, limits: limits)
+            let count = workers ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            if count > 1 && port == 0 {
+                throw ValidationError("--workers above 1 needs a port to share (not 0)")
+            }
+            let bound = address ?? IPv4Address(127, 0, 0, 1)
+            let settings = SocketWorkerSettings(
+                engine: engine, address: bound, port: port, limits: limits,
+                maximumUDPPayload: maximumUDPPayload, answerCache: answerCache,
+                reusePort: count > 1, loopOptions: loopOptions)
+            let pool = SocketWorkers(count: count, settings: settings, main: loop)
+            try pool.start()
             Console.log(
-                "oasis: dns on kernel sockets at \(sockets.address):\(port) (UDP and TCP), \(loaded)"
-            )
-            try runUntilStopped(loop, seconds: seconds)
-            Console.log(
-                "oasis: dns udp: \(service.udpSummary); "
-                    + "datagrams too long for a buffer, dropped: \(sockets.oversizeDrops); "
-                    + "read with no buffer free, dropped: \(sockets.noBufferDrops)")
-            Console.log("oasis: dns tcp: \(tcp.summary)")
-            tcp.close()
-            streams.close()
-            sockets.close()
+                "oasis: dns on kernel sockets at \(bound):\(port) (UDP and TCP), \(loaded)"
+                    + (count > 1 ? ", \(count) workers" : ""))
+            stopper.also { pool.stopAll() }
+            if let seconds {
+                loop.schedule(after: try milliseconds(seconds, option: "--seconds")) {
+                    pool.stopAll()
+                }
+            }
+            try pool.runMain()
+            pool.report()
         case .tap, .pcap, .xdp:
             if let address, address != .any, address != (try stackOptions.network()).address {
                 throw ValidationError(
@@ -313,4 +331,174 @@ func releaseFreedMemory() {
 func printError(_ message: String) {
     var text = message + "\n"
     text.withUTF8 { bytes in _ = Glibc.write(STDERR_FILENO, bytes.baseAddress, bytes.count) }
+}
+
+/// What every kernel-socket worker is built from: the shared, immutable engine and the
+/// options; each worker makes its own sockets, answer cache and TCP service from it.
+struct SocketWorkerSettings: @unchecked Sendable {
+    // @unchecked: `LoopOptions` is a plain value the workers only read.
+    let engine: AuthoritativeEngine
+    let address: IPv4Address
+    let port: UInt16
+    let limits: DNSOverTCPLimits
+    let maximumUDPPayload: Int
+    let answerCache: Int
+    let reusePort: Bool
+    let loopOptions: LoopOptions
+}
+
+/// `oasis dns --workers N` on kernel sockets: worker 0 on the calling thread's loop,
+/// the others each on a thread and loop of their own, with nothing shared on the
+/// per-query path (the engine is immutable). Stopping any stops all.
+final class SocketWorkers: @unchecked Sendable {
+    // @unchecked: `loops` is behind its lock; each `Worker` is touched by its own
+    // thread until that thread has been joined.
+    final class Worker: @unchecked Sendable {
+        let index: Int
+        let loop: EventLoop
+        var service: DNSService?
+        var sockets: SocketDatagrams?
+        var streams: SocketStreams?
+        var tcp: DNSOverTCP<SocketStreams>?
+        var failure: (any Error)?
+        init(index: Int, loop: EventLoop) {
+            self.index = index
+            self.loop = loop
+        }
+
+        /// Opens this worker's sockets; on its loop's thread.
+        func open(_ settings: SocketWorkerSettings) throws {
+            let service = DNSService(
+                engine: settings.engine, maximumUDPPayload: settings.maximumUDPPayload,
+                answerCache: settings.answerCache)
+            // A receive buffer of 1 MiB, like NSD's: a burst of queries waits in it
+            // instead of being dropped by the kernel.
+            let sockets = SocketDatagrams(
+                address: settings.address, on: loop, receiveBufferBytes: 1 << 20)
+            sockets.reusePort = settings.reusePort
+            try service.serveUDP(on: sockets, port: settings.port)
+            self.service = service
+            self.sockets = sockets
+            // TCP on the first worker only: its limits (connections, per source, the
+            // eviction order) stay the whole server's, and TCP is the rare transport.
+            guard index == 0 else { return }
+            let streams = SocketStreams(address: settings.address, on: loop)
+            self.streams = streams
+            tcp = try DNSOverTCP(
+                engine: settings.engine, service: streams, port: settings.port,
+                limits: settings.limits)
+        }
+
+        func close() {
+            tcp?.close()
+            streams?.close()
+            sockets?.close()
+        }
+    }
+
+    let count: Int
+    let settings: SocketWorkerSettings
+    let main: Worker
+    private let others = Mutex<[Worker]>([])
+    private var threads: [pthread_t] = []
+
+    init(count: Int, settings: SocketWorkerSettings, main: EventLoop) {
+        self.count = count
+        self.settings = settings
+        self.main = Worker(index: 0, loop: main)
+    }
+
+    /// Opens worker 0's sockets here, then starts the others, each opening its own on
+    /// its thread; returns once all have (or throws the first failure).
+    func start() throws {
+        try main.open(settings)
+        for index in 1..<count {
+            let ready = StartState()
+            let box = Unmanaged.passRetained(
+                ThreadBody { [self] in
+                    let worker: Worker
+                    do {
+                        let loop = try settings.loopOptions.makeLoop()
+                        worker = Worker(index: index, loop: loop)
+                        try worker.open(settings)
+                    } catch {
+                        ready.state.withLock { $0 = (true, error) }
+                        return
+                    }
+                    others.withLock { $0.append(worker) }
+                    ready.state.withLock { $0.done = true }
+                    do {
+                        try worker.loop.run()
+                    } catch {
+                        worker.failure = error
+                    }
+                    worker.close()
+                })
+            var thread = pthread_t()
+            let status = pthread_create(
+                &thread, nil,
+                { raw in
+                    Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
+                    return nil
+                }, box.toOpaque())
+            guard status == 0 else {
+                box.release()
+                throw ValidationError("--workers: could not start a thread (\(status))")
+            }
+            threads.append(thread)
+            while true {
+                let state = ready.state.withLock { $0 }
+                if let error = state.error {
+                    stopAll()
+                    throw error
+                }
+                if state.done { break }
+                usleep(1000)
+            }
+        }
+    }
+
+    /// Stops every worker's loop (from any thread).
+    func stopAll() {
+        main.loop.stop()
+        for worker in others.withLock({ $0 }) { worker.loop.stop() }
+    }
+
+    /// Runs worker 0 on this thread until stopped, then waits for the others.
+    func runMain() throws {
+        defer {
+            stopAll()
+            for thread in threads { pthread_join(thread, nil) }
+            threads = []
+        }
+        try main.loop.run()
+    }
+
+    /// Each worker's statistics, after all have stopped.
+    func report() {
+        let all = [main] + others.withLock { $0 }.sorted { $0.index < $1.index }
+        for worker in all {
+            let label = count > 1 ? "dns worker \(worker.index)" : "dns"
+            if let service = worker.service, let sockets = worker.sockets {
+                Console.log(
+                    "oasis: \(label) udp: \(service.udpSummary); "
+                        + "datagrams too long for a buffer, dropped: \(sockets.oversizeDrops); "
+                        + "read with no buffer free, dropped: \(sockets.noBufferDrops)")
+            }
+            if let tcp = worker.tcp { Console.log("oasis: \(label) tcp: \(tcp.summary)") }
+            if let failure = worker.failure { Console.log("oasis: \(label) failed: \(failure)") }
+        }
+        main.close()
+    }
+}
+
+/// A worker thread's start: done, or the error that stopped it.
+final class StartState: Sendable {
+    let state = Mutex<(done: Bool, error: (any Error)?)>((false, nil))
+}
+
+/// A closure for a new POSIX thread.
+final class ThreadBody: Sendable {
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }

@@ -10,6 +10,7 @@ import OasisNet
 import OasisServices
 import OasisWire
 import OasisXen
+import Synchronization
 
 struct StackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -256,25 +257,41 @@ func runCommand(_ arguments: [String]) throws {
 /// every thread and taken by one thread with `sigwait`; `EventLoop.stop()` is safe from
 /// any thread.
 final class SignalStopper: Sendable {
+    final class Actions: Sendable {
+        let list = Mutex<[@Sendable () -> Void]>([])
+    }
+    private let extra = Actions()
+
+    /// Also runs `action` on SIGINT or SIGTERM (on the signal thread), before the loop
+    /// is stopped.
+    func also(_ action: @escaping @Sendable () -> Void) {
+        extra.list.withLock { $0.append(action) }
+    }
+
     init(loop: EventLoop) {
         var signals = sigset_t()
         sigemptyset(&signals)
         sigaddset(&signals, SIGINT)
         sigaddset(&signals, SIGTERM)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
-        let context = Unmanaged.passRetained(loop).toOpaque()
-        var thread = pthread_t()
-        pthread_create(
-            &thread, nil,
-            { raw in
-                let loop = Unmanaged<EventLoop>.fromOpaque(raw!).takeRetainedValue()
+        let extra = self.extra
+        let context = Unmanaged.passRetained(
+            ThreadBody {
                 var signals = sigset_t()
                 sigemptyset(&signals)
                 sigaddset(&signals, SIGINT)
                 sigaddset(&signals, SIGTERM)
                 var received: Int32 = 0
                 sigwait(&signals, &received)
+                for action in extra.list.withLock({ $0 }) { action() }
                 loop.stop()
+            }
+        ).toOpaque()
+        var thread = pthread_t()
+        pthread_create(
+            &thread, nil,
+            { raw in
+                Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
                 return nil
             }, context)
         pthread_detach(thread)

@@ -304,6 +304,59 @@ func withDNSOnSockets(
         }
     }
 
+    /// `--workers 3`: three loops on SO_REUSEPORT sockets share the port; queries from
+    /// 300 source ports are all answered, each worker answers some (the kernel spreads
+    /// them by flow), TCP is served too, and the statistics say so per worker.
+    @Test func workersShareThePortAndEachAnswers() throws {
+        guard access(oasisPath, X_OK) == 0 else { try skip(#function, "\(oasisPath) is not built") }
+        let folder = try writeTestZones()
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let port = testPort(0)
+        let server = try RunningDNS([
+            "--zone", folder + "/example.test.zone", "--listen", "127.0.0.1:\(port)",
+            "--workers", "3",
+        ])
+        var log = ""
+        defer {
+            if log.isEmpty { log = server.stop() }
+            print("\(#function): oasis said:\n\(log)")
+        }
+        guard waitForDNS(port: port) else {
+            Issue.record("oasis dns never answered on port \(port)")
+            return
+        }
+        var answered = 0
+        for id in 1...300 {
+            // A socket per query: a new source port, a new flow for the kernel's hash.
+            let query = dnsQuery("www.example.test", type: 1, id: UInt16(id))
+            if let answer = udpAsk(query, port: port, timeout: 2),
+                let header = AnswerHeader(answer),
+                header.id == UInt16(id), header.isResponse, header.rcode == 0, header.answers == 2
+            {
+                answered += 1
+            }
+        }
+        #expect(answered == 300)
+        let tcp = try digText(
+            "127.0.0.1", port: port, [("www.example.test", "A")], options: ["+tcp"])
+        #expect(tcp.contains("IN\tA\t192.0.2.80"), "\(tcp)")
+        log = server.stop()
+        #expect(log.contains("3 workers"), "\(log)")
+        var perWorker: [Int] = []
+        for worker in 0..<3 {
+            let line = log.split(separator: "\n").first {
+                $0.contains("dns worker \(worker) udp: queries ")
+            }
+            let count = line.flatMap {
+                $0.split(separator: "queries ").last?.split(separator: ",").first
+            }.flatMap { Int($0) }
+            perWorker.append(count ?? 0)
+        }
+        #expect(perWorker.allSatisfy { $0 > 0 }, "queries by worker: \(perWorker)")
+        #expect(perWorker.reduce(0, +) >= 300, "queries by worker: \(perWorker)")
+        #expect(log.contains("tcp: queries 1,"), "\(log)")
+    }
+
     @Test func manyQueriesPipelinedOnOneTCPConnectionAnsweredInOrder() throws {
         try withDNSOnSockets("manyQueriesPipelinedOnOneTCPConnection", offset: 1) { port, _ in
             guard let client = TCPClient(port: port) else {
