@@ -284,6 +284,19 @@ public final class SocketDatagrams: DatagramService {
     }
 
     /// Binds `fd` to `address`:`port`: 0, or the `errno` of the failure.
+    /// Throws ``DatagramError/portInUse(_:)`` when a UDP socket (of any process) holds
+    /// `address`:`port`: a probe bound with neither `SO_REUSEADDR` nor `SO_REUSEPORT`
+    /// cannot share it. Call it before opening sockets with ``reusePort``, which would
+    /// otherwise silently join another server's on the port.
+    public static func ensurePortFree(address: IPv4Address, port: UInt16) throws(DatagramError) {
+        let probe = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { throw .system(operation: "socket", errno: errno) }
+        let code = bind(probe, address, port)
+        Glibc.close(probe)
+        if code == EADDRINUSE { throw .portInUse(port) }
+        if code != 0 { throw .system(operation: "bind", errno: code) }
+    }
+
     static func bind(_ fd: CInt, _ address: IPv4Address, _ port: UInt16) -> CInt {
         var local = socketAddress(address, port)
         let bound = withUnsafePointer(to: &local) {

@@ -411,6 +411,12 @@ final class SocketWorkers: @unchecked Sendable {
     /// Opens worker 0's sockets here, then starts the others, each opening its own on
     /// its thread; returns once all have (or throws the first failure).
     func start() throws {
+        if settings.reusePort {
+            // SO_REUSEPORT would let these sockets join another process's on the port:
+            // first make sure nobody holds it (a socket without the option cannot bind
+            // a port in use).
+            try SocketDatagrams.ensurePortFree(address: settings.address, port: settings.port)
+        }
         try main.open(settings)
         for index in 1..<count {
             let ready = StartState()

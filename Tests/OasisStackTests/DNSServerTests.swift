@@ -337,6 +337,12 @@ func withDNSOnSockets(
             }
         }
         #expect(answered == 300)
+        // A second server on the port is refused, not let into the first one's group.
+        let second = try run([
+            oasisPath, "dns", "--zone", folder + "/example.test.zone", "--listen",
+            "127.0.0.1:\(port)", "--workers", "2", "--seconds", "1",
+        ])
+        #expect(second.status != 0 && second.errorOutput.contains("in use"), "\(second)")
         let tcp = try digText(
             "127.0.0.1", port: port, [("www.example.test", "A")], options: ["+tcp"])
         #expect(tcp.contains("IN\tA\t192.0.2.80"), "\(tcp)")
