@@ -47,7 +47,9 @@ public struct DNSOverTCPLimits {
 /// let tcp = try DNSOverTCP(engine: engine, service: SocketStreams(on: loop), port: 53)
 /// ```
 public final class DNSOverTCP<Service: StreamService> {
-    public let engine: AuthoritativeEngine
+    /// The zones answered from; replaced by a reload (queries already answered keep
+    /// their answers).
+    public var engine: AuthoritativeEngine
     public let limits: DNSOverTCPLimits
     private let service: Service
     private var listener: Service.Listener?

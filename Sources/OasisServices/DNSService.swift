@@ -38,7 +38,8 @@ public struct DNSStatistics {
 /// headers), so the Oasis stack prepends UDP, IPv4 and Ethernet in place. With an
 /// `AnswerCache` (the default), a query asked before is answered by a copy.
 public final class DNSService {
-    public let engine: AuthoritativeEngine
+    /// The zones answered from; ``replace(engine:)`` swaps them (a reload).
+    public private(set) var engine: AuthoritativeEngine
     /// The ceiling of UDP answers to EDNS clients (the engine's default: 1232, like NSD).
     public let maximumUDPPayload: Int
     public var udp: DNSStatistics { _udp }
@@ -51,7 +52,7 @@ public final class DNSService {
     /// OPT record and an Extended DNS Error option.
     private let replyRoom: Int
     /// Whether the engine's store is large enough for prefetching to pay.
-    @usableFromInline internal let prefetch: Bool
+    @usableFromInline internal var prefetch: Bool
 
     /// Whole UDP answers kept by their queries, or nil for none (`--answer-cache 0`).
     public let cache: AnswerCache?
@@ -73,6 +74,15 @@ public final class DNSService {
         cache = answerCache > 0 ? AnswerCache(slots: answerCache) : nil
         replyRoom = max(512, min(maximumUDPPayload, 65535)) + 64
         prefetch = engine.benefitsFromPrefetch
+    }
+
+    /// Answers from `engine` from now on (zones reloaded): the answer cache is emptied,
+    /// so nothing answered from the old zones is served again. On the loop's thread,
+    /// between batches.
+    public func replace(engine: AuthoritativeEngine) {
+        self.engine = engine
+        prefetch = engine.benefitsFromPrefetch
+        cache?.removeAll()
     }
 
     /// The prefetch tokens of the batch being answered.

@@ -124,6 +124,8 @@ struct DNSCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Before any thread starts: SIGHUP is for the reloader's thread alone.
+        ZoneReloader.blockSignal()
         let (address, port) = try listenEndpoint()
         let engine: AuthoritativeEngine
         do {
@@ -134,6 +136,9 @@ struct DNSCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let names = engine.statistics
+        let reloader = ZoneReloader(
+            specifications: zone,
+            identity: ServerIdentity(version: serverVersion, identity: serverIdentity))
         let loop = try loopOptions.makeLoop()
         let stopper = SignalStopper(loop: loop)
         let service = DNSService(
@@ -161,6 +166,13 @@ struct DNSCommand: ParsableCommand {
                 reusePort: count > 1, loopOptions: loopOptions)
             let pool = SocketWorkers(count: count, settings: settings, main: loop)
             try pool.start()
+            for worker in pool.all {
+                reloader.add(on: worker.loop) { engine in
+                    worker.service?.replace(engine: engine)
+                    worker.tcp?.engine = engine
+                }
+            }
+            reloader.start()
             Console.log(
                 "oasis: dns on kernel sockets at \(bound):\(port) (UDP and TCP), \(loaded)"
                     + (count > 1 ? ", \(count) workers" : ""))
@@ -178,7 +190,8 @@ struct DNSCommand: ParsableCommand {
                     "--listen: the Oasis stack answers at --ip; give only a port (or 0.0.0.0:PORT)")
             }
             let application = DNSOnStack(
-                service: service, limits: limits, port: port, seconds: seconds, loaded: loaded)
+                service: service, limits: limits, port: port, seconds: seconds, loaded: loaded,
+                reloader: reloader)
             switch backend {
             case .tap: try stackOptions.runOnTap(application, loop: loop)
             case .xdp: try stackOptions.runOnXdp(application, loop: loop)
@@ -293,6 +306,7 @@ struct DNSOnStack: StackApplication {
     var port: UInt16
     var seconds: Double?
     var loaded: String
+    var reloader: ZoneReloader
 
     func run<Device: NetworkDevice>(
         on stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?
@@ -300,6 +314,11 @@ struct DNSOnStack: StackApplication {
         try stack.start()
         try service.serveUDP(on: stack, port: port)
         let tcp = try DNSOverTCP(engine: service.engine, service: stack, port: port, limits: limits)
+        reloader.add(on: loop) { [service] engine in
+            service.replace(engine: engine)
+            tcp.engine = engine
+        }
+        reloader.start()
         Console.log(
             "oasis: dns on the Oasis stack at \(stack.configuration.network) port \(port) on "
                 + "\(stack.device.name) (\(stack.device.macAddress)), \(loaded)")
@@ -464,6 +483,9 @@ final class SocketWorkers: @unchecked Sendable {
         }
     }
 
+    /// Every worker, the first one first (after ``start()``).
+    var all: [Worker] { [main] + others.withLock { $0 }.sorted { $0.index < $1.index } }
+
     /// Stops every worker's loop (from any thread).
     func stopAll() {
         main.loop.stop()
@@ -507,4 +529,81 @@ final class StartState: Sendable {
 final class ThreadBody: Sendable {
     let body: @Sendable () -> Void
     init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+}
+
+/// Zones reloaded on SIGHUP, as NSD and Knot reload them: read and compiled again on a
+/// thread of their own (the loops keep answering meanwhile), then each serving loop
+/// answers from the new engine from its next turn, its answer cache emptied. A zone
+/// that fails to load leaves the old zones serving, and the log says why.
+final class ZoneReloader: Sendable {
+    struct Target: Sendable {
+        let apply: LoopBound<(AuthoritativeEngine) -> Void>
+    }
+    private let targets = Mutex<[Target]>([])
+    private let started = Atomic<Bool>(false)
+    let specifications: [String]
+    let identity: ServerIdentity
+
+    init(specifications: [String], identity: ServerIdentity) {
+        self.specifications = specifications
+        self.identity = identity
+    }
+
+    /// Blocks SIGHUP in the calling thread and every thread it starts afterwards, so
+    /// that only the reloader's `sigwait` takes it (its default action ends the process).
+    static func blockSignal() {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+    }
+
+    /// Has `apply` run on `loop` with each reloaded engine.
+    func add(on loop: EventLoop, _ apply: @escaping (AuthoritativeEngine) -> Void) {
+        targets.withLock { $0.append(Target(apply: LoopBound(apply, on: loop))) }
+    }
+
+    /// Starts the thread that waits for SIGHUP (once).
+    func start() {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
+        let context = Unmanaged.passRetained(
+            ThreadBody { [self] in
+                var signals = sigset_t()
+                sigemptyset(&signals)
+                sigaddset(&signals, SIGHUP)
+                while true {
+                    var received: Int32 = 0
+                    guard sigwait(&signals, &received) == 0 else { return }
+                    reload()
+                }
+            }
+        ).toOpaque()
+        var thread = pthread_t()
+        pthread_create(
+            &thread, nil,
+            { raw in
+                Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
+                return nil
+            }, context)
+        pthread_detach(thread)
+    }
+
+    /// Reads and compiles the zones again; on success hands the new engine to every
+    /// loop, else logs why and leaves them as they are.
+    func reload() {
+        Console.log("oasis: SIGHUP: reloading \(specifications.count) zone file(s)")
+        let engine: AuthoritativeEngine
+        do {
+            engine = try DNSCommand.loadZones(specifications).answering(as: identity)
+        } catch {
+            Console.log("oasis: reload failed, the old zones are still served: \(error.message)")
+            return
+        }
+        let names = engine.statistics
+        for target in targets.withLock({ $0 }) {
+            let apply = target.apply
+            apply.loop.execute { apply.value(engine) }
+        }
+        Console.log("oasis: reloaded: \(names.names) names, \(names.rrsets) RRsets")
+    }
 }

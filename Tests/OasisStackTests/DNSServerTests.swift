@@ -363,6 +363,78 @@ func withDNSOnSockets(
         #expect(log.contains("tcp: queries 1,"), "\(log)")
     }
 
+    /// SIGHUP reloads the zones (every worker answers from the new ones, nothing cached
+    /// from the old is served, no query goes unanswered meanwhile); a zone that fails
+    /// to load leaves the old ones serving, and the log names the file and line.
+    @Test func sighupReloadsAndABrokenZoneKeepsTheOld() throws {
+        guard access(oasisPath, X_OK) == 0 else { try skip(#function, "\(oasisPath) is not built") }
+        let folder = try writeTestZones()
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/example.test.zone"
+        let port = testPort(0)
+        let server = try RunningDNS([
+            "--zone", path, "--listen", "127.0.0.1:\(port)", "--workers", "2",
+        ])
+        var log = ""
+        defer {
+            if log.isEmpty { log = server.stop() }
+            print("\(#function): oasis said:\n\(log)")
+        }
+        guard waitForDNS(port: port) else {
+            Issue.record("oasis dns never answered on port \(port)")
+            return
+        }
+        // The same bytes each time (fixed ID, no cookie): the answer cache's case.
+        let query = dnsQuery("www.example.test", type: 1, id: 7)
+        /// The last octets of the www addresses in the answer (80 and 81 before, 90
+        /// and 91 after), nil when there is no answer.
+        func addresses() -> [UInt8]? {
+            guard let answer = udpAsk(query, port: port, timeout: 2),
+                AnswerHeader(answer)?.rcode == 0
+            else { return nil }
+            return [80, 81, 90, 91].filter { octet in
+                (0..<(answer.count - 3)).contains {
+                    answer[$0..<$0 + 4].elementsEqual([192, 0, 2, octet])
+                }
+            }
+        }
+        for _ in 0..<20 { #expect(addresses() == [80, 81]) }
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        try original.replacingOccurrences(of: "192.0.2.80", with: "192.0.2.90")
+            .replacingOccurrences(of: "192.0.2.81", with: "192.0.2.91")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        kill(server.process.processIdentifier, SIGHUP)
+        var unanswered = 0
+        var reloaded = false
+        let deadline = Deadline(seconds: 10)
+        while !reloaded && !deadline.hasPassed {
+            guard let last = addresses() else {
+                unanswered += 1
+                continue
+            }
+            reloaded = last == [90, 91]
+        }
+        #expect(reloaded, "still the old answer 10 s after SIGHUP")
+        #expect(unanswered == 0)
+        // From every worker (fresh sockets spread over both), never the old answer again.
+        for _ in 0..<40 {
+            let last = addresses()
+            #expect(last == [90, 91], "\(String(describing: last))")
+        }
+        try (original + "\nbroken line here\n").write(
+            toFile: path, atomically: true, encoding: .utf8)
+        kill(server.process.processIdentifier, SIGHUP)
+        usleep(500_000)
+        for _ in 0..<20 {
+            let last = addresses()
+            #expect(last == [90, 91], "\(String(describing: last))")
+        }
+        log = server.stop()
+        #expect(log.contains("oasis: reloaded:"), "\(log)")
+        #expect(log.contains("reload failed, the old zones are still served"), "\(log)")
+        #expect(log.contains("example.test.zone:"), "\(log)")
+    }
+
     @Test func manyQueriesPipelinedOnOneTCPConnectionAnsweredInOrder() throws {
         try withDNSOnSockets("manyQueriesPipelinedOnOneTCPConnection", offset: 1) { port, _ in
             guard let client = TCPClient(port: port) else {

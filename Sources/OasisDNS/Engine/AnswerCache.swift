@@ -71,6 +71,13 @@ public final class AnswerCache {
 
     deinit { free(slots) }
 
+    /// Forgets every answer (the zones they came from were replaced); the counters
+    /// stay.
+    public func removeAll() {
+        // Length 0 marks a slot empty; zeroing whole slots also returns nothing stale.
+        memset(slots, 0, slotCount * AnswerCache.slotSize)
+    }
+
     /// The bytes the cache holds.
     public var byteCount: Int { slotCount * AnswerCache.slotSize }
 
