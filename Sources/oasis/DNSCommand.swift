@@ -26,8 +26,10 @@ struct DNSCommand: ParsableCommand {
             the Oasis stack at --ip (port from --listen, 53 by default), on a TAP in a \
             namespace of its own (or --tap NAME), through libpcap on --pcap IFACE, or \
             through AF_XDP on --xdp IFACE (the stack then owns that interface's queue). \
-            On kernel sockets, --workers loops (one per core by default) each serve their             own SO_REUSEPORT sockets on a thread of their own, sharing the compiled zones             and nothing else: the kernel spreads queries over them by flow.             Statistics are printed on exit (SIGINT, SIGTERM or --seconds).
-            """)
+            On kernel sockets, --workers loops (one per core by default) each serve their             own SO_REUSEPORT sockets on a thread of their own, sharing the compiled zones             and nothing else: the kernel spreads queries over them by flow.             Statistics are printed on exit (SIGINT, SIGTERM or --seconds). SIGHUP reloads \
+            the zones.
+            """,
+        subcommands: [DNSCheckZoneCommand.self])
 
     @Option(
         help: ArgumentHelp(
@@ -89,7 +91,6 @@ struct DNSCommand: ParsableCommand {
     var seconds: Double?
 
     func validate() throws {
-        if zone.isEmpty { throw ValidationError("give at least one --zone FILE") }
         if maximumUDPPayload < 512 || maximumUDPPayload > 4096 {
             throw ValidationError("--maximum-udp-payload must be within 512...4096")
         }
@@ -124,6 +125,8 @@ struct DNSCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Here, not in validate(): that runs for `oasis dns check-zone` too.
+        if zone.isEmpty { throw ValidationError("give at least one --zone FILE") }
         // Before any thread starts: SIGHUP is for the reloader's thread alone.
         ZoneReloader.blockSignal()
         let (address, port) = try listenEndpoint()
@@ -605,5 +608,35 @@ final class ZoneReloader: Sendable {
             apply.loop.execute { apply.value(engine) }
         }
         Console.log("oasis: reloaded: \(names.names) names, \(names.rrsets) RRsets")
+    }
+}
+
+/// `oasis dns check-zone ZONE FILE`, as `nsd-checkzone ZONE FILE`: the zone read and
+/// compiled as the server would, "zone ZONE is ok" and status 0, or the error as
+/// `error: file:line: problem` and status 1.
+struct DNSCheckZoneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-zone",
+        abstract: "Check a zone file as the server would load it (as nsd-checkzone does).",
+        discussion: """
+            Prints "zone ZONE is ok" and exits 0, or prints the error as file:line: problem \
+            and exits 1. Unlike nsd-checkzone, it stops at the first error.
+            """)
+
+    @Argument(help: "The zone's name (its origin).")
+    var zoneName: String
+
+    @Argument(help: "The zone file.")
+    var file: String
+
+    func run() throws {
+        let name = zoneName.hasSuffix(".") ? String(zoneName.dropLast()) : zoneName
+        do {
+            _ = try DNSCommand.compile(["\(name)=\(file)"])
+        } catch {
+            printError(error.message)
+            throw ExitCode(1)
+        }
+        print("zone \(name) is ok")
     }
 }

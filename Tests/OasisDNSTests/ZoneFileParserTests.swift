@@ -156,6 +156,17 @@ import Testing
         ) {
             try ZoneFileParser.parse(file: folder + "/nope", origin: origin)
         }
+        // A missing included file is reported where the $INCLUDE is, as nsd-checkzone
+        // reports it (it was "nope: cannot read the file", with no line to go to).
+        let includer = folder + "/includer.zone"
+        try write("$TTL 300\n$INCLUDE nope\n", to: includer)
+        #expect(
+            throws: ZoneFileError(
+                file: includer, line: 2,
+                problem: .cannotOpenInclude(folder + "/nope", errno: ENOENT))
+        ) {
+            try ZoneFileParser.parse(file: includer, origin: origin)
+        }
     }
 
     /// A zone of every common shape: multi-line SOA, comments, blank owners, quoted

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A zone file that cannot be loaded: which file, which line and what is wrong, in the
 /// manner of `nsd-checkzone` (`example.zone:12: bad TTL '1x'`).
 public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -17,6 +25,8 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
     /// What can be wrong with a zone file.
     public enum Problem: Hashable, Sendable {
         case cannotRead(errno: Int32)
+        /// An `$INCLUDE`d file that cannot be opened (reported at the `$INCLUDE`).
+        case cannotOpenInclude(String, errno: Int32)
         case unterminatedString
         case unbalancedParentheses
         case unknownDirective(String)
@@ -49,6 +59,8 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         let what: String
         switch problem {
         case .cannotRead(let code): what = "cannot read the file (errno \(code))"
+        case .cannotOpenInclude(let path, let code):
+            what = "cannot open include file '\(path)': \(String(cString: strerror(code)))"
         case .unterminatedString: what = "unterminated quoted string"
         case .unbalancedParentheses: what = "unbalanced parentheses"
         case .unknownDirective(let name): what = "unknown directive '\(name)'"

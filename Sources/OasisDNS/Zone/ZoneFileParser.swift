@@ -698,7 +698,11 @@ struct State {
             // A device or a pipe (`$INCLUDE /dev/zero`) would be read without end: only
             // regular files are included (a missing one fails as it opens).
             var status = stat()
-            if stat(path, &status) == 0 && status.st_mode & S_IFMT != S_IFREG {
+            guard stat(path, &status) == 0 else {
+                // Where the $INCLUDE is, as nsd-checkzone says it.
+                throw fail(.cannotOpenInclude(path, errno: errno))
+            }
+            if status.st_mode & S_IFMT != S_IFREG {
                 throw fail(.notARegularFile(path))
             }
             try include(path: path, depth: depth + 1, body: body)
