@@ -50,6 +50,8 @@ public final class DNSOverTCP<Service: StreamService> {
     /// The zones answered from; replaced by a reload (queries already answered keep
     /// their answers).
     public var engine: AuthoritativeEngine
+    /// TCP queries by type, answers by rcode, truncated answers (none: TCP is whole).
+    public private(set) var counters = QueryCounters()
     public let limits: DNSOverTCPLimits
     private let service: Service
     private var listener: Service.Listener?
@@ -257,6 +259,7 @@ public final class DNSOverTCP<Service: StreamService> {
             statistics.dropsUnanswerable &+= 1
             return
         }
+        counters.count(query: query, answer: UnsafeRawBufferPointer(rebasing: room[..<length]))
         scratch[0] = UInt8(length >> 8)
         scratch[1] = UInt8(length & 0xff)
         let message = UnsafeRawBufferPointer(rebasing: scratch[0..<2 + length])

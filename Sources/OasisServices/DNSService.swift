@@ -54,6 +54,9 @@ public final class DNSService {
     /// Whether the engine's store is large enough for prefetching to pay.
     @usableFromInline internal var prefetch: Bool
 
+    /// UDP queries by type, answers by rcode, truncated answers.
+    public private(set) var counters = QueryCounters()
+
     /// Whole UDP answers kept by their queries, or nil for none (`--answer-cache 0`).
     public let cache: AnswerCache?
 
@@ -188,6 +191,7 @@ public final class DNSService {
             _udp.dropsUnanswerable &+= 1
             return nil
         }
+        counters.count(query: question, answer: UnsafeRawBufferPointer(rebasing: room[..<length]))
         return reply
     }
 }

@@ -169,13 +169,16 @@ struct DNSCommand: ParsableCommand {
                 reusePort: count > 1, loopOptions: loopOptions)
             let pool = SocketWorkers(count: count, settings: settings, main: loop)
             try pool.start()
+            let statistics = StatisticsOnSignal()
             for worker in pool.all {
                 reloader.add(on: worker.loop) { engine in
                     worker.service?.replace(engine: engine)
                     worker.tcp?.engine = engine
                 }
+                statistics.add(on: worker.loop) { worker.report(of: count) }
             }
             reloader.start()
+            statistics.start()
             Console.log(
                 "oasis: dns on kernel sockets at \(bound):\(port) (UDP and TCP), \(loaded)"
                     + (count > 1 ? ", \(count) workers" : ""))
@@ -322,6 +325,12 @@ struct DNSOnStack: StackApplication {
             tcp.engine = engine
         }
         reloader.start()
+        let statistics = StatisticsOnSignal()
+        statistics.add(on: loop) { [service] in
+            Console.log("oasis: dns udp: \(service.udpSummary); \(service.counters.summary)")
+            Console.log("oasis: dns tcp: \(tcp.summary); \(tcp.counters.summary)")
+        }
+        statistics.start()
         Console.log(
             "oasis: dns on the Oasis stack at \(stack.configuration.network) port \(port) on "
                 + "\(stack.device.name) (\(stack.device.macAddress)), \(loaded)")
@@ -331,8 +340,8 @@ struct DNSOnStack: StackApplication {
                     + "-p \(port) NAME")
         }
         try runUntilStopped(loop, seconds: seconds)
-        Console.log("oasis: dns udp: \(service.udpSummary)")
-        Console.log("oasis: dns tcp: \(tcp.summary)")
+        Console.log("oasis: dns udp: \(service.udpSummary); \(service.counters.summary)")
+        Console.log("oasis: dns tcp: \(tcp.summary); \(tcp.counters.summary)")
         tcp.close()
         Console.log("oasis: device \(stack.device.counters)")
         Console.log("oasis: stack drops \(stack.drops.summary)")
@@ -409,6 +418,21 @@ final class SocketWorkers: @unchecked Sendable {
             tcp = try DNSOverTCP(
                 engine: settings.engine, service: streams, port: settings.port,
                 limits: settings.limits)
+        }
+
+        /// Prints this worker's statistics (on its loop's thread, or once it stopped).
+        func report(of count: Int) {
+            let label = count > 1 ? "dns worker \(index)" : "dns"
+            if let service, let sockets {
+                Console.log(
+                    "oasis: \(label) udp: \(service.udpSummary); "
+                        + "datagrams too long for a buffer, dropped: \(sockets.oversizeDrops); "
+                        + "read with no buffer free, dropped: \(sockets.noBufferDrops); "
+                        + service.counters.summary)
+            }
+            if let tcp {
+                Console.log("oasis: \(label) tcp: \(tcp.summary); \(tcp.counters.summary)")
+            }
         }
 
         func close() {
@@ -505,20 +529,19 @@ final class SocketWorkers: @unchecked Sendable {
         try main.loop.run()
     }
 
-    /// Each worker's statistics, after all have stopped.
+    /// Each worker's statistics and the whole server's queries by type and rcode,
+    /// after all have stopped.
     func report() {
-        let all = [main] + others.withLock { $0 }.sorted { $0.index < $1.index }
+        var total = QueryCounters()
         for worker in all {
-            let label = count > 1 ? "dns worker \(worker.index)" : "dns"
-            if let service = worker.service, let sockets = worker.sockets {
-                Console.log(
-                    "oasis: \(label) udp: \(service.udpSummary); "
-                        + "datagrams too long for a buffer, dropped: \(sockets.oversizeDrops); "
-                        + "read with no buffer free, dropped: \(sockets.noBufferDrops)")
+            worker.report(of: count)
+            if let service = worker.service { total.add(service.counters) }
+            if let tcp = worker.tcp { total.add(tcp.counters) }
+            if let failure = worker.failure {
+                Console.log("oasis: dns worker \(worker.index) failed: \(failure)")
             }
-            if let tcp = worker.tcp { Console.log("oasis: \(label) tcp: \(tcp.summary)") }
-            if let failure = worker.failure { Console.log("oasis: \(label) failed: \(failure)") }
         }
+        Console.log("oasis: dns queries \(total.summary)")
         main.close()
     }
 }
@@ -552,12 +575,14 @@ final class ZoneReloader: Sendable {
         self.identity = identity
     }
 
-    /// Blocks SIGHUP in the calling thread and every thread it starts afterwards, so
-    /// that only the reloader's `sigwait` takes it (its default action ends the process).
+    /// Blocks SIGHUP and SIGUSR1 in the calling thread and every thread it starts
+    /// afterwards, so that only the threads that `sigwait` for them take them (their
+    /// default action ends the process).
     static func blockSignal() {
         var signals = sigset_t()
         sigemptyset(&signals)
         sigaddset(&signals, SIGHUP)
+        sigaddset(&signals, SIGUSR1)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
     }
 
@@ -569,26 +594,7 @@ final class ZoneReloader: Sendable {
     /// Starts the thread that waits for SIGHUP (once).
     func start() {
         guard !started.exchange(true, ordering: .relaxed) else { return }
-        let context = Unmanaged.passRetained(
-            ThreadBody { [self] in
-                var signals = sigset_t()
-                sigemptyset(&signals)
-                sigaddset(&signals, SIGHUP)
-                while true {
-                    var received: Int32 = 0
-                    guard sigwait(&signals, &received) == 0 else { return }
-                    reload()
-                }
-            }
-        ).toOpaque()
-        var thread = pthread_t()
-        pthread_create(
-            &thread, nil,
-            { raw in
-                Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
-                return nil
-            }, context)
-        pthread_detach(thread)
+        startSignalThread(SIGHUP) { [self] in reload() }
     }
 
     /// Reads and compiles the zones again; on success hands the new engine to every
@@ -638,5 +644,49 @@ struct DNSCheckZoneCommand: ParsableCommand {
             throw ExitCode(1)
         }
         print("zone \(name) is ok")
+    }
+}
+
+/// Starts a detached thread that runs `action` each time `signal` arrives (blocked in
+/// every other thread: see ``ZoneReloader/blockSignal()``).
+func startSignalThread(_ signal: Int32, _ action: @escaping @Sendable () -> Void) {
+    let context = Unmanaged.passRetained(
+        ThreadBody {
+            var signals = sigset_t()
+            sigemptyset(&signals)
+            sigaddset(&signals, signal)
+            while true {
+                var received: Int32 = 0
+                guard sigwait(&signals, &received) == 0 else { return }
+                action()
+            }
+        }
+    ).toOpaque()
+    var thread = pthread_t()
+    pthread_create(
+        &thread, nil,
+        { raw in
+            Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, context)
+    pthread_detach(thread)
+}
+
+/// SIGUSR1: each serving loop prints its statistics, as they stand, without stopping
+/// (NSD and Knot print theirs on request too).
+final class StatisticsOnSignal: Sendable {
+    private let actions = Mutex<[LoopBound<() -> Void>]>([])
+
+    /// Has `report` run on `loop` at each SIGUSR1.
+    func add(on loop: EventLoop, _ report: @escaping () -> Void) {
+        actions.withLock { $0.append(LoopBound(report, on: loop)) }
+    }
+
+    func start() {
+        startSignalThread(SIGUSR1) { [self] in
+            for action in actions.withLock({ $0 }) {
+                action.loop.execute { action.value() }
+            }
+        }
     }
 }

@@ -346,8 +346,24 @@ func withDNSOnSockets(
         let tcp = try digText(
             "127.0.0.1", port: port, [("www.example.test", "A")], options: ["+tcp"])
         #expect(tcp.contains("IN\tA\t192.0.2.80"), "\(tcp)")
+        // Statistics by type and rcode: one NXDOMAIN, one truncated answer (no EDNS:
+        // 40 TXT records do not fit 512 bytes); SIGUSR1 prints them while serving.
+        #expect(udpAsk(dnsQuery("nothere.example.test", type: 1, id: 1), port: port) != nil)
+        let big = udpAsk(dnsQuery("big.example.test", type: 16, id: 2, edns: false), port: port)
+        #expect(big.flatMap(AnswerHeader.init)?.truncated == true)
+        kill(server.process.processIdentifier, SIGUSR1)
+        usleep(300_000)
         log = server.stop()
         #expect(log.contains("3 workers"), "\(log)")
+        // Each worker's line twice (SIGUSR1, exit), then the totals.
+        #expect(log.components(separatedBy: "dns worker 2 udp: ").count == 3, "\(log)")
+        let totals = log.split(separator: "\n").first {
+            $0.hasPrefix("oasis: dns queries by type: ")
+        }
+        #expect(totals?.contains("A 302") == true, "\(String(describing: totals))")
+        #expect(totals?.contains("TXT 1") == true, "\(String(describing: totals))")
+        #expect(totals?.contains("NXDOMAIN 1") == true, "\(String(describing: totals))")
+        #expect(totals?.contains("truncated 1") == true, "\(String(describing: totals))")
         var perWorker: [Int] = []
         for worker in 0..<3 {
             let line = log.split(separator: "\n").first {
