@@ -153,7 +153,8 @@ struct ZoneAssembler {
         // those must be well formed whatever the record was built from (a `Zone` made
         // in code may pair a type with `.opaque` bytes): decoded once, here.
         switch record.type {
-        case .ns, .cname, .ptr, .mx, .srv, .soa:
+        case .ns, .cname, .ptr, .mx, .srv, .soa, .mb, .mg, .mr, .minfo, .dname, .rrsig, .nsec,
+            .nsec3, .nsec3param:
             let valid = scratch.withUnsafeBytes { bytes in
                 (try? RecordData.read(
                     type: record.type, from: Bits(bytes), at: 0, length: bytes.count)) != nil

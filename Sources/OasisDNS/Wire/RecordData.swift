@@ -168,6 +168,45 @@ public enum RecordData: Hashable, Sendable {
             let tagEnd = 2 + Int(bytes[1])
             return .caa(
                 flags: bytes[0], tag: Array(bytes[2..<tagEnd]), value: Array(bytes[tagEnd...]))
+        case .mb, .mg, .mr, .minfo:
+            // Names the writer compresses: each well formed, filling the RDATA.
+            let (_, next) = try name(at: offset)
+            if type == .minfo {
+                let (_, last) = try name(at: next)
+                guard last == end else { throw bad }
+            } else {
+                guard next == end else { throw bad }
+            }
+            return .opaque(rdata.copyBytes())
+        case .dname:
+            // The engine substitutes with the target (RFC 6672): one name, whole.
+            let (_, next) = try name(at: offset)
+            guard next == end else { throw bad }
+            return .opaque(rdata.copyBytes())
+        case .rrsig:
+            // Type covered to key tag (18 bytes), the signer, a signature.
+            guard length > 18 else { throw bad }
+            let (_, next) = try name(at: offset + 18)
+            guard next < end else { throw bad }
+            return .opaque(rdata.copyBytes())
+        case .nsec3param, .nsec3:
+            // Algorithm, flags, iterations, salt (RFC 5155 §3.2, §4.2); NSEC3 then a
+            // hash and a type bitmap.
+            let bytes = rdata.copyBytes()
+            guard bytes.count >= 5, 5 + Int(bytes[4]) <= bytes.count else { throw bad }
+            if type == .nsec3 {
+                let hashAt = 5 + Int(bytes[4])
+                guard hashAt < bytes.count, bytes[hashAt] > 0,
+                    hashAt + 1 + Int(bytes[hashAt]) <= bytes.count
+                else { throw bad }
+            } else {
+                guard 5 + Int(bytes[4]) == bytes.count else { throw bad }
+            }
+            return .opaque(bytes)
+        case .nsec:
+            let (_, next) = try name(at: offset)
+            guard next <= end else { throw bad }
+            return .opaque(rdata.copyBytes())
         default:
             return .opaque(rdata.copyBytes())
         }
