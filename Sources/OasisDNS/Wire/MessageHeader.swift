@@ -211,6 +211,8 @@ public struct ResponseCode: RawRepresentable, Hashable, Sendable {
     public static let nameError = ResponseCode(rawValue: 3)
     public static let notImplemented = ResponseCode(rawValue: 4)
     public static let refused = ResponseCode(rawValue: 5)
+    /// A name that should not exist does: a DNAME substitution too long (RFC 6672 §2.2).
+    public static let yxDomain = ResponseCode(rawValue: 6)
     /// RFC 6891 §6.1.3: the OPT's version is not supported.
     /// NOTAUTH: here, a TSIG-signed query with a key we do not know (RFC 8945 §5.2).
     public static let notAuthorized = ResponseCode(rawValue: 9)
