@@ -21,6 +21,10 @@ struct PlannedRRSet {
     /// or below also names a name there: at `-2 - ownerOffset`.
     var synthesizedTarget: Int16
     var synthesizedLength: UInt8
+    /// For a synthesised CNAME, the bytes of its owner below the DNAME's owner: NSD
+    /// writes those labels whole (they are names it made up for the query, which it
+    /// does not compress against), the rest compressed.
+    var literalLength: UInt8 = 0
 }
 
 /// The state of answering one query: the plan of RRsets, then the encoding. Lives on
@@ -758,7 +762,8 @@ struct Responder {
         plan[planCount] = PlannedRRSet(
             section: 0, negative: false, ownerLength: UInt8(nameLength), ownerOffset: ownerOffset,
             rrset: Int32(dname), signatures: 0, synthesizedTarget: Int16(at),
-            synthesizedLength: UInt8(newLength))
+            synthesizedLength: UInt8(newLength),
+            literalLength: ownerOffset == -1 ? 0 : UInt8(sourceStart))
         planCount += 1
         if qtype == RecordType.cname.rawValue { return }
         for index in 0..<newLength { scratch[index] = asciiLower(synthesized[at + index]) }
@@ -849,20 +854,30 @@ struct Responder {
 
     /// NSD's `nsec3_answer_nodata`.
     mutating func nsec3NoData(
-        _ zone: Int, _ parameters: NSEC3Parameters, original: Int, wildcard: Bool
+        _ zone: Int, _ parameters: NSEC3Parameters, original: Int, wildcard synthesized: Bool
     ) {
         let apex = Int(store.zones[zone].apex)
+        // NSD treats a wildcard as one whether it was synthesised from or asked by name;
+        // its parent is the closest encloser, last on the path (or before the wildcard).
+        let wildcard =
+            store.nameLength(original) > 2 && store.byte(original + 4) == 1
+            && store.byte(original + 5) == UInt8(ascii: "*")
+        let parentIndex = synthesized ? pathCount - 1 : pathCount - 2
         if qtype == RecordType.ds.rawValue {
             if original == apex {
                 let (cover, exact) = nsec3Cover(zone, parameters, node: apex)
                 if exact { addNSEC3(cover) }
                 return
             }
-            proveNoDS(zone, parameters, at: wildcard ? -1 : pathCount - 1, delegation: false, node: original)
-            if wildcard { addExactNSEC3(zone, parameters, of: Int(path[pathCount - 1])) }
+            proveNoDS(
+                zone, parameters, at: synthesized ? -1 : pathCount - 1, delegation: false,
+                node: original)
+            if wildcard && parentIndex >= 0 {
+                addExactNSEC3(zone, parameters, of: Int(path[parentIndex]))
+            }
         } else if wildcard {
             // RFC 5155 §7.2.5: the closest encloser's NSEC3, and the wildcard's.
-            addExactNSEC3(zone, parameters, of: Int(path[pathCount - 1]))
+            if parentIndex >= 0 { addExactNSEC3(zone, parameters, of: Int(path[parentIndex])) }
             if hashable(original) { addNSEC3(nsec3Cover(zone, parameters, node: original).node) }
         } else if hashable(original) {
             // RFC 5155 §7.2.3: the NSEC3 matching the name; for a name without one (an
@@ -1033,7 +1048,26 @@ struct Responder {
         var ttl = store.ttl(set)
         var rdata = store.rdata(set)
         func owner(_ writer: inout MessageWriter) throws(MessageFull) {
-            if entry.ownerOffset == -1 {
+            if entry.literalLength > 0 {
+                let literal = Int(entry.literalLength)
+                let name: UnsafeRawBufferPointer
+                if entry.ownerOffset < -1 {
+                    let at = Int(-2 - entry.ownerOffset)
+                    name = UnsafeRawBufferPointer(
+                        rebasing: synthesized[at..<(at + Int(entry.ownerLength))])
+                } else {
+                    name = store.bytes(Int(entry.ownerOffset), count: Int(entry.ownerLength))
+                }
+                let mark = writer.mark
+                do {
+                    try writer.append(bytes: UnsafeRawBufferPointer(rebasing: name[0..<literal]))
+                    try writer.appendName(
+                        UnsafeRawBufferPointer(rebasing: name[literal...]), compress: true)
+                } catch {
+                    writer.rollBack(to: mark)
+                    throw error
+                }
+            } else if entry.ownerOffset == -1 {
                 try writer.appendPointer(to: MessageHeader.size)
             } else if entry.ownerOffset < -1 {
                 let at = Int(-2 - entry.ownerOffset)
