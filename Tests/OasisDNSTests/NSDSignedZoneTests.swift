@@ -36,6 +36,9 @@ let everyTypeZone = ##"""
     isdn ISDN "150862028003217" "004"
     isdn2 ISDN "150862028003217"
     rt RT 10 relay
+    relay A 192.0.2.9
+    relay X25 "311061700957"
+    relay ISDN "150862028003218"
     nsap NSAP 0x47.0005.80.005a00.0000.0001.e133.aaaaaa000151.00
     sig SIG A 8 2 300 20300101000000 20200101000000 12345 types.test. AQIDBAUG
     key KEY 256 3 8 AwEAAc3f
@@ -46,6 +49,7 @@ let everyTypeZone = ##"""
     nxt NXT next A NS
     naptr NAPTR 100 10 "S" "SIP+D2U" "" _sip._udp
     kx KX 10 kx
+    kx A 192.0.2.10
     cert CERT PGP 0 0 AQIDBA==
     cert2 CERT 1 2 RSASHA256 AQIDBA==
     dname DNAME target.example.

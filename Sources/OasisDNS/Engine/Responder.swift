@@ -966,6 +966,11 @@ struct Responder {
                 guard node != 0 else { continue }
                 addAddresses(of: node, type: RecordType.a.rawValue, section: 3)
                 addAddresses(of: node, type: RecordType.aaaa.rawValue, section: 4)
+                if type == RecordType.rt.rawValue {
+                    // RFC 1183 §3.3: an RT's host's X25 and ISDN addresses too.
+                    addAddresses(of: node, type: RecordType.x25.rawValue, section: 5)
+                    addAddresses(of: node, type: RecordType.isdn.rawValue, section: 5)
+                }
             }
         }
     }
@@ -1017,7 +1022,7 @@ struct Responder {
     // MARK: Encoding
 
     /// Writes the planned RRsets by section (answer, authority, optional authority,
-    /// additional A, additional AAAA), each RRset with its RRSIGs whole or not at all.
+    /// additional A, additional AAAA, other additional), each RRset with its RRSIGs whole or not at all.
     /// One that does not fit in the answer or authority section sets TC and ends the
     /// response; one in the optional sections ends it silently (NSD's minimal
     /// responses), with TC for a referral that got no address at all. A truncated
@@ -1025,9 +1030,9 @@ struct Responder {
     mutating func encode(into writer: inout MessageWriter) -> (
         counts: (Int, Int, Int), truncated: Bool
     ) {
-        var counts = [0, 0, 0, 0, 0]
+        var counts = [0, 0, 0, 0, 0, 0]
         var truncated = false
-        sections: for section in UInt8(0)...4 {
+        sections: for section in UInt8(0)...5 {
             for index in 0..<planCount where plan[index].section == section {
                 let entry = plan[index]
                 let mark = writer.mark
@@ -1040,7 +1045,7 @@ struct Responder {
                 }
             }
         }
-        return ((counts[0], counts[1] + counts[2], counts[3] + counts[4]), truncated)
+        return ((counts[0], counts[1] + counts[2], counts[3] + counts[4] + counts[5]), truncated)
     }
 
     func write(_ entry: PlannedRRSet, into writer: inout MessageWriter) throws(MessageFull) -> Int {

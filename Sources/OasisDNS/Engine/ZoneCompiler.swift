@@ -154,7 +154,7 @@ struct ZoneAssembler {
         // in code may pair a type with `.opaque` bytes): decoded once, here.
         switch record.type {
         case .ns, .cname, .ptr, .mx, .srv, .soa, .mb, .mg, .mr, .minfo, .dname, .rrsig, .nsec,
-            .nsec3, .nsec3param:
+            .nsec3, .nsec3param, .kx, .rt:
             let valid = scratch.withUnsafeBytes { bytes in
                 (try? RecordData.read(
                     type: record.type, from: Bits(bytes), at: 0, length: bytes.count)) != nil

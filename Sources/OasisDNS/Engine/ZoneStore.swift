@@ -252,12 +252,17 @@ struct StoreView {
     /// RDATA, found once when the store is built (0 if we serve no such name).
     @inline(__always) static func hasTargets(_ type: UInt16) -> Bool {
         type == RecordType.ns.rawValue || type == RecordType.mx.rawValue
-            || type == RecordType.srv.rawValue
+            || type == RecordType.srv.rawValue || type == RecordType.mb.rawValue
+            || type == RecordType.kx.rawValue || type == RecordType.rt.rawValue
     }
 
     /// Where the target name starts in an RDATA of `type` (``hasTargets(_:)``).
     @inline(__always) static func targetSkip(_ type: UInt16) -> Int {
-        type == RecordType.mx.rawValue ? 2 : type == RecordType.srv.rawValue ? 6 : 0
+        switch type {
+        case RecordType.mx.rawValue, RecordType.kx.rawValue, RecordType.rt.rawValue: 2
+        case RecordType.srv.rawValue: 6
+        default: 0
+        }
     }
 
     /// The arena offset of the target nodes after the RDATAs of `rrset`.

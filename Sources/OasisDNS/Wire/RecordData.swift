@@ -168,6 +168,12 @@ public enum RecordData: Hashable, Sendable {
             let tagEnd = 2 + Int(bytes[1])
             return .caa(
                 flags: bytes[0], tag: Array(bytes[2..<tagEnd]), value: Array(bytes[tagEnd...]))
+        case .kx, .rt:
+            // A preference, then the host whose addresses go in the additional section.
+            guard length >= 3 else { throw bad }
+            let (_, next) = try name(at: offset + 2)
+            guard next == end else { throw bad }
+            return .opaque(rdata.copyBytes())
         case .mb, .mg, .mr, .minfo:
             // Names the writer compresses: each well formed, filling the RDATA.
             let (_, next) = try name(at: offset)
