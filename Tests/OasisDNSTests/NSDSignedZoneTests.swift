@@ -130,6 +130,16 @@ let unsignedZone = """
 
     """
 
+/// The child of the secure delegation in `unsignedZone`.
+let childZone = """
+    $TTL 600
+    @ SOA ns hostmaster 7 7200 3600 1209600 120
+    @ NS ns
+    ns A 192.0.2.100
+    www A 192.0.2.102
+
+    """
+
 /// Runs the same queries against NSD (serving `zones` from `folder`) and `engine`; the
 /// differences, described.
 func differencesFromNSD(
@@ -220,12 +230,18 @@ func report(_ name: String, _ cases: Int, _ result: (identical: Int, mismatches:
         #expect(result.mismatches.isEmpty)
     }
 
-    /// Signs `unsignedZone` with fresh keys; the signed file's name.
-    func sign(in folder: String, arguments: [String]) throws -> String {
-        try write(unsignedZone, to: folder + "/signed.test.zone")
+    /// Signs `text` as zone `origin` with fresh keys; the signed file's name.
+    func sign(_ text: String, origin: String, in folder: String, arguments: [String]) throws
+        -> String
+    {
+        let file = origin + "zone"
+        try write(text, to: folder + "/" + file)
         func key(_ extra: [String]) throws -> String {
             let made = try run(
-                ["sh", "-c", "cd \(folder) && ldns-keygen -a ECDSAP256SHA256 \(extra.joined(separator: " ")) signed.test."])
+                [
+                    "sh", "-c",
+                    "cd \(folder) && ldns-keygen -a ECDSAP256SHA256 \(extra.joined(separator: " ")) \(origin)",
+                ])
             #expect(made.status == 0, "ldns-keygen: \(made.errorOutput)")
             return made.output.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -234,12 +250,12 @@ func report(_ name: String, _ cases: Int, _ result: (identical: Int, mismatches:
         let signed = try run(
             [
                 "sh", "-c",
-                "cd \(folder) && ldns-signzone -e 20400101000000 -i 20200101000000 "
+                "cd \(folder) && ldns-signzone -o \(origin) -e 20400101000000 -i 20200101000000 "
                     + arguments.joined(separator: " ")
-                    + " -f signed.test.zone.signed signed.test.zone \(zsk) \(ksk)",
+                    + " -f \(file).signed \(file) \(zsk) \(ksk)",
             ])
         #expect(signed.status == 0, "ldns-signzone: \(signed.output)\(signed.errorOutput)")
-        return "signed.test.zone.signed"
+        return file + ".signed"
     }
 
     /// The signed zone's NSEC3 owner names (to ask about them too).
@@ -259,11 +275,17 @@ func report(_ name: String, _ cases: Int, _ result: (identical: Int, mismatches:
         }
         let folder = temporaryFolder("oasis-dns-signed")
         defer { _ = try? FileManager.default.removeItem(atPath: folder) }
-        let file = try sign(in: folder, arguments: arguments)
-        let check = try run(["nsd-checkzone", "signed.test.", folder + "/" + file])
-        #expect(check.status == 0, "nsd-checkzone: \(check.output)\(check.errorOutput)")
+        let file = try sign(unsignedZone, origin: "signed.test.", in: folder, arguments: arguments)
+        // The secure delegation's child, signed too and served beside its parent: DS at
+        // its apex comes from the parent, DNSKEY from the child.
+        let childFile = try sign(
+            childZone, origin: "secure.signed.test.", in: folder, arguments: arguments)
         var compiler = ZoneCompiler()
-        try compiler.add(file: folder + "/" + file, origin: DomainName(parsing: "signed.test."))
+        for (origin, name) in [("signed.test.", file), ("secure.signed.test.", childFile)] {
+            let check = try run(["nsd-checkzone", origin, folder + "/" + name])
+            #expect(check.status == 0, "nsd-checkzone: \(check.output)\(check.errorOutput)")
+            try compiler.add(file: folder + "/" + name, origin: DomainName(parsing: origin))
+        }
         let engine = compiler.finish()
         var names = [
             "signed.test.", "www.signed.test.", "alias.signed.test.", "dangling.signed.test.",
@@ -278,7 +300,8 @@ func report(_ name: String, _ cases: Int, _ result: (identical: Int, mismatches:
             String(repeating: "abcdefghij.", count: 4) + "tolong.signed.test.",
             "x.tolong.signed.test.", "www.out.signed.test.", "toalias.signed.test.",
             "!.signed.test.", "big.signed.test.", "mail.signed.test.", "zzz.signed.test.",
-            "0.signed.test.", "ns1.signed.test.",
+            "0.signed.test.", "ns1.signed.test.", "www.secure.signed.test.",
+            "nx.secure.signed.test.",
         ]
         names += hashedOwners(folder + "/" + file).prefix(3)
         let types: [RecordType] = [
@@ -316,7 +339,9 @@ func report(_ name: String, _ cases: Int, _ result: (identical: Int, mismatches:
             }
         }
         let result = try differencesFromNSD(
-            engine: engine, zones: [("signed.test.", file)], folder: folder, cases: cases)
+            engine: engine,
+            zones: [("signed.test.", file), ("secure.signed.test.", childFile)], folder: folder,
+            cases: cases)
         report(name, cases.count, result)
         #expect(result.mismatches.isEmpty)
     }
