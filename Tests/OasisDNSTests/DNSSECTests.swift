@@ -105,3 +105,37 @@ import Testing
         }
     }
 }
+
+/// Inputs the fuzzer found trapping, kept as tests.
+@Suite struct RecordTextRegressionTests {
+    @Test(arguments: [
+        "x NSEC3 1 0 1 - \u{10}\u{11} A",  // a control byte in base32hex
+        "x LOC 52.5 N 4 E 0m",  // a fraction where none is allowed
+    ])
+    func refusedNotTrapped(text: String) throws {
+        let origin = try DomainName(parsing: "example.")
+        #expect(throws: ZoneFileError.self) {
+            try ZoneFileParser.parse(text: "$TTL 60\n" + text, origin: origin)
+        }
+    }
+}
+
+@Suite struct DNAMERuleTests {
+    @Test(arguments: [
+        ("d DNAME a.example.\nd DNAME b.example.", "more than one DNAME at 'd.example.'"),
+        ("d DNAME a.example.\nd CNAME b.example.", "DNAME and CNAME at 'd.example.'"),
+        ("d CNAME a.example.\nd DNAME b.example.", "DNAME and CNAME at 'd.example.'"),
+    ])
+    func refusedAsNSDCheckzoneRefusesThem(records: String, expected: String) throws {
+        let origin = try DomainName(parsing: "example.")
+        let records = try ZoneFileParser.parse(
+            text: "$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n" + records, origin: origin)
+        var compiler = ZoneCompiler()
+        do {
+            try compiler.add(Zone(origin: origin, records: records))
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.contains(expected), "\(error)")
+        }
+    }
+}

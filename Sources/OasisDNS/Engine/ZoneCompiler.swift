@@ -181,6 +181,7 @@ struct ZoneAssembler {
         var cursor = owners[index].first
         var hasCNAME = false
         var hasOther = false
+        var hasDNAME = false
         let cname = RecordType.cname.rawValue
         while cursor >= 0 {
             let existing = records[Int(cursor)]
@@ -196,13 +197,24 @@ struct ZoneAssembler {
             } else if !mayAccompanyCNAME(existing.type) {
                 hasOther = true
             }
+            if existing.type == RecordType.dname.rawValue { hasDNAME = true }
             cursor = existing.next
+        }
+        // RFC 6672 §2.4: one DNAME at a name, and not beside a CNAME (nsd-checkzone's
+        // order of complaints).
+        if type == RecordType.dname.rawValue && hasDNAME {
+            throw ZoneFileError(
+                file: file, line: line, problem: .multipleDNAME(record.name.description))
         }
         // RFC 2181 §10.1: a CNAME alone at its name (DS aside), refused at the line of
         // the record that breaks the rule, as nsd-checkzone does.
         if type == cname && hasCNAME {
             throw ZoneFileError(
                 file: file, line: line, problem: .multipleCNAME(record.name.description))
+        }
+        if (type == cname && hasDNAME) || (type == RecordType.dname.rawValue && hasCNAME) {
+            throw ZoneFileError(
+                file: file, line: line, problem: .dnameAndCNAME(record.name.description))
         }
         if type == cname ? hasOther : (!mayAccompanyCNAME(type) && hasCNAME) {
             throw ZoneFileError(

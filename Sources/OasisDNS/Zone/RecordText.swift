@@ -426,7 +426,7 @@ struct RecordTextReader {
             let parts = text.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
             guard parts.count <= 2, let whole = parts.first,
                 whole.allSatisfy({ $0 &- 0x30 < 10 }), whole.count <= 10,
-                (parts.count == 1 || (1...fraction).contains(parts[1].count))
+                (parts.count == 1 || (parts[1].count >= 1 && parts[1].count <= fraction))
             else { throw fail("bad \(what) '\(string(bytes))'") }
             var value: Int64 = 0
             for digit in whole { value = value * 10 + Int64(digit - 0x30) }
@@ -800,9 +800,10 @@ func decodeBase32Hex(_ characters: some Collection<UInt8>) -> [UInt8]? {
     var bits = 0
     for character in characters {
         let value: UInt64
-        switch character | 0x20 {
+        switch character {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt64(character - 48)
-        case UInt8(ascii: "a")...UInt8(ascii: "v"): value = UInt64((character | 0x20) - 97 + 10)
+        case UInt8(ascii: "a")...UInt8(ascii: "v"): value = UInt64(character - 97 + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "V"): value = UInt64(character - 65 + 10)
         default: return nil
         }
         accumulator = accumulator << 5 | value
