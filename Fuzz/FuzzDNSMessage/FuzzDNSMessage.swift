@@ -95,11 +95,11 @@ let fuzzEngine: AuthoritativeEngine = {
     let signedOrigin = try! DomainName(parsing: "signed.")
     let signed = try! ZoneFileParser.parse(
         text: fuzzSignedZone, origin: signedOrigin, allowIncludes: false)
-    // Saying its version and identity, so CHAOS queries reach the code that answers.
-    return try! AuthoritativeEngine(zones: [
+    let engine = try! AuthoritativeEngine(zones: [
         Zone(origin: origin, records: records), Zone(origin: signedOrigin, records: signed),
     ])
-        .answering(as: ServerIdentity(version: "fuzz 1", identity: "fuzz"))
+    // Saying its version and identity, so CHAOS queries reach the code that answers.
+    return engine.answering(as: ServerIdentity(version: "fuzz 1", identity: "fuzz"))
 }()
 
 nonisolated(unsafe) let outputBuffer = Buffer(byteCount: 65536 + 64)

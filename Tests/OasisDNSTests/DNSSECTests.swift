@@ -75,7 +75,11 @@ import Testing
                 + [0x20])
         // RFC 4034 §3.3: times as seconds since 1970 (1084127779 and 1081535779).
         let rrsig = records[3].data.wire
-        #expect(Array(rrsig[0..<18]) == [0, 1, 5, 2, 0, 0, 0x0e, 0x10, 0x40, 0x9e, 0x7a, 0x23, 0x40, 0x76, 0xed, 0x23, 0x96, 0x77])
+        #expect(
+            Array(rrsig[0..<18]) == [
+                0, 1, 5, 2, 0, 0, 0x0e, 0x10, 0x40, 0x9e, 0x7a, 0x23, 0x40, 0x76, 0xed, 0x23, 0x96,
+                0x77,
+            ])
         #expect(Array(rrsig[18...]) == [7] + Array("Example".utf8) + [0, 1, 2, 3, 4])
     }
 

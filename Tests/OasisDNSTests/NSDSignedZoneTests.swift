@@ -319,7 +319,10 @@ func report(_ name: String, _ cases: Int, _ result: (identical: Int, mismatches:
                     let label =
                         "\(name) \(type) \(edns == nil ? "no EDNS" : edns!.dnssecOK ? "DO" : "EDNS")"
                     cases.append(
-                        (label, queryBytes(id: UInt16(seed), name: name, type: type, edns: edns), false))
+                        (
+                            label, queryBytes(id: UInt16(seed), name: name, type: type, edns: edns),
+                            false
+                        ))
                 }
             }
         }
@@ -351,7 +354,8 @@ func report(_ name: String, _ cases: Int, _ result: (identical: Int, mismatches:
     }
 
     @Test func nsec3SignedZoneMatchesNSD() throws {
-        try compareSigned("nsec3SignedZoneMatchesNSD", arguments: ["-n", "-s", "aabbccdd", "-t", "5"])
+        try compareSigned(
+            "nsec3SignedZoneMatchesNSD", arguments: ["-n", "-s", "aabbccdd", "-t", "5"])
     }
 
     @Test func nsec3OptOutSignedZoneMatchesNSD() throws {

@@ -100,7 +100,9 @@ public enum NSEC3Hash {
         name.lowercased.wire.withUnsafeBytes { wire in
             salt.withUnsafeBytes { salt in
                 result.withUnsafeMutableBytes { output in
-                    hash(name: wire, salt: salt, iterations: Int(iterations), into: output.baseAddress!)
+                    hash(
+                        name: wire, salt: salt, iterations: Int(iterations),
+                        into: output.baseAddress!)
                 }
             }
         }

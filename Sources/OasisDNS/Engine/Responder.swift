@@ -573,7 +573,8 @@ struct Responder {
                     let suffix = nameLength - encloser
                     UnsafeMutableRawBufferPointer(rebasing: buffer[2..<(2 + suffix)]).copyMemory(
                         from: UnsafeRawBufferPointer(rebasing: name[encloser..<nameLength]))
-                    addNSEC(zone, covering: UnsafeRawBufferPointer(rebasing: buffer[0..<(2 + suffix)]))
+                    addNSEC(
+                        zone, covering: UnsafeRawBufferPointer(rebasing: buffer[0..<(2 + suffix)]))
                 }
             }
         }
@@ -639,7 +640,9 @@ struct Responder {
                 noData(zone, original: original, wildcard: wildcard)
                 return
             }
-            add(section: 0, ownerOffset: ownerOffset, ownerLength: ownerLength, rrset: chosen, node: node)
+            add(
+                section: 0, ownerOffset: ownerOffset, ownerLength: ownerLength, rrset: chosen,
+                node: node)
             return
         }
         if qtype == RecordType.nsec3.rawValue {
@@ -648,7 +651,9 @@ struct Responder {
             return
         }
         if let found = store.rrset(of: node, type: qtype) {
-            add(section: 0, ownerOffset: ownerOffset, ownerLength: ownerLength, rrset: found, node: node)
+            add(
+                section: 0, ownerOffset: ownerOffset, ownerLength: ownerLength, rrset: found,
+                node: node)
             // NSD puts the zone's NS RRset in the authority section of positive answers,
             // but not for DNSKEY and DS, whose answers are large already.
             let ns = Int(store.zones[zone].ns)
@@ -690,7 +695,9 @@ struct Responder {
         if let nsec3 = store.nsec3Parameters(zone) {
             nsec3NoData(zone, nsec3, original: original, wildcard: wildcard)
         } else if store.zones[zone].secure != 0 {
-            addNSEC(zone, covering: store.bytes(store.name(original), count: store.nameLength(original)))
+            addNSEC(
+                zone, covering: store.bytes(store.name(original), count: store.nameLength(original))
+            )
         }
     }
 
@@ -726,7 +733,9 @@ struct Responder {
             let target = store.bytes(targetOffset, count: targetLength)
             let owner = store.bytes(store.name(source), count: Int(sourceLength))
             if target.count >= owner.count,
-                canonicalCompare(UnsafeRawBufferPointer(rebasing: target[(target.count - owner.count)...]), owner) == 0
+                canonicalCompare(
+                    UnsafeRawBufferPointer(rebasing: target[(target.count - owner.count)...]), owner
+                ) == 0
             {
                 return
             }
@@ -751,7 +760,9 @@ struct Responder {
             if other.ownerOffset == ownerOffset && Int(other.synthesizedLength) == newLength
                 && canonicalCompare(
                     UnsafeRawBufferPointer(
-                        rebasing: synthesized[Int(other.synthesizedTarget)..<Int(other.synthesizedTarget) + newLength]),
+                        rebasing: synthesized[
+                            Int(other.synthesizedTarget)..<Int(other.synthesizedTarget) + newLength]
+                    ),
                     UnsafeRawBufferPointer(rebasing: synthesized[at..<(at + newLength)])) == 0
             {
                 return
@@ -808,11 +819,14 @@ struct Responder {
         }
     }
 
-    func nsec3Cover(_ zone: Int, _ parameters: NSEC3Parameters, node: Int) -> (node: Int, exact: Bool) {
+    func nsec3Cover(_ zone: Int, _ parameters: NSEC3Parameters, node: Int) -> (
+        node: Int, exact: Bool
+    ) {
         withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { buffer in
             let length = store.nameLength(node)
             for index in 0..<length { buffer[index] = asciiLower(store.byte(node + 4 + index)) }
-            return nsec3Cover(zone, parameters, name: UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
+            return nsec3Cover(
+                zone, parameters, name: UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
         }
     }
 
@@ -822,7 +836,9 @@ struct Responder {
             let length = store.nameLength(encloser)
             buffer[0] = 1
             buffer[1] = UInt8(ascii: "*")
-            for index in 0..<length { buffer[2 + index] = asciiLower(store.byte(encloser + 4 + index)) }
+            for index in 0..<length {
+                buffer[2 + index] = asciiLower(store.byte(encloser + 4 + index))
+            }
             return nsec3Cover(
                 zone, parameters, name: UnsafeRawBufferPointer(rebasing: buffer[0..<(2 + length)])
             ).node
@@ -1077,7 +1093,8 @@ struct Responder {
             } else if entry.ownerOffset < -1 {
                 let at = Int(-2 - entry.ownerOffset)
                 try writer.appendName(
-                    UnsafeRawBufferPointer(rebasing: synthesized[at..<(at + Int(entry.ownerLength))]),
+                    UnsafeRawBufferPointer(
+                        rebasing: synthesized[at..<(at + Int(entry.ownerLength))]),
                     compress: true)
             } else {
                 try writer.appendName(
@@ -1095,7 +1112,8 @@ struct Responder {
             try writer.append(UInt16(0))
             let at = Int(entry.synthesizedTarget)
             try writer.appendRecordData(
-                UnsafeRawBufferPointer(rebasing: synthesized[at..<(at + Int(entry.synthesizedLength))]),
+                UnsafeRawBufferPointer(
+                    rebasing: synthesized[at..<(at + Int(entry.synthesizedLength))]),
                 type: .cname)
             writer.patch(UInt16(writer.count - lengthAt - 2), at: lengthAt)
             return 1
@@ -1118,7 +1136,8 @@ struct Responder {
             try writer.append(RecordClass.internet.rawValue)
             if perRecordTTLs != 0 {
                 try writer.append(
-                    store.arena.loadUnaligned(fromByteOffset: perRecordTTLs + 4 * index, as: UInt32.self))
+                    store.arena.loadUnaligned(
+                        fromByteOffset: perRecordTTLs + 4 * index, as: UInt32.self))
             } else {
                 try writer.append(ttl)
             }
@@ -1139,7 +1158,8 @@ struct Responder {
             let ttls = store.recordTTLs(of: signatures)
             for index in 0..<store.count(signatures) {
                 let length = store.rdataLength(at: signature)
-                let covered = UInt16(store.byte(signature + 2)) << 8 | UInt16(store.byte(signature + 3))
+                let covered =
+                    UInt16(store.byte(signature + 2)) << 8 | UInt16(store.byte(signature + 3))
                 if covered == rawType {
                     try owner(&writer)
                     try writer.append(RecordType.rrsig.rawValue)
@@ -1147,7 +1167,8 @@ struct Responder {
                     try writer.append(
                         rawType == RecordType.soa.rawValue
                             ? ttl
-                            : store.arena.loadUnaligned(fromByteOffset: ttls + 4 * index, as: UInt32.self))
+                            : store.arena.loadUnaligned(
+                                fromByteOffset: ttls + 4 * index, as: UInt32.self))
                     try writer.append(UInt16(length))
                     try writer.append(bytes: store.bytes(signature + 2, count: length))
                     written += 1

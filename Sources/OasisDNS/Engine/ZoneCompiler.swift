@@ -553,8 +553,11 @@ extension ZoneAssembler {
                 let inChain = rdatas(of: owner, type: .nsec3).contains { rdata in
                     rdata.count >= 5 + Int(rdata[rdata.startIndex + 4])
                         && rdata[rdata.startIndex] == 1
-                        && rdata[(rdata.startIndex + 2)..<(rdata.startIndex + 5 + Int(rdata[rdata.startIndex + 4]))]
-                            .elementsEqual(saltAndIterations)
+                        && rdata[
+                            (rdata.startIndex + 2)..<(rdata.startIndex + 5
+                                + Int(rdata[rdata.startIndex + 4]))
+                        ]
+                        .elementsEqual(saltAndIterations)
                 }
                 if inChain { chain.append((hash, nodes[owner])) }
             }

@@ -329,7 +329,8 @@ struct StoreView {
             }
         }
         let index = low > 0 ? low - 1 : count - 1
-        let node = Int(arena.loadUnaligned(fromByteOffset: table + 24 * index + 20, as: UInt32.self))
+        let node = Int(
+            arena.loadUnaligned(fromByteOffset: table + 24 * index + 20, as: UInt32.self))
         return (node, exact && low > 0)
     }
 

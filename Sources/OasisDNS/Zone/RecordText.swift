@@ -493,7 +493,9 @@ struct RecordTextReader {
             altitudeText = altitudeText.dropLast()
         }
         let altitude = try decimal(altitudeText, "altitude", fraction: 2) + 10_000_000
-        guard (0...Int64(UInt32.max)).contains(altitude) else { throw fail("altitude out of range") }
+        guard (0...Int64(UInt32.max)).contains(altitude) else {
+            throw fail("altitude out of range")
+        }
         var sizes: [UInt8] = [0x12, 0x16, 0x13]  // 1 m, 10 km, 10 m (RFC 1876 §3)
         for (position, what) in ["size", "horizontal precision", "vertical precision"].enumerated()
         where !atEnd {
