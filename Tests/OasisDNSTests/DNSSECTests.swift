@@ -143,3 +143,11 @@ import Testing
         }
     }
 }
+
+@Suite struct ResponderMemoryTests {
+    /// The plan lives in stack memory only while it fits the 1 KiB Swift always puts on
+    /// the stack; one byte more and every query allocates.
+    @Test func thePlanFitsTheStack() {
+        #expect(MemoryLayout<PlannedRRSet>.stride * Responder.planCapacity <= 1024)
+    }
+}

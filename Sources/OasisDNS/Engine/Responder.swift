@@ -1,30 +1,55 @@
 import OasisBits
 
 /// One RRset chosen for the response: where it goes and under which owner name.
+/// 16 bytes: `Responder.planCapacity` of them fill the 1 KiB Swift keeps on the stack.
 struct PlannedRRSet {
-    /// 0 answer, 1 authority, 2 additional.
+    /// 0 answer, 1 authority, 2 optional authority (the zone's NS), 3 additional A,
+    /// 4 additional AAAA, 5 other additional: NSD's sections, written in that order.
     var section: UInt8
-    /// Whether this is the SOA of a negative answer (RFC 2308 §3: TTL capped by MINIMUM).
-    var negative: Bool
+    /// 0 a stored RRset, 1 the SOA of a negative answer (RFC 2308 §3: TTL capped by
+    /// MINIMUM), 2 a CNAME synthesised from a DNAME (RFC 6672 §3.1).
+    var kind: UInt8
     var ownerLength: UInt8
+    /// For a synthesised CNAME, the bytes of its owner below the DNAME's owner: NSD
+    /// writes those labels whole (they are names it made up for the query, which it
+    /// does not compress against), the rest compressed.
+    var literalLength: UInt8
     /// The owner's wire bytes in the arena, or -1: the question's name (written as a
-    /// pointer to offset 12, as NSD does, so the answer echoes the query's case).
+    /// pointer to offset 12, as NSD does, so the answer echoes the query's case); -2
+    /// and below: a name in `Responder.synthesized`, at `-2 - ownerOffset`.
     var ownerOffset: Int32
     /// The RRset's descriptor in the store's arena (for a synthesised CNAME, its
     /// DNAME's, whose TTL it takes).
     var rrset: Int32
-    /// The RRSIG RRset at the RRset's node, whose records covering its type go with it
-    /// (DO, signed zone), or 0.
-    var signatures: Int32
-    /// A CNAME synthesised from a DNAME (RFC 6672 §3.1): its target's offset and
-    /// length in `Responder.synthesized`; -1 for a stored RRset. An owner offset of -2
-    /// or below also names a name there: at `-2 - ownerOffset`.
-    var synthesizedTarget: Int16
-    var synthesizedLength: UInt8
-    /// For a synthesised CNAME, the bytes of its owner below the DNAME's owner: NSD
-    /// writes those labels whole (they are names it made up for the query, which it
-    /// does not compress against), the rest compressed.
-    var literalLength: UInt8 = 0
+    /// A stored RRset: the RRSIG RRset at its node, whose records covering its type go
+    /// with it (DO, signed zone), or 0. A synthesised CNAME: its target's offset in
+    /// `Responder.synthesized` (high bits) and length (low 8 bits).
+    var extra: Int32
+
+    init(
+        section: UInt8, negative: Bool, ownerLength: UInt8, ownerOffset: Int32, rrset: Int32,
+        signatures: Int32, synthesizedTarget: Int16, synthesizedLength: UInt8,
+        literalLength: UInt8 = 0
+    ) {
+        self.section = section
+        self.ownerLength = ownerLength
+        self.literalLength = literalLength
+        self.ownerOffset = ownerOffset
+        self.rrset = rrset
+        if synthesizedTarget >= 0 {
+            kind = 2
+            extra = Int32(synthesizedTarget) << 8 | Int32(synthesizedLength)
+        } else {
+            kind = negative ? 1 : 0
+            extra = signatures
+        }
+    }
+
+    var negative: Bool { kind == 1 }
+    var signatures: Int32 { kind == 2 ? 0 : extra }
+    /// The synthesised CNAME's target in `Responder.synthesized`, or -1.
+    var synthesizedTarget: Int16 { kind == 2 ? Int16(truncatingIfNeeded: extra >> 8) : -1 }
+    var synthesizedLength: UInt8 { UInt8(truncatingIfNeeded: extra & 0xff) }
 }
 
 /// The state of answering one query: the plan of RRsets, then the encoding. Lives on
@@ -1046,22 +1071,32 @@ struct Responder {
     mutating func encode(into writer: inout MessageWriter) -> (
         counts: (Int, Int, Int), truncated: Bool
     ) {
-        var counts = [0, 0, 0, 0, 0, 0]
+        // Records per message section (answer, authority, additional), and the
+        // additional A section's alone, for the referral rule. No array: nothing here
+        // may allocate.
+        var counts = (0, 0, 0)
+        var additionalA = 0
         var truncated = false
         sections: for section in UInt8(0)...5 {
             for index in 0..<planCount where plan[index].section == section {
                 let entry = plan[index]
                 let mark = writer.mark
                 do {
-                    counts[Int(section)] += try write(entry, into: &writer)
+                    let written = try write(entry, into: &writer)
+                    switch section {
+                    case 0: counts.0 += written
+                    case 1, 2: counts.1 += written
+                    default: counts.2 += written
+                    }
+                    if section == 3 { additionalA += written }
                 } catch {
                     writer.rollBack(to: mark)
-                    truncated = section <= 1 || (section == 3 && counts[3] == 0 && referral)
+                    truncated = section <= 1 || (section == 3 && additionalA == 0 && referral)
                     break sections
                 }
             }
         }
-        return ((counts[0], counts[1] + counts[2], counts[3] + counts[4] + counts[5]), truncated)
+        return (counts, truncated)
     }
 
     func write(_ entry: PlannedRRSet, into writer: inout MessageWriter) throws(MessageFull) -> Int {
