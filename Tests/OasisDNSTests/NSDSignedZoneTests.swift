@@ -327,8 +327,12 @@ func report(_ name: String, _ cases: Int, _ result: (identical: Int, mismatches:
             }
         }
         // Large signed answers around the limits, and over TCP.
-        for name in ["big.signed.test.", "signed.test.", "www.signed.test.", "nx.signed.test."] {
-            for type in [RecordType.txt, .dnskey, .a, .any] {
+        for name in [
+            "big.signed.test.", "signed.test.", "www.signed.test.", "nx.signed.test.",
+            "x.secure.signed.test.", "x.insecure.signed.test.", "www.dname.signed.test.",
+            "x.wild.signed.test.",
+        ] {
+            for type in [RecordType.txt, .dnskey, .a, .any, .ds] {
                 for size: UInt16 in [512, 700, 1232, 4096] {
                     let query = queryBytes(
                         name: name, type: type, edns: EDNS(udpPayloadSize: size, dnssecOK: true))
@@ -345,6 +349,40 @@ func report(_ name: String, _ cases: Int, _ result: (identical: Int, mismatches:
             engine: engine,
             zones: [("signed.test.", file), ("secure.signed.test.", childFile)], folder: folder,
             cases: cases)
+        report(name, cases.count, result)
+        #expect(result.mismatches.isEmpty)
+    }
+
+    /// The child served without its parent: DS at its apex is its own NODATA, with the
+    /// apex's NSEC or NSEC3.
+    @Test(arguments: [[], ["-n", "-s", "beef", "-t", "3"]])
+    func childAloneAnswersDSAtItsApexAsNSD(arguments: [String]) throws {
+        let name = "childAloneAnswersDSAtItsApexAsNSD"
+        guard getuid() == 0 else { try skip(name, "runs NSD as root") }
+        guard isInstalled("nsd"), isInstalled("ldns-signzone"), isInstalled("ldns-keygen") else {
+            try skip(name, "nsd or ldnsutils are not installed (apt-get install nsd ldnsutils)")
+        }
+        let folder = temporaryFolder("oasis-dns-child")
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let origin = "secure.signed.test."
+        let file = try sign(childZone, origin: origin, in: folder, arguments: arguments)
+        var compiler = ZoneCompiler()
+        try compiler.add(file: folder + "/" + file, origin: DomainName(parsing: origin))
+        let engine = compiler.finish()
+        var cases: [(label: String, query: [UInt8], tcp: Bool)] = []
+        for name in [origin, "www." + origin, "nx." + origin, "a.b." + origin] {
+            for type in [RecordType.ds, .dnskey, .a, .nsec, .any] {
+                for edns in [nil, EDNS(udpPayloadSize: 1232, dnssecOK: true)] {
+                    cases.append(
+                        (
+                            "\(name) \(type) DO=\(edns != nil)",
+                            queryBytes(name: name, type: type, edns: edns), false
+                        ))
+                }
+            }
+        }
+        let result = try differencesFromNSD(
+            engine: engine, zones: [(origin, file)], folder: folder, cases: cases)
         report(name, cases.count, result)
         #expect(result.mismatches.isEmpty)
     }
