@@ -68,6 +68,8 @@ struct Responder {
     /// The RRsets chosen, in order; at most `Responder.planCapacity`.
     let plan: UnsafeMutablePointer<PlannedRRSet>
     var planCount = 0
+    /// Bit n set: the plan has an RRset in section n (encoding skips the others).
+    var sections: UInt8 = 0
     var authoritative = true
     var rcode: UInt8 = 0
     var qtype: UInt16 = 0
@@ -795,6 +797,7 @@ struct Responder {
         }
         synthesizedCount += newLength
         guard planCount < Responder.planCapacity else { return }
+        sections |= 1
         plan[planCount] = PlannedRRSet(
             section: 0, negative: false, ownerLength: UInt8(nameLength), ownerOffset: ownerOffset,
             rrset: Int32(dname), signatures: 0, synthesizedTarget: Int16(at),
@@ -1052,6 +1055,7 @@ struct Responder {
         {
             signatures = Int32(found)
         }
+        sections |= 1 << section
         plan[planCount] = PlannedRRSet(
             section: section, negative: negative, ownerLength: ownerLength,
             ownerOffset: ownerOffset, rrset: Int32(rrset), signatures: signatures,
@@ -1077,7 +1081,7 @@ struct Responder {
         var counts = (0, 0, 0)
         var additionalA = 0
         var truncated = false
-        sections: for section in UInt8(0)...5 {
+        sections: for section in UInt8(0)...5 where self.sections & (1 << section) != 0 {
             for index in 0..<planCount where plan[index].section == section {
                 let entry = plan[index]
                 let mark = writer.mark
@@ -1099,47 +1103,46 @@ struct Responder {
         return (counts, truncated)
     }
 
+    /// Writes `entry`'s owner name: a pointer to the question, or a name compressed
+    /// against those written (a synthesised CNAME's made-up labels whole first).
+    @inline(__always)
+    func appendOwner(_ entry: PlannedRRSet, into writer: inout MessageWriter)
+        throws(MessageFull)
+    {
+        if entry.ownerOffset == -1 {
+            try writer.appendPointer(to: MessageHeader.size)
+            return
+        }
+        let name: UnsafeRawBufferPointer
+        if entry.ownerOffset < -1 {
+            let at = Int(-2 - entry.ownerOffset)
+            name = UnsafeRawBufferPointer(rebasing: synthesized[at..<(at + Int(entry.ownerLength))])
+        } else {
+            name = store.bytes(Int(entry.ownerOffset), count: Int(entry.ownerLength))
+        }
+        guard entry.literalLength > 0 else {
+            try writer.appendName(name, compress: true)
+            return
+        }
+        let literal = Int(entry.literalLength)
+        let mark = writer.mark
+        do {
+            try writer.append(bytes: UnsafeRawBufferPointer(rebasing: name[0..<literal]))
+            try writer.appendName(
+                UnsafeRawBufferPointer(rebasing: name[literal...]), compress: true)
+        } catch {
+            writer.rollBack(to: mark)
+            throw error
+        }
+    }
+
     func write(_ entry: PlannedRRSet, into writer: inout MessageWriter) throws(MessageFull) -> Int {
         let set = Int(entry.rrset)
         var ttl = store.ttl(set)
         var rdata = store.rdata(set)
-        func owner(_ writer: inout MessageWriter) throws(MessageFull) {
-            if entry.literalLength > 0 {
-                let literal = Int(entry.literalLength)
-                let name: UnsafeRawBufferPointer
-                if entry.ownerOffset < -1 {
-                    let at = Int(-2 - entry.ownerOffset)
-                    name = UnsafeRawBufferPointer(
-                        rebasing: synthesized[at..<(at + Int(entry.ownerLength))])
-                } else {
-                    name = store.bytes(Int(entry.ownerOffset), count: Int(entry.ownerLength))
-                }
-                let mark = writer.mark
-                do {
-                    try writer.append(bytes: UnsafeRawBufferPointer(rebasing: name[0..<literal]))
-                    try writer.appendName(
-                        UnsafeRawBufferPointer(rebasing: name[literal...]), compress: true)
-                } catch {
-                    writer.rollBack(to: mark)
-                    throw error
-                }
-            } else if entry.ownerOffset == -1 {
-                try writer.appendPointer(to: MessageHeader.size)
-            } else if entry.ownerOffset < -1 {
-                let at = Int(-2 - entry.ownerOffset)
-                try writer.appendName(
-                    UnsafeRawBufferPointer(
-                        rebasing: synthesized[at..<(at + Int(entry.ownerLength))]),
-                    compress: true)
-            } else {
-                try writer.appendName(
-                    store.bytes(Int(entry.ownerOffset), count: Int(entry.ownerLength)),
-                    compress: true)
-            }
-        }
         if entry.synthesizedTarget >= 0 {
             // RFC 6672 §3.1: the CNAME a DNAME stands for, with the DNAME's TTL.
-            try owner(&writer)
+            try appendOwner(entry, into: &writer)
             try writer.append(RecordType.cname.rawValue)
             try writer.append(RecordClass.internet.rawValue)
             try writer.append(ttl)
@@ -1166,7 +1169,7 @@ struct Responder {
         let count = store.count(set)
         let perRecordTTLs = rawType == RecordType.rrsig.rawValue ? store.recordTTLs(of: set) : 0
         for index in 0..<count {
-            try owner(&writer)
+            try appendOwner(entry, into: &writer)
             try writer.append(rawType)
             try writer.append(RecordClass.internet.rawValue)
             if perRecordTTLs != 0 {
@@ -1196,7 +1199,7 @@ struct Responder {
                 let covered =
                     UInt16(store.byte(signature + 2)) << 8 | UInt16(store.byte(signature + 3))
                 if covered == rawType {
-                    try owner(&writer)
+                    try appendOwner(entry, into: &writer)
                     try writer.append(RecordType.rrsig.rawValue)
                     try writer.append(RecordClass.internet.rawValue)
                     try writer.append(
