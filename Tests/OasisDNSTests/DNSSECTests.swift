@@ -151,3 +151,28 @@ import Testing
         #expect(MemoryLayout<PlannedRRSet>.stride * Responder.planCapacity <= 1024)
     }
 }
+
+/// Names in RDATA the engine or the writer reads as stored are kept decompressed,
+/// whatever the bytes they came from (found by FuzzDNSMessage: an MB name compressed in
+/// a message trapped when the message was written again).
+@Suite struct DecompressedRDATATests {
+    @Test func aCompressedNameInAMessageIsReadWhole() throws {
+        // Question mail.example. MB; answer: mail.example. MB, its RDATA a pointer to 12.
+        let name: [UInt8] = [4] + Array("mail".utf8) + [7] + Array("example".utf8) + [0]
+        var bytes: [UInt8] = [0x42, 0x42, 0x84, 0, 0, 1, 0, 1, 0, 0, 0, 0]
+        bytes += name + [0, 7, 0, 1]
+        bytes += [0xc0, 0x0c, 0, 7, 0, 1, 0, 0, 0, 60, 0, 2, 0xc0, 0x0c]
+        let message = try Message(parsing: Bits(bytes))
+        #expect(message.answers[0].data.wire == name)
+        var bits = emptyMessageBuffer()
+        try message.encode(into: &bits)
+        #expect(try Message(parsing: bits).answers == message.answers)
+    }
+
+    @Test func rfc3597DataWithAPointerIsRefused() throws {
+        let origin = try DomainName(parsing: "example.")
+        #expect(throws: ZoneFileError.self) {
+            try ZoneFileParser.parse(text: "$TTL 60\nx MINFO \\# 5 016100c000", origin: origin)
+        }
+    }
+}

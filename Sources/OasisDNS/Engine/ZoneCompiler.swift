@@ -155,15 +155,24 @@ struct ZoneAssembler {
         switch record.type {
         case .ns, .cname, .ptr, .mx, .srv, .soa, .mb, .mg, .mr, .minfo, .dname, .rrsig, .nsec,
             .nsec3, .nsec3param, .kx, .rt:
-            let valid = scratch.withUnsafeBytes { bytes in
-                (try? RecordData.read(
-                    type: record.type, from: Bits(bytes), at: 0, length: bytes.count)) != nil
+            let decoded = scratch.withUnsafeBytes { bytes in
+                try? RecordData.read(
+                    type: record.type, from: Bits(bytes), at: 0, length: bytes.count)
             }
-            guard valid else {
+            guard let decoded else {
                 throw ZoneFileError(
                     file: file, line: line,
                     problem: .badRecordData(
                         type: record.type.description, reason: "not a valid \(record.type) RDATA"))
+            }
+            // Stored as decoded: its names whole, never a compression pointer.
+            scratch.removeAll(keepingCapacity: true)
+            decoded.appendWire(to: &scratch)
+            guard scratch.count <= 65535 else {
+                throw ZoneFileError(
+                    file: file, line: line,
+                    problem: .badRecordData(
+                        type: record.type.description, reason: "over 65535 bytes"))
             }
         default: break
         }
