@@ -17,6 +17,7 @@ packages=(
     openvswitch-testcontroller        # drives our switch; bench/openflow.sh compares our controller with it
     mininet                           # mn pingall through our controller (run inside unshare: MininetTests)
     nsd bind9-dnsutils knot-dnsutils dnsperf  # DNS peers: NSD, dig, kdig; load for the bench
+    ldnsutils                         # ldns-keygen, ldns-signzone: the signed zones of the DNSSEC differential test
 )
 
 missing=()

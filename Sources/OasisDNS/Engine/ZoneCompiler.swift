@@ -153,16 +153,26 @@ struct ZoneAssembler {
         // those must be well formed whatever the record was built from (a `Zone` made
         // in code may pair a type with `.opaque` bytes): decoded once, here.
         switch record.type {
-        case .ns, .cname, .ptr, .mx, .srv, .soa:
-            let valid = scratch.withUnsafeBytes { bytes in
-                (try? RecordData.read(
-                    type: record.type, from: Bits(bytes), at: 0, length: bytes.count)) != nil
+        case .ns, .cname, .ptr, .mx, .srv, .soa, .mb, .mg, .mr, .minfo, .dname, .rrsig, .nsec,
+            .nsec3, .nsec3param, .kx, .rt:
+            let decoded = scratch.withUnsafeBytes { bytes in
+                try? RecordData.read(
+                    type: record.type, from: Bits(bytes), at: 0, length: bytes.count)
             }
-            guard valid else {
+            guard let decoded else {
                 throw ZoneFileError(
                     file: file, line: line,
                     problem: .badRecordData(
                         type: record.type.description, reason: "not a valid \(record.type) RDATA"))
+            }
+            // Stored as decoded: its names whole, never a compression pointer.
+            scratch.removeAll(keepingCapacity: true)
+            decoded.appendWire(to: &scratch)
+            guard scratch.count <= 65535 else {
+                throw ZoneFileError(
+                    file: file, line: line,
+                    problem: .badRecordData(
+                        type: record.type.description, reason: "over 65535 bytes"))
             }
         default: break
         }
@@ -180,8 +190,8 @@ struct ZoneAssembler {
         var cursor = owners[index].first
         var hasCNAME = false
         var hasOther = false
+        var hasDNAME = false
         let cname = RecordType.cname.rawValue
-        let ds = RecordType.ds.rawValue
         while cursor >= 0 {
             let existing = records[Int(cursor)]
             if existing.type == type && Int(existing.rdataLength) == scratch.count
@@ -193,10 +203,17 @@ struct ZoneAssembler {
             }
             if existing.type == cname {
                 hasCNAME = true
-            } else if existing.type != ds {
+            } else if !mayAccompanyCNAME(existing.type) {
                 hasOther = true
             }
+            if existing.type == RecordType.dname.rawValue { hasDNAME = true }
             cursor = existing.next
+        }
+        // RFC 6672 §2.4: one DNAME at a name, and not beside a CNAME (nsd-checkzone's
+        // order of complaints).
+        if type == RecordType.dname.rawValue && hasDNAME {
+            throw ZoneFileError(
+                file: file, line: line, problem: .multipleDNAME(record.name.description))
         }
         // RFC 2181 §10.1: a CNAME alone at its name (DS aside), refused at the line of
         // the record that breaks the rule, as nsd-checkzone does.
@@ -204,7 +221,11 @@ struct ZoneAssembler {
             throw ZoneFileError(
                 file: file, line: line, problem: .multipleCNAME(record.name.description))
         }
-        if type == cname ? hasOther : (type != ds && hasCNAME) {
+        if (type == cname && hasDNAME) || (type == RecordType.dname.rawValue && hasCNAME) {
+            throw ZoneFileError(
+                file: file, line: line, problem: .dnameAndCNAME(record.name.description))
+        }
+        if type == cname ? hasOther : (!mayAccompanyCNAME(type) && hasCNAME) {
             throw ZoneFileError(
                 file: file, line: line, problem: .cnameAndOtherData(record.name.description))
         }
@@ -323,7 +344,7 @@ struct ZoneAssembler {
                 let record = records[Int(cursor)]
                 if record.type == RecordType.cname.rawValue {
                     cnames += 1
-                } else if record.type != RecordType.ds.rawValue {
+                } else if !mayAccompanyCNAME(record.type) {
                     others = true
                 }
                 cursor = record.next
@@ -412,6 +433,16 @@ struct ZoneAssembler {
                     while arena.count % 4 != 0 { arena.append(0) }
                     arena += repeatElement(0, count: 4 * count)
                     fixups.append(UInt32(truncatingIfNeeded: descriptor))
+                } else if type == RecordType.rrsig.rawValue {
+                    // Each RRSIG's own TTL (NSD keeps them per record).
+                    while arena.count % 4 != 0 { arena.append(0) }
+                    cursor = owner.first
+                    while cursor >= 0 {
+                        let record = records[Int(cursor)]
+                        cursor = record.next
+                        guard record.type == type else { continue }
+                        withUnsafeBytes(of: record.ttl) { arena += $0 }
+                    }
                 }
                 arena.withUnsafeMutableBytes { bytes in
                     bytes.storeBytes(of: type, toByteOffset: descriptor, as: UInt16.self)
@@ -422,6 +453,13 @@ struct ZoneAssembler {
                         of: UInt32(truncatingIfNeeded: first), toByteOffset: descriptor + 8,
                         as: UInt32.self)
                 }
+            }
+            if types.contains(RecordType.nsec3.rawValue),
+                types.allSatisfy({
+                    $0 == RecordType.nsec3.rawValue || $0 == RecordType.rrsig.rawValue
+                })
+            {
+                flags |= StoreView.onlyNSEC3
             }
             arena[node + 1] = flags
             guard arena.count < Int(Int32.max) else { throw fail("over 2 GiB of names and data") }
@@ -437,6 +475,7 @@ struct ZoneAssembler {
             }
             if let found { arena[Int(nodes[found]) + 1] |= StoreView.wildcardChild }
         }
+        addDNSSEC(to: &info, nodes: nodes, arena: &arena)
         compiler.arena = arena
         compiler.rrsetCount += rrsets
         compiler.targetFixups += fixups
@@ -453,6 +492,128 @@ struct ZoneAssembler {
         }
         compiler.zones.append(info)
         compiler.nodeCount += owners.count
+    }
+}
+
+extension ZoneAssembler {
+    /// The RDATAs of `owner`'s records of `type`, in file order.
+    func rdatas(of owner: Int, type: RecordType) -> [ArraySlice<UInt8>] {
+        var result: [ArraySlice<UInt8>] = []
+        var cursor = owners[owner].first
+        while cursor >= 0 {
+            let record = records[Int(cursor)]
+            cursor = record.next
+            guard record.type == type.rawValue else { continue }
+            let start = Int(record.rdataOffset)
+            result.append(rdata[start..<start + Int(record.rdataLength)])
+        }
+        return result
+    }
+
+    func name(of owner: Int) -> [UInt8] {
+        let start = Int(owners[owner].nameOffset)
+        return Array(names[start..<start + Int(owners[owner].nameLength)])
+    }
+
+    /// What DNSSEC answers need of a signed zone, as NSD derives it when it loads one:
+    /// whether it is signed (an RRSIG covering DNSKEY at the apex), its NSEC owners in
+    /// canonical order, and the NSEC3 chain of its NSEC3PARAM (RFC 5155 §4: SHA-1,
+    /// flags 0, its hash of the apex owning an NSEC3 with SOA) by hash. The tables go in
+    /// the arena after the zone's nodes.
+    func addDNSSEC(to info: inout ZoneStore.ZoneInfo, nodes: [UInt32], arena: inout [UInt8]) {
+        let secure = rdatas(of: 0, type: .rrsig).contains { rdata in
+            rdata.count >= 2 && rdata[rdata.startIndex] == 0
+                && rdata[rdata.startIndex + 1] == UInt8(RecordType.dnskey.rawValue)
+        }
+        if secure {
+            info.secure = 1
+            for node in nodes { arena[Int(node) + 1] |= StoreView.signedZone }
+        }
+        // NSEC owners, sorted canonically.
+        var nsecOwners = owners.indices.filter { !rdatas(of: $0, type: .nsec).isEmpty }
+        if !nsecOwners.isEmpty {
+            let ownerNames = nsecOwners.map { name(of: $0) }
+            let order = ownerNames.indices.sorted { left, right in
+                ownerNames[left].withUnsafeBytes { a in
+                    ownerNames[right].withUnsafeBytes { b in canonicalCompare(a, b) < 0 }
+                }
+            }
+            nsecOwners = order.map { nsecOwners[$0] }
+            while arena.count % 4 != 0 { arena.append(0) }
+            info.nsecTable = UInt32(truncatingIfNeeded: arena.count)
+            info.nsecCount = UInt32(nsecOwners.count)
+            for owner in nsecOwners { withUnsafeBytes(of: nodes[owner]) { arena += $0 } }
+        }
+        // The NSEC3 chain NSD picks: the first NSEC3PARAM of SHA-1 with flags 0 whose
+        // chain holds the apex's hash with SOA in its bitmap.
+        for parameters in rdatas(of: 0, type: .nsec3param) {
+            guard parameters.count >= 5, parameters[parameters.startIndex] == 1,
+                parameters[parameters.startIndex + 1] == 0
+            else { continue }
+            let saltAndIterations = Array(parameters[(parameters.startIndex + 2)...])
+            var chain: [([UInt8], UInt32)] = []
+            for owner in owners.indices {
+                let ownerName = name(of: owner)
+                guard ownerName.first == 32,
+                    let hash = decodeBase32Hex(ownerName[1..<33]), hash.count == 20
+                else { continue }
+                // In the chain: one of its NSEC3s has the parameters' algorithm,
+                // iterations and salt.
+                let inChain = rdatas(of: owner, type: .nsec3).contains { rdata in
+                    rdata.count >= 5 + Int(rdata[rdata.startIndex + 4])
+                        && rdata[rdata.startIndex] == 1
+                        && rdata[
+                            (rdata.startIndex + 2)..<(rdata.startIndex + 5
+                                + Int(rdata[rdata.startIndex + 4]))
+                        ]
+                        .elementsEqual(saltAndIterations)
+                }
+                if inChain { chain.append((hash, nodes[owner])) }
+            }
+            guard !chain.isEmpty else { continue }
+            chain.sort { $0.0.lexicographicallyPrecedes($1.0) }
+            // RFC 5155 §7.2 needs the apex in the chain, with SOA (NSD checks the same).
+            let iterations = UInt16(saltAndIterations[0]) << 8 | UInt16(saltAndIterations[1])
+            let salt = Array(saltAndIterations[3...])
+            let apexHash = NSEC3Hash.hash(name: origin, salt: salt, iterations: iterations)
+            guard let apexEntry = chain.first(where: { $0.0 == apexHash }),
+                let apexOwner = nodes.firstIndex(of: apexEntry.1),
+                rdatas(of: apexOwner, type: .nsec3).contains(where: { nsec3HasSOA($0) })
+            else { continue }
+            // The NSEC3PARAM's RDATA as stored with the apex, found again in the arena.
+            while arena.count % 4 != 0 { arena.append(0) }
+            info.nsec3Param = UInt32(truncatingIfNeeded: arena.count)
+            arena.append(UInt8(parameters.count >> 8))
+            arena.append(UInt8(parameters.count & 0xff))
+            arena += parameters
+            while arena.count % 4 != 0 { arena.append(0) }
+            info.nsec3Table = UInt32(truncatingIfNeeded: arena.count)
+            info.nsec3Count = UInt32(chain.count)
+            for (hash, node) in chain {
+                arena += hash
+                withUnsafeBytes(of: node) { arena += $0 }
+            }
+            break
+        }
+    }
+
+    /// Whether an NSEC3 RDATA's bitmap has SOA (NSD's `nsec3_has_soa`: window 0).
+    func nsec3HasSOA(_ rdata: ArraySlice<UInt8>) -> Bool {
+        let base = rdata.startIndex
+        guard rdata.count >= 5 else { return false }
+        let hashAt = base + 5 + Int(rdata[base + 4])
+        guard hashAt < rdata.endIndex else { return false }
+        let bitmapAt = hashAt + 1 + Int(rdata[hashAt])
+        guard bitmapAt + 3 <= rdata.endIndex else { return false }
+        return rdata[bitmapAt] == 0 && rdata[bitmapAt + 2] & 0x02 != 0
+    }
+}
+
+/// The types NSD allows beside a CNAME (RFC 4035 §2.5: its DNSSEC records), and DS.
+func mayAccompanyCNAME(_ type: UInt16) -> Bool {
+    switch RecordType(rawValue: type) {
+    case .ds, .rrsig, .nsec, .nsec3, .sig, .nxt: true
+    default: false
     }
 }
 

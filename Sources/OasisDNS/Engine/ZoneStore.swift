@@ -51,6 +51,20 @@ final class ZoneStore: @unchecked Sendable {
         /// The zone's first slot in the slot array, and its table's size - 1.
         var slotBase: UInt32
         var slotMask: UInt32
+        /// DNSSEC (all 0 for an unsigned zone). The zone is signed as NSD decides it:
+        /// an RRSIG covering DNSKEY at the apex.
+        var secure: UInt32 = 0
+        /// The nodes owning NSEC RRsets, in canonical order (RFC 4034 §6.1): an arena
+        /// offset of `nsecCount` UInt32 node offsets.
+        var nsecTable: UInt32 = 0
+        var nsecCount: UInt32 = 0
+        /// The NSEC3 chain NSD would serve (an NSEC3PARAM of SHA-1, flags 0, whose
+        /// hash of the apex has an NSEC3 with SOA): the arena offset of its
+        /// NSEC3PARAM's `[length][RDATA]`, or 0; and its nodes by hash, `nsec3Count`
+        /// entries of 20 hash bytes and a UInt32 node offset.
+        var nsec3Param: UInt32 = 0
+        var nsec3Table: UInt32 = 0
+        var nsec3Count: UInt32 = 0
     }
 
     let view: StoreView
@@ -176,6 +190,11 @@ struct StoreView {
 
     static let delegation: UInt8 = 1
     static let wildcardChild: UInt8 = 2
+    /// The node holds NSEC3 and nothing else but RRSIGs: NSD answers as if it did not
+    /// exist (its `domain_has_only_NSEC3`).
+    static let onlyNSEC3: UInt8 = 4
+    /// The node is in a signed zone: with DO, its RRsets go with their RRSIGs.
+    static let signedZone: UInt8 = 8
 
     // MARK: Node records
 
@@ -233,12 +252,17 @@ struct StoreView {
     /// RDATA, found once when the store is built (0 if we serve no such name).
     @inline(__always) static func hasTargets(_ type: UInt16) -> Bool {
         type == RecordType.ns.rawValue || type == RecordType.mx.rawValue
-            || type == RecordType.srv.rawValue
+            || type == RecordType.srv.rawValue || type == RecordType.mb.rawValue
+            || type == RecordType.kx.rawValue || type == RecordType.rt.rawValue
     }
 
     /// Where the target name starts in an RDATA of `type` (``hasTargets(_:)``).
     @inline(__always) static func targetSkip(_ type: UInt16) -> Int {
-        type == RecordType.mx.rawValue ? 2 : type == RecordType.srv.rawValue ? 6 : 0
+        switch type {
+        case RecordType.mx.rawValue, RecordType.kx.rawValue, RecordType.rt.rawValue: 2
+        case RecordType.srv.rawValue: 6
+        default: 0
+        }
     }
 
     /// The arena offset of the target nodes after the RDATAs of `rrset`.
@@ -246,6 +270,68 @@ struct StoreView {
         var rdata = rdata(rrset)
         for _ in 0..<count(rrset) { rdata += 2 + rdataLength(at: rdata) }
         return (rdata + 3) & ~3
+    }
+
+    /// The arena offset of the per-record TTLs (UInt32 each) that follow the RDATAs of
+    /// an RRSIG RRset: RRSIGs at one name cover different types and keep their own TTLs.
+    @inline(__always) func recordTTLs(of rrset: Int) -> Int { targets(of: rrset) }
+
+    // MARK: DNSSEC
+
+    /// The node with the greatest NSEC owner name at or before `name` (lowercased,
+    /// uncompressed) in canonical order, in `zone`: the NSEC that covers (or matches)
+    /// it; nil if the zone has none. A binary search: only negative answers with DO ask.
+    func coveringNSEC(_ zone: Int, _ name: UnsafeRawBufferPointer) -> Int? {
+        let info = zones[zone]
+        var low = 0
+        var high = Int(info.nsecCount)
+        let table = Int(info.nsecTable)
+        // Invariant: entries before `low` are <= name, entries from `high` on are >.
+        while low < high {
+            let middle = (low + high) / 2
+            let node = Int(arena.loadUnaligned(fromByteOffset: table + 4 * middle, as: UInt32.self))
+            if canonicalCompare(bytes(node + 4, count: nameLength(node)), name) <= 0 {
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        guard low > 0 else { return nil }
+        return Int(arena.loadUnaligned(fromByteOffset: table + 4 * (low - 1), as: UInt32.self))
+    }
+
+    /// The NSEC3PARAM's salt and iterations, if the zone has a chain NSD serves.
+    func nsec3Parameters(_ zone: Int) -> (salt: UnsafeRawBufferPointer, iterations: Int)? {
+        let at = Int(zones[zone].nsec3Param)
+        guard at != 0 else { return nil }
+        let iterations = Int(byte(at + 4)) << 8 | Int(byte(at + 5))
+        return (bytes(at + 7, count: Int(byte(at + 6))), iterations)
+    }
+
+    /// The NSEC3 node whose hash is the greatest at or before `hash` (20 bytes), or the
+    /// last if none is (the chain wraps), and whether it matches exactly (NSD's
+    /// `nsec3_find_cover`).
+    func nsec3Cover(_ zone: Int, _ hash: UnsafeRawPointer) -> (node: Int, exact: Bool) {
+        let info = zones[zone]
+        let table = Int(info.nsec3Table)
+        let count = Int(info.nsec3Count)
+        var low = 0
+        var high = count
+        var exact = false
+        while low < high {
+            let middle = (low + high) / 2
+            let order = compareHash(arena + table + 24 * middle, hash)
+            if order <= 0 {
+                if order == 0 { exact = true }
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        let index = low > 0 ? low - 1 : count - 1
+        let node = Int(
+            arena.loadUnaligned(fromByteOffset: table + 24 * index + 20, as: UInt32.self))
+        return (node, exact && low > 0)
     }
 
     /// The node for `name` (lowercased, uncompressed) in the closest enclosing zone we
@@ -436,4 +522,54 @@ func tableCapacity(for count: Int) -> Int {
     var capacity = 8
     while capacity < count * 2 { capacity <<= 1 }
     return capacity
+}
+
+/// Compares two 20-byte hashes as unsigned big-endian numbers.
+@inline(__always)
+func compareHash(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> Int {
+    for index in 0..<20 {
+        let x = a.load(fromByteOffset: index, as: UInt8.self)
+        let y = b.load(fromByteOffset: index, as: UInt8.self)
+        if x != y { return x < y ? -1 : 1 }
+    }
+    return 0
+}
+
+/// RFC 4034 §6.1: the canonical order of two uncompressed wire names, label by label
+/// from the root, each label's bytes compared with capitals made small, a label that
+/// is a prefix of another first. Negative, zero or positive.
+func canonicalCompare(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { starts in
+        var aCount = 0
+        var position = 0
+        while position < a.count && a[position] != 0 {
+            starts[aCount] = UInt8(truncatingIfNeeded: position)
+            aCount += 1
+            position += 1 + Int(a[position])
+        }
+        var bCount = 0
+        position = 0
+        while position < b.count && b[position] != 0 {
+            starts[128 + bCount] = UInt8(truncatingIfNeeded: position)
+            bCount += 1
+            position += 1 + Int(b[position])
+        }
+        var i = aCount - 1
+        var j = bCount - 1
+        while i >= 0 && j >= 0 {
+            let x = Int(starts[i])
+            let y = Int(starts[128 + j])
+            let xLength = Int(a[x])
+            let yLength = Int(b[y])
+            for k in 0..<min(xLength, yLength) {
+                let p = asciiLower(a[x + 1 + k])
+                let q = asciiLower(b[y + 1 + k])
+                if p != q { return Int(p) - Int(q) }
+            }
+            if xLength != yLength { return xLength - yLength }
+            i -= 1
+            j -= 1
+        }
+        return aCount - bCount
+    }
 }

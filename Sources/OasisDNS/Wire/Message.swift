@@ -225,8 +225,14 @@ extension MessageWriter {
         throws(MessageFull)
     {
         switch type {
-        case .ns, .cname, .ptr:
+        // NSD 4.6 compresses the names of NS, CNAME, SOA, MB, MG, MR, PTR, MINFO and
+        // MX (its RDATA_WF_COMPRESSED_DNAME); no others (RFC 3597 §4).
+        case .ns, .cname, .ptr, .mb, .mg, .mr:
             try appendName(rdata, compress: true)
+        case .minfo:
+            let first = wireNameLength(rdata, from: 0)
+            try appendName(UnsafeRawBufferPointer(rebasing: rdata[0..<first]), compress: true)
+            try appendName(UnsafeRawBufferPointer(rebasing: rdata[first...]), compress: true)
         case .mx:
             try append(bytes: UnsafeRawBufferPointer(rebasing: rdata[0..<2]))
             try appendName(UnsafeRawBufferPointer(rebasing: rdata[2...]), compress: true)

@@ -55,25 +55,89 @@ public struct RecordType: RawRepresentable, Hashable, Sendable, CustomStringConv
 
     public static let a = RecordType(rawValue: 1)
     public static let ns = RecordType(rawValue: 2)
+    public static let md = RecordType(rawValue: 3)
+    public static let mf = RecordType(rawValue: 4)
     public static let cname = RecordType(rawValue: 5)
     public static let soa = RecordType(rawValue: 6)
+    public static let mb = RecordType(rawValue: 7)
+    public static let mg = RecordType(rawValue: 8)
+    public static let mr = RecordType(rawValue: 9)
+    public static let `null` = RecordType(rawValue: 10)
+    public static let wks = RecordType(rawValue: 11)
     public static let ptr = RecordType(rawValue: 12)
+    public static let hinfo = RecordType(rawValue: 13)
+    public static let minfo = RecordType(rawValue: 14)
     public static let mx = RecordType(rawValue: 15)
     public static let txt = RecordType(rawValue: 16)
+    public static let rp = RecordType(rawValue: 17)
+    public static let afsdb = RecordType(rawValue: 18)
+    public static let x25 = RecordType(rawValue: 19)
+    public static let isdn = RecordType(rawValue: 20)
+    public static let rt = RecordType(rawValue: 21)
+    public static let nsap = RecordType(rawValue: 22)
+    public static let sig = RecordType(rawValue: 24)
+    public static let key = RecordType(rawValue: 25)
+    public static let px = RecordType(rawValue: 26)
     public static let aaaa = RecordType(rawValue: 28)
+    public static let loc = RecordType(rawValue: 29)
+    public static let nxt = RecordType(rawValue: 30)
     public static let srv = RecordType(rawValue: 33)
+    public static let naptr = RecordType(rawValue: 35)
+    public static let kx = RecordType(rawValue: 36)
+    public static let cert = RecordType(rawValue: 37)
+    public static let dname = RecordType(rawValue: 39)
     public static let opt = RecordType(rawValue: 41)
+    public static let apl = RecordType(rawValue: 42)
     public static let ds = RecordType(rawValue: 43)
+    public static let sshfp = RecordType(rawValue: 44)
+    public static let ipseckey = RecordType(rawValue: 45)
+    public static let rrsig = RecordType(rawValue: 46)
+    public static let nsec = RecordType(rawValue: 47)
+    public static let dnskey = RecordType(rawValue: 48)
+    public static let dhcid = RecordType(rawValue: 49)
+    public static let nsec3 = RecordType(rawValue: 50)
+    public static let nsec3param = RecordType(rawValue: 51)
+    public static let tlsa = RecordType(rawValue: 52)
+    public static let smimea = RecordType(rawValue: 53)
+    public static let cds = RecordType(rawValue: 59)
+    public static let cdnskey = RecordType(rawValue: 60)
+    public static let openpgpkey = RecordType(rawValue: 61)
+    public static let csync = RecordType(rawValue: 62)
+    public static let zonemd = RecordType(rawValue: 63)
+    public static let svcb = RecordType(rawValue: 64)
+    public static let https = RecordType(rawValue: 65)
+    public static let spf = RecordType(rawValue: 99)
+    public static let nid = RecordType(rawValue: 104)
+    public static let l32 = RecordType(rawValue: 105)
+    public static let l64 = RecordType(rawValue: 106)
+    public static let lp = RecordType(rawValue: 107)
+    public static let eui48 = RecordType(rawValue: 108)
+    public static let eui64 = RecordType(rawValue: 109)
+    public static let uri = RecordType(rawValue: 256)
     public static let caa = RecordType(rawValue: 257)
+    public static let avc = RecordType(rawValue: 258)
+    public static let dlv = RecordType(rawValue: 32769)
     /// Meta-types that only appear in questions (RFC 1035 §3.2.3).
     public static let ixfr = RecordType(rawValue: 251)
     public static let axfr = RecordType(rawValue: 252)
     public static let any = RecordType(rawValue: 255)
 
+    /// Every mnemonic NSD 4.6 knows (its `rrtype_descriptors`), and the meta-types.
     static let mnemonics: [(String, RecordType)] = [
-        ("A", .a), ("NS", .ns), ("CNAME", .cname), ("SOA", .soa), ("PTR", .ptr),
-        ("MX", .mx), ("TXT", .txt), ("AAAA", .aaaa), ("SRV", .srv), ("OPT", .opt),
-        ("DS", .ds), ("CAA", .caa), ("IXFR", .ixfr), ("AXFR", .axfr), ("ANY", .any),
+        ("A", .a), ("NS", .ns), ("MD", .md), ("MF", .mf), ("CNAME", .cname), ("SOA", .soa),
+        ("MB", .mb), ("MG", .mg), ("MR", .mr), ("NULL", .`null`), ("WKS", .wks), ("PTR", .ptr),
+        ("HINFO", .hinfo), ("MINFO", .minfo), ("MX", .mx), ("TXT", .txt), ("RP", .rp),
+        ("AFSDB", .afsdb), ("X25", .x25), ("ISDN", .isdn), ("RT", .rt), ("NSAP", .nsap),
+        ("SIG", .sig), ("KEY", .key), ("PX", .px), ("AAAA", .aaaa), ("LOC", .loc),
+        ("NXT", .nxt), ("SRV", .srv), ("NAPTR", .naptr), ("KX", .kx), ("CERT", .cert),
+        ("DNAME", .dname), ("OPT", .opt), ("APL", .apl), ("DS", .ds), ("SSHFP", .sshfp),
+        ("IPSECKEY", .ipseckey), ("RRSIG", .rrsig), ("NSEC", .nsec), ("DNSKEY", .dnskey),
+        ("DHCID", .dhcid), ("NSEC3", .nsec3), ("NSEC3PARAM", .nsec3param), ("TLSA", .tlsa),
+        ("SMIMEA", .smimea), ("CDS", .cds), ("CDNSKEY", .cdnskey), ("OPENPGPKEY", .openpgpkey),
+        ("CSYNC", .csync), ("ZONEMD", .zonemd), ("SVCB", .svcb), ("HTTPS", .https),
+        ("SPF", .spf), ("NID", .nid), ("L32", .l32), ("L64", .l64), ("LP", .lp),
+        ("EUI48", .eui48), ("EUI64", .eui64), ("URI", .uri), ("CAA", .caa), ("AVC", .avc),
+        ("DLV", .dlv), ("IXFR", .ixfr), ("AXFR", .axfr), ("ANY", .any),
     ]
 
     /// The type named `text`: a mnemonic (any case) or RFC 3597's `TYPEnnn`.
@@ -147,6 +211,8 @@ public struct ResponseCode: RawRepresentable, Hashable, Sendable {
     public static let nameError = ResponseCode(rawValue: 3)
     public static let notImplemented = ResponseCode(rawValue: 4)
     public static let refused = ResponseCode(rawValue: 5)
+    /// A name that should not exist does: a DNAME substitution too long (RFC 6672 §2.2).
+    public static let yxDomain = ResponseCode(rawValue: 6)
     /// RFC 6891 §6.1.3: the OPT's version is not supported.
     /// NOTAUTH: here, a TSIG-signed query with a key we do not know (RFC 8945 §5.2).
     public static let notAuthorized = ResponseCode(rawValue: 9)

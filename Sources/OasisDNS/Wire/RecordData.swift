@@ -168,6 +168,49 @@ public enum RecordData: Hashable, Sendable {
             let tagEnd = 2 + Int(bytes[1])
             return .caa(
                 flags: bytes[0], tag: Array(bytes[2..<tagEnd]), value: Array(bytes[tagEnd...]))
+        // Types whose names the engine or the writer reads as stored: kept as RDATA
+        // with every name decompressed (a pointer in a message, or in RFC 3597 data,
+        // would otherwise be read as a label length).
+        case .kx, .rt:
+            // A preference, then the host whose addresses go in the additional section.
+            guard length >= 3 else { throw bad }
+            let (host, next) = try name(at: offset + 2)
+            guard next == end else { throw bad }
+            return .opaque(Array(rdata.copyBytes()[0..<2]) + host.wire)
+        case .mb, .mg, .mr, .dname:
+            let (target, next) = try name(at: offset)
+            guard next == end else { throw bad }
+            return .opaque(target.wire)
+        case .minfo:
+            let (mailbox, next) = try name(at: offset)
+            let (errors, last) = try name(at: next)
+            guard last == end else { throw bad }
+            return .opaque(mailbox.wire + errors.wire)
+        case .rrsig:
+            // Type covered to key tag (18 bytes), the signer, a signature.
+            guard length > 18 else { throw bad }
+            let (signer, next) = try name(at: offset + 18)
+            guard next < end else { throw bad }
+            let bytes = rdata.copyBytes()
+            return .opaque(Array(bytes[0..<18]) + signer.wire + bytes[(next - offset)...])
+        case .nsec3param, .nsec3:
+            // Algorithm, flags, iterations, salt (RFC 5155 §3.2, §4.2); NSEC3 then a
+            // hash and a type bitmap.
+            let bytes = rdata.copyBytes()
+            guard bytes.count >= 5, 5 + Int(bytes[4]) <= bytes.count else { throw bad }
+            if type == .nsec3 {
+                let hashAt = 5 + Int(bytes[4])
+                guard hashAt < bytes.count, bytes[hashAt] > 0,
+                    hashAt + 1 + Int(bytes[hashAt]) <= bytes.count
+                else { throw bad }
+            } else {
+                guard 5 + Int(bytes[4]) == bytes.count else { throw bad }
+            }
+            return .opaque(bytes)
+        case .nsec:
+            let (next, afterNext) = try name(at: offset)
+            guard afterNext <= end else { throw bad }
+            return .opaque(next.wire + rdata.copyBytes()[(afterNext - offset)...])
         default:
             return .opaque(rdata.copyBytes())
         }

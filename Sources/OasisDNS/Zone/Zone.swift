@@ -46,7 +46,9 @@ public struct Zone: Sendable {
         guard soaCount == 1 else { throw fail(.multipleSOA) }
         for (name, set) in cnames {
             guard set.count == 1 else { throw fail(.multipleCNAME(name.description)) }
-            guard types[name]!.subtracting([.cname, .ds]).isEmpty else {
+            guard
+                types[name]!.subtracting([.cname, .ds, .rrsig, .nsec, .nsec3, .sig, .nxt]).isEmpty
+            else {
                 throw fail(.cnameAndOtherData(name.description))
             }
         }

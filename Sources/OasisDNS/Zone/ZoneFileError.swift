@@ -52,6 +52,10 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         case multipleSOA
         case cnameAndOtherData(String)
         case multipleCNAME(String)
+        /// More than one DNAME at a name (RFC 6672 §2.4).
+        case multipleDNAME(String)
+        /// A DNAME and a CNAME at one name (RFC 6672 §2.4).
+        case dnameAndCNAME(String)
         case emptyFile
     }
 
@@ -81,6 +85,8 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         case .multipleSOA: what = "the zone has more than one SOA record"
         case .cnameAndOtherData(let name): what = "CNAME and other data at '\(name)'"
         case .multipleCNAME(let name): what = "more than one CNAME at '\(name)'"
+        case .multipleDNAME(let name): what = "more than one DNAME at '\(name)'"
+        case .dnameAndCNAME(let name): what = "DNAME and CNAME at '\(name)'"
         case .emptyFile: what = "no records"
         }
         return "\(file):\(line): \(what)"

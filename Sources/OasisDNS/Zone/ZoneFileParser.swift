@@ -492,6 +492,15 @@ let packedTypeMnemonics: [(UInt64, RecordType)] = RecordType.mnemonics.compactMa
 func recordType(ascii bytes: Span<UInt8>) -> RecordType? {
     if let packed = packedUppercase(bytes) {
         for (key, type) in packedTypeMnemonics where key == packed { return type }
+    } else if bytes.count <= 10 {
+        // NSEC3PARAM, OPENPGPKEY, IPSECKEY: longer than a packed key holds.
+        var text: [UInt8] = []
+        for index in bytes.indices { text.append(bytes[index]) }
+        if let type = RecordType(mnemonic: String(decoding: text, as: UTF8.self)),
+            !hasUppercasePrefix(bytes, "TYPE")
+        {
+            return type
+        }
     }
     guard bytes.count > 4, hasUppercasePrefix(bytes, "TYPE"),
         let code = decimal(bytes.extracting(droppingFirst: 4), as: UInt16.self)
@@ -862,7 +871,13 @@ struct State {
             }
             return .caa(flags: flags, tag: tag, value: value)
         default:
-            throw bad("no presentation format known for \(type): use \\# (RFC 3597)")
+            var reader = RecordTextReader(
+                text: scanner.text, tokens: scanner.entry.tokens[(first)...], origin: origin)
+            do {
+                return .opaque(try reader.rdata(type: type))
+            } catch {
+                throw bad(error.reason)
+            }
         }
     }
 }
