@@ -8,6 +8,7 @@ packages=(
     libpcap-dev libxen-dev            # the C shims link against the real libraries
     iproute2 iputils-ping iputils-arping netcat-openbsd  # namespaces and kernel peers
     tshark tcpdump                    # captures read by a dissector we did not write
+    gnuplot-nox                       # bench/plot.sh: the pictures `make bench` draws
     ethtool                           # checksum offload off on veths that pcap reads
     python3 python3-venv              # kernel-side UDP sockets in the stack tests; os-ken's venv
     python3-scapy nftables            # raw TCP segments as the RFCs state them; the kernel's resets dropped
