@@ -123,7 +123,14 @@ final class RunningSwitch {
             """,
         ])
         defer { server.stop() }
-        usleep(300_000)
+        // Until it listens (python's start is slow on a loaded machine: a fixed pause
+        // lost the race once, and the client was refused).
+        let deadline = Deadline(seconds: 15)
+        while !deadline.hasPassed,
+            !(try hosts[to - 1].run(["ss", "-ltnH", "sport = :5001"])).output.contains("5001")
+        {
+            usleep(50_000)
+        }
         let client = try hosts[from - 1].run([
             "python3", "-c",
             """
