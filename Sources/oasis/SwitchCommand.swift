@@ -53,6 +53,16 @@ struct OpenFlowSwitchCommand: ParsableCommand {
     @Option(help: "xen: ports: pages granted to the backend for each port's packet buffers.")
     var xenBufferPages = 768
 
+    @Option(
+        name: .customLong("channel"),
+        help: ArgumentHelp(
+            "What the OpenFlow channel runs on: socket (kernel sockets), or the Oasis stack's "
+                + "TCP on tap, pcap or xdp (at --ip, on --tap/--pcap/--xdp or a TAP in a "
+                + "namespace of its own).", valueName: "backend"))
+    var channelBackend: Backend = .socket
+
+    @OptionGroup var stackOptions: StackOptions
+
     @OptionGroup var loopOptions: LoopOptions
 
     @Option(help: "Stop after this many seconds (default: run until SIGINT/SIGTERM).")
@@ -145,40 +155,20 @@ struct OpenFlowSwitchCommand: ParsableCommand {
             }
             Console.log("oasis: port \(port.number.rawValue): \(text) (\(device.name))")
         }
-        let streams = SocketStreams(address: passive?.address ?? .any, on: loop)
-        let channel = SwitchChannel(datapath: datapath, streams: streams, datapathID: id)
-        channel.failMode = mode
-        channel.log = { Console.log("oasis: \($0)") }
-        if let passive {
-            try channel.listen(port: passive.port)
-            Console.log("oasis: listening on ptcp:\(passive.port):\(passive.address)")
+        let setup = SwitchChannelSetup(
+            datapath: datapath, datapathID: id, failMode: mode, passive: passive, dials: dials,
+            seconds: seconds)
+        switch channelBackend {
+        case .socket:
+            let streams = SocketStreams(address: passive?.address ?? .any, on: loop)
+            try setup.run(on: streams, loop: loop, where: "kernel sockets")
+            streams.close()
+        case .tap: try stackOptions.runOnTap(setup, loop: loop)
+        case .xdp: try stackOptions.runOnXdp(setup, loop: loop)
+        case .pcap: try stackOptions.runOnPcap(setup, loop: loop)
+        default:
+            throw ValidationError("--channel: socket, tap, pcap or xdp")
         }
-        for endpoint in dials {
-            channel.connect(to: endpoint)
-            Console.log("oasis: controller tcp:\(endpoint.address):\(endpoint.port)")
-        }
-        if dials.isEmpty && mode == .standalone { datapath.missAction = .normal }
-        try runUntilStopped(loop, seconds: seconds)
-        let counters = channel.counters
-        Console.log(
-            "oasis: switch: \(datapath.table.count) flows, lookups \(datapath.table.lookupCount) "
-                + "(matched \(datapath.table.matchedCount), cache hits \(datapath.table.cacheHits)), "
-                + "misses \(datapath.misses), to the controller \(datapath.packetsToController), "
-                + "drops \(datapath.drops)")
-        for port in datapath.ports.values.sorted(by: { $0.number.rawValue < $1.number.rawValue }) {
-            Console.log(
-                "oasis: port \(port.number.rawValue) \(port.device.name): rx \(port.receivedPackets) "
-                    + "pkts \(port.receivedBytes) B (dropped \(port.receiveDrops)), tx \(port.sentPackets) "
-                    + "pkts \(port.sentBytes) B (dropped \(port.sendDrops))")
-        }
-        Console.log(
-            "oasis: channel: sessions \(counters.sessionsOpened) opened \(counters.sessionsClosed) closed, "
-                + "messages in \(counters.messagesReceived) out \(counters.messagesSent), "
-                + "errors sent \(counters.errorsSent), echo timeouts \(counters.echoTimeouts), "
-                + "slow peers dropped \(counters.slowPeersDropped)")
-        channel.stop()
-        datapath.close()
-        streams.close()
         _ = stopper
         if let portFailure { throw portFailure }
     }
@@ -237,5 +227,70 @@ struct KernelInterface {
         case 10000: currentFeatures = full ? .full10Gb : []
         default: break
         }
+    }
+}
+
+/// The switch's channel on any Stream surface: kernel sockets, or the Oasis stack's TCP
+/// (`--channel tap|pcap|xdp`, the stack at `--ip` on its own device); runs the loop
+/// until stopped and prints the counters.
+struct SwitchChannelSetup: StackApplication {
+    var datapath: Datapath
+    var datapathID: UInt64
+    var failMode: FailMode
+    var passive: StreamEndpoint?
+    var dials: [StreamEndpoint]
+    var seconds: Double?
+
+    func run<Streams: StreamService>(on streams: Streams, loop: EventLoop, where place: String)
+        throws
+    {
+        let id = datapathID
+        let mode = failMode
+        let channel = SwitchChannel(datapath: datapath, streams: streams, datapathID: id)
+        channel.failMode = mode
+        channel.log = { Console.log("oasis: \($0)") }
+        Console.log("oasis: channel on \(place)")
+        if let passive {
+            try channel.listen(port: passive.port)
+            Console.log("oasis: listening on ptcp:\(passive.port):\(passive.address)")
+        }
+        for endpoint in dials {
+            channel.connect(to: endpoint)
+            Console.log("oasis: controller tcp:\(endpoint.address):\(endpoint.port)")
+        }
+        if dials.isEmpty && mode == .standalone { datapath.missAction = .normal }
+        try runUntilStopped(loop, seconds: seconds)
+        let counters = channel.counters
+        Console.log(
+            "oasis: switch: \(datapath.table.count) flows, lookups \(datapath.table.lookupCount) "
+                + "(matched \(datapath.table.matchedCount), cache hits \(datapath.table.cacheHits)), "
+                + "misses \(datapath.misses), to the controller \(datapath.packetsToController), "
+                + "drops \(datapath.drops)")
+        for port in datapath.ports.values.sorted(by: { $0.number.rawValue < $1.number.rawValue }) {
+            Console.log(
+                "oasis: port \(port.number.rawValue) \(port.device.name): rx \(port.receivedPackets) "
+                    + "pkts \(port.receivedBytes) B (dropped \(port.receiveDrops)), tx \(port.sentPackets) "
+                    + "pkts \(port.sentBytes) B (dropped \(port.sendDrops))")
+        }
+        Console.log(
+            "oasis: channel: sessions \(counters.sessionsOpened) opened \(counters.sessionsClosed) closed, "
+                + "messages in \(counters.messagesReceived) out \(counters.messagesSent), "
+                + "errors sent \(counters.errorsSent), echo timeouts \(counters.echoTimeouts), "
+                + "slow peers dropped \(counters.slowPeersDropped)")
+        channel.stop()
+        datapath.close()
+    }
+
+    func run<Device: NetworkDevice>(
+        on stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?
+    ) throws {
+        try stack.start()
+        if let namespace {
+            Console.log("oasis: the channel's namespace: \(namespace.name)")
+        }
+        try run(
+            on: stack, loop: loop,
+            where: "the Oasis stack at \(stack.configuration.network) on \(stack.device.name)")
+        stack.stop()
     }
 }

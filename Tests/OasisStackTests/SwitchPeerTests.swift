@@ -437,6 +437,51 @@ final class RunningSwitch {
         }
     }
 
+    /// The channel on the Oasis stack's own TCP (`--channel tap`): the switch reaches
+    /// ovs-testcontroller at 192.0.2.1 through a TAP of its own, and the controller's
+    /// flows carry the hosts' pings.
+    @Test func theChannelRunsOnTheOasisStacksTCP() throws {
+        try requirements(#function, ["ovs-testcontroller", "ping"])
+        try withTestNamespace(#function) { space in
+            try space.runChecked(["ip", "link", "set", "lo", "up"])
+            try space.runChecked(["ip", "tuntap", "add", "dev", "ctl0", "mode", "tap"])
+            try space.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "ctl0"])
+            try space.runChecked(["ip", "link", "set", "ctl0", "up"])
+            let rundir = "/tmp/oasis-ovs-stack-\(getpid())"
+            mkdir(rundir, 0o755)
+            defer { _ = try? OasisTestSupport.run(["rm", "-rf", rundir]) }
+            let controller = try BackgroundProcess([
+                "env", "OVS_RUNDIR=\(rundir)", "ip", "netns", "exec", space.name,
+                "ovs-testcontroller", "-O", "OpenFlow10", "ptcp:6653:192.0.2.1",
+            ])
+            defer { controller.stop() }
+            usleep(300_000)
+            let running = try RunningSwitch(
+                space, hosts: 3,
+                arguments: [
+                    "--channel", "tap", "--tap", "ctl0", "--ip", "192.0.2.2/24",
+                    "--controller", "tcp:192.0.2.1:6653",
+                ])
+            var log = ""
+            defer {
+                if log.isEmpty { log = running.stop() }
+                print("oasis said:\n\(log)")
+            }
+            var first = false
+            let deadline = Deadline(seconds: 15)
+            while !first && !deadline.hasPassed {
+                first = try running.ping(from: 1, to: 2, count: 1)
+            }
+            #expect(first, "no ping within 15 s: the channel did not come up")
+            for (from, to) in [(1, 3), (2, 3), (3, 1)] {
+                #expect(try running.ping(from: from, to: to), "\(from) → \(to)")
+            }
+            log = running.stop()
+            #expect(log.contains("channel on the Oasis stack at 192.0.2.2/24 on ctl0"), "\(log)")
+            #expect(log.contains("controller 192.0.2.1:6653 connected"), "\(log)")
+        }
+    }
+
     /// With no controller and fail-standalone, the switch is a learning switch.
     @Test func failStandaloneIsALearningSwitch() throws {
         try requirements(#function, ["ping"])
