@@ -268,19 +268,12 @@ public final class SwitchChannel<Streams: StreamService> {
         counters.messagesReceived &+= 1
         let version = (try? bits.read(UInt8.self, at: 0)) ?? 0
         let type = (try? bits.read(UInt8.self, at: 1)) ?? 0
-        // The first message must be a HELLO (OpenFlow 1.0 §6.3.1): anything else before
-        // it fails the handshake (OpenFlow 1.0, "Connection Setup"), as Open vSwitch fails it.
+        // The first message must be a HELLO: anything else before it fails the
+        // handshake (OpenFlow 1.0, "Connection Setup"), as Open vSwitch fails it.
         if !session.helloReceived, type != MessageType.hello.rawValue {
-            counters.errorsSent &+= 1
-            send(
-                Message(
-                    xid: (try? bits.read(UInt32.self, at: 4)) ?? 0,
-                    body: .error(
-                        ErrorMessage(
-                            kind: .helloFailed(.incompatible),
-                            data: Payload(Array("expected a HELLO first".utf8))))),
-                on: session)
-            close(session, reason: "a message of type \(type) before HELLO")
+            failHandshake(
+                bits, saying: "expected a HELLO first",
+                reason: "a message of type \(type) before HELLO", on: session)
             return
         }
         if version == 1, type < 32, switchToControllerTypes & 1 << type != 0 {
@@ -297,16 +290,9 @@ public final class SwitchChannel<Streams: StreamService> {
                 return
             }
             if case .badVersion = error, !session.helloReceived {
-                counters.errorsSent &+= 1
-                send(
-                    Message(
-                        xid: (try? bits.read(UInt32.self, at: 4)) ?? 0,
-                        body: .error(
-                            ErrorMessage(
-                                kind: .helloFailed(.incompatible),
-                                data: Payload(Array("Oasis speaks OpenFlow 1.0 only".utf8))))),
+                failHandshake(
+                    bits, saying: "Oasis speaks OpenFlow 1.0 only", reason: "incompatible version",
                     on: session)
-                close(session, reason: "incompatible version")
                 return
             }
             counters.errorsSent &+= 1
@@ -411,6 +397,21 @@ public final class SwitchChannel<Streams: StreamService> {
             if hadController && connectedControllers == 1 { leaveFailMode() }
             hadController = true
         }
+    }
+
+    /// HELLO_FAILED (incompatible) with `text`, then the session closed for `reason`.
+    private func failHandshake(
+        _ offending: Bits, saying text: String, reason: String, on session: Session
+    ) {
+        counters.errorsSent &+= 1
+        send(
+            Message(
+                xid: (try? offending.read(UInt32.self, at: 4)) ?? 0,
+                body: .error(
+                    ErrorMessage(kind: .helloFailed(.incompatible), data: Payload(Array(text.utf8)))
+                )),
+            on: session)
+        close(session, reason: reason)
     }
 
     private func refuse(_ offending: Bits, kind: ErrorKind, on session: Session) {

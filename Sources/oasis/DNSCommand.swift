@@ -466,36 +466,27 @@ final class SocketWorkers: @unchecked Sendable {
         try main.open(settings)
         for index in 1..<count {
             let ready = StartState()
-            let box = Unmanaged.passRetained(
-                ThreadBody { [self] in
-                    let worker: Worker
-                    do {
-                        let loop = try settings.loopOptions.makeLoop()
-                        worker = Worker(index: index, loop: loop)
-                        try worker.open(settings)
-                    } catch {
-                        ready.state.withLock { $0 = (true, error) }
-                        return
-                    }
-                    others.withLock { $0.append(worker) }
-                    ready.state.withLock { $0.done = true }
-                    do {
-                        try worker.loop.run()
-                    } catch {
-                        worker.failure = error
-                    }
-                    worker.close()
-                })
-            var thread = pthread_t()
-            let status = pthread_create(
-                &thread, nil,
-                { raw in
-                    Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
-                    return nil
-                }, box.toOpaque())
-            guard status == 0 else {
-                box.release()
-                throw ValidationError("--workers: could not start a thread (\(status))")
+            let started = startThread { [self] in
+                let worker: Worker
+                do {
+                    let loop = try settings.loopOptions.makeLoop()
+                    worker = Worker(index: index, loop: loop)
+                    try worker.open(settings)
+                } catch {
+                    ready.state.withLock { $0 = (true, error) }
+                    return
+                }
+                others.withLock { $0.append(worker) }
+                ready.state.withLock { $0.done = true }
+                do {
+                    try worker.loop.run()
+                } catch {
+                    worker.failure = error
+                }
+                worker.close()
+            }
+            guard let thread = started else {
+                throw ValidationError("--workers: could not start a thread")
             }
             threads.append(thread)
             while true {
@@ -650,26 +641,36 @@ struct DNSCheckZoneCommand: ParsableCommand {
 /// Starts a detached thread that runs `action` each time `signal` arrives (blocked in
 /// every other thread: see ``ZoneReloader/blockSignal()``).
 func startSignalThread(_ signal: Int32, _ action: @escaping @Sendable () -> Void) {
-    let context = Unmanaged.passRetained(
-        ThreadBody {
-            var signals = sigset_t()
-            sigemptyset(&signals)
-            sigaddset(&signals, signal)
-            while true {
-                var received: Int32 = 0
-                guard sigwait(&signals, &received) == 0 else { return }
-                action()
-            }
+    startThread(detached: true) {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, signal)
+        while true {
+            var received: Int32 = 0
+            guard sigwait(&signals, &received) == 0 else { return }
+            action()
         }
-    ).toOpaque()
+    }
+}
+
+/// Runs `body` on a new POSIX thread; returns it (to join) unless `detached`, or nil
+/// when no thread could be made.
+@discardableResult
+func startThread(detached: Bool = false, _ body: @escaping @Sendable () -> Void) -> pthread_t? {
+    let context = Unmanaged.passRetained(ThreadBody(body))
     var thread = pthread_t()
-    pthread_create(
+    let status = pthread_create(
         &thread, nil,
         { raw in
             Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
             return nil
-        }, context)
-    pthread_detach(thread)
+        }, context.toOpaque())
+    guard status == 0 else {
+        context.release()
+        return nil
+    }
+    if detached { pthread_detach(thread) }
+    return thread
 }
 
 /// SIGUSR1: each serving loop prints its statistics, as they stand, without stopping

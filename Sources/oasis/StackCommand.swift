@@ -275,25 +275,15 @@ final class SignalStopper: Sendable {
         sigaddset(&signals, SIGTERM)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         let extra = self.extra
-        let context = Unmanaged.passRetained(
-            ThreadBody {
-                var signals = sigset_t()
-                sigemptyset(&signals)
-                sigaddset(&signals, SIGINT)
-                sigaddset(&signals, SIGTERM)
-                var received: Int32 = 0
-                sigwait(&signals, &received)
-                for action in extra.list.withLock({ $0 }) { action() }
-                loop.stop()
-            }
-        ).toOpaque()
-        var thread = pthread_t()
-        pthread_create(
-            &thread, nil,
-            { raw in
-                Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
-                return nil
-            }, context)
-        pthread_detach(thread)
+        startThread(detached: true) {
+            var signals = sigset_t()
+            sigemptyset(&signals)
+            sigaddset(&signals, SIGINT)
+            sigaddset(&signals, SIGTERM)
+            var received: Int32 = 0
+            sigwait(&signals, &received)
+            for action in extra.list.withLock({ $0 }) { action() }
+            loop.stop()
+        }
     }
 }

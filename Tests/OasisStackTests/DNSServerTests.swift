@@ -224,26 +224,33 @@ func withDNSOnSockets(
     _ test: String, offset: Int = 0, extraArguments: [String] = [],
     _ body: (UInt16, String) throws -> Void
 ) throws {
-    guard access(oasisPath, X_OK) == 0 else { try skip(test, "\(oasisPath) is not built") }
     guard isInstalled("dig") else { try skip(test, "dig is not installed (bind9-dnsutils)") }
+    try withRunningDNS(
+        test, offset: offset, zones: ["example.test.zone", "other.test.zone"],
+        extraArguments: extraArguments
+    ) { _, port, folder in try body(port, folder) }
+}
+
+/// `oasis dns` on `zones` (of the test zones) over kernel sockets at a test port, once
+/// it answers: `body` gets the server (its `stop()` returns the log, once), the port
+/// and the zones' folder; the server is stopped and its log printed afterwards.
+func withRunningDNS(
+    _ test: String, offset: Int = 0, zones: [String] = ["example.test.zone"],
+    extraArguments: [String] = [], _ body: (RunningDNS, UInt16, String) throws -> Void
+) throws {
+    guard access(oasisPath, X_OK) == 0 else { try skip(test, "\(oasisPath) is not built") }
     let folder = try writeTestZones()
     defer { _ = try? FileManager.default.removeItem(atPath: folder) }
     let port = testPort(offset)
     let server = try RunningDNS(
-        [
-            "--zone", folder + "/example.test.zone", "--zone", folder + "/other.test.zone",
-            "--listen", "127.0.0.1:\(port)",
-        ] + extraArguments)
-    var log = ""
-    defer {
-        log = server.stop()
-        print("\(test): oasis said:\n\(log)")
-    }
+        zones.flatMap { ["--zone", folder + "/" + $0] } + ["--listen", "127.0.0.1:\(port)"]
+            + extraArguments)
+    defer { print("\(test): oasis said:\n\(server.stop())") }
     guard waitForDNS(port: port) else {
         Issue.record("oasis dns never answered on port \(port)")
         return
     }
-    try body(port, folder)
+    try body(server, port, folder)
 }
 
 @Suite(.serialized) struct DNSServerTests {
@@ -308,147 +315,119 @@ func withDNSOnSockets(
     /// 300 source ports are all answered, each worker answers some (the kernel spreads
     /// them by flow), TCP is served too, and the statistics say so per worker.
     @Test func workersShareThePortAndEachAnswers() throws {
-        guard access(oasisPath, X_OK) == 0 else { try skip(#function, "\(oasisPath) is not built") }
-        let folder = try writeTestZones()
-        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
-        let port = testPort(0)
-        let server = try RunningDNS([
-            "--zone", folder + "/example.test.zone", "--listen", "127.0.0.1:\(port)",
-            "--workers", "3",
-        ])
-        var log = ""
-        defer {
-            if log.isEmpty { log = server.stop() }
-            print("\(#function): oasis said:\n\(log)")
-        }
-        guard waitForDNS(port: port) else {
-            Issue.record("oasis dns never answered on port \(port)")
-            return
-        }
-        var answered = 0
-        for id in 1...300 {
-            // A socket per query: a new source port, a new flow for the kernel's hash.
-            let query = dnsQuery("www.example.test", type: 1, id: UInt16(id))
-            if let answer = udpAsk(query, port: port, timeout: 2),
-                let header = AnswerHeader(answer),
-                header.id == UInt16(id), header.isResponse, header.rcode == 0, header.answers == 2
-            {
-                answered += 1
+        try withRunningDNS(#function, extraArguments: ["--workers", "3"]) { server, port, folder in
+            var answered = 0
+            for id in 1...300 {
+                // A socket per query: a new source port, a new flow for the kernel's hash.
+                let query = dnsQuery("www.example.test", type: 1, id: UInt16(id))
+                if let answer = udpAsk(query, port: port, timeout: 2),
+                    let header = AnswerHeader(answer),
+                    header.id == UInt16(id), header.isResponse, header.rcode == 0,
+                    header.answers == 2
+                {
+                    answered += 1
+                }
             }
-        }
-        #expect(answered == 300)
-        // A second server on the port is refused, not let into the first one's group.
-        let second = try run([
-            oasisPath, "dns", "--zone", folder + "/example.test.zone", "--listen",
-            "127.0.0.1:\(port)", "--workers", "2", "--seconds", "1",
-        ])
-        #expect(second.status != 0 && second.errorOutput.contains("in use"), "\(second)")
-        let tcp = try digText(
-            "127.0.0.1", port: port, [("www.example.test", "A")], options: ["+tcp"])
-        #expect(tcp.contains("IN\tA\t192.0.2.80"), "\(tcp)")
-        // Statistics by type and rcode: one NXDOMAIN, one truncated answer (no EDNS:
-        // 40 TXT records do not fit 512 bytes); SIGUSR1 prints them while serving.
-        #expect(udpAsk(dnsQuery("nothere.example.test", type: 1, id: 1), port: port) != nil)
-        let big = udpAsk(dnsQuery("big.example.test", type: 16, id: 2, edns: false), port: port)
-        #expect(big.flatMap(AnswerHeader.init)?.truncated == true)
-        kill(server.process.processIdentifier, SIGUSR1)
-        usleep(300_000)
-        log = server.stop()
-        #expect(log.contains("3 workers"), "\(log)")
-        // Each worker's line twice (SIGUSR1, exit), then the totals.
-        #expect(log.components(separatedBy: "dns worker 2 udp: ").count == 3, "\(log)")
-        let totals = log.split(separator: "\n").first {
-            $0.hasPrefix("oasis: dns queries by type: ")
-        }
-        #expect(totals?.contains("A 302") == true, "\(String(describing: totals))")
-        #expect(totals?.contains("TXT 1") == true, "\(String(describing: totals))")
-        #expect(totals?.contains("NXDOMAIN 1") == true, "\(String(describing: totals))")
-        #expect(totals?.contains("truncated 1") == true, "\(String(describing: totals))")
-        var perWorker: [Int] = []
-        for worker in 0..<3 {
-            let line = log.split(separator: "\n").first {
-                $0.contains("dns worker \(worker) udp: queries ")
+            #expect(answered == 300)
+            // A second server on the port is refused, not let into the first one's group.
+            let second = try run([
+                oasisPath, "dns", "--zone", folder + "/example.test.zone", "--listen",
+                "127.0.0.1:\(port)", "--workers", "2", "--seconds", "1",
+            ])
+            #expect(second.status != 0 && second.errorOutput.contains("in use"), "\(second)")
+            let tcp = try digText(
+                "127.0.0.1", port: port, [("www.example.test", "A")], options: ["+tcp"])
+            #expect(tcp.contains("IN\tA\t192.0.2.80"), "\(tcp)")
+            // Statistics by type and rcode: one NXDOMAIN, one truncated answer (no EDNS:
+            // 40 TXT records do not fit 512 bytes); SIGUSR1 prints them while serving.
+            #expect(udpAsk(dnsQuery("nothere.example.test", type: 1, id: 1), port: port) != nil)
+            let big = udpAsk(dnsQuery("big.example.test", type: 16, id: 2, edns: false), port: port)
+            #expect(big.flatMap(AnswerHeader.init)?.truncated == true)
+            kill(server.process.processIdentifier, SIGUSR1)
+            usleep(300_000)
+            let log = server.stop()
+            #expect(log.contains("3 workers"), "\(log)")
+            // Each worker's line twice (SIGUSR1, exit), then the totals.
+            #expect(log.components(separatedBy: "dns worker 2 udp: ").count == 3, "\(log)")
+            let totals = log.split(separator: "\n").first {
+                $0.hasPrefix("oasis: dns queries by type: ")
             }
-            let count = line.flatMap {
-                $0.split(separator: "queries ").last?.split(separator: ",").first
-            }.flatMap { Int($0) }
-            perWorker.append(count ?? 0)
+            #expect(totals?.contains("A 302") == true, "\(String(describing: totals))")
+            #expect(totals?.contains("TXT 1") == true, "\(String(describing: totals))")
+            #expect(totals?.contains("NXDOMAIN 1") == true, "\(String(describing: totals))")
+            #expect(totals?.contains("truncated 1") == true, "\(String(describing: totals))")
+            var perWorker: [Int] = []
+            for worker in 0..<3 {
+                let line = log.split(separator: "\n").first {
+                    $0.contains("dns worker \(worker) udp: queries ")
+                }
+                let count = line.flatMap {
+                    $0.split(separator: "queries ").last?.split(separator: ",").first
+                }.flatMap { Int($0) }
+                perWorker.append(count ?? 0)
+            }
+            #expect(perWorker.allSatisfy { $0 > 0 }, "queries by worker: \(perWorker)")
+            #expect(perWorker.reduce(0, +) >= 300, "queries by worker: \(perWorker)")
+            #expect(log.contains("tcp: queries 1,"), "\(log)")
         }
-        #expect(perWorker.allSatisfy { $0 > 0 }, "queries by worker: \(perWorker)")
-        #expect(perWorker.reduce(0, +) >= 300, "queries by worker: \(perWorker)")
-        #expect(log.contains("tcp: queries 1,"), "\(log)")
     }
 
     /// SIGHUP reloads the zones (every worker answers from the new ones, nothing cached
     /// from the old is served, no query goes unanswered meanwhile); a zone that fails
     /// to load leaves the old ones serving, and the log names the file and line.
     @Test func sighupReloadsAndABrokenZoneKeepsTheOld() throws {
-        guard access(oasisPath, X_OK) == 0 else { try skip(#function, "\(oasisPath) is not built") }
-        let folder = try writeTestZones()
-        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
-        let path = folder + "/example.test.zone"
-        let port = testPort(0)
-        let server = try RunningDNS([
-            "--zone", path, "--listen", "127.0.0.1:\(port)", "--workers", "2",
-        ])
-        var log = ""
-        defer {
-            if log.isEmpty { log = server.stop() }
-            print("\(#function): oasis said:\n\(log)")
-        }
-        guard waitForDNS(port: port) else {
-            Issue.record("oasis dns never answered on port \(port)")
-            return
-        }
-        // The same bytes each time (fixed ID, no cookie): the answer cache's case.
-        let query = dnsQuery("www.example.test", type: 1, id: 7)
-        /// The last octets of the www addresses in the answer (80 and 81 before, 90
-        /// and 91 after), nil when there is no answer.
-        func addresses() -> [UInt8]? {
-            guard let answer = udpAsk(query, port: port, timeout: 2),
-                AnswerHeader(answer)?.rcode == 0
-            else { return nil }
-            return [80, 81, 90, 91].filter { octet in
-                (0..<(answer.count - 3)).contains {
-                    answer[$0..<$0 + 4].elementsEqual([192, 0, 2, octet])
+        try withRunningDNS(#function, extraArguments: ["--workers", "2"]) { server, port, folder in
+            let path = folder + "/example.test.zone"
+            // The same bytes each time (fixed ID, no cookie): the answer cache's case.
+            let query = dnsQuery("www.example.test", type: 1, id: 7)
+            /// The last octets of the www addresses in the answer (80 and 81 before, 90
+            /// and 91 after), nil when there is no answer.
+            func addresses() -> [UInt8]? {
+                guard let answer = udpAsk(query, port: port, timeout: 2),
+                    AnswerHeader(answer)?.rcode == 0
+                else { return nil }
+                return [80, 81, 90, 91].filter { octet in
+                    (0..<(answer.count - 3)).contains {
+                        answer[$0..<$0 + 4].elementsEqual([192, 0, 2, octet])
+                    }
                 }
             }
-        }
-        for _ in 0..<20 { #expect(addresses() == [80, 81]) }
-        let original = try String(contentsOfFile: path, encoding: .utf8)
-        try original.replacingOccurrences(of: "192.0.2.80", with: "192.0.2.90")
-            .replacingOccurrences(of: "192.0.2.81", with: "192.0.2.91")
-            .write(toFile: path, atomically: true, encoding: .utf8)
-        kill(server.process.processIdentifier, SIGHUP)
-        var unanswered = 0
-        var reloaded = false
-        let deadline = Deadline(seconds: 10)
-        while !reloaded && !deadline.hasPassed {
-            guard let last = addresses() else {
-                unanswered += 1
-                continue
+            for _ in 0..<20 { #expect(addresses() == [80, 81]) }
+            let original = try String(contentsOfFile: path, encoding: .utf8)
+            try original.replacingOccurrences(of: "192.0.2.80", with: "192.0.2.90")
+                .replacingOccurrences(of: "192.0.2.81", with: "192.0.2.91")
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            kill(server.process.processIdentifier, SIGHUP)
+            var unanswered = 0
+            var reloaded = false
+            let deadline = Deadline(seconds: 10)
+            while !reloaded && !deadline.hasPassed {
+                guard let last = addresses() else {
+                    unanswered += 1
+                    continue
+                }
+                reloaded = last == [90, 91]
             }
-            reloaded = last == [90, 91]
+            #expect(reloaded, "still the old answer 10 s after SIGHUP")
+            #expect(unanswered == 0)
+            // From every worker (fresh sockets spread over both), never the old answer again.
+            for _ in 0..<40 {
+                let last = addresses()
+                #expect(last == [90, 91], "\(String(describing: last))")
+            }
+            try (original + "\nbroken line here\n").write(
+                toFile: path, atomically: true, encoding: .utf8)
+            kill(server.process.processIdentifier, SIGHUP)
+            usleep(500_000)
+            for _ in 0..<20 {
+                let last = addresses()
+                #expect(last == [90, 91], "\(String(describing: last))")
+            }
+            let log = server.stop()
+            #expect(log.contains("oasis: reloaded:"), "\(log)")
+            #expect(log.contains("reload failed, the old zones are still served"), "\(log)")
+            #expect(log.contains("example.test.zone:"), "\(log)")
         }
-        #expect(reloaded, "still the old answer 10 s after SIGHUP")
-        #expect(unanswered == 0)
-        // From every worker (fresh sockets spread over both), never the old answer again.
-        for _ in 0..<40 {
-            let last = addresses()
-            #expect(last == [90, 91], "\(String(describing: last))")
-        }
-        try (original + "\nbroken line here\n").write(
-            toFile: path, atomically: true, encoding: .utf8)
-        kill(server.process.processIdentifier, SIGHUP)
-        usleep(500_000)
-        for _ in 0..<20 {
-            let last = addresses()
-            #expect(last == [90, 91], "\(String(describing: last))")
-        }
-        log = server.stop()
-        #expect(log.contains("oasis: reloaded:"), "\(log)")
-        #expect(log.contains("reload failed, the old zones are still served"), "\(log)")
-        #expect(log.contains("example.test.zone:"), "\(log)")
     }
 
     @Test func manyQueriesPipelinedOnOneTCPConnectionAnsweredInOrder() throws {

@@ -98,6 +98,16 @@ final class RunningSwitch {
         return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     }
 
+    /// Whether a ping from host `from` to `to` passes within `seconds` (the path may
+    /// wait for a controller to connect, or a port to come up).
+    func pingsWithin(_ seconds: Double, from: Int, to: Int) throws -> Bool {
+        let deadline = Deadline(seconds: seconds)
+        while !deadline.hasPassed {
+            if try ping(from: from, to: to, count: 1) { return true }
+        }
+        return false
+    }
+
     /// Whether host `from` (1-based) reaches 10.0.0.`to` by ping.
     func ping(from: Int, to: Int, count: Int = 2) throws -> Bool {
         try hosts[from - 1].run([
@@ -266,9 +276,7 @@ final class RunningSwitch {
                     "env", "OVS_RUNDIR=\(rundir)", "ip", "netns", "exec", space.name,
                     "ovs-testcontroller", "-O", "OpenFlow10", "ptcp:6653:127.0.0.1",
                 ])
-            var back = false
-            let deadline = Deadline(seconds: 15)
-            while !back && !deadline.hasPassed { back = try running.ping(from: 2, to: 1, count: 1) }
+            let back = try running.pingsWithin(15, from: 2, to: 1)
             #expect(back, "the switch reconnected and the controller's flows carry the pings")
             dump.stop()
             if isInstalled("tshark") {
@@ -348,11 +356,7 @@ final class RunningSwitch {
                 controller.stop()
                 print("oasis said:\n\(log)")
             }
-            var first = false
-            let deadline = Deadline(seconds: 20)
-            while !first && !deadline.hasPassed {
-                first = try running.ping(from: 1, to: 2, count: 1)
-            }
+            let first = try running.pingsWithin(20, from: 1, to: 2)
             #expect(first, "no ping passed within 20 s of os-ken starting")
             for (from, to) in [(1, 2), (1, 3), (2, 3), (3, 1), (2, 1), (3, 2)] {
                 #expect(try running.ping(from: from, to: to), "\(from) → \(to)")
@@ -422,11 +426,7 @@ final class RunningSwitch {
                 if log.isEmpty { log = running.stop() }
                 print("oasis said:\n\(log)")
             }
-            var first = false
-            let deadline = Deadline(seconds: 10)
-            while !first && !deadline.hasPassed {
-                first = try running.ping(from: 1, to: 2, count: 1)
-            }
+            let first = try running.pingsWithin(10, from: 1, to: 2)
             #expect(first, "no ping through the netfront port within 10 s")
             #expect(try running.ping(from: 2, to: 1, count: 3))
             let transfer = try running.transferIntact(from: 1, to: 2)
@@ -467,11 +467,7 @@ final class RunningSwitch {
                 if log.isEmpty { log = running.stop() }
                 print("oasis said:\n\(log)")
             }
-            var first = false
-            let deadline = Deadline(seconds: 15)
-            while !first && !deadline.hasPassed {
-                first = try running.ping(from: 1, to: 2, count: 1)
-            }
+            let first = try running.pingsWithin(15, from: 1, to: 2)
             #expect(first, "no ping within 15 s: the channel did not come up")
             for (from, to) in [(1, 3), (2, 3), (3, 1)] {
                 #expect(try running.ping(from: from, to: to), "\(from) → \(to)")
