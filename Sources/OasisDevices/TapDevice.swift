@@ -50,7 +50,10 @@ public final class TapDevice: NetworkDevice {
     public let name: String
     public let macAddress: MACAddress
     public let capabilities: DeviceCapabilities
-    public var isLinkUp: Bool { (try? interface.isLinkUp) ?? false }
+    /// Whether the interface is up. Once it has moved to another namespace (a switch's
+    /// port handed to a host) its name means nothing here and its flags cannot be read:
+    /// it counts as up while the descriptor is open, as frames still pass through it.
+    public var isLinkUp: Bool { (try? interface.isLinkUp) ?? !interface.isClosed }
     // Loop-confined, like every device: no dynamic exclusivity checks per frame.
     @exclusivity(unchecked) public private(set) var counters = DeviceCounters()
     public let pool: BufferPool

@@ -193,6 +193,9 @@ final class RunningSwitch {
             #expect(show.output.contains("dpid:0000000000000001"), "\(show)")
             #expect(
                 show.output.contains("1(p1)") && show.output.contains("2(p2)"), "\(show.output)")
+            // The TAPs now live in the hosts' namespaces, up: not LINK_DOWN (their flags
+            // cannot be read from here by name).
+            #expect(!show.output.contains("LINK_DOWN"), "\(show.output)")
             #expect(!(try running.ping(from: 1, to: 2, count: 1)), "no flows, no path")
             try space.runChecked(Self.ofctl + ["add-flow", target, "in_port=1,actions=output:2"])
             try space.runChecked(Self.ofctl + ["add-flow", target, "in_port=2,actions=output:1"])
