@@ -37,17 +37,20 @@ import Testing
             controller=$!
             sleep 0.5
             set +e
-            timeout 120 mn --switch ovs,datapath=user,protocols=OpenFlow10 \\
+            timeout -s KILL 120 mn --switch ovs,datapath=user,protocols=OpenFlow10 \\
                 --controller remote,ip=127.0.0.1,port=6653 --topo single,3 --test pingall > /tmp/mn.out 2>&1
             echo "mn exited $?"
             grep -E "Results|->" /tmp/mn.out
             kill $controller; wait $controller
             cat /tmp/controller.log
             """
-        let result = try run([
-            "timeout", "200", "unshare", "--pid", "--mount", "--net", "--fork", "--mount-proc",
-            "bash", "-c", script,
-        ])
+        // With the runner's blocked signals Mininet's shells could not be interrupted
+        // and mn hung (once, for 10 minutes, its `timeout` unable to stop it).
+        let result = try run(
+            withSignalsUnblocked([
+                "timeout", "-s", "KILL", "200", "unshare", "--pid", "--mount", "--net", "--fork",
+                "--mount-proc", "bash", "-c", script,
+            ]))
         print("mininet said:\n\(result.output)\(result.errorOutput)")
         #expect(result.output.contains("mn exited 0"), "\(result.output)")
         #expect(result.output.contains("Results: 0% dropped (6/6 received)"), "\(result.output)")

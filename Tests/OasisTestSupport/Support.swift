@@ -191,3 +191,15 @@ public func skip(_ test: String, _ reason: String) throws -> Never {
     print("SKIPPED: \(test): \(reason)")
     try Test.cancel("SKIPPED: \(reason)")
 }
+
+/// `arguments` run with every signal unblocked: the test runner's threads block many
+/// (SIGINT and SIGTERM among them) and its children inherit the mask, so a `timeout`
+/// cannot stop what it runs and a program that interrupts its own shells (Mininet)
+/// waits for ever. Python (installed for the tests) resets the mask, then execs.
+public func withSignalsUnblocked(_ arguments: [String]) -> [String] {
+    [
+        "python3", "-c",
+        "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); "
+            + "os.execvp(sys.argv[1], sys.argv[1:])",
+    ] + arguments
+}
