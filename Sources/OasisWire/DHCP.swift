@@ -500,11 +500,13 @@ extension DHCPOptions {
             guard value.count == 2 else { throw .badOptionLength(code: code, length: value.count) }
             return UInt16(value[0]) << 8 | UInt16(value[1])
         }
-        func text() throws(DHCPError) -> String {
+        /// Text, without the trailing zeros some servers count in the length; nil
+        /// when nothing is left (the option is then treated as absent).
+        func text() throws(DHCPError) -> String? {
             guard !value.isEmpty else { throw .badOptionLength(code: code, length: 0) }
-            // Some servers count a trailing zero in the length.
             var bytes = value[...]
             while bytes.last == 0 { bytes = bytes.dropLast() }
+            guard !bytes.isEmpty else { return nil }
             guard let string = String(validating: bytes, as: UTF8.self) else {
                 throw .badText(code: code)
             }
