@@ -154,8 +154,23 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService, StreamServ
         if configuration.gratuitousArp && isConfigured { link.announce() }
     }
 
+    /// Work to do when the stack stops, while its device is still open (a DHCP client
+    /// sends its DHCPRELEASE), in the order given; each runs once.
+    ///
+    /// ```swift
+    /// stack.beforeStop { dhcp.stop() }
+    /// ```
+    public func beforeStop(_ body: @escaping () -> Void) {
+        stopHandlers.append(body)
+    }
+
+    private var stopHandlers: [() -> Void] = []
+
     /// Stops receiving; closes the device.
     public func stop() {
+        let handlers = stopHandlers
+        stopHandlers.removeAll()
+        for handler in handlers { handler() }
         link.stop()
         ip.stop()
         device.close()
