@@ -21,13 +21,16 @@ final class RunningDnsmasq {
     var logFile: String { folder + "/dnsmasq.log" }
     private var running = true
 
-    init(namespace: TestNamespace, folder: String, extraArguments: [String] = []) throws {
+    init(
+        namespace: TestNamespace, folder: String, interface: String = "tap0",
+        extraArguments: [String] = []
+    ) throws {
         self.folder = folder
         // `ip netns exec` execs dnsmasq: the PID is dnsmasq's.
         let arguments =
             [
                 "ip", "netns", "exec", namespace.name, "dnsmasq", "--no-daemon", "--port=0",
-                "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--interface=tap0",
+                "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--interface=\(interface)",
                 "--bind-interfaces", "--dhcp-range=192.0.2.50,192.0.2.59,255.255.255.0,2m",
                 "--dhcp-leasefile=\(folder)/leases", "--pid-file=\(folder)/dnsmasq.pid",
                 "--dhcp-option=option:dns-server,192.0.2.53", "--dhcp-option=option:mtu,1400",
@@ -51,11 +54,11 @@ final class RunningDnsmasq {
         self.pid = pid
     }
 
-    /// The lease file's line for `mac`, if dnsmasq has one.
-    func lease(of mac: String) -> [Substring]? {
+    /// The lease file's line for `mac` (any, when nil), if dnsmasq has one.
+    func lease(of mac: String?) -> [Substring]? {
         guard let text = try? String(contentsOfFile: leaseFile, encoding: .utf8) else { return nil }
         return text.split(separator: "\n").map { $0.split(separator: " ") }
-            .first { $0.count >= 3 && $0[1] == mac }
+            .first { $0.count >= 3 && (mac == nil || $0[1] == mac!) }
     }
 
     var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
@@ -115,10 +118,12 @@ final class RunningDnsmasq {
     }
 
     /// Waits for dnsmasq's lease for the stack and returns its address.
-    func waitForLease(_ dnsmasq: RunningDnsmasq, seconds: Double = 15) throws -> String {
+    func waitForLease(_ dnsmasq: RunningDnsmasq, mac: String? = stackMAC, seconds: Double = 15)
+        throws -> String
+    {
         let deadline = Deadline(seconds: seconds)
         while !deadline.hasPassed {
-            if let lease = dnsmasq.lease(of: stackMAC) { return String(lease[2]) }
+            if let lease = dnsmasq.lease(of: mac) { return String(lease[2]) }
             usleep(100_000)
         }
         Issue.record("no lease in dnsmasq's lease file; its log:\n\(dnsmasq.log)")
@@ -228,6 +233,35 @@ final class RunningDnsmasq {
             // After expiry: discovering again, from 0.0.0.0.
             #expect(try dhcpPackets(capture, "dhcp.option.dhcp == 1").count >= 2)
             try expectWellFormed(capture)
+        }
+    }
+
+    @Test func leaseOverTheXenNetfrontOnTheSimulatedHypervisor() throws {
+        let test = "DHCP over the Xen netfront"
+        try unavailable(test)
+        try withTestNamespace(test) { namespace in
+            let simulator = try RunningNetbackSimulator(
+                ["--tap", "vif1.0"], namespace: namespace.name)
+            defer { print("\(test): netback-sim said:\n\(simulator.stop())") }
+            try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "vif1.0"])
+            var template = Array("/tmp/oasis-dhcp.XXXXXX".utf8CString)
+            let folder = template.withUnsafeMutableBufferPointer {
+                String(cString: mkdtemp($0.baseAddress!)!)
+            }
+            defer { _ = try? run(["rm", "-rf", folder]) }
+            let dnsmasq = try RunningDnsmasq(
+                namespace: namespace, folder: folder, interface: "vif1.0")
+            defer { dnsmasq.stop() }
+            let stack = try RunningStack(
+                namespace: namespace,
+                arguments: ["--backend", "xen", "--xen-sim", simulator.socketPath, "--ip", "dhcp"])
+            var said = ""
+            defer { print("\(test): oasis said:\n\(said)") }
+            let address = try waitForLease(dnsmasq, mac: nil)
+            try waitForPing(namespace, address)
+            said = stack.stop()
+            #expect(said.contains("oasis: dhcp: leased \(address)/24 gateway 192.0.2.1"))
+            #expect(said.contains("releasing \(address)"))
         }
     }
 }
