@@ -118,8 +118,8 @@ public struct IPv4Configuration: Sendable {
     }
 
     /// No address yet: `0.0.0.0/32`, no gateway. A layer so configured sends from
-    /// 0.0.0.0 to the limited broadcast only, and takes unicast UDP to any address (a
-    /// DHCP server's reply to the address it offers, RFC 2131 §4.1).
+    /// 0.0.0.0 to the limited broadcast only, and takes unicast UDP to port 68 at any
+    /// address (a DHCP server's reply to the address it offers, RFC 2131 §4.1).
     public static var unconfigured: IPv4Network { IPv4Network(address: .any, prefixLength: 32)! }
 }
 
@@ -276,7 +276,9 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         // RFC 1122 §3.3.6: a unicast datagram in a link-layer broadcast is discarded.
         guard
             destination == address && !linkBroadcast || toBroadcast
-                || acceptsBeforeConfiguration(header.protocol, linkBroadcast: linkBroadcast)
+                || acceptsBeforeConfiguration(
+                    header, linkBroadcast: linkBroadcast,
+                    destinationPort: (try? packet.read(UInt16.self, at: headerLength &+ 2)) ?? 0)
         else {
             ownDrops.count(.notForUs)
             return
@@ -310,11 +312,15 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         upper.receive(packet, info: info)
     }
 
-    /// Without an address, unicast UDP to any address is taken: a DHCP server answers
-    /// the address it offers (RFC 2131 §4.1), and the client checks the rest.
+    /// Without an address, unicast UDP to the DHCP client's port (68) at any address
+    /// is taken: a DHCP server answers the address it offers (RFC 2131 §4.1), and the
+    /// client checks the rest. Nothing else is, until the stack has an address.
     @inlinable
-    internal func acceptsBeforeConfiguration(_ protocol: IPProtocol, linkBroadcast: Bool) -> Bool {
-        address.isUnspecified && `protocol` == .udp && !linkBroadcast
+    internal func acceptsBeforeConfiguration(
+        _ header: IPv4Repr, linkBroadcast: Bool, destinationPort: @autoclosure () -> UInt16
+    ) -> Bool {
+        address.isUnspecified && header.protocol == .udp && !linkBroadcast && !header.isFragment
+            && destinationPort() == 68
     }
 
     /// A fragment: held until its datagram is whole, then handed up.

@@ -185,4 +185,35 @@ final class ScriptedDHCPServer {
         #expect(dhcp.state == .initial)
         dhcp.stop()
     }
+
+    @Test func beforeAnAddressOnlyUnicastToPort68IsTaken() throws {
+        let loop = try EventLoop(clock: .virtual)
+        let (stack, server) = try makePair(loop)
+        var delivered: [UInt16] = []
+        for port: UInt16 in [7, 68] {
+            try stack.listen(port: port) { batch in
+                for index in batch.indices {
+                    if let datagram = batch.take(at: index) {
+                        delivered.append(datagram.destination.port)
+                    }
+                }
+            }
+        }
+        for port: UInt16 in [7, 68] {
+            var out = Bits([1, 2, 3, 4], headroom: 128)
+            try UDPRepr(sourcePort: 67, destinationPort: port).emit(
+                prependingTo: &out, source: server.address, destination: server.offered)
+            try IPv4Repr(
+                source: server.address, destination: server.offered, protocol: .udp,
+                payloadLength: out.count, identification: 9
+            ).emit(prependingTo: &out)
+            try EthernetRepr(
+                destination: stack.device.macAddress, source: server.mac, etherType: .ipv4
+            ).emit(prependingTo: &out)
+            try server.device.transmit(out)
+        }
+        try loop.advance(by: .milliseconds(1))
+        #expect(delivered == [68])
+        #expect(stack.drops.ipv4[.notForUs] == 1)
+    }
 }
