@@ -264,4 +264,57 @@ final class RunningDnsmasq {
             #expect(said.contains("releasing \(address)"))
         }
     }
+
+    @Test func dnsServerOnALeasedAddress() throws {
+        let test = "oasis dns --ip dhcp"
+        try unavailable(test)
+        guard isInstalled("dig") else { try skip(test, "dig is not installed") }
+        try withTestNamespace(test) { namespace in
+            var template = Array("/tmp/oasis-dhcp.XXXXXX".utf8CString)
+            let folder = template.withUnsafeMutableBufferPointer {
+                String(cString: mkdtemp($0.baseAddress!)!)
+            }
+            defer { _ = try? run(["rm", "-rf", folder]) }
+            try """
+            $ORIGIN example.test.
+            $TTL 3600
+            @ IN SOA ns1 hostmaster 1 3600 900 604800 300
+            @ IN NS ns1
+            ns1 IN A 192.0.2.53
+            www IN A 192.0.2.80
+
+            """.write(toFile: folder + "/example.test.zone", atomically: true, encoding: .utf8)
+            try namespace.runChecked(["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"])
+            try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "tap0"])
+            try namespace.runChecked(["ip", "link", "set", "tap0", "up"])
+            let dnsmasq = try RunningDnsmasq(namespace: namespace, folder: folder)
+            defer { dnsmasq.stop() }
+            let server = Process()
+            let output = Pipe()
+            server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            server.arguments = [
+                "ip", "netns", "exec", namespace.name, oasisPath, "dns", "--backend", "tap",
+                "--tap", "tap0", "--ip", "dhcp", "--mac", stackMAC,
+                "--zone", folder + "/example.test.zone",
+            ]
+            server.standardOutput = output
+            server.standardError = output
+            try server.run()
+            defer {
+                if server.isRunning { kill(server.processIdentifier, SIGTERM) }
+                server.waitUntilExit()
+                let said = String(
+                    decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                print("\(test): oasis said:\n\(said)")
+                #expect(said.contains("oasis: dhcp: leased"))
+            }
+            let address = try waitForLease(dnsmasq)
+            // Once the address is in use (after its ARP probe), the server answers at it.
+            try waitForPing(namespace, address)
+            let answer = try namespace.run([
+                "dig", "+short", "+tries=3", "+time=1", "@\(address)", "www.example.test", "A",
+            ])
+            #expect(answer.output.contains("192.0.2.80"), "\(answer.output)\(answer.errorOutput)")
+        }
+    }
 }
