@@ -281,6 +281,11 @@ struct StackOptions: ParsableArguments {
         stack.beforeStop {
             if let lease = dhcp.lease { Console.log("oasis: dhcp: releasing \(lease.address)") }
             dhcp.stop()
+            let ignored = dhcp.ignored
+            Console.log(
+                "oasis: dhcp: sent \(dhcp.messagesSent), acknowledged \(dhcp.acknowledgements), "
+                    + "ignored \(ignored.notOurs) not ours, \(ignored.unexpected) unexpected, "
+                    + "\(ignored.invalid) invalid, \(dhcp.malformed) malformed")
         }
     }
 
