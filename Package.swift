@@ -186,6 +186,9 @@ let package = Package(
             name: "FuzzICMP", dependencies: ["FuzzSupport", "OasisBits", "OasisWire"],
             path: "Fuzz/FuzzICMP", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
+            name: "FuzzDHCP", dependencies: ["FuzzSupport", "OasisBits", "OasisWire"],
+            path: "Fuzz/FuzzDHCP", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
             name: "FuzzUDP", dependencies: ["FuzzSupport", "OasisBits", "OasisWire"],
             path: "Fuzz/FuzzUDP", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(

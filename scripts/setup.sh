@@ -19,6 +19,7 @@ packages=(
     mininet                           # mn pingall through our controller (run inside unshare: MininetTests)
     nsd bind9-dnsutils knot-dnsutils dnsperf  # DNS peers: NSD, dig, kdig; load for the bench
     ldnsutils                         # ldns-keygen, ldns-signzone: the signed zones of the DNSSEC differential test
+    dnsmasq-base                      # the DHCP server our DHCP client gets its leases from
 )
 
 missing=()

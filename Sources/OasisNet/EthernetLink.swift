@@ -57,8 +57,8 @@ public protocol LinkReceiver {
 public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
     /// The device frames go through.
     public let device: Device
-    /// Our IPv4 address, for ARP.
-    public let address: IPv4Address
+    /// Our IPv4 address, for ARP; 0.0.0.0 while the stack has none.
+    public private(set) var address: IPv4Address
     @usableFromInline internal let loop: EventLoop
     @exclusivity(unchecked) private var arp: ArpCache
     /// The last neighbour resolved, kept at hand until its entry expires or the cache
@@ -121,6 +121,54 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
     @inlinable
     public func allocatePacket() -> Packet? {
         try? device.pool.allocatePacket()
+    }
+
+    /// Takes a new address (a DHCP lease, or 0.0.0.0 when it is gone). Neighbours
+    /// stay known: the link is the same.
+    public func reconfigure(address: IPv4Address) {
+        self.address = address
+        arp.address = address
+        probing = nil
+        forgetLastHop()
+    }
+
+    /// An address being probed, and what to call if another station has it.
+    private var probing: (address: IPv4Address, inUse: () -> Void)?
+
+    /// Probes `address` before it is taken (RFC 5227 §2.1.1): ARP requests from
+    /// 0.0.0.0, now and a second later; `inUse` is called once if another station
+    /// answers for it, claims it, or probes for it too. Probing ends at the next
+    /// ``reconfigure(address:)``.
+    ///
+    /// ```swift
+    /// stack.link.probe(offered) { decline() }
+    /// ```
+    public func probe(_ address: IPv4Address, inUse: @escaping () -> Void) {
+        probing = (address, inUse)
+        let request = ArpRepr(
+            operation: .request, senderHardwareAddress: device.macAddress,
+            senderProtocolAddress: .any, targetHardwareAddress: .zero,
+            targetProtocolAddress: address)
+        sendArp(request)
+        loop.schedule(after: .seconds(1)) { [weak self] in
+            guard let self, self.probing?.address == address else { return }
+            self.sendArp(request)
+        }
+    }
+
+    /// RFC 5227 §2.1.1: while probing, a packet whose sender is the address, or a probe
+    /// for it from another station, means it is in use.
+    private func checkProbe(_ message: ArpRepr) {
+        guard let (address, inUse) = probing,
+            message.senderHardwareAddress != device.macAddress
+        else { return }
+        let claims = message.senderProtocolAddress == address
+        let probesToo =
+            message.senderProtocolAddress.isUnspecified && message.operation == .request
+            && message.targetProtocolAddress == address
+        guard claims || probesToo else { return }
+        probing = nil
+        inUse()
     }
 
     /// Announces our address with a gratuitous ARP (RFC 5227 §3).
@@ -193,6 +241,7 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
             arpParseDrops.count(error.dropReason)
             return
         }
+        if probing != nil { checkProbe(message) }
         let reception = arp.receive(message, linkSource: linkSource, now: loop.now)
         forgetLastHop()
         if let claimant = reception.conflict { defend(against: claimant) }

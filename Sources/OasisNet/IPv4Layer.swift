@@ -107,11 +107,20 @@ public struct IPv4Configuration: Sendable {
     /// ICMP errors per second, and the burst allowed (RFC 1812 §4.3.2.8).
     public var icmpErrorsPerSecond = 100
     public var icmpErrorBurst = 20
+    /// The largest IP packet to send when it is less than the link's MTU (a DHCP
+    /// server's option 26); nil: the link's.
+    public var mtu: Int?
 
-    public init(network: IPv4Network, gateway: IPv4Address? = nil) {
+    public init(network: IPv4Network, gateway: IPv4Address? = nil, mtu: Int? = nil) {
         self.network = network
         self.gateway = gateway
+        self.mtu = mtu
     }
+
+    /// No address yet: `0.0.0.0/32`, no gateway. A layer so configured sends from
+    /// 0.0.0.0 to the limited broadcast only, and takes unicast UDP to port 68 at any
+    /// address (a DHCP server's reply to the address it offers, RFC 2131 §4.1).
+    public static var unconfigured: IPv4Network { IPv4Network(address: .any, prefixLength: 32)! }
 }
 
 /// IPv4 over a link: checks what arrives, reassembles fragments, hands datagrams to the
@@ -125,16 +134,19 @@ public struct IPv4Configuration: Sendable {
 public final class IPv4Layer<Link: LinkLayer>: IPLayer {
     /// The link below.
     public let link: Link
-    public let configuration: IPv4Configuration
+    /// The configuration: set at first, changed by ``reconfigure(_:)`` (DHCP).
+    public private(set) var configuration: IPv4Configuration
     @usableFromInline internal let loop: EventLoop
-    /// The configuration's addresses, worked out once.
-    public let address: IPv4Address
-    @usableFromInline internal let netmask: UInt32
-    @usableFromInline internal let subnet: UInt32
+    /// The configuration's addresses, worked out once per configuration.
+    @exclusivity(unchecked) public private(set) var address: IPv4Address
+    @exclusivity(unchecked) @usableFromInline internal var netmask: UInt32
+    @exclusivity(unchecked) @usableFromInline internal var subnet: UInt32
     /// The subnet's broadcast address; the limited broadcast for /31 and /32, which
     /// have none of their own (RFC 3021), so that comparing with it means nothing new.
-    @usableFromInline internal let subnetBroadcastAddress: IPv4Address
-    @usableFromInline internal let gateway: IPv4Address?
+    @exclusivity(unchecked) @usableFromInline internal var subnetBroadcastAddress: IPv4Address
+    @exclusivity(unchecked) @usableFromInline internal var gateway: IPv4Address?
+    /// The configuration's MTU, or the largest integer.
+    @exclusivity(unchecked) @usableFromInline internal var mtuLimit: Int
     @exclusivity(unchecked) @usableFromInline internal var reassembler: IPv4Reassembler
     @exclusivity(unchecked) @usableFromInline internal var icmpErrors: TokenBucket
     @exclusivity(unchecked) @usableFromInline internal var identification: UInt16
@@ -156,6 +168,7 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         subnetBroadcastAddress =
             configuration.network.prefixLength >= 31 ? .broadcast : configuration.network.broadcast
         gateway = configuration.gateway
+        mtuLimit = configuration.mtu ?? .max
         reassembler = IPv4Reassembler(configuration: configuration.reassembly)
         icmpErrors = TokenBucket(
             ratePerSecond: configuration.icmpErrorsPerSecond,
@@ -166,6 +179,26 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
     deinit {
         stop()
     }
+
+    /// Takes a new address, subnet, gateway and MTU (a DHCP lease, or its loss:
+    /// ``IPv4Configuration/unconfigured``). Fragments being reassembled, the ICMP rate
+    /// and its bounds stay as they were.
+    public func reconfigure(_ new: IPv4Configuration) {
+        var kept = configuration
+        kept.network = new.network
+        kept.gateway = new.gateway
+        kept.mtu = new.mtu
+        configuration = kept
+        address = new.network.address
+        netmask = new.network.netmask.rawValue
+        subnet = new.network.address.rawValue & netmask
+        subnetBroadcastAddress = new.network.prefixLength >= 31 ? .broadcast : new.network.broadcast
+        gateway = new.gateway
+        mtuLimit = new.mtu ?? .max
+    }
+
+    /// Whether the layer has an address (not 0.0.0.0).
+    public var isConfigured: Bool { !address.isUnspecified }
 
     @inlinable public var network: IPv4Network { configuration.network }
     @inlinable public var now: Duration { loop.now }
@@ -190,7 +223,7 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
     /// pool buffer holds behind the headers, since a packet (a fragment) is built in one.
     @inlinable
     public var mtu: Int {
-        min(link.capabilities.mtu, link.allocationCapacity &- link.allocationHeadroom)
+        min(link.capabilities.mtu, link.allocationCapacity &- link.allocationHeadroom, mtuLimit)
     }
 
     /// The largest TCP packet the device segments (and a buffer holds behind the
@@ -241,7 +274,12 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         let destination = header.destination
         let toBroadcast = destination == .broadcast || destination == subnetBroadcastAddress
         // RFC 1122 §3.3.6: a unicast datagram in a link-layer broadcast is discarded.
-        guard destination == address && !linkBroadcast || toBroadcast else {
+        guard
+            destination == address && !linkBroadcast || toBroadcast
+                || acceptsBeforeConfiguration(
+                    header, linkBroadcast: linkBroadcast,
+                    destinationPort: (try? packet.read(UInt16.self, at: headerLength &+ 2)) ?? 0)
+        else {
             ownDrops.count(.notForUs)
             return
         }
@@ -272,6 +310,17 @@ public final class IPv4Layer<Link: LinkLayer>: IPLayer {
         }
         info.wasReassembled = false
         upper.receive(packet, info: info)
+    }
+
+    /// Without an address, unicast UDP to the DHCP client's port (68) at any address
+    /// is taken: a DHCP server answers the address it offers (RFC 2131 §4.1), and the
+    /// client checks the rest. Nothing else is, until the stack has an address.
+    @inlinable
+    internal func acceptsBeforeConfiguration(
+        _ header: IPv4Repr, linkBroadcast: Bool, destinationPort: @autoclosure () -> UInt16
+    ) -> Bool {
+        address.isUnspecified && header.protocol == .udp && !linkBroadcast && !header.isFragment
+            && destinationPort() == 68
     }
 
     /// A fragment: held until its datagram is whole, then handed up.

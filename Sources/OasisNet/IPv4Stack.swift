@@ -14,6 +14,10 @@ public struct IPv4StackConfiguration: Sendable {
     public var network: IPv4Network
     /// Where packets for other subnets go; nil: only the local subnet is reachable.
     public var gateway: IPv4Address?
+    /// The largest IP packet to send, when less than the device's MTU (DHCP option 26).
+    public var mtu: Int?
+    /// The DNS servers the network names (DHCP option 6), for applications to use.
+    public var dnsServers: [IPv4Address] = []
     /// ARP settings. Up to 64 packets wait per unresolved address (Linux keeps about
     /// 200 KB): a fragmented datagram sent before its next hop is known must fit.
     public var arp: ArpCache.Configuration = {
@@ -40,9 +44,15 @@ public struct IPv4StackConfiguration: Sendable {
         self.gateway = gateway
     }
 
+    /// A stack with no address yet, for a DHCP client to configure
+    /// (``IPv4Configuration/unconfigured``).
+    public static var unconfigured: IPv4StackConfiguration {
+        IPv4StackConfiguration(network: IPv4Configuration.unconfigured)
+    }
+
     /// The IP layer's part.
     public var ipv4: IPv4Configuration {
-        var ip = IPv4Configuration(network: network, gateway: gateway)
+        var ip = IPv4Configuration(network: network, gateway: gateway, mtu: mtu)
         ip.reassembly = reassembly
         ip.icmpErrorsPerSecond = icmpErrorsPerSecond
         ip.icmpErrorBurst = icmpErrorBurst
@@ -70,7 +80,9 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService, StreamServ
     public typealias IP = IPv4Layer<Link>
 
     public let device: Device
-    public let configuration: IPv4StackConfiguration
+    /// The configuration: as given, then as ``reconfigure(network:gateway:mtu:dnsServers:)``
+    /// changes it.
+    public private(set) var configuration: IPv4StackConfiguration
     /// The layers, bottom up.
     public let link: Link
     public let ip: IP
@@ -96,8 +108,40 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService, StreamServ
         }
     }
 
-    /// The stack's address.
+    /// The stack's address; 0.0.0.0 while it has none.
     public var address: IPv4Address { configuration.network.address }
+
+    /// Whether the stack has an address.
+    public var isConfigured: Bool { !address.isUnspecified }
+
+    /// Takes a new address, subnet, gateway, MTU and DNS servers (a DHCP lease), and
+    /// announces the address when it has one and ``IPv4StackConfiguration/gratuitousArp``
+    /// says so. TCP connections on an old address are left to time out; listeners
+    /// and UDP ports stay and take the new address.
+    ///
+    /// ```swift
+    /// stack.reconfigure(network: IPv4Network("192.0.2.50/24")!, gateway: IPv4Address("192.0.2.1"))
+    /// ```
+    public func reconfigure(
+        network: IPv4Network, gateway: IPv4Address?, mtu: Int? = nil, dnsServers: [IPv4Address] = []
+    ) {
+        let announce = network.address != address
+        configuration.network = network
+        configuration.gateway = gateway
+        configuration.mtu = mtu
+        configuration.dnsServers = dnsServers
+        link.reconfigure(address: network.address)
+        ip.reconfigure(configuration.ipv4)
+        if announce && isConfigured && configuration.gratuitousArp && started { link.announce() }
+    }
+
+    /// Drops the address: the stack goes back to 0.0.0.0, as before a DHCP lease.
+    public func unconfigure() {
+        reconfigure(network: IPv4Configuration.unconfigured, gateway: nil)
+    }
+
+    /// Whether ``start()`` was called (an address is announced only once it was).
+    @usableFromInline internal var started = false
 
     /// Starts receiving from the device and announces the address. Inlinable, so that
     /// the receive handler is compiled where the device's type is known: the whole
@@ -106,11 +150,27 @@ public final class IPv4Stack<Device: NetworkDevice>: DatagramService, StreamServ
     public func start() throws(DeviceError) {
         let stack = Unretained(self)
         try device.start { (batch: inout PacketBatch) in stack.call { $0.receive(&batch) } }
-        if configuration.gratuitousArp { link.announce() }
+        started = true
+        if configuration.gratuitousArp && isConfigured { link.announce() }
     }
+
+    /// Work to do when the stack stops, while its device is still open (a DHCP client
+    /// sends its DHCPRELEASE), in the order given; each runs once.
+    ///
+    /// ```swift
+    /// stack.beforeStop { dhcp.stop() }
+    /// ```
+    public func beforeStop(_ body: @escaping () -> Void) {
+        stopHandlers.append(body)
+    }
+
+    private var stopHandlers: [() -> Void] = []
 
     /// Stops receiving; closes the device.
     public func stop() {
+        let handlers = stopHandlers
+        stopHandlers.removeAll()
+        for handler in handlers { handler() }
         link.stop()
         ip.stop()
         device.close()

@@ -118,6 +118,10 @@ struct DNSCommand: ParsableCommand {
                 ("--xdp-generic", stackOptions.xdpGeneric),
                 ("--impair", stackOptions.impair != nil),
             ]
+            if stackOptions.usesDHCP {
+                throw ValidationError(
+                    "--ip dhcp is for the Oasis stack (--backend tap, pcap or xdp)")
+            }
             for (name, given) in stackOnly where given {
                 throw ValidationError("\(name) is for the Oasis stack (--backend tap, pcap or xdp)")
             }

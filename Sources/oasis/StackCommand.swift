@@ -59,6 +59,11 @@ struct StackCommand: ParsableCommand {
             throw ValidationError(
                 "--impair wraps the Oasis stack's device (--backend tap, pcap, xdp or xen)")
         }
+        if stackOptions.usesDHCP, backend == .socket || backend == .memory {
+            throw ValidationError(
+                "--ip dhcp configures the Oasis stack on a device (--backend tap, pcap, xdp or xen)"
+            )
+        }
     }
 
     func run() throws {
@@ -151,7 +156,7 @@ struct EchoApplication: StackApplication {
                 + "(\(stack.device.macAddress)), ping responder, UDP echo on port \(echoPort), "
                 + "TCP echo on \(echoPort), discard on 9, chargen on 19"
                 + (iperf3Server == nil ? "" : ", iperf3 on \(iperf3.port)"))
-        if let namespace {
+        if let namespace, stack.isConfigured {
             Console.log(
                 "oasis: ping it with: ip netns exec \(namespace.name) ping \(stack.address)")
         }

@@ -10,8 +10,14 @@ import OasisWire
 
 /// How to reach the network through the Oasis stack.
 struct StackOptions: ParsableArguments {
-    @Option(help: "The stack's address and subnet.")
+    @Option(
+        help: ArgumentHelp(
+            "The stack's address and subnet, or `dhcp` to ask a DHCP server for them "
+                + "(and the gateway, MTU and DNS servers)."))
     var ip = "192.0.2.2/24"
+
+    /// Whether the address comes from DHCP (`--ip dhcp`).
+    var usesDHCP: Bool { ip == "dhcp" }
 
     @Option(help: "The gateway for other subnets.")
     var gateway: String?
@@ -86,8 +92,9 @@ struct StackOptions: ParsableArguments {
         }
     }
 
-    /// The stack's network, checked.
+    /// The stack's network, checked; 0.0.0.0/32 with `--ip dhcp` until a lease comes.
     func network() throws -> IPv4Network {
+        if usesDHCP { return IPv4Configuration.unconfigured }
         guard let network = IPv4Network(ip) else {
             throw ValidationError("--ip must be ADDRESS/PREFIX, e.g. 192.0.2.2/24")
         }
@@ -99,6 +106,9 @@ struct StackOptions: ParsableArguments {
         let gatewayAddress = try gateway.map { text in
             guard let address = IPv4Address(text) else {
                 throw ValidationError("--gateway must be an IPv4 address")
+            }
+            guard !usesDHCP else {
+                throw ValidationError("--gateway comes from DHCP with --ip dhcp")
             }
             return address
         }
@@ -134,8 +144,9 @@ struct StackOptions: ParsableArguments {
                 attachingTo: tap, on: loop, macAddress: macAddress,
                 options: tapOptions)
         } else {
-            let own = try OwnNamespace.create(
-                hostAddress: configuration.network.peerAddress, network: configuration.network)
+            // With DHCP the kernel's side is 192.0.2.1/24, for a DHCP server run there.
+            let network = usesDHCP ? IPv4Network("192.0.2.2/24")! : configuration.network
+            let own = try OwnNamespace.create(hostAddress: network.peerAddress, network: network)
             namespace = own
             do {
                 device = try NetworkNamespace.withEntered(path: own.path) {
@@ -223,11 +234,58 @@ struct StackOptions: ParsableArguments {
             let capturing = try CapturingDevice(device, path: capture)
             let stack = IPv4Stack(device: capturing, configuration: configuration, on: loop)
             Self.reportConflicts(on: stack)
+            if usesDHCP { try Self.startDHCP(on: stack, loop: loop, namespace: namespace) }
             try application.run(on: stack, loop: loop, namespace: namespace)
         } else {
             let stack = IPv4Stack(device: device, configuration: configuration, on: loop)
             Self.reportConflicts(on: stack)
+            if usesDHCP { try Self.startDHCP(on: stack, loop: loop, namespace: namespace) }
             try application.run(on: stack, loop: loop, namespace: namespace)
+        }
+    }
+
+    /// `--ip dhcp`: a DHCP client on the stack, started once the loop runs (the
+    /// application starts the device first), saying on the console what it gets; its
+    /// lease is released when the stack stops.
+    static func startDHCP<Device: NetworkDevice>(
+        on stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?
+    ) throws {
+        var configuration = DHCPClient.Configuration()
+        // RFC 2131 §4.4.1 and RFC 5227: probe an acknowledged address before using it.
+        configuration.probeTime = .seconds(1)
+        let dhcp = DHCPClientDriver(stack: stack, configuration: configuration)
+        dhcp.onChange = { lease in
+            if let lease {
+                Console.log("oasis: dhcp: leased \(lease)")
+            } else {
+                Console.log("oasis: dhcp: lease lost, address dropped")
+            }
+        }
+        dhcp.onDecline = { address in
+            Console.log("oasis: dhcp: \(address) is in use (ARP probe): declined")
+        }
+        if let namespace {
+            Console.log(
+                "oasis: dhcp: asking on \(stack.device.name); serve it with e.g. ip netns exec "
+                    + "\(namespace.name) dnsmasq --no-daemon --port=0 --interface=tap0 "
+                    + "--dhcp-range=192.0.2.50,192.0.2.99,2m")
+        }
+        loop.enqueue {
+            do {
+                try dhcp.start()
+            } catch {
+                Console.log("oasis: dhcp: \(error)")
+            }
+        }
+        // The driver lives until the stack stops, and releases its lease then.
+        stack.beforeStop {
+            if let lease = dhcp.lease { Console.log("oasis: dhcp: releasing \(lease.address)") }
+            dhcp.stop()
+            let ignored = dhcp.ignored
+            Console.log(
+                "oasis: dhcp: sent \(dhcp.messagesSent), acknowledged \(dhcp.acknowledgements), "
+                    + "ignored \(ignored.notOurs) not ours, \(ignored.unexpected) unexpected, "
+                    + "\(ignored.invalid) invalid, \(dhcp.malformed) malformed")
         }
     }
 
