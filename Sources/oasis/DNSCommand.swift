@@ -604,11 +604,24 @@ final class ZoneReloader: Sendable {
             return
         }
         let names = engine.statistics
-        for target in targets.withLock({ $0 }) {
+        // Each loop takes the new engine between two of its turns; the log line comes
+        // once every loop has (within a second: a loop that does not turn is stuck).
+        let applied = Atomic<Int>(0)
+        let all = targets.withLock { $0 }
+        for target in all {
             let apply = target.apply
-            apply.loop.execute { apply.value(engine) }
+            apply.loop.execute {
+                apply.value(engine)
+                applied.add(1, ordering: .releasing)
+            }
         }
-        Console.log("oasis: reloaded: \(names.names) names, \(names.rrsets) RRsets")
+        let deadline = ContinuousClock.now + .seconds(1)
+        while applied.load(ordering: .acquiring) < all.count && ContinuousClock.now < deadline {
+            usleep(200)
+        }
+        Console.log(
+            "oasis: reloaded: \(names.names) names, \(names.rrsets) RRsets, on "
+                + "\(applied.load(ordering: .acquiring)) of \(all.count) loops")
     }
 }
 
