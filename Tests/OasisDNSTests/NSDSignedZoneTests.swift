@@ -125,6 +125,9 @@ let unsignedZone = """
     tolong DNAME \(String(repeating: "abcdefghij.", count: 20))signed.test.
     out DNAME example.org.
     toalias CNAME www.dname
+    loop1 DNAME loop2
+    loop2 DNAME loop1
+    intoloop CNAME x.loop1
     ! A 192.0.2.3
     \(bigRecords(name: "big", count: 12))
 
@@ -301,7 +304,7 @@ func report(_ name: String, _ cases: Int, _ result: (identical: Int, mismatches:
             "x.tolong.signed.test.", "www.out.signed.test.", "toalias.signed.test.",
             "!.signed.test.", "big.signed.test.", "mail.signed.test.", "zzz.signed.test.",
             "0.signed.test.", "ns1.signed.test.", "www.secure.signed.test.",
-            "nx.secure.signed.test.",
+            "nx.secure.signed.test.", "x.loop1.signed.test.", "intoloop.signed.test.",
         ]
         names += hashedOwners(folder + "/" + file).prefix(3)
         let types: [RecordType] = [

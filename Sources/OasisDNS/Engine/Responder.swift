@@ -781,10 +781,12 @@ struct Responder {
         for index in 0..<targetLength {
             synthesized[at + sourceStart + index] = store.byte(targetOffset + index)
         }
-        // The same CNAME synthesised before: a loop.
+        // A name synthesised before: the chain is a loop (one chain per answer, so the
+        // same target twice means it came round; each synthesised owner lives at its own
+        // offset, so comparing owners never saw it).
         for index in 0..<planCount where plan[index].synthesizedTarget >= 0 {
             let other = plan[index]
-            if other.ownerOffset == ownerOffset && Int(other.synthesizedLength) == newLength
+            if Int(other.synthesizedLength) == newLength
                 && canonicalCompare(
                     UnsafeRawBufferPointer(
                         rebasing: synthesized[
