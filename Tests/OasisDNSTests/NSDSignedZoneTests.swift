@@ -20,6 +20,9 @@ let everyTypeZone = ##"""
     $TTL 300
     @ SOA ns1 admin 1 3600 600 86400 60
     @ NS ns1
+    @ DS 1 8 2 2BB183AF5F22588179A53B0A98631FAD1A292118AAAAAAAAAAAAAAAAAAAAAAAA
+    cutdname NS ns.elsewhere.example.
+    cutdname DNAME elsewhere.example.
     ns1 A 192.0.2.1
     mail A 192.0.2.25
     md MD mail.types.test.
@@ -225,6 +228,12 @@ func report(_ name: String, _ cases: Int, _ result: (identical: Int, mismatches:
                     ))
             }
             cases.append(("\(name) ANY", queryBytes(name: name, type: .any), false))
+        }
+        // Below a cut that also holds a DNAME: a referral, not a substitution (the
+        // attack found us substituting).
+        for type in [RecordType.a, .ds, .ns] {
+            let name = "x.cutdname.types.test."
+            cases.append(("\(name) \(type)", queryBytes(name: name, type: type), false))
         }
         let result = try differencesFromNSD(
             engine: engine, zones: [("types.test.", "types.test.zone")], folder: folder,

@@ -506,8 +506,11 @@ struct Responder {
             path[pathCount] = Int32(child)
             pathCount += 1
             // RFC 6672 §2.3: a DNAME above the name substitutes its target for the
-            // owner (NSD: a DNAME above a cut wins over the cut).
-            if label > 0, let dname = store.rrset(of: child, type: RecordType.dname.rawValue) {
+            // owner (NSD: a DNAME above a cut wins over the cut; one at the cut itself,
+            // beside its NS, does not: the name is delegated, and referred).
+            if label > 0, store.flags(child) & StoreView.delegation == 0,
+                let dname = store.rrset(of: child, type: RecordType.dname.rawValue)
+            {
                 substitute(
                     dname: dname, at: child, zone: zone, nameLength: nameLength,
                     sourceStart: start, ownerOffset: ownerOffset, depth: depth)
@@ -674,6 +677,12 @@ struct Responder {
         }
         if qtype == RecordType.nsec3.rawValue {
             // NSD never answers NSEC3 by name (it is not in the zone's tree of names).
+            noData(zone, original: original, wildcard: wildcard)
+            return
+        }
+        // A DS at the zone's own apex belongs to the parent's side of the cut: NSD
+        // ignores it and answers NODATA (RFC 4035 §2.4 puts DS in the parent).
+        if qtype == RecordType.ds.rawValue && node == Int(store.zones[zone].apex) {
             noData(zone, original: original, wildcard: wildcard)
             return
         }
