@@ -29,6 +29,7 @@ osken_python=${OSKEN_PYTHON:-/opt/oasis-peers/osken/bin/python}  # scripts/setup
 out=bench/out
 mkdir -p "$out/bin" "$out/ovs"
 gcc -O2 -Wall -o "$out/bin/of-load" bench/peers/of-load.c || exit 1
+gcc -O2 -Wall -o "$out/bin/tcp-pingpong" bench/peers/tcp-pingpong.c || exit 1
 port=16653
 hz=$(getconf CLK_TCK)
 
@@ -81,6 +82,9 @@ else
 fi
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $seconds s per run, generator spinning: ${OF_LOAD_SPIN:-0}, load average $(cut -d" " -f1-3 /proc/loadavg)"
+# The floor under latency mode with one switch: one 82-byte message there and back over
+# loopback TCP, both ends polling; no controller answers one outstanding request faster.
+echo "# floor: $(timeout 20 "$out/bin/tcp-pingpong" 3 82) (bench/peers/tcp-pingpong.c: loopback TCP, both ends polling, CPU 0 and 1)"
 printf "%-20s %-10s %8s %12s %10s %12s %12s %11s\n" controller mode switches responses/s flow-mods packet-outs "µs CPU/resp" "KiB/switch"
 for controller in "${available[@]}"; do
     for mode in latency throughput; do
