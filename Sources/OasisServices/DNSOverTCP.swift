@@ -51,7 +51,7 @@ public final class DNSOverTCP<Service: StreamService> {
     /// their answers).
     public var engine: AuthoritativeEngine
     /// TCP queries by type, answers by rcode, truncated answers (none: TCP is whole).
-    public private(set) var counters = QueryCounters()
+    @exclusivity(unchecked) public private(set) var counters = QueryCounters()
     public let limits: DNSOverTCPLimits
     private let service: Service
     private var listener: Service.Listener?

@@ -54,8 +54,9 @@ public final class DNSService {
     /// Whether the engine's store is large enough for prefetching to pay.
     @usableFromInline internal var prefetch: Bool
 
-    /// UDP queries by type, answers by rcode, truncated answers.
-    public private(set) var counters = QueryCounters()
+    /// UDP queries by type, answers by rcode, truncated answers (loop-confined: no
+    /// dynamic exclusivity check per query, as for `_udp`).
+    @exclusivity(unchecked) public private(set) var counters = QueryCounters()
 
     /// Whole UDP answers kept by their queries, or nil for none (`--answer-cache 0`).
     public let cache: AnswerCache?

@@ -416,36 +416,7 @@ struct Comparable: Equatable, CustomStringConvertible {
                 false
             ))
 
-        var mismatches: [String] = []
-        var identical = 0
-        for (label, query, tcp) in cases {
-            let theirs =
-                tcp ? tcpExchange(query, port: port) : udpAsk(query, port: port, timeout: 0.3)
-            let ours = engineAnswer(engine, query, transport: tcp ? .tcp : .udp)
-            if theirs == ours {
-                identical += 1
-                continue
-            }
-            guard let theirs, let ours else {
-                mismatches.append(
-                    "\(label): NSD \(theirs == nil ? "dropped" : "answered"), we \(ours == nil ? "dropped" : "answered")"
-                )
-                continue
-            }
-            do {
-                let a = try Comparable(theirs)
-                let b = try Comparable(ours)
-                if a != b {
-                    mismatches.append("\(label):\n  NSD: \(a)\n  us:  \(b)")
-                } else if theirs.count != ours.count {
-                    mismatches.append(
-                        "\(label): same content, but NSD's answer is \(theirs.count) bytes, ours \(ours.count)"
-                    )
-                }
-            } catch {
-                mismatches.append("\(label): parse failed: \(error)")
-            }
-        }
+        let (identical, mismatches) = compareWithNSD(port: port, engine: engine, cases: cases)
         print(
             "NSD differential: \(cases.count) queries, \(identical) byte-identical, \(mismatches.count) different"
         )

@@ -156,6 +156,14 @@ func differencesFromNSD(
     let nsd = try NSDProcess(zones: zones, folder: folder, port: port)
     defer { nsd.stop() }
     #expect(nsd.waitUntilReady(probe: zones[0].origin), "NSD did not start")
+    return compareWithNSD(port: port, engine: engine, cases: cases)
+}
+
+/// Each case asked of NSD on `port` and of `engine`: how many answers are byte-identical,
+/// and the others, described.
+func compareWithNSD(
+    port: UInt16, engine: AuthoritativeEngine, cases: [(label: String, query: [UInt8], tcp: Bool)]
+) -> (identical: Int, mismatches: [String]) {
     var mismatches: [String] = []
     var identical = 0
     for (label, query, tcp) in cases {
