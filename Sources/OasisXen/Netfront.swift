@@ -10,73 +10,6 @@ import SystemPackage
     import Glibc
 #endif
 
-/// The xenbus states both ends publish at `.../state` (io/xenbus.h).
-public enum XenbusState: Int, Sendable, CustomStringConvertible {
-    case unknown = 0
-    case initialising = 1
-    case initWait = 2
-    case initialised = 3
-    case connected = 4
-    case closing = 5
-    case closed = 6
-    case reconfiguring = 7
-    case reconfigured = 8
-
-    public var description: String {
-        let names = [
-            "Unknown", "Initialising", "InitWait", "Initialised", "Connected", "Closing", "Closed",
-            "Reconfiguring", "Reconfigured",
-        ]
-        return "\(rawValue) (\(names[rawValue]))"
-    }
-}
-
-/// Why a netfront could not connect, or why it stopped.
-public enum NetfrontError: Error, Equatable, CustomStringConvertible {
-    case xen(XenError)
-    case loop(LoopError)
-    /// A node the toolstack must have written is missing.
-    case missingNode(String)
-    /// A node holds something unusable.
-    case badNode(path: String, value: String)
-    /// The backend did not reach the state in time.
-    case timeout(waitingFor: String)
-    /// The backend closed (or vanished) during the handshake; its `error` node if any.
-    case backendRefused(state: Int, error: String?)
-    /// The backend left the connected state while we were running.
-    case backendClosed(state: Int)
-    /// A shared ring index from the backend was impossible.
-    case ring(SharedRingError)
-    /// A transmit response named an id that is not in flight.
-    case unknownTransmitID(UInt16)
-    /// A receive response named an id with no buffer posted.
-    case unknownReceiveID(UInt16)
-    /// A receive response placed a frame outside the page it was given.
-    case lengthBeyondPage(id: UInt16, offset: Int, size: Int)
-
-    public var description: String {
-        switch self {
-        case .xen(let error): return error.description
-        case .loop(let error): return "\(error)"
-        case .missingNode(let path): return "xenstore node \(path) is missing"
-        case .badNode(let path, let value): return "xenstore node \(path) holds \"\(value)\""
-        case .timeout(let what): return "timed out waiting for \(what)"
-        case .backendRefused(let state, let error):
-            return "the backend went to state \(state) during the handshake"
-                + (error.map { ": \($0)" } ?? "")
-        case .backendClosed(let state): return "the backend closed (state \(state))"
-        case .ring(let error): return "misbehaving backend: \(error)"
-        case .unknownTransmitID(let id):
-            return "misbehaving backend: TX response for id \(id), not in flight"
-        case .unknownReceiveID(let id):
-            return "misbehaving backend: RX response for id \(id), not posted"
-        case .lengthBeyondPage(let id, let offset, let size):
-            return
-                "misbehaving backend: RX id \(id) claims \(size) bytes at offset \(offset) of a 4096-byte page"
-        }
-    }
-}
-
 /// A Xen netfront: the frontend half of a split network driver, as a ``NetworkDevice``.
 ///
 /// Creating one performs the frontend's side of the xenbus handshake (it blocks, with a
@@ -107,12 +40,13 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
     public var onFailure: ((NetfrontError) -> Void)?
 
     /// The backend's domain and its xenstore directory.
-    public let backendDomain: XenDomainID
-    public let backendPath: String
+    public var backendDomain: XenDomainID { bus.backendDomain }
+    public var backendPath: String { bus.backendPath }
     /// Our directory, `device/vif/N`.
-    public let frontendPath: String
+    public var frontendPath: String { bus.frontendPath }
 
     let facilities: Facilities
+    let bus: XenbusFrontend<Facilities.Store>
     let loop: EventLoop
     let timeout: Duration
     private var transmitRing: FrontRing<NetifTransmitLayout>
@@ -130,7 +64,6 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
     private var registered: [FileDescriptor] = []
     private var isConnected = true
     private var isClosed = false
-    private static var stateToken: String { "oasis-netfront-backend-state" }
 
     /// Connects virtual interface `vif` of this domain through `facilities`.
     public init(
@@ -140,38 +73,18 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
         self.facilities = facilities
         self.loop = loop
         self.timeout = timeout
-        let store = facilities.store
-        frontendPath = "device/vif/\(vif)"
         name = "vif\(vif)"
-        func required(_ node: String) throws(NetfrontError) -> String {
-            let path = "device/vif/\(vif)/\(node)"
-            guard
-                let value = try Self.xen({ () throws(XenError) in try store.read(path, in: .none) })
-            else { throw .missingNode(path) }
-            return value
-        }
-        backendPath = try required("backend")
-        let backendID = try required("backend-id")
-        guard let domain = UInt16(backendID) else {
-            throw .badNode(path: "\(frontendPath)/backend-id", value: backendID)
-        }
-        backendDomain = XenDomainID(domain)
-        let mac = try required("mac")
+        bus = try XenbusFrontend(store: facilities.store, kind: "vif", index: vif)
+        let mac = try bus.required("mac")
         guard let address = MACAddress(mac) else {
-            throw .badNode(path: "\(frontendPath)/mac", value: mac)
+            throw .badNode(path: "\(bus.frontendPath)/mac", value: mac)
         }
         macAddress = address
-
-        let backendState = "\(backendPath)/state"
-        try Self.xen { () throws(XenError) in
-            try store.watch(backendState, token: Self.stateToken)
-        }
-        try Self.waitForBackend(
-            store: store, path: backendState, until: .initWait, timeout: timeout)
+        try bus.waitForBackend(until: .initWait, timeout: timeout)
 
         // Share the rings and the buffers, allocate the channel.
         let grants = facilities.grants
-        let domainToShare = backendDomain
+        let domainToShare = bus.backendDomain
         ringPages = try Self.xen { () throws(XenError) in
             try grants.share(pageCount: 2, with: domainToShare, writable: true)
         }
@@ -203,61 +116,23 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
         receiveTarget = min(receiveRing.size, bufferPages / 2)
 
         // Publish, then Connected.
-        let nodes: [(String, String)] = [
-            ("tx-ring-ref", "\(ringPages.references[0].rawValue)"),
-            ("rx-ring-ref", "\(ringPages.references[1].rawValue)"),
-            ("event-channel", "\(port.rawValue)"),
-            ("request-rx-copy", "1"),
-            ("feature-rx-notify", "1"),
-            ("feature-no-csum-offload", "1"),
-            ("feature-sg", "0"),
-            ("state", "\(XenbusState.connected.rawValue)"),
-        ]
-        let directory = frontendPath
-        for (node, value) in nodes {
-            try Self.xen { () throws(XenError) in
-                try store.write(value, to: "\(directory)/\(node)", in: .none)
-            }
-        }
-        try Self.waitForBackend(
-            store: store, path: backendState, until: .connected, timeout: timeout)
+        try bus.publish(
+            [
+                ("tx-ring-ref", "\(ringPages.references[0].rawValue)"),
+                ("rx-ring-ref", "\(ringPages.references[1].rawValue)"),
+                ("event-channel", "\(port.rawValue)"),
+                ("request-rx-copy", "1"),
+                ("feature-rx-notify", "1"),
+                ("feature-no-csum-offload", "1"),
+                ("feature-sg", "0"),
+            ], state: .connected)
+        try bus.waitForBackend(until: .connected, timeout: timeout)
         refill()
     }
 
     /// Runs a facility call, turning its error into ours.
     private static func xen<T>(_ body: () throws(XenError) -> T) throws(NetfrontError) -> T {
-        do {
-            return try body()
-        } catch {
-            throw .xen(error)
-        }
-    }
-
-    /// Blocks until the backend's state is `wanted`, draining watch events. A backend
-    /// that closes instead ends the wait with ``NetfrontError/backendRefused(state:error:)``.
-    private static func waitForBackend(
-        store: Facilities.Store, path: String, until wanted: XenbusState, timeout: Duration
-    ) throws(NetfrontError) {
-        let deadline = ContinuousClock.now + timeout
-        let descriptor = try xen { () throws(XenError) in try store.watchFileDescriptor }
-        while true {
-            while try xen({ () throws(XenError) in try store.nextWatchEvent() }) != nil {}
-            let text = try xen { () throws(XenError) in try store.read(path, in: .none) }
-            let state = text.flatMap { Int($0) } ?? 0
-            if state == wanted.rawValue { return }
-            if state >= XenbusState.closing.rawValue
-                && wanted.rawValue < XenbusState.closing.rawValue
-            {
-                let directory = String(path.dropLast("/state".count))
-                let error = try? store.read("\(directory)/error", in: .none)
-                throw .backendRefused(state: state, error: error ?? nil)
-            }
-            let left = deadline - ContinuousClock.now
-            guard left > .zero else { throw .timeout(waitingFor: "\(path) = \(wanted)") }
-            let milliseconds = Int32(clamping: left.components.seconds * 1000 + 1)
-            var entry = pollfd(fd: descriptor.rawValue, events: Int16(POLLIN), revents: 0)
-            _ = poll(&entry, 1, min(milliseconds, 100))
-        }
+        try XenbusFrontend<Facilities.Store>.xen(body)
     }
 
     // MARK: NetworkDevice
@@ -355,19 +230,8 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
         for descriptor in registered { try? loop.deregister(descriptor) }
         registered = []
         handler.clear()
-        let store = facilities.store
-        let state = "\(backendPath)/state"
-        let mine = "\(frontendPath)/state"
-        if failure == nil {
-            let wait = min(timeout, .seconds(2))
-            try? store.write("\(XenbusState.closing.rawValue)", to: mine, in: .none)
-            try? Self.waitForBackend(store: store, path: state, until: .closing, timeout: wait)
-            try? store.write("\(XenbusState.closed.rawValue)", to: mine, in: .none)
-            try? Self.waitForBackend(store: store, path: state, until: .closed, timeout: wait)
-            try? store.write("\(XenbusState.initialising.rawValue)", to: mine, in: .none)
-        }
+        bus.close(timeout: timeout, orderly: failure == nil)
         isConnected = false
-        try? store.unwatch(state, token: Self.stateToken)
         try? facilities.eventChannels.unbind(port)
         for index in transmitting.indices { transmitting[index] = nil }
         for index in posted.indices { posted[index] = nil }
@@ -392,16 +256,13 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
     }
 
     private func storeChanged() {
-        let store = facilities.store
         do {
-            while try store.nextWatchEvent() != nil {}
-            let text = try store.read("\(backendPath)/state", in: .none)
-            let state = text.flatMap { Int($0) } ?? 0
+            let state = try bus.drainWatch()
             if state != XenbusState.connected.rawValue && !isClosed {
                 stop(.backendClosed(state: state))
             }
         } catch {
-            stop(.xen(error))
+            stop(error)
         }
     }
 
