@@ -285,6 +285,22 @@ public final class TapInterface {
         if let firstError { throw firstError }
     }
 
+    /// Brings any interface of this namespace up or down by name (SIOCSIFFLAGS,
+    /// IFF_UP): the interface under a pcap or AF_XDP port, as a switch does for a
+    /// PORT_MOD that takes a port down.
+    public static func setLinkUp(_ up: Bool, interface name: String) throws(TapError) {
+        if name.utf8.count >= Int(OASIS_IFNAMSIZ) { throw .nameTooLong(name) }
+        let control = oasis_if_control_socket()
+        guard control >= 0 else {
+            throw .ioctlFailed(operation: "socket", interface: name, Errno(rawValue: -control))
+        }
+        defer { _ = Glibc.close(control) }
+        let status = oasis_if_set_up(control, name, up ? 1 : 0)
+        guard status == 0 else {
+            throw .ioctlFailed(operation: "SIOCSIFFLAGS", interface: name, Errno(rawValue: -status))
+        }
+    }
+
     private func openDescriptor() throws(TapError) -> CInt {
         guard tapDescriptor >= 0 else { throw .closed(interface: name) }
         return tapDescriptor

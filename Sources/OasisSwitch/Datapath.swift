@@ -111,8 +111,14 @@ public final class Datapath {
     public var packetIn: ((PacketIn) -> Void)?
     /// Where FLOW_REMOVED goes, for entries that asked for it.
     public var flowRemoved: ((FlowRemoved) -> Void)?
-    /// The LOCAL port's receiver (the switch's own stack), if any.
+    /// The LOCAL port's receiver (the switch's own stack), when no device is the LOCAL
+    /// port (``addPort(_:number:)`` with `.local`, an interface of the host as Open
+    /// vSwitch's bridge interface).
     public var local: ((borrowing Packet) -> Void)?
+    /// Called after a PORT_MOD changed a port's configuration, with the bits before:
+    /// the switch takes the kernel interface under a port down and up with
+    /// ``PortConfig/portDown``, as Open vSwitch does.
+    public var portConfigured: ((SwitchPort, _ previous: PortConfig) -> Void)?
     /// Frames that matched nothing, and those sent to the controller.
     public private(set) var misses: UInt64 = 0
     public private(set) var packetsToController: UInt64 = 0
@@ -235,7 +241,13 @@ public final class Datapath {
         case .controller:
             sendToController(frame, inPort: inPort, reason: .action, maxLength: maxLength, now: now)
         case .local:
-            if let local { local(frame) } else { drops &+= 1 }
+            if let target = ports[.local] {
+                if inPort != .local { transmit(frame, on: target) } else { drops &+= 1 }
+            } else if let local {
+                local(frame)
+            } else {
+                drops &+= 1
+            }
         case .normal:
             normal(frame, inPort: inPort, now: now)
         case .table, .none:
@@ -418,8 +430,10 @@ public final class Datapath {
     /// PORT_MOD's configuration bits (under `mask`) on `port`.
     public func modifyPort(_ number: PortNumber, config: PortConfig, mask: PortConfig) -> Bool {
         guard let port = ports[number] else { return false }
+        let previous = port.config
         port.config = PortConfig(
             rawValue: port.config.rawValue & ~mask.rawValue | config.rawValue & mask.rawValue)
+        if port.config != previous { portConfigured?(port, previous) }
         return true
     }
 

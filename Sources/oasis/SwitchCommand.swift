@@ -29,6 +29,13 @@ struct OpenFlowSwitchCommand: ParsableCommand {
     var ports: [String] = []
 
     @Option(
+        name: .customLong("local"),
+        help: ArgumentHelp(
+            "The LOCAL port (65534): tap:NAME, the host's interface to the bridge as Open "
+                + "vSwitch's bridge interface (created if missing).", valueName: "tap:NAME"))
+    var localPort: String?
+
+    @Option(
         name: .customLong("controller"),
         help: "A controller to dial, tcp:HOST:PORT (again with backoff when it goes).")
     var controllers: [String] = []
@@ -123,6 +130,7 @@ struct OpenFlowSwitchCommand: ParsableCommand {
             }
         }
         closers.append { datapath.close() }
+        var xenPorts: Set<PortNumber> = []
         for (index, text) in ports.enumerated() {
             let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
             guard parts.count == 2 else {
@@ -148,12 +156,40 @@ struct OpenFlowSwitchCommand: ParsableCommand {
                     "--port: tap:NAME, pcap:INTERFACE, xdp:INTERFACE or xen:VIF, not \(text)")
             }
             let port = try datapath.addPort(device)
+            if parts[0] == "xen" { xenPorts.insert(port.number) }
             if parts[0] != "xen" {
                 let kernel = KernelInterface(name: device.name)
                 if let address = kernel.address { port.hardwareAddress = address }
                 port.currentFeatures = kernel.currentFeatures
             }
             Console.log("oasis: port \(port.number.rawValue): \(text) (\(device.name))")
+        }
+        if let localPort {
+            guard localPort.hasPrefix("tap:"), localPort.count > 4 else {
+                throw ValidationError("--local: tap:NAME, not \(localPort)")
+            }
+            let device = try TapDevice(attachingTo: String(localPort.dropFirst(4)), on: loop)
+            let port = try datapath.addPort(device, number: .local)
+            if let address = KernelInterface(name: device.name).address {
+                port.hardwareAddress = address
+            }
+            Console.log("oasis: port LOCAL: \(localPort) (\(device.name))")
+        }
+        // PORT_MOD down and up take the kernel interface under the port down and up,
+        // as Open vSwitch does (a Xen port has no interface of ours to take down).
+        datapath.portConfigured = { port, previous in
+            let down = port.config.contains(.portDown)
+            guard down != previous.contains(.portDown), !xenPorts.contains(port.number) else {
+                return
+            }
+            do {
+                try TapInterface.setLinkUp(!down, interface: port.device.name)
+                Console.log(
+                    "oasis: port \(port.number.rawValue) \(port.device.name) set \(down ? "down" : "up")"
+                )
+            } catch {
+                Console.log("oasis: port \(port.number.rawValue): \(error)")
+            }
         }
         let setup = SwitchChannelSetup(
             datapath: datapath, datapathID: id, failMode: mode, passive: passive, dials: dials,

@@ -492,6 +492,30 @@ final class RunningSwitch {
             #expect(try running.ping(from: 2, to: 1))
         }
     }
+
+    /// The LOCAL port (`--local tap:br0`) is the host's way onto the bridge, as Open
+    /// vSwitch's bridge interface: the learning switch floods to it and learns it, so a
+    /// host behind port 1 pings an address on br0.
+    @Test func theLocalPortIsTheHostsInterface() throws {
+        try requirements(#function, ["ping"])
+        try withTestNamespace(#function) { space in
+            let running = try RunningSwitch(
+                space, hosts: 2, arguments: ["--fail-mode", "standalone", "--local", "tap:br0"])
+            defer { print("oasis said:\n\(running.stop())") }
+            let deadline = Deadline(seconds: 10)
+            while try space.run(["ip", "link", "show", "br0"]).status != 0 {
+                guard !deadline.hasPassed else {
+                    Issue.record("no br0 after 10 s")
+                    return
+                }
+                usleep(20_000)
+            }
+            try space.runChecked(["ip", "addr", "add", "10.0.0.254/24", "dev", "br0"])
+            try space.runChecked(["ip", "link", "set", "br0", "up"])
+            #expect(try running.pingsWithin(5, from: 1, to: 254))
+            #expect(try running.ping(from: 2, to: 1))
+        }
+    }
 }
 
 /// A process run in the background and stopped with SIGTERM.
