@@ -50,6 +50,9 @@ public final class DNSOverTCP<Service: StreamService> {
     /// The zones answered from; replaced by a reload (queries already answered keep
     /// their answers).
     public var engine: AuthoritativeEngine
+    /// The clients that may transfer zones (AXFR, and IXFR answered by a whole zone);
+    /// the others are REFUSED, as by an engine that serves no transfers.
+    public var allowTransfer = TransferAllowList()
     /// TCP queries by type, answers by rcode, truncated answers (none: TCP is whole).
     @exclusivity(unchecked) public private(set) var counters = QueryCounters()
     public let limits: DNSOverTCPLimits
@@ -70,6 +73,10 @@ public final class DNSOverTCP<Service: StreamService> {
     /// Refused (reset at once): their source held its share, or every slot was busy.
     public private(set) var connectionsRefused: UInt64 = 0
     public private(set) var connectionsFailed: UInt64 = 0
+    /// Zone transfers begun for allowed clients, and those whose last message the
+    /// connection took.
+    public private(set) var transfersStarted: UInt64 = 0
+    public private(set) var transfersCompleted: UInt64 = 0
     /// Connections held per source address.
     private var perSource: [IPv4Address: Int] = [:]
 
@@ -82,6 +89,9 @@ public final class DNSOverTCP<Service: StreamService> {
         let connection: Service.Connection
         let source: IPv4Address
         var unsent: [UInt8] = []
+        /// A zone transfer under way: its next messages are written as the client
+        /// reads, before any further query is answered.
+        var transfer: ZoneTransfer?
         var lastProgress: Duration
         /// Bytes queued for the client at the last sweep: fewer now means it read.
         var queuedAtSweep = 0
@@ -101,7 +111,7 @@ public final class DNSOverTCP<Service: StreamService> {
 
         var queued: Int { connection.sendQueued + unsent.count }
         /// Between messages, with nothing to send: what a full table evicts first.
-        var isIdle: Bool { inputHeld == 0 && queued == 0 }
+        var isIdle: Bool { inputHeld == 0 && queued == 0 && transfer == nil }
     }
 
     /// Listens on `port` of `service` (TCP) and serves on its loop.
@@ -145,7 +155,8 @@ public final class DNSOverTCP<Service: StreamService> {
         "\(statistics.summary); connections \(connectionsAccepted) accepted, "
             + "\(connectionsClosedIdle) closed idle, \(connectionsClosedSlow) closed slow, "
             + "\(connectionsEvicted) evicted, \(connectionsRefused) refused, "
-            + "\(connectionsFailed) failed"
+            + "\(connectionsFailed) failed; zone transfers \(transfersStarted) started, "
+            + "\(transfersCompleted) completed"
     }
 
     // MARK: Connections
@@ -229,7 +240,7 @@ public final class DNSOverTCP<Service: StreamService> {
         }
         let now = service.loop.now
         var answered = false
-        while client.unsent.isEmpty, input.count >= 2 {
+        while client.unsent.isEmpty, client.transfer == nil, !client.dropped, input.count >= 2 {
             let length = Int(input[0]) << 8 | Int(input[1])
             guard input.count >= 2 + length else { break }
             input.withUnsafeBytes { bytes in
@@ -240,14 +251,16 @@ public final class DNSOverTCP<Service: StreamService> {
             answered = true
         }
         client.inputHeld = input.count
-        if input.isEmpty || !client.unsent.isEmpty {
+        if input.isEmpty || !client.unsent.isEmpty || client.transfer != nil {
             // Between messages, or whole queries held back while the client does not
             // read (the idle timeout watches that).
             client.messageStarted = nil
         } else if answered || client.messageStarted == nil {
             client.messageStarted = now
         }
-        if input.isFinished && client.unsent.isEmpty { client.connection.close() }
+        if input.isFinished && client.unsent.isEmpty && client.transfer == nil {
+            client.connection.close()
+        }
     }
 
     /// Answers one query into the client's send buffer (what does not fit waits in
@@ -255,6 +268,14 @@ public final class DNSOverTCP<Service: StreamService> {
     private func answer(_ query: UnsafeRawBufferPointer, to client: Client) {
         statistics.queries &+= 1
         let room = UnsafeMutableRawBufferPointer(rebasing: scratch[2...])
+        if !allowTransfer.isEmpty, allowTransfer.contains(client.source),
+            let transfer = ZoneTransfer(engine: engine, query: query)
+        {
+            transfersStarted &+= 1
+            client.transfer = transfer
+            continueTransfer(of: client, query: query)
+            return
+        }
         guard let length = engine.respond(to: query, transport: .tcp, into: room) else {
             statistics.dropsUnanswerable &+= 1
             return
@@ -272,14 +293,50 @@ public final class DNSOverTCP<Service: StreamService> {
         }
     }
 
+    /// Writes the transfer's next messages while the send buffer takes them whole (the
+    /// part of one it does not take waits in `unsent`). `query`: the first message is
+    /// counted as the answer to it.
+    private func continueTransfer(of client: Client, query: UnsafeRawBufferPointer? = nil) {
+        let room = UnsafeMutableRawBufferPointer(rebasing: scratch[2...])
+        while client.unsent.isEmpty, let transfer = client.transfer {
+            guard let length = transfer.nextMessage(into: room) else {
+                client.transfer = nil
+                transfersCompleted &+= 1
+                break
+            }
+            if transfer.messages == 1, let query {
+                counters.count(
+                    query: query, answer: UnsafeRawBufferPointer(rebasing: room[..<length]))
+            }
+            scratch[0] = UInt8(length >> 8)
+            scratch[1] = UInt8(length & 0xff)
+            let message = UnsafeRawBufferPointer(rebasing: scratch[0..<2 + length])
+            do {
+                let taken = try client.connection.write(message)
+                if taken < message.count { client.unsent = Array(message[taken...]) }
+                statistics.responses &+= 1
+            } catch {
+                statistics.dropsSendFailed &+= 1
+                client.transfer = nil
+                drop(client)
+                return
+            }
+        }
+    }
+
     /// Room opened in the client's send buffer: the rest of the waiting answer goes
-    /// out, then the queries held back meanwhile are answered.
+    /// out, then the transfer under way continues, then the queries held back
+    /// meanwhile are answered.
     private func resume(_ client: Client) {
         client.lastProgress = service.loop.now  // the transport took answers: it reads
         if !client.unsent.isEmpty {
             guard let taken = try? client.connection.write(client.unsent) else { return }
             client.unsent.removeFirst(taken)
             guard client.unsent.isEmpty else { return }
+        }
+        if client.transfer != nil {
+            continueTransfer(of: client)
+            guard client.transfer == nil, client.unsent.isEmpty else { return }
         }
         client.connection.withInput { answerWaiting(&$0, for: client) }
     }

@@ -27,7 +27,10 @@ struct DNSCommand: ParsableCommand {
             namespace of its own (or --tap NAME), through libpcap on --pcap IFACE, or \
             through AF_XDP on --xdp IFACE (the stack then owns that interface's queue). \
             On kernel sockets, --workers loops (one per core by default) each serve their             own SO_REUSEPORT sockets on a thread of their own, sharing the compiled zones             and nothing else: the kernel spreads queries over them by flow.             Statistics are printed on exit (SIGINT, SIGTERM or --seconds). SIGHUP reloads \
-            the zones.
+            the zones. Zone transfers (AXFR over TCP; IXFR answered with the whole zone) \
+            are served to the clients --allow-transfer lists; each --notify secondary is \
+            sent NOTIFY (RFC 1996) for every zone at start and whenever a reload changes \
+            a zone's serial.
             """,
         subcommands: [DNSCheckZoneCommand.self])
 
@@ -87,6 +90,21 @@ struct DNSCommand: ParsableCommand {
                 + "sockets (default: one per core).", valueName: "n"))
     var workers: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Clients allowed to transfer the zones over TCP (AXFR; IXFR is answered with "
+                + "the whole zone): addresses and networks, comma-separated, repeatable "
+                + "(default: nobody, transfers REFUSED).",
+            valueName: "address[/length],..."))
+    var allowTransfer: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "A secondary to send NOTIFY to (UDP) when the zones load and when a reload "
+                + "changes a zone's serial; repeatable or comma-separated (port 53 when "
+                + "not given).", valueName: "address[:port]"))
+    var notify: [String] = []
+
     @Option(help: "Stop after this many seconds (default: run until interrupted).")
     var seconds: Double?
 
@@ -134,6 +152,19 @@ struct DNSCommand: ParsableCommand {
         // Before any thread starts: SIGHUP is for the reloader's thread alone.
         ZoneReloader.blockSignal()
         let (address, port) = try listenEndpoint()
+        let allowed: TransferAllowList
+        let secondaries: [DatagramEndpoint]
+        do {
+            allowed = try TransferAllowList(parsing: allowTransfer)
+        } catch { throw ValidationError("--allow-transfer: \(error)") }
+        do {
+            secondaries = try notifyTargets(parsing: notify)
+        } catch { throw ValidationError("--notify: \(error)") }
+        if !allowed.ignoredIPv6.isEmpty {
+            Console.log(
+                "oasis: --allow-transfer: \(allowed.ignoredIPv6.joined(separator: ", ")) is never "
+                    + "matched: the server answers on IPv4 only")
+        }
         let engine: AuthoritativeEngine
         do {
             engine = try DNSCommand.loadZones(zone).answering(
@@ -173,6 +204,16 @@ struct DNSCommand: ParsableCommand {
                 reusePort: count > 1, loopOptions: loopOptions)
             let pool = SocketWorkers(count: count, settings: settings, main: loop)
             try pool.start()
+            pool.main.tcp?.allowTransfer = allowed
+            // NOTIFY from a port of its own on the main loop (the secondaries' answers
+            // come back to it, not to the server's port).
+            let notifier =
+                secondaries.isEmpty
+                ? nil
+                : try DNSNotifier(
+                    service: SocketDatagrams(address: bound, on: loop), loop: loop,
+                    targets: secondaries)
+            pool.notifier = notifier
             let statistics = StatisticsOnSignal()
             for worker in pool.all {
                 reloader.add(on: worker.loop) { engine in
@@ -180,6 +221,13 @@ struct DNSCommand: ParsableCommand {
                     worker.tcp?.engine = engine
                 }
                 statistics.add(on: worker.loop) { worker.report(of: count) }
+            }
+            if let notifier {
+                reloader.add(on: loop) { engine in notifier.engineChanged(to: engine) }
+                statistics.add(on: loop) {
+                    Console.log("oasis: dns \(notifier.statistics.summary)")
+                }
+                notifier.engineChanged(to: engine)
             }
             reloader.start()
             statistics.start()
@@ -201,7 +249,7 @@ struct DNSCommand: ParsableCommand {
             }
             let application = DNSOnStack(
                 service: service, limits: limits, port: port, seconds: seconds, loaded: loaded,
-                reloader: reloader)
+                reloader: reloader, allowTransfer: allowed, secondaries: secondaries)
             switch backend {
             case .tap: try stackOptions.runOnTap(application, loop: loop)
             case .xdp: try stackOptions.runOnXdp(application, loop: loop)
@@ -317,6 +365,8 @@ struct DNSOnStack: StackApplication {
     var seconds: Double?
     var loaded: String
     var reloader: ZoneReloader
+    var allowTransfer: TransferAllowList
+    var secondaries: [DatagramEndpoint]
 
     func run<Device: NetworkDevice>(
         on stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?
@@ -324,15 +374,27 @@ struct DNSOnStack: StackApplication {
         try stack.start()
         try service.serveUDP(on: stack, port: port)
         let tcp = try DNSOverTCP(engine: service.engine, service: stack, port: port, limits: limits)
+        tcp.allowTransfer = allowTransfer
+        // NOTIFY from a port of its own, where the secondaries' answers come back (the
+        // stack binds the port given: one from the dynamic range, RFC 6335 §6).
+        let notifier =
+            secondaries.isEmpty
+            ? nil
+            : try DNSNotifier(
+                service: stack, loop: loop, targets: secondaries,
+                port: UInt16.random(in: 49152...65535))
         reloader.add(on: loop) { [service] engine in
             service.replace(engine: engine)
             tcp.engine = engine
+            notifier?.engineChanged(to: engine)
         }
         reloader.start()
+        notifier?.engineChanged(to: service.engine)
         let statistics = StatisticsOnSignal()
         statistics.add(on: loop) { [service] in
             Console.log("oasis: dns udp: \(service.udpSummary); \(service.counters.summary)")
             Console.log("oasis: dns tcp: \(tcp.summary); \(tcp.counters.summary)")
+            if let notifier { Console.log("oasis: dns \(notifier.statistics.summary)") }
         }
         statistics.start()
         Console.log(
@@ -346,6 +408,10 @@ struct DNSOnStack: StackApplication {
         try runUntilStopped(loop, seconds: seconds)
         Console.log("oasis: dns udp: \(service.udpSummary); \(service.counters.summary)")
         Console.log("oasis: dns tcp: \(tcp.summary); \(tcp.counters.summary)")
+        if let notifier {
+            Console.log("oasis: dns \(notifier.statistics.summary)")
+            notifier.close()
+        }
         tcp.close()
         Console.log("oasis: device \(stack.device.counters)")
         Console.log("oasis: stack drops \(stack.drops.summary)")
@@ -449,6 +515,8 @@ final class SocketWorkers: @unchecked Sendable {
     let count: Int
     let settings: SocketWorkerSettings
     let main: Worker
+    /// NOTIFY to secondaries, on the main loop (reported with the statistics).
+    var notifier: DNSNotifier<SocketDatagrams>?
     private let others = Mutex<[Worker]>([])
     private var threads: [pthread_t] = []
 
@@ -537,6 +605,10 @@ final class SocketWorkers: @unchecked Sendable {
             }
         }
         Console.log("oasis: dns queries \(total.summary)")
+        if let notifier {
+            Console.log("oasis: dns \(notifier.statistics.summary)")
+            notifier.close()
+        }
         main.close()
     }
 }

@@ -72,6 +72,8 @@ final class ZoneStore: @unchecked Sendable {
     let nodeCount: Int
     let rrsetCount: Int
     let arenaBytes: Int
+    /// The zones served (``StoreView/zones`` has this many).
+    let zoneCount: Int
     /// The bytes of every zone's hash table.
     let slotBytes: Int
     private let base: UnsafeMutableRawPointer
@@ -136,6 +138,7 @@ final class ZoneStore: @unchecked Sendable {
         self.nodeCount = nodeCount
         self.rrsetCount = rrsetCount
         self.arenaBytes = arena.count
+        self.zoneCount = zones.count
         self.slotBytes = slots.count * 8
     }
 
