@@ -272,6 +272,7 @@ let package = Package(
             name: "OasisServicesTests",
             dependencies: [
                 "OasisServices", "OasisNet", "OasisLoop", "OasisWire", "OasisTestSupport",
+                "OasisDNS",
             ],
             swiftSettings: strict),
         .testTarget(
