@@ -73,7 +73,12 @@ public final class NSDProcess {
     public let folder: String
     let process = Process()
 
-    public init(zones: [(origin: String, file: String)], folder: String, port: UInt16) throws {
+    /// `zoneOptions`: lines added to every zone's clause (a secondary's `request-xfr`
+    /// and `allow-notify`, for one).
+    public init(
+        zones: [(origin: String, file: String)], folder: String, port: UInt16,
+        zoneOptions: [String] = []
+    ) throws {
         self.folder = folder
         self.port = port
         var config = """
@@ -97,6 +102,7 @@ public final class NSDProcess {
             """
         for zone in zones {
             config += "zone:\n  name: \"\(zone.origin)\"\n  zonefile: \"\(zone.file)\"\n"
+            for option in zoneOptions { config += "  \(option)\n" }
         }
         try config.write(toFile: folder + "/nsd.conf", atomically: true, encoding: .utf8)
         // NSD must see SIGTERM: the test process may run with it blocked (a blocked
