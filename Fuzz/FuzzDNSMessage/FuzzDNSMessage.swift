@@ -118,6 +118,21 @@ public func fuzzDNSMessage(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             precondition(again.questions == message.questions && again.answers == message.answers)
         }
     }
+    // A zone transfer (as to an allowed client): every message within the limit and
+    // well formed, the whole zone in a bounded number of them.
+    let transfer = ZoneTransfer(
+        engine: fuzzEngine, query: UnsafeRawBufferPointer(start: data, count: size))
+    if let transfer {
+        let room = UnsafeMutableRawBufferPointer(
+            start: outputBuffer.baseAddress, count: outputBuffer.capacity)
+        var messages = 0
+        while let length = transfer.nextMessage(into: room, limit: 512) {
+            precondition(length >= 12 && length <= 512)
+            _ = try! Message(parsing: Bits(UnsafeRawBufferPointer(rebasing: room[..<length])))
+            messages += 1
+            precondition(messages < 1000)
+        }
+    }
     // The batch hints read the question name of whatever arrives: harmless on anything.
     fuzzEngine.prefetchRecord(fuzzEngine.prefetchSlot(for: bits))
     for transport in [Transport.udp, .tcp, .udp(maximumPayload: 512)] {
