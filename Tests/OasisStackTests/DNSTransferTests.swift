@@ -29,14 +29,16 @@ func transferZoneText(serial: Int, extra: String = "") -> String {
     return text + extra
 }
 
-/// The serial `dig` reads from the SOA of `zone` at 127.0.0.1:`port`, if the server
-/// answers it with authority.
-func soaSerial(_ zone: String, port: UInt16) -> String? {
-    guard
-        let result = try? run([
-            "dig", "@127.0.0.1", "-p", "\(port)", "+tries=1", "+time=1", "+norecurse", zone,
-            "SOA",
-        ]), result.output.contains("flags: qr aa")
+/// The serial `dig` reads from the SOA of `zone` at `server`:`port` (from inside
+/// `namespace` when given), if the server answers it with authority.
+func soaSerial(
+    _ zone: String, port: UInt16, server: String = "127.0.0.1", namespace: TestNamespace? = nil
+) -> String? {
+    let arguments = [
+        "dig", "@\(server)", "-p", "\(port)", "+tries=1", "+time=1", "+norecurse", zone, "SOA",
+    ]
+    guard let result = try? namespace.map({ try $0.run(arguments) }) ?? run(arguments),
+        result.output.contains("flags: qr aa")
     else { return nil }
     for line in result.output.split(separator: "\n") where !line.hasPrefix(";") {
         let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
@@ -62,12 +64,14 @@ func waitUntil(seconds: Double, _ body: () -> Bool) -> Double? {
 
 /// The records of an AXFR as `dig` prints them, one per line, sorted (nil: no
 /// transfer), and dig's line with the message and record counts.
-func digAXFR(_ zone: String, port: UInt16, source: String = "127.0.0.1") throws -> (
-    records: [String]?, summary: String
-) {
-    let result = try run([
-        "dig", "@127.0.0.1", "-b", source, "-p", "\(port)", "+tries=1", "+time=5", zone, "AXFR",
-    ])
+func digAXFR(
+    _ zone: String, port: UInt16, server: String = "127.0.0.1", source: String = "127.0.0.1",
+    namespace: TestNamespace? = nil
+) throws -> (records: [String]?, summary: String) {
+    let arguments = [
+        "dig", "@\(server)", "-b", source, "-p", "\(port)", "+tries=1", "+time=5", zone, "AXFR",
+    ]
+    let result = try namespace.map { try $0.run(arguments) } ?? run(arguments)
     let lines = result.output.split(separator: "\n").map(String.init)
     let summary = lines.first { $0.hasPrefix(";; XFR size") } ?? ""
     guard !summary.isEmpty else { return (nil, result.output) }
@@ -77,18 +81,23 @@ func digAXFR(_ zone: String, port: UInt16, source: String = "127.0.0.1") throws 
     return (records.sorted(), summary)
 }
 
-/// Knot DNS (`knotd -c CONF`, in the foreground) as a secondary of 127.0.0.1:`primary`
-/// for `zones`, on 127.0.0.1:`port`, with everything in `folder`; stopped by PID.
+/// Knot DNS (`knotd -c CONF`, in the foreground) as a secondary of
+/// `primaryAddress`:`primary` for `zones`, on `address`:`port` (in `namespace` when
+/// given), with everything in `folder`; stopped by PID.
 final class KnotProcess {
     let process = Process()
     let folder: String
 
-    init(zones: [String], folder: String, port: UInt16, primary: UInt16) throws {
+    init(
+        zones: [String], folder: String, port: UInt16, primary: UInt16,
+        address: String = "127.0.0.1", primaryAddress: String = "127.0.0.1",
+        namespace: TestNamespace? = nil
+    ) throws {
         self.folder = folder
         var config = """
             server:
                 rundir: "\(folder)"
-                listen: 127.0.0.1@\(port)
+                listen: \(address)@\(port)
                 pidfile: "\(folder)/knot.pid"
             control:
                 listen: "\(folder)/knot.sock"
@@ -99,10 +108,10 @@ final class KnotProcess {
                 storage: "\(folder)/db"
             remote:
               - id: primary
-                address: 127.0.0.1@\(primary)
+                address: \(primaryAddress)@\(primary)
             acl:
               - id: from_primary
-                address: 127.0.0.1
+                address: [\(primaryAddress), \(address)]
                 action: [notify, transfer]
             template:
               - id: default
@@ -116,7 +125,10 @@ final class KnotProcess {
         }
         try config.write(toFile: folder + "/knot.conf", atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = withSignalsUnblocked(["knotd", "-c", folder + "/knot.conf"])
+        // `ip netns exec` and Python exec what they run: the PID stays knotd's.
+        process.arguments =
+            (namespace.map { ["ip", "netns", "exec", $0.name] } ?? [])
+            + withSignalsUnblocked(["knotd", "-c", folder + "/knot.conf"])
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -282,6 +294,70 @@ final class KnotProcess {
             let udp = try #require(
                 udpAsk(dnsQuery("example.test", type: 252, id: 9), port: port, timeout: 2))
             #expect(AnswerHeader(udp)?.rcode == 4)
+        }
+    }
+
+    /// The same code on the Oasis stack: `oasis dns --backend tap` in a namespace, Knot
+    /// in it on the kernel's side of the TAP as the secondary: the transfer of 9
+    /// messages goes over the stack's TCP, NOTIFY over its UDP.
+    @Test func knotTransfersFromUsOnTheOasisStack() throws {
+        let test = "knotTransfersFromUsOnTheOasisStack"
+        if let reason = TestNamespace.unavailableReason { try skip(test, reason) }
+        guard access(oasisPath, X_OK) == 0 else { try skip(test, "\(oasisPath) is not built") }
+        guard isInstalled("dig") else { try skip(test, "dig is not installed (bind9-dnsutils)") }
+        guard isInstalled("knotd") else { try skip(test, "knotd is not installed (knot)") }
+        let folder = try writeTestZones()
+        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let zone = folder + "/example.test.zone"
+        try transferZoneText(serial: 2_024_010_101).write(
+            toFile: zone, atomically: true, encoding: .utf8)
+        try withTestNamespace(test) { namespace in
+            try namespace.runChecked(["ip", "link", "set", "lo", "up"])
+            try namespace.runChecked(["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"])
+            try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "tap0"])
+            try namespace.runChecked(["ip", "link", "set", "tap0", "up"])
+            let server = try RunningDNS(
+                [
+                    "--zone", zone, "--backend", "tap", "--tap", "tap0", "--ip", "192.0.2.2/24",
+                    "--mac", stackMAC, "--listen", "53", "--allow-transfer", "192.0.2.1",
+                    "--notify", "192.0.2.1:5301",
+                ], namespace: namespace)
+            defer { print("\(test): oasis said:\n\(server.stop())") }
+            try waitForPing(namespace, "192.0.2.2")
+            let secondary = folder + "/knot"
+            mkdir(secondary, 0o755)
+            let knot = try KnotProcess(
+                zones: ["example.test"], folder: secondary, port: 5301, primary: 53,
+                address: "192.0.2.1", primaryAddress: "192.0.2.2", namespace: namespace)
+            defer {
+                knot.stop()
+                print("\(test): knot said:\n\(knot.log)")
+            }
+            func serial() -> String? {
+                soaSerial("example.test", port: 5301, server: "192.0.2.1", namespace: namespace)
+            }
+            let transferred = waitUntil(seconds: 20) { serial() == "2024010101" }
+            try #require(transferred != nil, "Knot never got the zone")
+            let ours = try digAXFR(
+                "example.test", port: 53, server: "192.0.2.2", source: "192.0.2.1",
+                namespace: namespace)
+            let theirs = try digAXFR(
+                "example.test", port: 5301, server: "192.0.2.1", source: "192.0.2.1",
+                namespace: namespace)
+            print("over the stack: \(ours.summary); Knot: \(theirs.summary)")
+            let records = try #require(ours.records, "\(ours.summary)")
+            #expect(records.count == 2400 + 66 + 1)
+            #expect(records == theirs.records)
+            try transferZoneText(serial: 2_024_010_102, extra: "new A 192.0.2.123\n").write(
+                toFile: zone, atomically: true, encoding: .utf8)
+            kill(server.process.processIdentifier, SIGHUP)
+            let followed = waitUntil(seconds: 10) { serial() == "2024010102" }
+            #expect(followed != nil, "Knot did not follow the change within 10 s")
+            if let followed { print("Knot had the new serial \(followed) s after SIGHUP") }
+            let log = server.stop()
+            // Knot's AXFR, its IXFR after the NOTIFY, dig's: each whole.
+            #expect(log.contains("zone transfers 3 started, 3 completed"), "\(log)")
+            #expect(log.contains(" 2 answered (0 not NOERROR), 0 unanswered"), "\(log)")
         }
     }
 
