@@ -61,3 +61,42 @@
 
 OASIS_RING_REFERENCE_DEFINE(netif_tx)
 OASIS_RING_REFERENCE_DEFINE(netif_rx)
+OASIS_RING_REFERENCE_DEFINE(blkif)
+
+#include <stddef.h>
+
+struct ref_blkif_layout ref_blkif_layout(void) {
+    struct ref_blkif_layout l = {
+        .request_size = sizeof(struct blkif_request),
+        .request_operation = offsetof(struct blkif_request, operation),
+        .request_nr_segments = offsetof(struct blkif_request, nr_segments),
+        .request_handle = offsetof(struct blkif_request, handle),
+        .request_id = offsetof(struct blkif_request, id),
+        .request_sector_number = offsetof(struct blkif_request, sector_number),
+        .request_seg = offsetof(struct blkif_request, seg),
+        .segment_size = sizeof(struct blkif_request_segment),
+        .segment_gref = offsetof(struct blkif_request_segment, gref),
+        .segment_first_sect = offsetof(struct blkif_request_segment, first_sect),
+        .segment_last_sect = offsetof(struct blkif_request_segment, last_sect),
+        .discard_size = sizeof(struct blkif_request_discard),
+        .discard_flag = offsetof(struct blkif_request_discard, flag),
+        .discard_handle = offsetof(struct blkif_request_discard, handle),
+        .discard_id = offsetof(struct blkif_request_discard, id),
+        .discard_sector_number = offsetof(struct blkif_request_discard, sector_number),
+        .discard_nr_sectors = offsetof(struct blkif_request_discard, nr_sectors),
+        .indirect_size = sizeof(struct blkif_request_indirect),
+        .indirect_indirect_op = offsetof(struct blkif_request_indirect, indirect_op),
+        .indirect_nr_segments = offsetof(struct blkif_request_indirect, nr_segments),
+        .indirect_id = offsetof(struct blkif_request_indirect, id),
+        .indirect_sector_number = offsetof(struct blkif_request_indirect, sector_number),
+        .indirect_handle = offsetof(struct blkif_request_indirect, handle),
+        .indirect_grefs = offsetof(struct blkif_request_indirect, indirect_grefs),
+        .response_size = sizeof(struct blkif_response),
+        .response_id = offsetof(struct blkif_response, id),
+        .response_operation = offsetof(struct blkif_response, operation),
+        .response_status = offsetof(struct blkif_response, status),
+        .entry_size = sizeof(union blkif_sring_entry),
+        .ring_size_one_page = __CONST_RING_SIZE(blkif, 4096),
+    };
+    return l;
+}

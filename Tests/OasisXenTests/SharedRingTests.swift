@@ -28,17 +28,22 @@ struct BackEnd<Request: Equatable, Response: Equatable> {
 }
 
 final class Page {
-    let base = UnsafeMutableRawPointer.allocate(byteCount: xenPageSize, alignment: xenPageSize)
-    init() { base.initializeMemory(as: UInt8.self, repeating: 0xa5, count: xenPageSize) }
+    let byteCount: Int
+    let base: UnsafeMutableRawPointer
+    init(pages: Int = 1) {
+        byteCount = pages * xenPageSize
+        base = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: xenPageSize)
+        base.initializeMemory(as: UInt8.self, repeating: 0xa5, count: byteCount)
+    }
     deinit { base.deallocate() }
-    var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: xenPageSize)) }
+    var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: byteCount)) }
 }
 
 /// Drives three rings in lockstep with one script: Swift front + C back, C front +
 /// Swift back, C front + C back (the reference). Every decision and every byte of the
 /// three pages must agree after every step.
 func lockstep<Request: Equatable, Response: Equatable>(
-    steps: Int, seed: UInt64,
+    steps: Int, seed: UInt64, ringSize: Int = 256,
     fronts: [FrontEnd<Request, Response>], backs: [BackEnd<Request, Response>], pages: [Page],
     makeRequest: (inout SplitMix64) -> Request,
     makeResponse: (Request, inout SplitMix64) -> Response
@@ -50,7 +55,7 @@ func lockstep<Request: Equatable, Response: Equatable>(
     for step in 0..<steps {
         switch random.below(6) {
         case 0:  // the front writes requests and pushes them
-            let count = random.below(min(40, 256 - inFlight) + 1)
+            let count = random.below(min(40, ringSize - inFlight) + 1)
             for _ in 0..<count {
                 let request = makeRequest(&random)
                 let accepted = fronts.map { $0.put(request) }

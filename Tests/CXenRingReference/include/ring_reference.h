@@ -1,10 +1,11 @@
 // Xen's own io/ring.h macros, wrapped one call per macro, so that the Swift ring tests
-// can drive either end of a netif ring with the reference implementation on the same
+// can drive either end of a netif or blkif ring with the reference implementation on the same
 // memory the Swift ring uses. Test-only.
 #ifndef OASIS_RING_REFERENCE_H
 #define OASIS_RING_REFERENCE_H
 
 #include <cxen.h>
+#include <xen/io/blkif.h>
 
 #define OASIS_RING_REFERENCE_DECLARE(name)                                                  \
     /* SHARED_RING_INIT + FRONT_RING_INIT over `bytes` at `page`. */                        \
@@ -36,5 +37,21 @@
 
 OASIS_RING_REFERENCE_DECLARE(netif_tx)
 OASIS_RING_REFERENCE_DECLARE(netif_rx)
+OASIS_RING_REFERENCE_DECLARE(blkif)
+
+/// offsetof and sizeof of io/blkif.h's structs, as the C compiler lays them out, for the
+/// layout test (the Swift importer cannot name a field of a union member).
+struct ref_blkif_layout {
+    unsigned request_size, request_operation, request_nr_segments, request_handle, request_id,
+        request_sector_number, request_seg;
+    unsigned segment_size, segment_gref, segment_first_sect, segment_last_sect;
+    unsigned discard_size, discard_flag, discard_handle, discard_id, discard_sector_number,
+        discard_nr_sectors;
+    unsigned indirect_size, indirect_indirect_op, indirect_nr_segments, indirect_id,
+        indirect_sector_number, indirect_handle, indirect_grefs;
+    unsigned response_size, response_id, response_operation, response_status;
+    unsigned entry_size, ring_size_one_page;
+};
+struct ref_blkif_layout ref_blkif_layout(void);
 
 #endif
