@@ -50,6 +50,16 @@ public enum XenFrontendError: Error, Equatable, CustomStringConvertible {
     case unknownReceiveID(UInt16)
     /// A receive response placed a frame outside the page it was given.
     case lengthBeyondPage(id: UInt16, offset: Int, size: Int)
+    /// A block response named an id that is not in flight.
+    case unknownRequestID(UInt64)
+    /// A block response echoed another operation than its request's.
+    case operationMismatch(id: UInt64, expected: UInt8, echoed: UInt8)
+    /// A block response carried a status that is not `BLKIF_RSP_OKAY`, `ERROR` or
+    /// `EOPNOTSUPP`.
+    case badStatus(id: UInt64, status: Int16)
+    /// The backend's device properties cannot be served (a sector size that is not a
+    /// power of two from 512 to 4096, no sectors).
+    case unsupportedDisk(String)
 
     public var description: String {
         switch self {
@@ -70,6 +80,14 @@ public enum XenFrontendError: Error, Equatable, CustomStringConvertible {
         case .lengthBeyondPage(let id, let offset, let size):
             return
                 "misbehaving backend: RX id \(id) claims \(size) bytes at offset \(offset) of a 4096-byte page"
+        case .unknownRequestID(let id):
+            return "misbehaving backend: block response for id \(id), not in flight"
+        case .operationMismatch(let id, let expected, let echoed):
+            return
+                "misbehaving backend: block response for id \(id) echoes operation \(echoed), not \(expected)"
+        case .badStatus(let id, let status):
+            return "misbehaving backend: block response for id \(id) has status \(status)"
+        case .unsupportedDisk(let reason): return "unsupported disk: \(reason)"
         }
     }
 }
