@@ -130,6 +130,7 @@ public final class Blkfront<Facilities: XenFacilities>: BlockDevice {
     }
 
     let facilities: Facilities
+    private let ownsFacilities: Bool
     let bus: XenbusFrontend<Facilities.Store>
     let loop: EventLoop
     let timeout: Duration
@@ -161,12 +162,17 @@ public final class Blkfront<Facilities: XenFacilities>: BlockDevice {
     /// `inFlight` × one indirect page per 512 segments, and `dataPages`. Linux's
     /// gntalloc lets a process grant 1024 pages unless its `limit` parameter is raised;
     /// the defaults take 16 + 128 + 512.
+    ///
+    /// With `readOnly` the device refuses writes and discards itself, whatever the
+    /// backend's `info` says. With `ownsFacilities` ``close()`` closes `facilities` too
+    /// (for a program that opened them for this device alone).
     public init(
         facilities: Facilities, vbd: Int, on loop: EventLoop, dataPages: Int = 512,
         ringPageOrder: Int = 4, inFlight maximumInFlight: Int = 128, indirectSegments: Int = 256,
-        timeout: Duration = .seconds(10)
+        readOnly: Bool = false, ownsFacilities: Bool = false, timeout: Duration = .seconds(10)
     ) throws(XenFrontendError) {
         self.facilities = facilities
+        self.ownsFacilities = ownsFacilities
         self.loop = loop
         self.timeout = timeout
         name = "vbd\(vbd)"
@@ -293,7 +299,9 @@ public final class Blkfront<Facilities: XenFacilities>: BlockDevice {
             throw error
         }
         negotiation = negotiated
-        geometry = disk.0
+        geometry = BlockGeometry(
+            sectorSize: disk.0.sectorSize, sectorCount: disk.0.sectorCount,
+            isReadOnly: disk.0.isReadOnly || readOnly)
         features = disk.1
         unitsPerSector = UInt64(disk.0.sectorSize / 512)
         maximumSectorsPerRequest = segments * xenPageSize / disk.0.sectorSize
@@ -419,6 +427,7 @@ public final class Blkfront<Facilities: XenFacilities>: BlockDevice {
         if let indirectPages { try? grants.unshare(indirectPages) }
         // Buffers the application still holds keep their pages shared and mapped.
         if pool.freeCount == pool.limit { try? grants.unshare(dataPages) }
+        if ownsFacilities { facilities.close() }
     }
 
     // MARK: Events

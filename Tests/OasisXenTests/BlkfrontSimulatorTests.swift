@@ -472,6 +472,30 @@ final class BlockRig {
         #expect(rig.disk.negotiation.ringPages == 4)
     }
 
+    /// Read-only by the frontend's choice on a writable disk; and a device that owns
+    /// its facilities closes them.
+    @Test func readOnlyByChoiceAndOwnedFacilities() throws {
+        let simulator = try RunningBlkbackSimulator([])
+        defer { print(simulator.stop()) }
+        let xen = try SimulatedHypervisor.connect(to: simulator.socketPath)
+        let loop = try EventLoop()
+        let disk = try Blkfront(
+            facilities: xen, vbd: 51712, on: loop, dataPages: 16, readOnly: true,
+            ownsFacilities: true)
+        #expect(disk.geometry.isReadOnly)
+        var page = try disk.pool.allocate()
+        try page.extend(by: 4096)
+        var outcome: Result<BlockRequest, BlockError>?
+        disk.submit(BlockRequest(write: 0, pages: [page], sectorSize: 512)) { outcome = $0 }
+        try runLoop(loop, seconds: 5) { outcome != nil }
+        guard case .failure(.readOnly) = outcome else {
+            Issue.record("a write to a disk opened read-only: \(String(describing: outcome))")
+            return
+        }
+        disk.close()
+        #expect(throws: XenError.self) { try xen.store.read("device/vbd/51712/state", in: .none) }
+    }
+
     /// A vbd the toolstack never created: a typed error naming the node.
     @Test func missingDeviceIsATypedError() throws {
         let simulator = try RunningBlkbackSimulator([])
