@@ -26,12 +26,15 @@ public struct BlkfrontNegotiation: Hashable, Sendable, CustomStringConvertible {
     /// Flushes are sent as `BLKIF_OP_WRITE_BARRIER` (the backend offers no
     /// `feature-flush-cache`, only `feature-barrier`).
     public var flushByBarrier: Bool
-    /// `discard-granularity` and `discard-alignment` in bytes, `discard-secure`.
+    /// `discard-granularity` in bytes (the sector size when absent).
     public var discardGranularity: Int
+    /// `discard-alignment` in bytes.
     public var discardAlignment: Int
+    /// `discard-secure`: the backend can discard securely (we never ask it to).
     public var discardSecure: Bool
-    /// `info` bits: `VDISK_CDROM`, `VDISK_REMOVABLE`.
+    /// `info`'s `VDISK_CDROM` bit.
     public var isCDROM: Bool
+    /// `info`'s `VDISK_REMOVABLE` bit.
     public var isRemovable: Bool
 
     public var description: String {

@@ -44,11 +44,19 @@ public struct BlkifSegment: Hashable, Sendable {
 
 /// `BLKIF_OP_*`.
 public enum BlkifOperation {
+    /// `BLKIF_OP_READ`: the backend fills the segments' pages.
     public static let read: UInt8 = 0
+    /// `BLKIF_OP_WRITE`: the backend stores the segments' pages.
     public static let write: UInt8 = 1
+    /// `BLKIF_OP_WRITE_BARRIER`: writes before it complete first (`feature-barrier`).
     public static let writeBarrier: UInt8 = 2
+    /// `BLKIF_OP_FLUSH_DISKCACHE`: the backend's cache to stable storage
+    /// (`feature-flush-cache`).
     public static let flushDiskCache: UInt8 = 3
+    /// `BLKIF_OP_DISCARD` (`feature-discard`).
     public static let discard: UInt8 = 5
+    /// `BLKIF_OP_INDIRECT`: the segments are in granted pages
+    /// (`feature-max-indirect-segments`).
     public static let indirect: UInt8 = 6
 }
 
@@ -87,7 +95,9 @@ public struct BlkifReadWriteRequest: Hashable, Sendable {
 public struct BlkifDiscardRequest: Hashable, Sendable {
     /// `BLKIF_DISCARD_SECURE` or 0.
     public var flags: UInt8
+    /// The device's `virtual-device` number.
     public var handle: UInt16
+    /// Echoed in the response.
     public var id: UInt64
     /// In 512-byte units.
     public var sectorNumber: UInt64
@@ -115,9 +125,11 @@ public struct BlkifIndirectRequest: Hashable, Sendable {
     public var indirectOperation: UInt8
     /// How many segments the indirect pages hold.
     public var segmentCount: UInt16
+    /// Echoed in the response.
     public var id: UInt64
     /// In 512-byte units.
     public var sectorNumber: UInt64
+    /// The device's `virtual-device` number.
     public var handle: UInt16
     /// The pages of segments, at most ``maximumPages``.
     public var indirectGrants: [XenGrantReference]
@@ -140,8 +152,11 @@ public struct BlkifIndirectRequest: Hashable, Sendable {
 
 /// A request slot, in one of its three shapes (chosen by the `operation` byte).
 public enum BlkifRequest: Hashable, Sendable {
+    /// Read, write, barrier or flush, segments in the slot.
     case readWrite(BlkifReadWriteRequest)
+    /// `BLKIF_OP_DISCARD`.
     case discard(BlkifDiscardRequest)
+    /// `BLKIF_OP_INDIRECT`: read or write, segments in granted pages.
     case indirect(BlkifIndirectRequest)
 
     /// The `id` echoed in the response.
@@ -166,7 +181,9 @@ public enum BlkifRequest: Hashable, Sendable {
 
 /// `struct blkif_response` (16 bytes: id, operation, padding, status).
 public struct BlkifResponse: Hashable, Sendable {
+    /// The request's id.
     public var id: UInt64
+    /// The request's operation (an indirect request's inner one).
     public var operation: UInt8
     /// `BLKIF_RSP_*`.
     public var status: Int16
