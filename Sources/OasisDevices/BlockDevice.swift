@@ -182,7 +182,7 @@ public struct BlockRequest {
 }
 
 /// Why a block request or device failed.
-public enum BlockError: Error, Equatable, CustomStringConvertible {
+public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The device is closed, or stopped after a failure.
     case closed(device: String)
     /// A write or discard to a read-only device.
