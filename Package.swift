@@ -43,6 +43,7 @@ let package = Package(
         .target(name: "CSocket", path: "CShims/CSocket"),
         .target(name: "CXdp", path: "CShims/CXdp"),
         .target(name: "CPrefetch", path: "CShims/CPrefetch"),
+        .target(name: "CBlock", path: "CShims/CBlock"),
         .target(
             name: "CXen", path: "CShims/CXen",
             linkerSettings: [
@@ -74,7 +75,7 @@ let package = Package(
             name: "OasisDevices",
             dependencies: [
                 "OasisWire",
-                "CTap", "CPcap", "CXdp", "OasisBits", "OasisLoop",
+                "CTap", "CPcap", "CXdp", "CBlock", "OasisBits", "OasisLoop",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
