@@ -227,6 +227,9 @@ let package = Package(
             name: "FuzzZoneFile", dependencies: ["FuzzSupport", "OasisDNS"],
             path: "Fuzz/FuzzZoneFile", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(
+            name: "FuzzZoneDisk", dependencies: ["FuzzSupport", "OasisDNS"],
+            path: "Fuzz/FuzzZoneDisk", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(
             name: "FuzzZoneInclude", dependencies: ["FuzzSupport", "OasisDNS"],
             path: "Fuzz/FuzzZoneInclude", exclude: ["corpus"], swiftSettings: strict),
 
@@ -264,7 +267,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "OasisCommandTests",
-            dependencies: ["OasisWire", "oasis", "OasisLoop", "OasisOpenFlow"],
+            dependencies: [
+                "OasisWire", "oasis", "OasisLoop", "OasisOpenFlow", "OasisBits", "OasisTestSupport",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "OasisDNSTests", dependencies: ["OasisDNS", "OasisTestSupport"],

@@ -39,6 +39,13 @@ struct DNSCommand: ParsableCommand {
             "A zone to serve (repeatable).", valueName: "[origin=]file"))
     var zone: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "Also serve the zones stored on this disk by `oasis block put-zones` "
+                + "(memory:SIZE, file:PATH, xen:VBD), read through the block device before serving.",
+            valueName: "disk"))
+    var zoneDisk: String?
+
     @Option(help: "Where packets go: socket, tap, pcap, xdp.")
     var backend: Backend = .socket
 
@@ -148,7 +155,9 @@ struct DNSCommand: ParsableCommand {
 
     func run() throws {
         // Here, not in validate(): that runs for `oasis dns check-zone` too.
-        if zone.isEmpty { throw ValidationError("give at least one --zone FILE") }
+        if zone.isEmpty && zoneDisk == nil {
+            throw ValidationError("give at least one --zone FILE or a --zone-disk")
+        }
         // Before any thread starts: SIGHUP is for the reloader's thread alone.
         ZoneReloader.blockSignal()
         let (address, port) = try listenEndpoint()
@@ -167,7 +176,7 @@ struct DNSCommand: ParsableCommand {
         }
         let engine: AuthoritativeEngine
         do {
-            engine = try DNSCommand.loadZones(zone).answering(
+            engine = try DNSCommand.loadZones(zone, disk: zoneDisk).answering(
                 as: ServerIdentity(version: serverVersion, identity: serverIdentity))
         } catch {
             printError(error.message)
@@ -175,14 +184,15 @@ struct DNSCommand: ParsableCommand {
         }
         let names = engine.statistics
         let reloader = ZoneReloader(
-            specifications: zone,
+            specifications: zone, disk: zoneDisk,
             identity: ServerIdentity(version: serverVersion, identity: serverIdentity))
         let loop = try loopOptions.makeLoop()
         let stopper = SignalStopper(loop: loop)
         let service = DNSService(
             engine: engine, maximumUDPPayload: maximumUDPPayload, answerCache: answerCache)
         let loaded =
-            "\(zone.count) zone\(zone.count == 1 ? "" : "s"), \(names.names) names, "
+            "\(zone.count) zone\(zone.count == 1 ? "" : "s")"
+            + (zoneDisk.map { " and the zones on \($0)" } ?? "") + ", \(names.names) names, "
             + "\(names.rrsets) RRsets"
 
         var limits = DNSOverTCPLimits()
@@ -282,16 +292,38 @@ struct DNSCommand: ParsableCommand {
 
     /// Reads every zone and compiles the engine, record by record (``ZoneCompiler``):
     /// no zone's records are held as values.
-    static func loadZones(_ specifications: [String]) throws(ZoneLoadFailure) -> AuthoritativeEngine
+    static func loadZones(_ specifications: [String], disk: String? = nil) throws(ZoneLoadFailure)
+        -> AuthoritativeEngine
     {
         // The compiler's working memory is gone when `compile` returns: trim after.
-        let engine = try compile(specifications)
+        let engine = try compile(specifications, disk: disk)
         releaseFreedMemory()
         return engine
     }
 
-    static func compile(_ specifications: [String]) throws(ZoneLoadFailure) -> AuthoritativeEngine {
+    static func compile(_ specifications: [String], disk: String? = nil) throws(ZoneLoadFailure)
+        -> AuthoritativeEngine
+    {
         var compiler = ZoneCompiler()
+        if let disk {
+            for (originText, text) in try readZoneDisk(disk) {
+                let source = "\(disk):\(originText)"
+                guard let origin = try? DomainName(parsing: originText) else {
+                    throw ZoneLoadFailure(message: "\(source): '\(originText)' is not a zone name")
+                }
+                do throws(ZoneFileError) {
+                    // From a disk, $INCLUDE is not followed: the zone is what the disk holds.
+                    let records = try ZoneFileParser.parse(
+                        text: String(decoding: text, as: UTF8.self), fileName: source,
+                        origin: origin,
+                        allowIncludes: false)
+                    try compiler.add(Zone(origin: origin, records: records, source: source))
+                } catch {
+                    throw ZoneLoadFailure(
+                        message: "\(describe(error))\nzone \(originText) from \(disk) has 1 errors")
+                }
+            }
+        }
         for specification in specifications {
             let (originText, path) = splitZoneSpecification(specification)
             let text = originText ?? guessOrigin(path: path)
@@ -635,10 +667,12 @@ final class ZoneReloader: Sendable {
     private let targets = Mutex<[Target]>([])
     private let started = Atomic<Bool>(false)
     let specifications: [String]
+    let disk: String?
     let identity: ServerIdentity
 
-    init(specifications: [String], identity: ServerIdentity) {
+    init(specifications: [String], disk: String? = nil, identity: ServerIdentity) {
         self.specifications = specifications
+        self.disk = disk
         self.identity = identity
     }
 
@@ -670,7 +704,7 @@ final class ZoneReloader: Sendable {
         Console.log("oasis: SIGHUP: reloading \(specifications.count) zone file(s)")
         let engine: AuthoritativeEngine
         do {
-            engine = try DNSCommand.loadZones(specifications).answering(as: identity)
+            engine = try DNSCommand.loadZones(specifications, disk: disk).answering(as: identity)
         } catch {
             Console.log("oasis: reload failed, the old zones are still served: \(error.message)")
             return

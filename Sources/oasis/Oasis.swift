@@ -11,7 +11,7 @@ struct Oasis: ParsableCommand {
         abstract: "A library-OS network toolkit: a TCP/IP stack, DNS and OpenFlow in one program.",
         subcommands: [
             HelloCommand.self, SleepCommand.self, HeadsOrTailsCommand.self, EchoCommand.self,
-            StackCommand.self, DNSCommand.self, OpenFlowCommand.self,
+            StackCommand.self, DNSCommand.self, OpenFlowCommand.self, BlockCommand.self,
         ])
 }
 

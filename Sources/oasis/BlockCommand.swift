@@ -1,0 +1,311 @@
+// `oasis block`: a disk's geometry, files written to it and read from it, a seeded
+// pattern written and verified, and fio-like benchmarks, on any BlockDevice.
+
+import ArgumentParser
+import Glibc
+import OasisBits
+import OasisDNS
+import OasisDevices
+import OasisLoop
+
+struct BlockCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "block",
+        abstract: "Use a block device: info, read, write, check, bench, put-zones.",
+        discussion: """
+            --disk is memory:SIZE (a disk in this process's memory, e.g. memory:64M), \
+            file:PATH (a regular file or a block device, through Linux native AIO with \
+            O_DIRECT), xen:VBD or xen-sim:SOCKET (the Xen block frontend: not yet \
+            available). Sizes take a K, M, G or T suffix (powers of 1024). Errors are \
+            printed on one line and the exit status is 1.
+            """,
+        subcommands: [
+            BlockInfoCommand.self, BlockWriteCommand.self, BlockReadCommand.self,
+            BlockCheckCommand.self, BlockBenchCommand.self, BlockPutZonesCommand.self,
+        ])
+}
+
+/// The options every `oasis block` subcommand takes.
+struct DiskOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "The disk: memory:SIZE, file:PATH, xen:VBD, xen-sim:SOCKET.", valueName: "disk"))
+    var disk: String
+
+    @Option(
+        help: ArgumentHelp(
+            "file: create PATH if it is missing and make it at least SIZE bytes.",
+            valueName: "size"))
+    var create: String?
+
+    @Flag(help: "Open the disk read-only.")
+    var readOnly = false
+
+    @Flag(help: "file: buffered I/O (no O_DIRECT).")
+    var buffered = false
+
+    func validate() throws {
+        _ = try DiskSpecification(parsing: disk)
+        if let create, parseSize(create) == nil {
+            throw ValidationError("--create: '\(create)' is not a size")
+        }
+    }
+
+    /// Opens the disk on `loop` with room for `queueDepth` requests in flight.
+    func open(queueDepth: Int = 32, loop: EventLoop) throws(BlockError) -> any BlockDevice {
+        let specification: DiskSpecification
+        do {
+            specification = try DiskSpecification(parsing: disk)
+        } catch {
+            throw .unavailable("--disk: \(error.description)")
+        }
+        switch specification {
+        case .memory(let bytes):
+            return MemoryBlockDevice(
+                name: disk, sectorCount: bytes / 512, readOnly: readOnly, queueDepth: queueDepth,
+                loop: loop)
+        case .file(let path):
+            return try FileBlockDevice(
+                path: path, readOnly: readOnly, direct: !buffered,
+                createSize: create.flatMap(parseSize), queueDepth: queueDepth, loop: loop)
+        case .xen, .xenSim:
+            throw .unavailable(
+                "\(disk): the Xen block frontend is not yet available in this build")
+        }
+    }
+}
+
+/// What `--disk` names.
+enum DiskSpecification: Equatable {
+    case memory(UInt64)
+    case file(String)
+    case xen(String)
+    case xenSim(String)
+
+    struct Invalid: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(parsing text: String) throws(Invalid) {
+        guard let colon = text.firstIndex(of: ":") else {
+            throw Invalid(
+                description: "'\(text)' is not memory:SIZE, file:PATH, xen:VBD or xen-sim:SOCKET")
+        }
+        let kind = text[..<colon]
+        let rest = String(text[text.index(after: colon)...])
+        guard !rest.isEmpty else {
+            throw Invalid(description: "'\(text)' names nothing after the colon")
+        }
+        switch kind {
+        case "memory":
+            guard let bytes = parseSize(rest), bytes >= 512, bytes <= 1 << 40 else {
+                throw Invalid(description: "memory:\(rest): give a size from 512 bytes to 1T")
+            }
+            self = .memory(bytes)
+        case "file": self = .file(rest)
+        case "xen": self = .xen(rest)
+        case "xen-sim": self = .xenSim(rest)
+        default:
+            throw Invalid(description: "'\(kind)' is not memory, file, xen or xen-sim")
+        }
+    }
+}
+
+/// `4096`, `4k`, `64M`, `1G`, `2T` (powers of 1024; a trailing `B` or `iB` is allowed).
+func parseSize(_ text: String) -> UInt64? {
+    var digits = text
+    for suffix in ["iB", "B"] where digits.hasSuffix(suffix) && digits.count > suffix.count {
+        digits.removeLast(suffix.count)
+        break
+    }
+    var shift: UInt64 = 0
+    if let last = digits.last, let power = ["k": 10, "m": 20, "g": 30, "t": 40][last.lowercased()] {
+        shift = UInt64(power)
+        digits.removeLast()
+    }
+    guard let value = UInt64(digits) else { return nil }
+    let (result, overflow) = value.multipliedReportingOverflow(by: 1 << shift)
+    return overflow ? nil : result
+}
+
+/// Something `oasis block` could not do, printed as one line.
+struct BlockCommandFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Runs `body` on a new loop; a `BlockError` or a `BlockCommandFailure` is printed as
+/// one line and the exit status is 1.
+func runBlockCommand(_ body: sending @escaping () async throws -> Void) throws {
+    let loop = try EventLoop()
+    do {
+        try loop.run(body)
+    } catch let error as BlockError {
+        printError("oasis block: \(error)")
+        throw ExitCode(1)
+    } catch let error as BlockCommandFailure {
+        printError("oasis block: \(error)")
+        throw ExitCode(1)
+    }
+}
+
+/// How many sectors one request of a command's sequential transfers carries.
+func chunkSectors(of device: any BlockDevice) -> Int {
+    max(1, min(device.maximumSectorsPerRequest, (256 << 10) / device.geometry.sectorSize))
+}
+
+struct BlockInfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info", abstract: "Print the disk's geometry and features.")
+
+    @OptionGroup var diskOptions: DiskOptions
+
+    func run() throws {
+        let options = diskOptions
+        try runBlockCommand {
+            guard let loop = EventLoop.current else { return }
+            let device = try options.open(loop: loop)
+            defer { device.close() }
+            let geometry = device.geometry
+            print("disk: \(device.name)")
+            print("sector size: \(geometry.sectorSize)")
+            print("sectors: \(geometry.sectorCount)")
+            print("bytes: \(geometry.byteCount)")
+            print("read-only: \(geometry.isReadOnly ? "yes" : "no")")
+            print("features: \(device.features)")
+            print("queue depth: \(device.queueDepth)")
+            print("largest request: \(device.maximumSectorsPerRequest) sectors")
+            if let file = device as? FileBlockDevice {
+                print("kind: \(file.isBlockDevice ? "block device" : "regular file")")
+                print("direct: \(file.isDirect ? "yes (O_DIRECT)" : "no (buffered)")")
+                print("alignment: \(file.alignment)")
+            }
+        }
+    }
+}
+
+struct BlockWriteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "write",
+        abstract: "Write a file to the disk from a sector on (the last sector padded with zeros).")
+
+    @OptionGroup var diskOptions: DiskOptions
+
+    @Option(help: ArgumentHelp("The file to write.", valueName: "file"))
+    var from: String
+
+    @Option(help: "The first sector written.")
+    var sector: UInt64 = 0
+
+    func run() throws {
+        let options = diskOptions
+        let (path, first) = (from, sector)
+        try runBlockCommand {
+            guard let loop = EventLoop.current else { return }
+            let device = try options.open(loop: loop)
+            defer { device.close() }
+            let bytes = try readWholeFile(path, limit: device.geometry.byteCount)
+            let sectorSize = device.geometry.sectorSize
+            let sectors = (bytes.count + sectorSize - 1) / sectorSize
+            var done = 0
+            while done < sectors {
+                let count = min(chunkSectors(of: device), sectors - done)
+                let pages = try device.allocatePages(byteCount: count * sectorSize)
+                var at = done * sectorSize
+                for var page in pages {
+                    let take = max(0, min(page.count, bytes.count - at))
+                    page.withUnsafeMutableBytes { target in
+                        memset(target.baseAddress!, 0, target.count)
+                        if take > 0 {
+                            bytes.withUnsafeBytes {
+                                _ = memcpy(target.baseAddress!, $0.baseAddress! + at, take)
+                            }
+                        }
+                    }
+                    at += page.count
+                }
+                try await device.perform(
+                    BlockRequest(write: first + UInt64(done), pages: pages, sectorSize: sectorSize))
+                done += count
+            }
+            if device.features.contains(.flush) { try await device.perform(.flush) }
+            print("wrote \(bytes.count) bytes (\(sectors) sectors) at sector \(first)")
+        }
+    }
+}
+
+struct BlockReadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read", abstract: "Read sectors from the disk into a file.")
+
+    @OptionGroup var diskOptions: DiskOptions
+
+    @Option(help: ArgumentHelp("The file to write what is read to.", valueName: "file"))
+    var to: String
+
+    @Option(help: "The first sector read.")
+    var sector: UInt64 = 0
+
+    @Option(help: "How many sectors to read.")
+    var count: Int
+
+    func validate() throws {
+        guard count > 0 else { throw ValidationError("--count must be positive") }
+    }
+
+    func run() throws {
+        let options = diskOptions
+        let (path, first, total) = (to, sector, count)
+        try runBlockCommand {
+            guard let loop = EventLoop.current else { return }
+            let device = try options.open(loop: loop)
+            defer { device.close() }
+            let sectorSize = device.geometry.sectorSize
+            let output = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard output >= 0 else {
+                throw BlockCommandFailure(
+                    description: "\(path): \(String(cString: strerror(errno)))")
+            }
+            defer { Glibc.close(output) }
+            var done = 0
+            while done < total {
+                let count = min(chunkSectors(of: device), total - done)
+                let pages = try device.allocatePages(byteCount: count * sectorSize)
+                try await device.perform(
+                    BlockRequest(read: first + UInt64(done), pages: pages, sectorSize: sectorSize))
+                for page in pages {
+                    let written = page.withUnsafeBytes { write(output, $0.baseAddress, $0.count) }
+                    guard written == page.count else {
+                        throw BlockCommandFailure(
+                            description: "\(path): \(String(cString: strerror(errno)))")
+                    }
+                }
+                done += count
+            }
+            print("read \(total) sectors (\(total * sectorSize) bytes) from sector \(first)")
+        }
+    }
+}
+
+/// A file's bytes, refused when larger than `limit`.
+func readWholeFile(_ path: String, limit: UInt64) throws(BlockCommandFailure) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+        throw BlockCommandFailure(description: "\(path): \(String(cString: strerror(errno)))")
+    }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let got = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard got >= 0 else {
+            throw BlockCommandFailure(description: "\(path): \(String(cString: strerror(errno)))")
+        }
+        if got == 0 { break }
+        bytes += chunk[0..<got]
+        guard UInt64(bytes.count) <= limit else {
+            throw BlockCommandFailure(
+                description: "\(path): larger than the disk's \(limit) bytes")
+        }
+    }
+    return bytes
+}
