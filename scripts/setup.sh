@@ -20,6 +20,7 @@ packages=(
     nsd bind9-dnsutils knot-dnsutils dnsperf  # DNS peers: NSD, dig, kdig; load for the bench
     ldnsutils                         # ldns-keygen, ldns-signzone: the signed zones of the DNSSEC differential test
     dnsmasq-base                      # the DHCP server our DHCP client gets its leases from
+    fio                               # bench/block.sh: the block device bench beside fio (libaio, direct=1)
 )
 
 missing=()
