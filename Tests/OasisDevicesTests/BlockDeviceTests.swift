@@ -407,4 +407,68 @@ func fileBytes(_ path: String, at offset: Int, count: Int) -> [UInt8] {
             #expect(disk.counters.bytesCopied == 3072)
         }
     }
+
+    @Test func aLoopBlockDeviceHasItsGeometryFlushesAndDiscards() throws {
+        let test = "loop block device"
+        guard getuid() == 0 else { try skip(test, "not root: losetup needs CAP_SYS_ADMIN") }
+        guard isInstalled("losetup") else {
+            try skip(test, "losetup (util-linux) is not installed")
+        }
+        try withDiskFile(bytes: 8 << 20) { path in
+            let attach = try OasisTestSupport.run(["losetup", "--find", "--show", path])
+            guard attach.status == 0 else { try skip(test, "losetup: \(attach.errorOutput)") }
+            let device = attach.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            defer { _ = try? OasisTestSupport.run(["losetup", "--detach", device]) }
+            let loop = try EventLoop()
+            let disk = try FileBlockDevice(path: device, loop: loop)
+            defer { disk.close() }
+            #expect(disk.isBlockDevice && disk.isDirect)
+            #expect(disk.geometry.byteCount == 8 << 20)
+            #expect(disk.geometry.sectorSize == 512)
+            let recorder = BlockRecorder()
+            let pages = try patternPages(disk, bytes: 1 << 20, seed: 5)
+            disk.submit(
+                BlockRequest(write: 2048, pages: pages, sectorSize: 512),
+                completion: recorder.completion())
+            try run(loop, until: recorder, count: 1)
+            disk.submit(.flush, completion: recorder.completion())
+            try run(loop, until: recorder, count: 2)
+            #expect(recorder.errors.isEmpty)
+            #expect(fileBytes(path, at: 2048 * 512, count: 1 << 20) == bytes(of: pages))
+            var before = stat()
+            stat(path, &before)
+            // BLKDISCARD on a loop device punches the hole in its backing file.
+            disk.submit(
+                BlockRequest(operation: .discard, sector: 2048, sectorCount: 2048),
+                completion: recorder.completion())
+            try run(loop, until: recorder, count: 3)
+            #expect(recorder.errors.isEmpty)
+            var after = stat()
+            stat(path, &after)
+            #expect(
+                after.st_blocks <= before.st_blocks - 2048,
+                "\(before.st_blocks) -> \(after.st_blocks)")
+        }
+    }
+
+    @Test func aShortReadIsAnIOError() throws {
+        try withDiskFile(bytes: 64 << 10) { path in
+            let loop = try EventLoop()
+            let disk = try FileBlockDevice(path: path, loop: loop)
+            defer { disk.close() }
+            // The file shrinks under the device: the kernel reads less than asked.
+            #expect(truncate(path, 32 << 10) == 0)
+            let recorder = BlockRecorder()
+            disk.submit(
+                BlockRequest(
+                    read: 60, pages: try disk.allocatePages(byteCount: 4096), sectorSize: 512),
+                completion: recorder.completion())
+            try run(loop, until: recorder, count: 1)
+            #expect(
+                recorder.errors == [
+                    .ioError(device: "file:" + path, detail: "short read: 2048 of 4096 bytes")
+                ])
+            #expect(disk.counters.errors == 1)
+        }
+    }
 }
