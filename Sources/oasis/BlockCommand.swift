@@ -7,6 +7,7 @@ import OasisBits
 import OasisDNS
 import OasisDevices
 import OasisLoop
+import OasisXen
 
 struct BlockCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,8 +16,9 @@ struct BlockCommand: ParsableCommand {
         discussion: """
             --disk is memory:SIZE (a disk in this process's memory, e.g. memory:64M), \
             file:PATH (a regular file or a block device, through Linux native AIO with \
-            O_DIRECT), xen:VBD or xen-sim:SOCKET (the Xen block frontend: not yet \
-            available). Sizes take a K, M, G or T suffix (powers of 1024). Errors are \
+            O_DIRECT), xen:VBD (the Xen block frontend on this domain's virtual device \
+            VBD: 51712 or xvda) or xen-sim:SOCKET[@VBD] (the same against xen/blkback-sim). \
+            Sizes take a K, M, G or T suffix (powers of 1024). Errors are \
             printed on one line and the exit status is 1.
             """,
         subcommands: [
@@ -68,9 +70,36 @@ struct DiskOptions: ParsableArguments {
             return try FileBlockDevice(
                 path: path, readOnly: readOnly, direct: !buffered,
                 createSize: create.flatMap(parseSize), queueDepth: queueDepth, loop: loop)
-        case .xen, .xenSim:
-            throw .unavailable(
-                "\(disk): the Xen block frontend is not yet available in this build")
+        case .xen(let vbd):
+            do {
+                let xen = try XenLibraries.open()
+                return try openBlkfront(
+                    facilities: xen, vbd: vbd, queueDepth: queueDepth, loop: loop)
+            } catch {
+                throw .unavailable("\(disk): \(error)")
+            }
+        case .xenSim(let socket, let vbd):
+            do {
+                let xen = try SimulatedHypervisor.connect(to: socket)
+                return try openBlkfront(
+                    facilities: xen, vbd: vbd, queueDepth: queueDepth, loop: loop)
+            } catch {
+                throw .unavailable("\(disk): \(error)")
+            }
+        }
+    }
+
+    /// A Blkfront on `facilities` (closed with the device, or here if it fails).
+    private func openBlkfront<Facilities: XenFacilities>(
+        facilities: Facilities, vbd: Int, queueDepth: Int, loop: EventLoop
+    ) throws -> any BlockDevice {
+        do {
+            return try Blkfront(
+                facilities: facilities, vbd: vbd, on: loop, inFlight: max(1, queueDepth),
+                readOnly: readOnly, ownsFacilities: true)
+        } catch {
+            facilities.close()
+            throw error
         }
     }
 }
@@ -79,8 +108,10 @@ struct DiskOptions: ParsableArguments {
 enum DiskSpecification: Equatable {
     case memory(UInt64)
     case file(String)
-    case xen(String)
-    case xenSim(String)
+    /// A virtual block device of this domain, by its `virtual-device` number.
+    case xen(Int)
+    /// The block simulator's socket, and the device number (51712, xvda, by default).
+    case xenSim(String, Int)
 
     struct Invalid: Error, CustomStringConvertible {
         var description: String
@@ -103,11 +134,40 @@ enum DiskSpecification: Equatable {
             }
             self = .memory(bytes)
         case "file": self = .file(rest)
-        case "xen": self = .xen(rest)
-        case "xen-sim": self = .xenSim(rest)
+        case "xen":
+            guard let vbd = Self.virtualDevice(rest) else {
+                throw Invalid(
+                    description: "xen:\(rest): give a virtual-device number (51712) or xvdX")
+            }
+            self = .xen(vbd)
+        case "xen-sim":
+            // xen-sim:SOCKET or xen-sim:SOCKET@VBD.
+            var socket = rest
+            var vbd = 51712
+            if let at = rest.lastIndex(of: "@") {
+                guard let number = Self.virtualDevice(String(rest[rest.index(after: at)...])) else {
+                    throw Invalid(
+                        description: "xen-sim:\(rest): the device after @ is not a number or xvdX")
+                }
+                vbd = number
+                socket = String(rest[..<at])
+            }
+            self = .xenSim(socket, vbd)
         default:
             throw Invalid(description: "'\(kind)' is not memory, file, xen or xen-sim")
         }
+    }
+}
+
+extension DiskSpecification {
+    /// `51712`, or `xvda`...`xvdz` (major 202, 16 minors a disk: 51712 + 16 × index).
+    static func virtualDevice(_ text: String) -> Int? {
+        if let number = Int(text), (0...Int(UInt32.max)).contains(number) { return number }
+        let bytes = Array(text.utf8)
+        guard bytes.count == 4, text.hasPrefix("xvd"), (0x61...0x7a).contains(bytes[3]) else {
+            return nil
+        }
+        return 51712 + 16 * Int(bytes[3] - 0x61)
     }
 }
 
