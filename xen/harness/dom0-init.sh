@@ -2,8 +2,11 @@
 # dom0's /init in the QEMU harness (busybox sh). Brings up the Xen toolstack's minimum
 # (xenfs, xenstored, xen-init-dom0, xenconsoled), then runs one mode, chosen by
 # oasis.mode= on the kernel command line:
-#   selfloop  the Oasis netfront as a process in dom0, against dom0's own netback
-#   domu      the Oasis netfront in a PV domU made by `xl create`
+#   selfloop  the Oasis netfront as a process in dom0, against dom0's own netback, and
+#             the Oasis blkfront against dom0's own blkback (a loop device on a file)
+#   domu      the Oasis netfront and blkfront in a PV domU made by `xl create`, beside
+#             Linux's own xen-netfront and xen-blkfront in the same domU (the
+#             yardstick: UDP echo rate and fio, ratios from one boot)
 #   control   no Oasis netfront: the kernel's xen-netfront in dom0, moved into a
 #             network namespace, with `oasis stack --backend socket` behind it. It
 #             checks the network test and the vif plumbing against real netback.
@@ -54,7 +57,7 @@ ip link set lo up
 say "dom0 kernel up, mode $mode ($(uname -r))"
 
 kver=$(uname -r)
-for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc xen-netback; do
+for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc xen-netback xen-blkback loop; do
     insmod "/lib/modules/$kver/$m.ko" || { say "dom0 FAIL: insmod $m"; finish; }
 done
 mount -t xenfs xenfs /proc/xen || { say "dom0 FAIL: mount xenfs"; finish; }
@@ -143,8 +146,41 @@ selfloop() {
     else
         mark "teardown FAIL backend state $(xenstore-read "$be/state" 2>&1)"
     fi
+    selfloop_block
 }
 
+# The block self-loop: dom0's blkback serves xvda (51712), a loop device on a file
+# in dom0's tmpfs, to the Oasis blkfront in dom0 (xen/configs/dom0-vbd.sh writes the
+# nodes xl and the hotplug script would).
+selfloop_block() {
+    file=/tmp/oasis-xvda.img
+    be=/local/domain/0/backend/vbd/0/51712
+    expected=$(oasis-block-test prefill "$file")
+    if oasis-dom0-vbd create 51712 "$file" >/tmp/vbd.log 2>&1; then
+        mark "blkback PASS $(tail -n1 /tmp/vbd.log)"
+    else
+        sed 's/^/vbd| /' /tmp/vbd.log
+        mark "blkback FAIL backend state $(xenstore-read "$be/state" 2>&1)"
+    fi
+    xenstore-ls -f "$be" /local/domain/0/device/vbd 2>&1 | sed 's/^/xenstore| /'
+    oasis-block-test frontend "$mode" 51712 2>&1 | tee /tmp/block-frontend.log
+    oasis-block-test verify "$mode" "$file" /tmp/block-frontend.log "$expected"
+    if oasis-dom0-vbd destroy 51712 >/tmp/vbd.log 2>&1; then
+        mark "vbd-teardown PASS $(tail -n1 /tmp/vbd.log)"
+    else
+        sed 's/^/vbd| /' /tmp/vbd.log
+        mark "vbd-teardown FAIL backend state $(xenstore-read "$be/state" 2>&1)"
+    fi
+    rm -f "$file"
+}
+
+# The domU mode. The domU (harness/domu.cfg) has two vifs and two disks: vif 1 and
+# xvda (51712) for the Oasis netfront and blkfront, vif 0 and xvdb (51728) for
+# Linux's xen-netfront and xen-blkfront, the yardstick measured on the same boot. Its
+# /init runs the Oasis block steps on xvda and says "frontend done"; dom0 checks them
+# against the backing file and writes data/oasis-verified; the domU then runs fio and
+# oasis block bench, and starts the echo services (Oasis on vif 1, kernel sockets
+# behind eth0 on vif 0); dom0 runs the network test and the UDP echo rates.
 domu() {
     log=/var/log/xen/console/guest-oasis-domu.log
     # the example configs for real hosts (xen/configs) must at least parse
@@ -159,6 +195,9 @@ domu() {
     else
         mark "example-configs FAIL xl create -n rejects$bad"
     fi
+    # the disks, in dom0's tmpfs: Oasis's has a random range for it to read back
+    expected=$(oasis-block-test prefill /tmp/oasis-xvda.img)
+    oasis-block-test prefill /tmp/linux-xvdb.img >/dev/null
     # relay the domU's console to ours as it comes (tail -F: xenconsoled makes the file)
     # (a shell loop, not sed: sed's buffered output dies with it)
     tail -n +1 -s 1 -F "$log" 2>/dev/null | while IFS= read -r line; do echo "domU| $line"; done &
@@ -169,27 +208,50 @@ domu() {
         mark "xl-create FAIL"
         return
     fi
-    fe=/local/domain/$domid/device/vif/0
-    be=/local/domain/0/backend/vif/$domid/0
-    vif=vif$domid.0
-    state=$(xenstore-read "$be/state" 2>&1)
-    hotplug=$(xenstore-read "$be/hotplug-status" 2>&1)
-    case $state/$hotplug in
-    2/connected | 4/connected) mark "netback PASS $vif, backend state $state, hotplug-status $hotplug" ;;
-    *) mark "netback FAIL $vif: backend state $state, hotplug-status $hotplug" ;;
-    esac
-    xenstore-ls -f "/local/domain/0/backend/vif/$domid" "$fe" 2>&1 | sed 's/^/xenstore| /'
-    ip addr add 192.0.2.1/24 dev "$vif"
-    ip link set "$vif" up
+    fe=/local/domain/$domid/device/vif/1
+    result=PASS detail=""
+    for h in 0 1; do
+        be=/local/domain/0/backend/vif/$domid/$h
+        state=$(xenstore-read "$be/state" 2>&1)
+        hotplug=$(xenstore-read "$be/hotplug-status" 2>&1)
+        case $state/$hotplug in 2/connected | 4/connected) ;; *) result=FAIL ;; esac
+        detail="$detail vif$domid.$h: backend state $state, hotplug-status $hotplug;"
+    done
+    mark "netback $result$detail"
+    result=PASS detail=""
+    for v in 51712 51728; do
+        be=/local/domain/0/backend/vbd/$domid/$v
+        wait_until 10 xs_is "$be/hotplug-status" connected
+        state=$(xenstore-read "$be/state" 2>&1)
+        hotplug=$(xenstore-read "$be/hotplug-status" 2>&1)
+        dev=$(xenstore-read "$be/physical-device-path" 2>&1)
+        case $state/$hotplug in 2/connected | 4/connected) ;; *) result=FAIL ;; esac
+        detail="$detail vbd $v on $dev: backend state $state, hotplug-status $hotplug;"
+    done
+    mark "blkback $result$detail (block-oasis hotplug script)"
+    xenstore-ls -f "/local/domain/0/backend/vif/$domid" "/local/domain/0/backend/vbd/$domid" \
+        "/local/domain/$domid/device" 2>&1 | sed 's/^/xenstore| /'
+    ip addr add 198.51.100.1/24 dev "vif$domid.0"
+    ip link set "vif$domid.0" up
+    ip addr add 192.0.2.1/24 dev "vif$domid.1"
+    ip link set "vif$domid.1" up
     # The domU reports through its console, which xenconsoled writes to $log.
-    wait_until 60 grep -q "OASIS-DOMU: payload" "$log" || true
+    if wait_until 150 grep -q "OASIS-DOMU: frontend done" "$log"; then
+        oasis-block-test verify "$mode" /tmp/oasis-xvda.img "$log" "$expected"
+    else
+        for c in block-info block-write block-read block-flush; do mark "$c FAIL the domU's block steps did not end"; done
+    fi
+    # the domU may now overwrite the disks (the benchmarks)
+    xenstore-write "/local/domain/$domid/data/oasis-verified" 1
+    wait_until 150 grep -q "OASIS-DOMU: payload" "$log" || true
     connected=no
     if grep -q "OASIS-DOMU: payload running" "$log" && wait_until 30 xs_is "$fe/state" 4; then
         connected=yes
     fi
     if [ "$connected" = yes ]; then
-        mark "netfront PASS frontend Connected"
+        mark "netfront PASS frontend Connected (vif 1)"
         oasis-net-test "$mode" 192.0.2.2
+        udp_rates
     else
         if grep -q "not built yet" "$log"; then
             mark "netfront UNAVAILABLE netfront not available yet"
@@ -198,11 +260,38 @@ domu() {
         fi
         mark "ping UNAVAILABLE no netfront"
         mark "udp UNAVAILABLE no netfront"
+        for c in udp-rate-linux udp-rate-oasis udp-ratio; do mark "$c FAIL no Oasis netfront"; done
     fi
     xl list
     # the domU powers itself off when its payload exits; else end it here
     xl destroy "$domid" 2>/dev/null
     sleep 1    # the relay catches up; poweroff ends it
+}
+
+# The UDP echo rate, 32 datagrams of 64 bytes in flight for 5 s, from dom0 through
+# the kernel's xen-netfront (vif 0, echo on the domU's kernel sockets) and through
+# the Oasis netfront (vif 1, echo on the Oasis stack): the ratio is the figure
+# (under QEMU TCG the absolute rates mean little).
+udp_rates() {
+    linux=""
+    oasis=""
+    if udp-echo-client 198.51.100.2 7 --rate 5 32 64 >/tmp/rate.log 2>&1; then
+        linux=$(sed -n 's/.*rate \([0-9]*\) echoes.*/\1/p' /tmp/rate.log)
+        mark "udp-rate-linux PASS $(tail -n1 /tmp/rate.log) (Linux xen-netfront, kernel sockets)"
+    else
+        mark "udp-rate-linux FAIL $(tail -n1 /tmp/rate.log)"
+    fi
+    if udp-echo-client 192.0.2.2 7 --rate 5 32 64 >/tmp/rate.log 2>&1; then
+        oasis=$(sed -n 's/.*rate \([0-9]*\) echoes.*/\1/p' /tmp/rate.log)
+        mark "udp-rate-oasis PASS $(tail -n1 /tmp/rate.log) (Oasis netfront and stack)"
+    else
+        mark "udp-rate-oasis FAIL $(tail -n1 /tmp/rate.log)"
+    fi
+    if [ -n "$linux" ] && [ -n "$oasis" ] && [ "$linux" -gt 0 ]; then
+        mark "udp-ratio PASS Oasis/Linux echo rate $(awk -v o="$oasis" -v l="$linux" 'BEGIN { printf "%.2f", o / l }') ($oasis/$linux echoes/s; under QEMU TCG, ratios only)"
+    else
+        mark "udp-ratio FAIL a rate is missing"
+    fi
 }
 
 control() {

@@ -24,6 +24,13 @@ packages=(
     libxenmisc4.17 libxenstore4 libxengnttab1 libxenevtchn1 libxencall1
     libxenforeignmemory1 libxendevicemodel1 libxentoolcore1 libxentoollog1
     libxenhypfs1 libyajl2
+    # fio, Linux's blkfront's yardstick in the domU, and the libraries it links that a
+    # Debian machine may lack (its rbd, gluster, nbd and pmem engines are built in)
+    fio libaio1 libnuma1 libibverbs1 librdmacm1 libnl-3-200 libnl-route-3-200
+    libpmem1 libpmemblk1 libndctl6 libdaxctl1 libnbd0 libgfapi0 libgfrpc0 libgfxdr0
+    libglusterfs0 libtirpc3 librados2 librbd1 libboost-iostreams1.74.0
+    libboost-thread1.74.0 libfmt9 libcryptsetup12 libdevmapper1.02.1 libargon2-1
+    libjson-c5 libxml2 libicu72
 )
 
 have_deb() { compgen -G "$debs/${1}_*.deb" >/dev/null; }

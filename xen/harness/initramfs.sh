@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds an initramfs (uncompressed newc cpio: under TCG the kernel unpacks it faster
-# than it would gunzip it) for one of the harness's guests.
+# than it would gunzip it; the domU's is zstd-compressed, see the end) for one of the
+# harness's guests.
 #
 #   initramfs.sh dom0 OUT.cpio CACHE OASIS [DOMU_CPIO]
 #   initramfs.sh dom0-control OUT.cpio CACHE OASIS
@@ -8,8 +9,9 @@
 #
 # CACHE is the folder fetch.sh prints, OASIS the payload binary. dom0 gets the Xen
 # tools, the netback and device modules and, given DOMU_CPIO, the domU's kernel, its
-# initramfs and its xl config; a domU gets only the device modules its userspace
-# netfront needs (never xen-netfront). dom0-control is dom0 plus the kernel's own
+# initramfs and its xl config; a domU gets the device modules its userspace
+# netfront and blkfront need, and the kernel's own xen-netfront and xen-blkfront
+# (bound to vif 0 and xvdb only) with fio, to measure Linux beside Oasis. dom0-control is dom0 plus the kernel's own
 # xen-netfront and iproute2's ip (network namespaces): the control mode checks the
 # harness's network test against real netback without the Oasis netfront. Each binary's shared libraries come from the
 # cache's unpacked packages first, else from this (Debian 12) machine, found by ldd.
@@ -45,7 +47,8 @@ install_file() {
     if ldd "$1" >/dev/null 2>&1; then elves+=("$1"); fi
 }
 
-libpath=$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu
+# (librados finds libceph-common through its RUNPATH, which is the host's path)
+libpath=$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu:$root/usr/lib/x86_64-linux-gnu/ceph
 copy_libraries() {
     local lib
     # the loader's own path, and every library ldd resolves, into /lib/x86_64-linux-gnu
@@ -93,12 +96,16 @@ dom0 | dom0-control)
     install_file "$here/dom0-init.sh" /init
     install_file "$here/net-test.sh" /usr/bin/oasis-net-test
     install_file "$here/vif-oasis" /etc/xen/scripts/vif-oasis
+    install_file "$here/block-oasis" /etc/xen/scripts/block-oasis
     install_file "$here/../configs/dom0-vif.sh" /usr/bin/oasis-dom0-vif
+    install_file "$here/../configs/dom0-vbd.sh" /usr/bin/oasis-dom0-vbd
+    install_file "$here/block-test.sh" /usr/bin/oasis-block-test
     # dom0's memory is fixed by dom0_mem: xl must not try to balloon it down
     echo 'autoballoon="off"' >"$image/etc/xen/xl.conf"
     mkdir -p "$image"/var/lib/xen "$image"/var/lib/xenstored "$image"/var/log/xen/console
     modules drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs drivers/xen/xen-evtchn \
-        drivers/xen/xen-gntdev drivers/xen/xen-gntalloc drivers/net/xen-netback/xen-netback
+        drivers/xen/xen-gntdev drivers/xen/xen-gntalloc drivers/net/xen-netback/xen-netback \
+        drivers/block/xen-blkback/xen-blkback drivers/block/loop
     if [ "$role" = dom0-control ]; then
         modules drivers/net/xen-netfront
         install_file /usr/bin/ip /usr/sbin/ip
@@ -114,7 +121,12 @@ dom0 | dom0-control)
 domu)
     xenstore_tools
     install_file "$here/domu-init.sh" /init
-    modules drivers/xen/xen-evtchn drivers/xen/xen-gntdev drivers/xen/xen-gntalloc
+    install_file "$here/block-test.sh" /usr/bin/oasis-block-test
+    # the kernel's own frontends, the yardstick: /init loads them with the xen bus's
+    # drivers_autoprobe off and binds them to vif 0 and xvdb only
+    modules drivers/xen/xen-evtchn drivers/xen/xen-gntdev drivers/xen/xen-gntalloc \
+        drivers/net/xen-netfront drivers/block/xen-blkfront
+    install_file "$root/usr/bin/fio" /usr/bin/fio
     ;;
 *)
     echo "initramfs: role must be dom0, dom0-control or domu" >&2
@@ -123,10 +135,17 @@ domu)
 esac
 copy_libraries
 chmod 755 "$image/init"
-if [ "$role" != dom0-control ] && find "$image" -name 'xen-netfront*' | grep -q .; then
-    echo "initramfs: xen-netfront must not be in the image" >&2
+if [ "$role" = dom0 ] && find "$image" -name 'xen-netfront*' -o -name 'xen-blkfront*' | grep -q .; then
+    echo "initramfs: dom0's image must not hold xen-netfront or xen-blkfront" >&2
     exit 1
 fi
 (cd "$image" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) >"$out.tmp"
+# The domU's image is compressed (zstd: fio's libraries would nearly triple it, and it
+# rides inside dom0's image, which must unpack within dom0's memory); the kernel
+# recognises the format by its magic.
+if [ "$role" = domu ]; then
+    zstd -q -3 --rm -f "$out.tmp" -o "$out.tmp.zst"
+    mv "$out.tmp.zst" "$out.tmp"
+fi
 mv "$out.tmp" "$out"
 echo "initramfs: $role image $out ($(du -h "$out" | cut -f1))" >&2
