@@ -22,10 +22,11 @@
 set -u
 part=${1:-}
 mode=${2:-none}
-disk_mib=64
+disk_mib=32
 check_sectors=2048      # the seeded pattern: 1 MiB from sector 0
 read_sector=32768       # the range dom0 writes and Oasis reads: 1 MiB at 16 MiB
 read_count=2048
+flush_sector=49152      # what oasis block write writes: 64 sectors at 24 MiB
 bench_seconds=${OASIS_BLOCK_BENCH_SECONDS:-5}
 # name:pattern:size, the same jobs on both sides
 bench_jobs="randread:randread:4k randwrite:randwrite:4k seqread:read:64k"
@@ -38,14 +39,15 @@ sha_of() { sha256sum | cut -d' ' -f1; }
 
 # Is `oasis block` with xen: disks in this payload? Prints the reason when not.
 oasis_block_missing() {
-    if ! oasis block --help >/tmp/block-help.log 2>&1; then
+    # (--help exits 0 whatever the subcommand: look for the option instead)
+    if ! oasis block info --help 2>&1 | grep -q -- --disk; then
         echo "oasis block is not in this payload (blockcore not merged)"
         return 0
     fi
     return 1
 }
 # A failure that only says the xen: disk kind is not built yet is a skip, not a fail.
-not_built() { grep -qiE "not built|not available|unsupported disk|unknown disk kind" "$1"; }
+not_built() { grep -qiE "not built|not (yet )?available|unsupported disk|unknown disk kind" "$1"; }
 
 case $part in
 prefill)
@@ -62,9 +64,12 @@ frontend)
         say "skipped $reason"
         exit 0
     fi
-    disk=xen:$vbd
+    # a VBD number is the Xen disk device/vbd/VBD; anything with a colon is taken as
+    # --disk as is (file:PATH, to try this script outside Xen)
+    case $vbd in *:*) disk=$vbd ;; *) disk=xen:$vbd ;; esac
     if oasis block info --disk "$disk" >/tmp/block-info.log 2>&1; then
         mark "block-info PASS $(tr '\n' ' ' </tmp/block-info.log)"
+        say "features $(sed -n 's/^features: //p' /tmp/block-info.log)"
     else
         sed 's/^/block-info| /' /tmp/block-info.log
         if not_built /tmp/block-info.log; then
@@ -95,7 +100,7 @@ frontend)
     fi
     # a write from a file, whose flush must reach the backend before the command ends
     dd if=/dev/urandom of=/tmp/block-flush.bin bs=512 count=64 2>/dev/null
-    if oasis block write --disk "$disk" --from /tmp/block-flush.bin --sector 65536 >/tmp/block-write.log 2>&1; then
+    if oasis block write --disk "$disk" --from /tmp/block-flush.bin --sector $flush_sector >/tmp/block-write.log 2>&1; then
         say "flush-write $(sha_of </tmp/block-flush.bin) $(tr '\n' ' ' </tmp/block-write.log)"
     else
         sed 's/^/block-write| /' /tmp/block-write.log
@@ -130,9 +135,14 @@ verify)
     fi
     set -- $(line flush-write)
     if [ $# -ge 1 ]; then
-        mine=$(dd if="$file" bs=512 skip=65536 count=64 2>/dev/null | sha_of)
+        mine=$(dd if="$file" bs=512 skip=$flush_sector count=64 2>/dev/null | sha_of)
+        features=$(line features)
+        case $features in
+        *flush* | *barrier*) how="after the flush it asked for (blkback offers: $features)" ;;
+        *) how="(no flush: blkback offered only $features)" ;;
+        esac
         if [ "$mine" = "$1" ]; then
-            mark "block-flush PASS oasis block write returned, the backing file holds its 64 sectors"
+            mark "block-flush PASS oasis block write returned, the backing file holds its 64 sectors $how"
         else
             mark "block-flush FAIL oasis block write returned, the backing file holds sha256 $mine, not $1"
         fi
@@ -148,6 +158,7 @@ bench)
         name=${job%%:*} rest=${job#*:}
         pattern=${rest%%:*} size=${rest#*:}
         # Linux: fio on its xen-blkfront's device, O_DIRECT, libaio
+        say "bench $name: fio (uptime $(uptime_s) s)"
         rw=$pattern
         kind=read
         case $pattern in *write) kind=write ;; esac
@@ -166,12 +177,14 @@ bench)
             mark "fio-$name FAIL $(tail -n1 /tmp/fio.log)"
         fi
         # Oasis: the same job through its blkfront
+        say "bench $name: oasis (uptime $(uptime_s) s)"
         if [ -n "$oasis_reason" ]; then
             mark "bench-$name SKIPPED $oasis_reason"
             mark "ratio-$name SKIPPED no Oasis figure"
             continue
         fi
-        if oasis block bench --disk "xen:$vbd" --depth $bench_depth --size "$size" --pattern "$pattern" \
+        case $vbd in *:*) disk=$vbd ;; *) disk=xen:$vbd ;; esac
+        if oasis block bench --disk "$disk" --depth $bench_depth --size "$size" --pattern "$pattern" \
             --seconds "$bench_seconds" >/tmp/bench.log 2>&1 &&
             set -- $(sed -n 's/.*IOPS \([0-9.]*\) MB\/s \([0-9.]*\).*/\1 \2/p' /tmp/bench.log | tail -n1) &&
             [ $# -eq 2 ]; then

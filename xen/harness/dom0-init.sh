@@ -53,6 +53,10 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm /run/xen /run/xenstored /var/log/xen/console /var/lib/xen
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# the disks' backing files: a tmpfs of their own (the root file system's half of
+# dom0's memory is mostly taken by the images)
+mkdir -p /var/lib/oasis
+mount -t tmpfs -o size=96m tmpfs /var/lib/oasis
 ip link set lo up
 say "dom0 kernel up, mode $mode ($(uname -r))"
 
@@ -153,7 +157,7 @@ selfloop() {
 # in dom0's tmpfs, to the Oasis blkfront in dom0 (xen/configs/dom0-vbd.sh writes the
 # nodes xl and the hotplug script would).
 selfloop_block() {
-    file=/tmp/oasis-xvda.img
+    file=/var/lib/oasis/oasis-xvda.img
     be=/local/domain/0/backend/vbd/0/51712
     expected=$(oasis-block-test prefill "$file")
     if oasis-dom0-vbd create 51712 "$file" >/tmp/vbd.log 2>&1; then
@@ -196,8 +200,8 @@ domu() {
         mark "example-configs FAIL xl create -n rejects$bad"
     fi
     # the disks, in dom0's tmpfs: Oasis's has a random range for it to read back
-    expected=$(oasis-block-test prefill /tmp/oasis-xvda.img)
-    oasis-block-test prefill /tmp/linux-xvdb.img >/dev/null
+    expected=$(oasis-block-test prefill /var/lib/oasis/oasis-xvda.img)
+    oasis-block-test prefill /var/lib/oasis/linux-xvdb.img >/dev/null
     # relay the domU's console to ours as it comes (tail -F: xenconsoled makes the file)
     # (a shell loop, not sed: sed's buffered output dies with it)
     tail -n +1 -s 1 -F "$log" 2>/dev/null | while IFS= read -r line; do echo "domU| $line"; done &
@@ -237,7 +241,7 @@ domu() {
     ip link set "vif$domid.1" up
     # The domU reports through its console, which xenconsoled writes to $log.
     if wait_until 150 grep -q "OASIS-DOMU: frontend done" "$log"; then
-        oasis-block-test verify "$mode" /tmp/oasis-xvda.img "$log" "$expected"
+        oasis-block-test verify "$mode" /var/lib/oasis/oasis-xvda.img "$log" "$expected"
     else
         for c in block-info block-write block-read block-flush; do mark "$c FAIL the domU's block steps did not end"; done
     fi
