@@ -245,6 +245,9 @@ domu() {
     else
         for c in block-info block-write block-read block-flush; do mark "$c FAIL the domU's block steps did not end"; done
     fi
+    # what blkback offered and what each frontend took (Linux's is connected by now)
+    xenstore-ls -f "/local/domain/0/backend/vbd/$domid" "/local/domain/$domid/device/vbd" 2>&1 |
+        sed 's/^/xenstore-vbd| /'
     # the domU may now overwrite the disks (the benchmarks)
     xenstore-write "/local/domain/$domid/data/oasis-verified" 1
     wait_until 150 grep -q "OASIS-DOMU: payload" "$log" || true
@@ -256,6 +259,9 @@ domu() {
         mark "netfront PASS frontend Connected (vif 1)"
         oasis-net-test "$mode" 192.0.2.2
         udp_rates
+        # what netback offered and what each netfront took
+        xenstore-ls -f "/local/domain/0/backend/vif/$domid" "/local/domain/$domid/device/vif" 2>&1 |
+            sed 's/^/xenstore-vif| /'
     else
         if grep -q "not built yet" "$log"; then
             mark "netfront UNAVAILABLE netfront not available yet"
