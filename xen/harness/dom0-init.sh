@@ -204,7 +204,11 @@ domu() {
     oasis-block-test prefill /var/lib/oasis/linux-xvdb.img >/dev/null
     # relay the domU's console to ours as it comes (tail -F: xenconsoled makes the file)
     # (a shell loop, not sed: sed's buffered output dies with it)
-    tail -n +1 -s 1 -F "$log" 2>/dev/null | while IFS= read -r line; do echo "domU| $line"; done &
+    # (each line stamped with dom0's uptime when relayed: the domU's clock is another)
+    tail -n +1 -s 1 -F "$log" 2>/dev/null | while IFS= read -r line; do
+        read -r up _ </proc/uptime
+        echo "domU| [dom0 $up] $line"
+    done &
     if xl create /etc/xen/oasis-domu.cfg; then
         domid=$(xl domid oasis-domu)
         mark "xl-create PASS domain $domid"
