@@ -12,8 +12,9 @@
 #   OASIS_XEN_PAYLOAD     a prebuilt oasis binary instead of building one
 #   OASIS_XEN_STACK_ARGS  arguments of `oasis stack` in the guests
 #                         (default "--backend xen --ip 192.0.2.2/24")
-#   OASIS_XEN_TIMEOUT     seconds per boot (default 150; the domu boot gets three times as
-#                         long: it also runs fio and oasis block bench, and boots a domU)
+#   OASIS_XEN_TIMEOUT     seconds per boot (default 150; selfloop gets twice as long (it
+#                         also runs the block self-loop), domu three times (it boots a
+#                         domU and runs fio and oasis block bench too))
 # A check may also print SKIPPED (a prerequisite is not in the payload yet, e.g. the
 # `oasis block` command): counted apart, never as a pass, and it does not fail the run.
 set -euo pipefail
@@ -92,7 +93,10 @@ boot() {
     qemu_pid=$!
     ready_at[$mode]=- done_at[$mode]=-
     local limit=$timeout
-    [ "$mode" = domu ] && limit=$((timeout * 3))
+    case $mode in
+    selfloop) limit=$((timeout * 2)) ;;
+    domu) limit=$((timeout * 3)) ;;
+    esac
     while kill -0 "$qemu_pid" 2>/dev/null; do
         if [ "${ready_at[$mode]}" = - ] && grep -aq "OASIS-XEN: dom0 ready" "$log"; then
             ready_at[$mode]=$(elapsed "$t")
