@@ -117,8 +117,12 @@ struct StackCommand: ParsableCommand {
         facilities: Facilities, configuration: IPv4StackConfiguration, loop: EventLoop,
         echo: EchoApplication
     ) throws {
+        // --offload asks netback for GSO both ways too (64 KiB TCP segments), with
+        // buffers of 17 pages: give it pages enough.
         let netfront = try Netfront(
-            facilities: facilities, vif: vif, on: loop, bufferPages: xenBufferPages)
+            facilities: facilities, vif: vif, on: loop,
+            bufferPages: stackOptions.offload ? max(xenBufferPages, 17 * 96) : xenBufferPages,
+            features: stackOptions.offload ? .all : .standard)
         defer { netfront.close() }
         var failure: NetfrontError? = nil
         netfront.onFailure = { error in
@@ -126,9 +130,15 @@ struct StackCommand: ParsableCommand {
             failure = error
             loop.stop()
         }
+        netfront.onLinkChange = { up in
+            Console.log(
+                "oasis: \(netfront.name) link \(up ? "up again" : "down") "
+                    + "(backend \(netfront.backendPath), reconnections \(netfront.reconnections))")
+        }
         Console.log(
             "oasis: \(netfront.name) connected to backend \(netfront.backendPath) "
-                + "(\(netfront.backendDomain))")
+                + "(\(netfront.backendDomain)), features \(netfront.features), "
+                + "MTU \(netfront.capabilities.mtu)")
         try stackOptions.run(
             echo, device: netfront, configuration: configuration, loop: loop, namespace: nil)
         if let failure { throw failure }
