@@ -603,7 +603,13 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
                     try? bus.setState(.closed)  // netfront's answer to Closing
                     return
                 case XenbusState.closed.rawValue:
-                    try? bus.setState(.initialising)  // ready for a new connection
+                    // Ready for a new connection (netback answers InitWait), unless
+                    // the toolstack is detaching the vif (`online` 0): it is about to
+                    // remove our directory, and a late write would leave a stray
+                    // node that moves the next `xl network-attach` to another index.
+                    if try bus.backendNode("online") != "0" {
+                        try? bus.setState(.initialising)
+                    }
                     return
                 case XenbusState.initWait.rawValue:
                     try reconnect()

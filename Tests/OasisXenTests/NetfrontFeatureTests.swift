@@ -280,7 +280,7 @@ func pooled<F: XenFacilities>(_ bytes: [UInt8], _ netfront: Netfront<F>, offload
     @Test(arguments: ["--close-after", "--vanish-after"])
     func reconnectsWhenTheBackendComesBack(how: String) throws {
         let simulator = try RunningNetbackSimulator(["--reflect", how, "5"])
-        defer { print(simulator.stop()) }
+        defer { simulator.stop() }
         let xen = try SimulatedHypervisor.connect(to: simulator.socketPath)
         defer { xen.close() }
         let loop = try EventLoop()
@@ -304,6 +304,11 @@ func pooled<F: XenFacilities>(_ bytes: [UInt8], _ netfront: Netfront<F>, offload
         #expect(netfront.isLinkUp)
         #expect(received >= 20)
         #expect(try xen.store.read("device/vif/0/state", in: .none) == "4")
+        netfront.close()
+        let log = simulator.stop()
+        // Detaching, the netfront waited for the directory to go rather than write
+        // Initialising into it (online 0).
+        #expect(log.contains("detach-writes 0"), "\(log)")
     }
 
     /// What keeping received frames out of the backend's reach costs on this machine:
