@@ -145,6 +145,33 @@ selfloop() {
     fi
 }
 
+# xl network-detach, then network-attach, of the domU's vif while `oasis stack` runs
+# there: the netfront answers the backend's Closing, waits for the vif to come back
+# and connects again by itself; ping and UDP echo work again (checks "-again").
+reconnect_domu() {
+    if xl network-detach "$domid" 0 && wait_until 30 sh -c "! xenstore-read $be/state"; then
+        mark "detach PASS vif removed, backend directory gone"
+    else
+        mark "detach FAIL backend state $(xenstore-read "$be/state" 2>&1)"
+        return
+    fi
+    if ! xl network-attach "$domid" mac=00:16:3e:00:00:02 script=/etc/xen/scripts/vif-oasis; then
+        mark "reconnect FAIL xl network-attach"
+        return
+    fi
+    wait_until 30 ip link show "$vif" || true
+    ip addr add 192.0.2.1/24 dev "$vif" 2>/dev/null
+    ip link set "$vif" up
+    if wait_until 60 xs_is "$fe/state" 4; then
+        mark "reconnect PASS frontend Connected again"
+        grep "link" "$log" | tail -n 2 | sed 's/^/domU| /'
+        oasis-net-test "$mode" 192.0.2.2 -again
+    else
+        xenstore-ls -f "$fe" 2>&1 | sed 's/^/xenstore| /'
+        mark "reconnect FAIL frontend state $(xenstore-read "$fe/state" 2>&1) after 60 s"
+    fi
+}
+
 domu() {
     log=/var/log/xen/console/guest-oasis-domu.log
     # the example configs for real hosts (xen/configs) must at least parse
@@ -190,6 +217,7 @@ domu() {
     if [ "$connected" = yes ]; then
         mark "netfront PASS frontend Connected"
         oasis-net-test "$mode" 192.0.2.2
+        reconnect_domu
     else
         if grep -q "not built yet" "$log"; then
             mark "netfront UNAVAILABLE netfront not available yet"

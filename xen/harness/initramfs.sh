@@ -20,7 +20,7 @@ role=$1 out=$2 cache=$3 oasis=$4 domu_cpio=${5:-}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$cache/root
 kernel_version=$(sed 's/^linux-image-//' "$cache/kernel")
-stack_args=${OASIS_XEN_STACK_ARGS:---backend xen --ip 192.0.2.2/24}
+stack_args=${OASIS_XEN_STACK_ARGS:---backend xen --ip 192.0.2.2/24 --offload}
 
 image=$(mktemp -d)
 trap 'rm -rf "$image"' EXIT

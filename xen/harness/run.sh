@@ -11,7 +11,8 @@
 #                         netfront, with no Oasis netfront: it checks the harness
 #   OASIS_XEN_PAYLOAD     a prebuilt oasis binary instead of building one
 #   OASIS_XEN_STACK_ARGS  arguments of `oasis stack` in the guests
-#                         (default "--backend xen --ip 192.0.2.2/24")
+#                         (default "--backend xen --ip 192.0.2.2/24 --offload": the
+#                         netfront asks for scatter-gather, checksum offload and GSO)
 #   OASIS_XEN_TIMEOUT     seconds per boot (default 150)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -112,8 +113,8 @@ boot() {
 
 declare -A checks=(
     [control]="dom0-hello netback netfront ping udp"
-    [selfloop]="dom0-hello dom0-dev-xen netback netfront ping udp teardown"
-    [domu]="dom0-hello dom0-dev-xen example-configs xl-create netback domu-no-netfront domu-dev-xen domu-hello netfront ping udp"
+    [selfloop]="dom0-hello dom0-dev-xen netback netfront ping udp udp-large tcp teardown"
+    [domu]="dom0-hello dom0-dev-xen example-configs xl-create netback domu-no-netfront domu-dev-xen domu-hello netfront ping udp udp-large tcp detach reconnect ping-again udp-again"
 )
 passed=0 failed=0 unavailable=0
 results=()
