@@ -203,12 +203,15 @@ public final class Netfront<Facilities: XenFacilities>: NetworkDevice {
     /// - Parameters:
     ///   - bufferPages: the pool's pages (granted read-only): frames built for
     ///     transmission and every received frame live in them. With segmentation a
-    ///     buffer spans 17 of them.
+    ///     buffer spans 17 of them. The device grants 258 pages more (2 rings, 256
+    ///     landing pages); Linux's gntalloc grants at most 1024 pages in all unless
+    ///     its `limit` parameter says more (`/sys/module/xen_gntalloc/parameters/limit`),
+    ///     hence 512 by default.
     ///   - features: what to ask for; ``features`` says what the backend agreed to.
     ///   - reconnects: whether to connect again when the backend goes away and comes
     ///     back, rather than stop.
     public init(
-        facilities: Facilities, vif: Int = 0, on loop: EventLoop, bufferPages: Int = 768,
+        facilities: Facilities, vif: Int = 0, on loop: EventLoop, bufferPages: Int = 512,
         features requested: Features = .standard, reconnects: Bool = true,
         timeout: Duration = .seconds(10)
     ) throws(NetfrontError) {

@@ -41,7 +41,7 @@ struct StackCommand: ParsableCommand {
     var xenSim: String?
 
     @Option(help: "Xen: pages granted to the backend for packet buffers.")
-    var xenBufferPages = 768
+    var xenBufferPages = 512
 
     @OptionGroup var stackOptions: StackOptions
     @OptionGroup var loopOptions: LoopOptions
@@ -118,10 +118,11 @@ struct StackCommand: ParsableCommand {
         echo: EchoApplication
     ) throws {
         // --offload asks netback for GSO both ways too (64 KiB TCP segments), with
-        // buffers of 17 pages: give it pages enough.
+        // buffers of 17 pages: 44 of them, which with the rings and the 256 landing
+        // pages stays within gntalloc's default limit of 1024 grants.
         let netfront = try Netfront(
             facilities: facilities, vif: vif, on: loop,
-            bufferPages: stackOptions.offload ? max(xenBufferPages, 17 * 96) : xenBufferPages,
+            bufferPages: stackOptions.offload ? max(xenBufferPages, 17 * 44) : xenBufferPages,
             features: stackOptions.offload ? .all : .standard)
         defer { netfront.close() }
         var failure: NetfrontError? = nil
