@@ -175,3 +175,82 @@ extension UnsafeMutableRawPointer {
         storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
     }
 }
+
+/// `netif_extra_info_t` (8 bytes): a slot after a packet's first slot that carries no
+/// data but says more about the packet, when that slot's flags have `extra_info`
+/// (`NETTXF_extra_info`, `NETRXF_extra_info`). It overlays the slot's request (TX)
+/// or response (RX), so it has no id: the frontend knows it by its place.
+///
+/// ```swift
+/// let gso = NetifExtraInfo.segmentation(size: 1448, type: NetifExtraInfo.gsoTCPv4)
+/// try tx.putRequest(gso.transmitSlot)           // right after the first slot
+/// let extra = NetifExtraInfo(overlaying: response)   // RX: the slot after the first
+/// ```
+public struct NetifExtraInfo: Hashable, Sendable {
+    /// `XEN_NETIF_EXTRA_TYPE_*`.
+    public var type: UInt8
+    /// `XEN_NETIF_EXTRA_FLAG_*`: ``more`` when another extra slot follows.
+    public var flags: UInt8
+    /// For ``typeGSO``: `gso.size`, the segments' payload (the MSS).
+    public var segmentSize: UInt16
+    /// For ``typeGSO``: `gso.type`, `XEN_NETIF_GSO_TYPE_*`.
+    public var segmentationType: UInt8
+    /// For ``typeGSO``: `gso.features`.
+    public var features: UInt16
+
+    public init(
+        type: UInt8, flags: UInt8 = 0, segmentSize: UInt16 = 0, segmentationType: UInt8 = 0,
+        features: UInt16 = 0
+    ) {
+        self.type = type
+        self.flags = flags
+        self.segmentSize = segmentSize
+        self.segmentationType = segmentationType
+        self.features = features
+    }
+
+    /// A GSO extra: segments of `size` payload bytes of kind `type`.
+    public static func segmentation(size: UInt16, type: UInt8) -> NetifExtraInfo {
+        NetifExtraInfo(type: typeGSO, segmentSize: size, segmentationType: type)
+    }
+
+    /// `XEN_NETIF_EXTRA_TYPE_NONE`: never valid.
+    public static let typeNone: UInt8 = 0
+    /// `XEN_NETIF_EXTRA_TYPE_GSO`.
+    public static let typeGSO: UInt8 = 1
+    /// `XEN_NETIF_EXTRA_TYPE_MCAST_ADD`, `_DEL`, `_HASH`: known, not used by us.
+    public static let typeMulticastAdd: UInt8 = 2
+    public static let typeMulticastDelete: UInt8 = 3
+    public static let typeHash: UInt8 = 4
+    /// `XEN_NETIF_EXTRA_FLAG_MORE`.
+    public static let more: UInt8 = 1
+    /// `XEN_NETIF_GSO_TYPE_TCPV4`, `_TCPV6`.
+    public static let gsoTCPv4: UInt8 = 1
+    public static let gsoTCPv6: UInt8 = 2
+
+    /// Reads the extra an RX response slot holds (its 8 bytes, little-endian:
+    /// type, flags, size, gso type, pad, features).
+    public init(overlaying response: NetifReceiveResponse) {
+        type = UInt8(truncatingIfNeeded: response.id)
+        flags = UInt8(truncatingIfNeeded: response.id >> 8)
+        segmentSize = response.offset
+        segmentationType = UInt8(truncatingIfNeeded: response.flags)
+        features = UInt16(bitPattern: response.status)
+    }
+
+    /// The extra as the TX request slot that carries it (the last 4 of its 12 bytes
+    /// are padding, written as zero).
+    public var transmitSlot: NetifTransmitRequest {
+        NetifTransmitRequest(
+            grant: XenGrantReference(
+                UInt32(type) | UInt32(flags) << 8 | UInt32(segmentSize) << 16),
+            offset: UInt16(segmentationType), flags: features, id: 0, size: 0)
+    }
+
+    /// The extra as the RX response slot that carries it (how a backend writes it).
+    public var receiveSlot: NetifReceiveResponse {
+        NetifReceiveResponse(
+            id: UInt16(type) | UInt16(flags) << 8, offset: segmentSize,
+            flags: UInt16(segmentationType), status: Int16(bitPattern: features))
+    }
+}

@@ -52,7 +52,9 @@ struct StackOptions: ParsableArguments {
         help: """
             TAP: offload TCP both ways through the virtio-net header (implies \
             --vnet-header): 64 KiB segments to the kernel for it to cut (TSO), coalesced \
-            ones from it (TSO/GRO), checksums left partial.
+            ones from it (TSO/GRO), checksums left partial. Xen: ask netback for \
+            feature-gso-tcpv4 both ways as well (scatter-gather and checksum offload are \
+            always asked for).
             """)
     var offload = false
 

@@ -58,7 +58,7 @@ struct OpenFlowSwitchCommand: ParsableCommand {
     var xenSim: String?
 
     @Option(help: "xen: ports: pages granted to the backend for each port's packet buffers.")
-    var xenBufferPages = 768
+    var xenBufferPages = 512
 
     @Option(
         name: .customLong("channel"),

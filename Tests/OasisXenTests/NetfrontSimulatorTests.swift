@@ -110,15 +110,15 @@ func runLoop(_ loop: EventLoop, seconds: Double, until done: @escaping () -> Boo
         #expect(received == [numberedFrame(1).copyBytes(), numberedFrame(2).copyBytes()])
     }
 
-    /// The backend closes after five packets: the device reports link down and the
-    /// typed error, and stops using the rings.
+    /// The backend closes after five packets and the device was told not to reconnect:
+    /// it reports link down and the typed error, and stops using the rings.
     @Test func backendClosingMidStreamStopsTheDevice() throws {
         let simulator = try RunningNetbackSimulator(["--reflect", "--close-after", "5"])
         defer { print(simulator.stop()) }
         let xen = try SimulatedHypervisor.connect(to: simulator.socketPath)
         defer { xen.close() }
         let loop = try EventLoop()
-        let netfront = try Netfront(facilities: xen, on: loop)
+        let netfront = try Netfront(facilities: xen, on: loop, reconnects: false)
         var reported: [NetfrontError] = []
         netfront.onFailure = { reported.append($0) }
         try netfront.start { _ in }

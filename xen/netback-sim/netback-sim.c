@@ -13,13 +13,17 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 // io/ring.h is written against barriers its includer defines (its xen_mb() and friends
@@ -45,7 +49,11 @@ static struct {
     const char *mac;
     enum misbehaviour misbehave;
     long close_after;  // TX packets before the backend closes mid-stream; -1: never
-} options = {.vif = 0, .mac = "00:16:3e:00:00:01", .close_after = -1};
+    long vanish_after;  // TX packets before the vif is detached and attached again; -1: never
+    unsigned rx_slot_size;  // the most bytes per RX slot with feature-sg (PAGE: netback's)
+    int no_offloads;  // offer neither feature-sg nor feature-gso-tcpv4
+} options = {.vif = 0, .mac = "00:16:3e:00:00:01", .close_after = -1, .vanish_after = -1,
+             .rx_slot_size = PAGE};
 
 static struct {
     int connected, closed_mid_stream;
@@ -59,6 +67,16 @@ static struct {
     long tx_packets, rx_packets, rx_drops, tx_errors;
 } backend;
 
+// What the frontend asked for (read when it connects) and what the offloads did.
+static struct {
+    int sg, no_csum, gso_tcpv4;
+    int vanishing;  // the vif is being detached: when the frontend is Closed, remove it
+    struct timespec remove_at;  // when the toolstack removes the directories (0: not planned)
+    struct timespec recreate_at;  // when to attach it again (tv_sec 0: not planned)
+    long detach_writes;  // the frontend went Initialising while online was 0
+    long tx_gso, tx_csum_blank, rx_gso, rx_multislot, rx_csum_blank, segment_drops;
+} offload;
+
 static char backend_path[128];
 static int tap_fd = -1;
 
@@ -66,6 +84,11 @@ static void set_backend_state(int state) {
     say("backend state %d", state);
     node_write(backend_path, "state", "%d", state);
 }
+
+static void offload_offer_features(void);
+static void offload_read_frontend_features(void);
+static void offload_vanish_if_planned(void);
+static void offload_check_detach_write(int state);
 
 // What the toolstack writes before the frontend starts, and netback's probe.
 static void toolstack_create_vif(void) {
@@ -84,7 +107,7 @@ static void toolstack_create_vif(void) {
     node_write(backend_path, "type", "vif");
     node_write(backend_path, "state", "1");
     // netback_probe: the features, then InitWait.
-    node_write(backend_path, "feature-sg", "1");
+    offload_offer_features();
     node_write(backend_path, "feature-rx-copy", "1");
     node_write(backend_path, "feature-rx-flip", "0");
     set_backend_state(XenbusStateInitWait);
@@ -129,6 +152,7 @@ static void connect_rings(void) {
         fail("binding the event channel");
         return;
     }
+    offload_read_frontend_features();
     BACK_RING_INIT(&backend.tx, (netif_tx_sring_t *)tx_page, PAGE);
     BACK_RING_INIT(&backend.rx, (netif_rx_sring_t *)rx_page, PAGE);
     backend.connected = 1;
@@ -142,6 +166,7 @@ void device_frontend_changed(void) {
     const char *mine = node_read(backend_path, "state");
     int state = text ? atoi(text) : XenbusStateUnknown;
     int backend_state = mine ? atoi(mine) : XenbusStateUnknown;
+    offload_check_detach_write(state);
     say("frontend state %d", state);
     switch (state) {
     case XenbusStateInitialised:
@@ -155,6 +180,7 @@ void device_frontend_changed(void) {
     case XenbusStateClosed:
         disconnect();
         set_backend_state(XenbusStateClosed);
+        offload_vanish_if_planned();
         break;
     case XenbusStateInitialising:
         if (backend_state == XenbusStateClosed) set_backend_state(XenbusStateInitWait);
@@ -164,38 +190,266 @@ void device_frontend_changed(void) {
     }
 }
 
-// A frame from the TAP (or reflected) into the frontend's next posted buffer. Returns
-// 0 when no buffer is posted.
-static int deliver_to_frontend(const uint8_t *frame, size_t length) {
+// ---------------------------------------------------------------------------------
+// Offloads (scatter-gather, checksums, GSO): netback's side of each, on io/netif.h's
+// structs and flags. Kept apart from the rest so the ring core stays as it was.
+
+static void offload_offer_features(void) {
+    node_write(backend_path, "feature-sg", options.no_offloads ? "0" : "1");
+    node_write(backend_path, "feature-gso-tcpv4", options.no_offloads ? "0" : "1");
+}
+
+// Where the TCP/UDP checksum of an Ethernet frame lies (IPv4, one optional 802.1Q tag),
+// as skb_checksum_setup finds it. Returns 0 and fills start/field, or -1.
+static int offload_locate_checksum(const uint8_t *frame, size_t length, size_t *start,
+                                   size_t *field, size_t *end, int *udp) {
+    size_t ip = 14;
+    if (length < ip + 20) return -1;
+    unsigned type = (unsigned)frame[12] << 8 | frame[13];
+    if (type == 0x8100) {
+        ip += 4;
+        if (length < ip + 20) return -1;
+        type = (unsigned)frame[16] << 8 | frame[17];
+    }
+    if (type != 0x0800 || frame[ip] >> 4 != 4) return -1;
+    size_t header = (size_t)(frame[ip] & 15) * 4;
+    size_t total = (size_t)frame[ip + 2] << 8 | frame[ip + 3];
+    if (header < 20 || total < header || ip + total > length) return -1;
+    *start = ip + header;
+    *end = ip + total;
+    if (frame[ip + 9] == 6) {
+        *field = *start + 16;
+        *udp = 0;
+    } else if (frame[ip + 9] == 17) {
+        *field = *start + 6;
+        *udp = 1;
+    } else {
+        return -1;
+    }
+    return *field + 2 <= *end ? 0 : -1;
+}
+
+// Finishes a partial checksum (the field holds the pseudo-header sum), as a NIC would.
+static void offload_finish_checksum(uint8_t *frame, size_t length) {
+    size_t start, field, end;
+    int udp;
+    if (offload_locate_checksum(frame, length, &start, &field, &end, &udp)) return;
+    uint32_t sum = 0;
+    for (size_t i = start; i < end; i += 2)
+        sum += (uint32_t)frame[i] << 8 | (i + 1 < end ? frame[i + 1] : 0);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    uint16_t value = (uint16_t)~sum;
+    if (value == 0 && udp) value = 0xffff;
+    frame[field] = (uint8_t)(value >> 8);
+    frame[field + 1] = (uint8_t)value;
+}
+
+static void offload_read_frontend_features(void) {
+    unsigned long value;
+    offload.sg = !read_unsigned(sim_frontend_path, "feature-sg", &value) && value == 1;
+    offload.no_csum = !read_unsigned(sim_frontend_path, "feature-no-csum-offload", &value) && value == 1;
+    offload.gso_tcpv4 = !read_unsigned(sim_frontend_path, "feature-gso-tcpv4", &value) && value == 1;
+    if (options.no_offloads) offload.sg = offload.gso_tcpv4 = 0;
+    say("frontend features: sg %d no-csum-offload %d gso-tcpv4 %d", offload.sg, offload.no_csum,
+        offload.gso_tcpv4);
+    if (tap_fd >= 0) {
+        // What the kernel may hand us: partial checksums unless the frontend refuses
+        // them, large TCP segments when it takes GSO (TSO4 only with TSO6, its ABI).
+        unsigned flags = offload.no_csum ? 0 : TUN_F_CSUM;
+        if (offload.gso_tcpv4 && !offload.no_csum) flags |= TUN_F_TSO4 | TUN_F_TSO6;
+        if (ioctl(tap_fd, TUNSETOFFLOAD, flags) < 0) say("TUNSETOFFLOAD: %s", strerror(errno));
+    }
+}
+
+// The extras after a TX packet's first slot, from req_cons + at: returns how many
+// slots they took (0 or more), -1 when not all are pushed yet, -2 when invalid.
+static int offload_take_tx_extras(netif_tx_back_ring_t *tx, RING_IDX at, unsigned available,
+                                  uint16_t *gso_size) {
+    int taken = 0;
+    for (;;) {
+        if ((unsigned)taken + at - tx->req_cons >= available) return -1;
+        netif_tx_request_t slot;
+        netif_extra_info_t extra;
+        RING_COPY_REQUEST(tx, at + (RING_IDX)taken, &slot);
+        memcpy(&extra, &slot, sizeof extra);
+        taken++;
+        if (extra.type == XEN_NETIF_EXTRA_TYPE_NONE || extra.type >= XEN_NETIF_EXTRA_TYPE_MAX)
+            return -2;
+        if (extra.type == XEN_NETIF_EXTRA_TYPE_GSO) {
+            // netback: only the kinds it offered, and a size.
+            if (options.no_offloads || extra.u.gso.type != XEN_NETIF_GSO_TYPE_TCPV4 ||
+                extra.u.gso.size == 0)
+                return -2;
+            *gso_size = extra.u.gso.size;
+        }
+        if (!(extra.flags & XEN_NETIF_EXTRA_FLAG_MORE)) return taken;
+        if (taken > 4) return -2;
+    }
+}
+
+// A frame (with what its sender left: a blank checksum, a GSO size) into the frontend's
+// posted pages, over several slots with feature-sg (at most rx_slot_size bytes each),
+// the GSO extra after the first when the frontend asked for feature-gso-tcpv4.
+// Returns 1 when placed, 0 when too few requests are posted, -1 when dropped.
+static int offload_deliver(uint8_t *frame, size_t length, int csum_blank, uint16_t gso_size) {
     netif_rx_back_ring_t *rx = &backend.rx;
     if (!backend.connected) return -1;
+    if (gso_size && !offload.gso_tcpv4) {
+        // netback segments in software for such a frontend; the simulator does not.
+        offload.segment_drops++;
+        return -1;
+    }
+    if (csum_blank && offload.no_csum) {
+        offload_finish_checksum(frame, length);
+        csum_blank = 0;
+    }
     if (RING_REQUEST_PROD_OVERFLOW(rx, rx->sring->req_prod)) {
         fail("rx req_prod overflow");
         return -1;
     }
-    if (!RING_HAS_UNCONSUMED_REQUESTS(rx)) return 0;
-    netif_rx_request_t request;
-    RING_COPY_REQUEST(rx, rx->req_cons, &request);
-    rx->req_cons++;
-    netif_rx_response_t *response = RING_GET_RESPONSE(rx, rx->rsp_prod_pvt);
-    uint8_t *page = granted_page(request.gref, 1);
-    response->id = request.id;
-    response->offset = 0;
-    response->flags = 0;
-    if (!page || length > PAGE) {
-        response->status = NETIF_RSP_ERROR;
-        backend.rx_drops++;
-    } else {
-        memcpy(page, frame, length);
-        response->status = (int16_t)length;
-        if (options.misbehave == LENGTH_BEYOND_PAGE) response->offset = PAGE - 60;
-        backend.rx_packets++;
+    size_t slot_size = offload.sg ? options.rx_slot_size : PAGE;
+    size_t data_slots = length == 0 ? 1 : (length + slot_size - 1) / slot_size;
+    if (!offload.sg && length > PAGE) return -1;
+    unsigned needed = (unsigned)data_slots + (gso_size ? 1 : 0);
+    if (RING_HAS_UNCONSUMED_REQUESTS(rx) < needed) return 0;
+    size_t done = 0;
+    for (size_t i = 0; i < data_slots; i++) {
+        netif_rx_request_t request;
+        RING_COPY_REQUEST(rx, rx->req_cons, &request);
+        rx->req_cons++;
+        netif_rx_response_t *response = RING_GET_RESPONSE(rx, rx->rsp_prod_pvt);
+        uint8_t *page = granted_page(request.gref, 1);
+        size_t chunk = length - done < slot_size ? length - done : slot_size;
+        response->id = request.id;
+        response->offset = 0;
+        response->flags = 0;
+        if (i == 0) {
+            if (csum_blank) response->flags |= NETRXF_csum_blank | NETRXF_data_validated;
+            if (gso_size) response->flags |= NETRXF_extra_info;
+        }
+        if (i + 1 < data_slots) response->flags |= NETRXF_more_data;
+        if (!page) {
+            response->status = NETIF_RSP_ERROR;
+            backend.rx_drops++;
+        } else {
+            memcpy(page, frame + done, chunk);
+            response->status = (int16_t)chunk;
+            if (options.misbehave == LENGTH_BEYOND_PAGE) response->offset = PAGE - 60;
+        }
+        rx->rsp_prod_pvt++;
+        done += chunk;
+        if (i == 0 && gso_size) {
+            // The extra takes the next request's slot; that request's page is unused.
+            rx->req_cons++;
+            netif_extra_info_t *extra = (netif_extra_info_t *)RING_GET_RESPONSE(rx, rx->rsp_prod_pvt);
+            memset(extra, 0, sizeof *extra);
+            extra->type = XEN_NETIF_EXTRA_TYPE_GSO;
+            extra->u.gso.size = gso_size;
+            extra->u.gso.type = XEN_NETIF_GSO_TYPE_TCPV4;
+            rx->rsp_prod_pvt++;
+        }
     }
-    rx->rsp_prod_pvt++;
+    backend.rx_packets++;
+    if (data_slots > 1) offload.rx_multislot++;
+    if (gso_size) offload.rx_gso++;
+    if (csum_blank) offload.rx_csum_blank++;
     int notify;
     RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(rx, notify);
     if (notify) notify_frontend();
     return 1;
+}
+
+// A transmitted frame to the TAP: a virtio-net header says what the kernel must finish
+// (a checksum, a segmentation), as netback hands an skb to the bridge.
+static void offload_write_tap(uint8_t *frame, size_t length, int csum_blank, uint16_t gso_size) {
+    struct virtio_net_hdr header;
+    memset(&header, 0, sizeof header);
+    size_t start, field, end;
+    int udp;
+    if ((csum_blank || gso_size) &&
+        !offload_locate_checksum(frame, length, &start, &field, &end, &udp)) {
+        header.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        header.csum_start = (uint16_t)start;
+        header.csum_offset = (uint16_t)(field - start);
+        if (gso_size && !udp) {
+            header.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+            header.gso_size = gso_size;
+            header.hdr_len = (uint16_t)(start + (size_t)(frame[start + 12] >> 4) * 4);
+        }
+    }
+    struct iovec parts[2] = {{.iov_base = &header, .iov_len = sizeof header},
+                             {.iov_base = frame, .iov_len = length}};
+    if (writev(tap_fd, parts, 2) < 0) say("tap write: %s", strerror(errno));
+}
+
+// A frame read from the TAP behind its virtio-net header, to the frontend.
+static int offload_from_tap(uint8_t *buffer, size_t length) {
+    struct virtio_net_hdr header;
+    if (length < sizeof header) return -1;
+    memcpy(&header, buffer, sizeof header);
+    uint8_t *frame = buffer + sizeof header;
+    length -= sizeof header;
+    uint16_t gso_size = 0;
+    if (header.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+        if ((header.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_TCPV4) {
+            offload.segment_drops++;
+            return -1;
+        }
+        gso_size = header.gso_size;
+    }
+    return offload_deliver(frame, length, header.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM, gso_size);
+}
+
+// Detach and attach, as xl network-detach/attach do: once the frontend is Closed,
+// both directories go; a moment later the toolstack writes them again.
+static void offload_later(struct timespec *when, long milliseconds) {
+    clock_gettime(CLOCK_MONOTONIC, when);
+    when->tv_nsec += milliseconds * 1000000L;
+    while (when->tv_nsec >= 1000000000L) {
+        when->tv_sec++;
+        when->tv_nsec -= 1000000000L;
+    }
+}
+
+static int offload_due(const struct timespec *when) {
+    if (when->tv_sec == 0) return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > when->tv_sec || (now.tv_sec == when->tv_sec && now.tv_nsec >= when->tv_nsec);
+}
+
+// The backend is Closed during a detach: libxl removes both directories a moment
+// later (the frontend sees Closed with online 0 first), and attaches again after.
+static void offload_vanish_if_planned(void) {
+    if (!offload.vanishing) return;
+    offload.vanishing = 0;
+    offload_later(&offload.remove_at, 100);
+}
+
+// A frontend that goes Initialising while the vif is being detached would leave a
+// stray node once the toolstack removes its directory.
+static void offload_check_detach_write(int state) {
+    const char *online = node_read(backend_path, "online");
+    if (state == XenbusStateInitialising && online && !strcmp(online, "0")) {
+        offload.detach_writes++;
+        say("the frontend went Initialising during a detach");
+    }
+}
+
+static void toolstack_create_vif(void);
+
+static void offload_recreate_if_due(void) {
+    if (offload_due(&offload.remove_at)) {
+        offload.remove_at.tv_sec = 0;
+        say("vif removed (detach); attached again in 300 ms");
+        store_remove(sim_frontend_path);
+        store_remove(backend_path);
+        offload_later(&offload.recreate_at, 300);
+    }
+    if (!offload_due(&offload.recreate_at)) return;
+    offload.recreate_at.tv_sec = 0;
+    say("vif attached again");
+    toolstack_create_vif();
 }
 
 void device_disconnect(void) { disconnect(); }
@@ -206,6 +460,8 @@ void device_session_ended(void) {
         backend.rx_packets, backend.rx_drops, backend.tx_errors);
     backend.closed_mid_stream = 0;
     backend.broke_tx_ring = 0;
+    offload.vanishing = 0;
+    offload.remove_at.tv_sec = offload.recreate_at.tv_sec = 0;
     toolstack_create_vif();
 }
 
@@ -231,17 +487,28 @@ static void process_transmit(void) {
             RING_FINAL_CHECK_FOR_REQUESTS(tx, work);
             continue;
         }
-        // The slots of one packet: the first, then while more_data.
+        // The slots of one packet: the first, its extras, then while more_data.
         netif_tx_request_t slots[MAX_SLOTS];
         unsigned count = 0;
-        int complete = 0;
-        while (count < available && count < MAX_SLOTS) {
-            RING_COPY_REQUEST(tx, tx->req_cons + count, &slots[count]);
-            count++;
-            if (!(slots[count - 1].flags & NETTXF_more_data)) {
-                complete = 1;
-                break;
+        int complete = 0, extras = 0;
+        uint16_t gso_size = 0;
+        RING_COPY_REQUEST(tx, tx->req_cons, &slots[0]);
+        count = 1;
+        if (slots[0].flags & NETTXF_extra_info) {
+            extras = offload_take_tx_extras(tx, tx->req_cons + 1, available, &gso_size);
+            if (extras == -1) return;  // not all pushed yet
+            if (extras == -2) {
+                fail("a bad extra-info slot");
+                return;
             }
+        }
+        unsigned taken = 1 + (unsigned)extras;
+        complete = !(slots[0].flags & NETTXF_more_data);
+        while (!complete && taken < available && count < MAX_SLOTS) {
+            RING_COPY_REQUEST(tx, tx->req_cons + taken, &slots[count]);
+            count++;
+            taken++;
+            if (!(slots[count - 1].flags & NETTXF_more_data)) complete = 1;
         }
         if (!complete) {
             if (count >= MAX_SLOTS) {
@@ -250,13 +517,13 @@ static void process_transmit(void) {
             }
             return;  // the rest of the packet is not pushed yet
         }
-        tx->req_cons += count;
+        tx->req_cons += taken;
         // The first slot's size is the whole packet's; its own bytes are what the
         // others leave.
         size_t total = slots[0].size, rest = 0, offset = 0;
         for (unsigned i = 1; i < count; i++) rest += slots[i].size;
         int16_t status = NETIF_RSP_OKAY;
-        if (rest > total || (slots[0].flags & NETTXF_extra_info)) status = NETIF_RSP_ERROR;
+        if (rest > total || (count > 1 && options.no_offloads)) status = NETIF_RSP_ERROR;
         for (unsigned i = 0; i < count && status == NETIF_RSP_OKAY; i++) {
             size_t length = i == 0 ? total - rest : slots[i].size;
             const uint8_t *page = granted_page(slots[i].gref, 0);
@@ -267,12 +534,17 @@ static void process_transmit(void) {
             memcpy(frame + offset, page + slots[i].offset, length);
             offset += length;
         }
+        int csum_blank = (slots[0].flags & NETTXF_csum_blank) != 0;
+        if (status == NETIF_RSP_OKAY) {
+            if (gso_size) offload.tx_gso++;
+            if (csum_blank) offload.tx_csum_blank++;
+        }
         if (status == NETIF_RSP_OKAY) {
             backend.tx_packets++;
             if (options.reflect) {
-                if (deliver_to_frontend(frame, total) == 0) backend.rx_drops++;
-            } else if (tap_fd >= 0 && write(tap_fd, frame, total) < 0) {
-                say("tap write: %s", strerror(errno));
+                if (offload_deliver(frame, total, csum_blank, gso_size) <= 0) backend.rx_drops++;
+            } else if (tap_fd >= 0) {
+                offload_write_tap(frame, total, csum_blank, gso_size);
             }
         } else {
             backend.tx_errors++;
@@ -283,6 +555,9 @@ static void process_transmit(void) {
             response->status = status;
             if (options.misbehave == UNKNOWN_ID) response->id = slots[i].id ^ 0x4000;
             tx->rsp_prod_pvt++;
+            // netback's make_tx_response: an extra's slot gets only a status.
+            for (int e = 0; i == 0 && e < extras; e++)
+                RING_GET_RESPONSE(tx, tx->rsp_prod_pvt++)->status = NETIF_RSP_NULL;
         }
         if (options.misbehave == RESPONSES_BEYOND_REQUESTS) tx->rsp_prod_pvt += 5;
         int notify;
@@ -293,6 +568,14 @@ static void process_transmit(void) {
             return;
         }
         if (options.close_after >= 0 && backend.tx_packets >= options.close_after) {
+            options.close_after = -1;  // once: the frontend may connect again
+            close_mid_stream();
+            return;
+        }
+        if (options.vanish_after >= 0 && backend.tx_packets >= options.vanish_after) {
+            options.vanish_after = -1;
+            offload.vanishing = 1;
+            node_write(backend_path, "online", "0");  // libxl's first step of a detach
             close_mid_stream();
             return;
         }
@@ -309,11 +592,11 @@ static int receive_space(void) {
 }
 
 static void process_tap(void) {
-    static uint8_t frame[65536];
+    static uint8_t frame[65536 + sizeof(struct virtio_net_hdr)];
     for (int batch = 0; batch < 64 && receive_space(); batch++) {
         ssize_t length = read(tap_fd, frame, sizeof frame);
         if (length <= 0) return;
-        if (deliver_to_frontend(frame, (size_t)length) <= 0) backend.rx_drops++;
+        if (offload_from_tap(frame, (size_t)length) <= 0) backend.rx_drops++;
     }
 }
 
@@ -325,7 +608,7 @@ static int open_tap(const char *name) {
     if (fd < 0) die("/dev/net/tun");
     struct ifreq request;
     memset(&request, 0, sizeof request);
-    request.ifr_flags = IFF_TAP | IFF_NO_PI;
+    request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;  // offloads: offload_write_tap
     snprintf(request.ifr_name, IFNAMSIZ, "%s", name);
     if (ioctl(fd, TUNSETIFF, &request) < 0) die("TUNSETIFF");
     int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -340,6 +623,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: netback-sim --socket PATH (--tap NAME | --reflect) [--domid N] [--vif N]\n"
             "         [--mac MAC] [--pages N] [--once] [--verbose] [--close-after N]\n"
+            "         [--vanish-after N] [--rx-slot-size BYTES] [--no-offloads]\n"
             "         [--misbehave responses-beyond-requests|unknown-id|length-beyond-page]\n");
     exit(2);
 }
@@ -350,6 +634,7 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--reflect")) options.reflect = 1;
+        else if (!strcmp(a, "--no-offloads")) options.no_offloads = 1;
         else if (!strcmp(a, "--once")) sim.once = 1;
         else if (!strcmp(a, "--verbose")) sim.verbose = 1;
         else if (!value) usage();
@@ -360,6 +645,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--mac")) options.mac = argv[++i];
         else if (!strcmp(a, "--pages")) sim.pages = (unsigned)atoi(argv[++i]);
         else if (!strcmp(a, "--close-after")) options.close_after = atol(argv[++i]);
+        else if (!strcmp(a, "--vanish-after")) options.vanish_after = atol(argv[++i]);
+        else if (!strcmp(a, "--rx-slot-size")) options.rx_slot_size = (unsigned)atoi(argv[++i]);
         else if (!strcmp(a, "--misbehave")) {
             const char *kind = argv[++i];
             if (!strcmp(kind, "responses-beyond-requests")) options.misbehave = RESPONSES_BEYOND_REQUESTS;
@@ -370,7 +657,15 @@ int main(int argc, char **argv) {
     }
     if (!sim.socket_path || (!options.tap_name == !options.reflect)) usage();
     if (sim.pages < 8 || sim.pages > PAGE) usage();
+    if (options.rx_slot_size < 64 || options.rx_slot_size > PAGE) usage();
 
+    // A parent that blocks signals (a test runner's thread) hands the mask down: take
+    // SIGINT and SIGTERM back, or stopping us would wait for the frontend to leave.
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    sigaddset(&wanted, SIGINT);
+    sigaddset(&wanted, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &wanted, NULL);
     sim_install_signals();
 
     snprintf(sim_frontend_path, sizeof sim_frontend_path, "/local/domain/%u/device/vif/%u",
@@ -404,7 +699,9 @@ int main(int argc, char **argv) {
             tap_at = n;
             fds[n++] = (struct pollfd){.fd = tap_fd, .events = POLLIN};
         }
-        if (poll(fds, (nfds_t)n, 1000) < 0) {
+        offload_recreate_if_due();
+        int soon = offload.recreate_at.tv_sec || offload.remove_at.tv_sec;
+        if (poll(fds, (nfds_t)n, soon ? 20 : 1000) < 0) {
             if (errno == EINTR) continue;
             die("poll");
         }
@@ -421,6 +718,11 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "netback-sim: tx %ld rx %ld rx-drops %ld tx-errors %ld\n",
             backend.tx_packets, backend.rx_packets, backend.rx_drops, backend.tx_errors);
+    fprintf(stderr,
+            "netback-sim: offloads: tx gso %ld csum-blank %ld; rx gso %ld multi-slot %ld "
+            "csum-blank %ld; gso dropped %ld; detach-writes %ld\n",
+            offload.tx_gso, offload.tx_csum_blank, offload.rx_gso, offload.rx_multislot,
+            offload.rx_csum_blank, offload.segment_drops, offload.detach_writes);
     unlink(sim.socket_path);
     return 0;
 }
