@@ -113,7 +113,6 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
                 transmit(waiting, to: mac)
             }
         }
-        onArpReceived?(message, linkSource)
     }
 
     /// RFC 5227's DEFEND_INTERVAL: at most one defence of our address this often.

@@ -155,6 +155,12 @@ extension StackOptions {
                     "oasis: \(count) workers: one per receive queue of \(xdp) "
                         + "(\(queues) queues, \(cores) cores)")
             }
+            if count < available {
+                Console.log(
+                    "oasis: \(xdp) has \(queues) receive queues and \(count) worker(s) own "
+                        + "\(count) of them: frames on the others go to the kernel (ethtool -L "
+                        + "\(xdp) to have fewer queues, or --workers \(available))")
+            }
         case .tap:
             count = requested ?? 1
         default:
