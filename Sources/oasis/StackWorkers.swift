@@ -150,10 +150,12 @@ extension StackOptions {
                         + "\(available) from --xdp-queue \(xdpQueue) on (one worker per queue)")
             }
             count = requested ?? (splittable ? min(cores, available) : 1)
-            if requested == nil && count > 1 {
+            if requested == nil {
                 Console.log(
-                    "oasis: \(count) workers: one per receive queue of \(xdp) "
-                        + "(\(queues) queues, \(cores) cores)")
+                    "oasis: \(count) worker\(count == 1 ? "" : "s") (--workers): one per receive "
+                        + "queue of \(xdp) from queue \(xdpQueue) on, at most one per core "
+                        + "(\(queues) queue\(queues == 1 ? "" : "s"), \(cores) cores)"
+                        + (splittable ? "" : "; one for --ip dhcp, --capture or iperf3"))
             }
             if count < available {
                 Console.log(
