@@ -128,6 +128,80 @@ import Testing
         #expect(perWorker.reduce(0, +) >= Self.queries + 1, "per worker: \(perWorker)")
     }
 
+    /// `oasis stack --workers 2` over AF_XDP: UDP echo from 32 source ports (a socket
+    /// each, from python3 on the kernel's side) all come back, and both workers echoed
+    /// some; ping is answered.
+    @Test func twoEchoStacksOnATwoQueueVethOverAFXDPEachEchoSome() throws {
+        guard access(oasisPath, X_OK) == 0 else {
+            try skip("workers stack", "\(oasisPath) is not built")
+        }
+        guard isInstalled("python3") else { try skip("workers stack", "python3 is not installed") }
+        guard isInstalled("ethtool") else { try skip("workers stack", "ethtool is not installed") }
+        if let reason = xdpUnavailableReason { try skip("workers stack", reason) }
+        try withTestNamespace("twoEchoStacksOnATwoQueueVeth") { namespace in
+            let queues = ["numtxqueues", "2", "numrxqueues", "2"]
+            let made = try namespace.run(
+                ["ip", "link", "add", "va"] + queues + ["type", "veth", "peer", "name", "vb"]
+                    + queues)
+            if made.status != 0 {
+                try skip("workers stack", "no multi-queue veth here: \(made.errorOutput)")
+            }
+            try namespace.runChecked(["ip", "link", "set", "va", "up"])
+            try namespace.runChecked(["ip", "addr", "add", "192.0.2.1/24", "dev", "vb"])
+            try namespace.runChecked(["ip", "link", "set", "vb", "up"])
+            try namespace.runChecked(["ethtool", "-K", "vb", "tx", "off"])
+            let process = Process()
+            let output = Pipe()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [
+                "ip", "netns", "exec", namespace.name, oasisPath, "stack", "--backend", "xdp",
+                "--xdp", "va", "--ip", "192.0.2.2/24", "--workers", "2", "--seconds", "20",
+            ]
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            defer {
+                if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+                process.waitUntilExit()
+            }
+            try waitForPing(namespace, "192.0.2.2")
+            let script = """
+                import socket
+                echoed = 0
+                for i in range(32):
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    s.settimeout(2)
+                    s.sendto(b"echo %d" % i, ("192.0.2.2", 7))
+                    try:
+                        if s.recv(100) == b"echo %d" % i:
+                            echoed += 1
+                    except OSError:
+                        pass
+                    s.close()
+                print("echoed", echoed)
+                """
+            let sent = try namespace.run(["python3", "-c", script])
+            #expect(sent.output.contains("echoed 32"), "\(sent)")
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+            let log = String(
+                decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            print("workers stack: oasis said:\n\(log)")
+            #expect(process.terminationStatus == 0, "\(log)")
+            for worker in 0..<2 {
+                let line = log.split(separator: "\n").first {
+                    $0.hasPrefix("oasis: worker \(worker) echo replies ")
+                }
+                let datagrams = line.flatMap { text in
+                    text.components(separatedBy: "datagrams in ").last.flatMap {
+                        Int($0.prefix { $0.isNumber })
+                    }
+                }
+                #expect((datagrams ?? 0) > 0, "worker \(worker): \(String(describing: line))")
+            }
+        }
+    }
+
     /// What cannot be split over queues is refused with a reason, before anything opens.
     @Test func workersAreRefusedWhereThereIsOneQueue() throws {
         guard access(oasisPath, X_OK) == 0 else {
