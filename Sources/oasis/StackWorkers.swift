@@ -132,7 +132,7 @@ extension StackOptions {
     /// per receive queue from --xdp-queue on (default: min(cores, those queues)), TAP
     /// one per queue of a multi-queue TAP (default: 1, a TAP of one queue); pcap, Xen
     /// and memory one. `splittable` is false for applications that cannot run once per
-    /// queue (DHCP, a capture, iperf3): those take 1 unless asked for more, which fails.
+    /// queue (DHCP, a capture, iperf3, NOTIFY): those take 1 unless asked for more, which fails.
     func workerCount(requested: Int?, backend: Backend, splittable: Bool) throws -> Int {
         let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         if let requested, !(1...256).contains(requested) {
@@ -155,7 +155,7 @@ extension StackOptions {
                     "oasis: \(count) worker\(count == 1 ? "" : "s") (--workers): one per receive "
                         + "queue of \(xdp) from queue \(xdpQueue) on, at most one per core "
                         + "(\(queues) queue\(queues == 1 ? "" : "s"), \(cores) cores)"
-                        + (splittable ? "" : "; one for --ip dhcp, --capture or iperf3"))
+                        + (splittable ? "" : "; one for --ip dhcp, --capture, iperf3 or --notify"))
             }
             if count < available {
                 Console.log(
@@ -176,8 +176,8 @@ extension StackOptions {
         }
         if count > 1 && !splittable {
             throw ValidationError(
-                "--workers above 1 cannot be used with --ip dhcp, --capture or iperf3 yet "
-                    + "(one stack each, on one queue)")
+                "--workers above 1 cannot be used with --ip dhcp, --capture, iperf3 or --notify "
+                    + "yet (one stack each, on one queue)")
         }
         return count
     }
