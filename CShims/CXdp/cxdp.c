@@ -2,7 +2,10 @@
 #include "cxdp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
 #include <net/if.h>
@@ -133,16 +136,12 @@ static int set_option(int fd, int name, const void *value, socklen_t length) {
     return setsockopt(fd, SOL_XDP, name, value, length) < 0 ? -errno : 0;
 }
 
-int oasis_xdp_open(oasis_xdp_socket *s, const char *ifname, uint32_t queue,
-                   uint32_t frame_count, uint32_t ring_size, int flags) {
-    memset(s, 0, sizeof *s);
-    s->fd = s->map_fd = s->program_fd = s->link_fd = s->control_fd = -1;
-    if (ring_size == 0 || (ring_size & (ring_size - 1)) != 0 || frame_count == 0 ||
-        frame_count > (1u << 20) || queue > 1023)
-        return -EINVAL;
+// The socket, its UMEM and rings, bound to `queue` of interface `ifindex`: everything
+// but the map and the program. On failure the caller closes `s`.
+static int open_socket(oasis_xdp_socket *s, int ifindex, uint32_t queue,
+                       uint32_t frame_count, uint32_t ring_size, int flags) {
     int status;
-    s->ifindex = (int)if_nametoindex(ifname);
-    if (s->ifindex == 0) return -errno;
+    s->ifindex = ifindex;
     s->queue = queue;
     s->frame_count = frame_count;
     s->control_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -212,7 +211,35 @@ int oasis_xdp_open(oasis_xdp_socket *s, const char *ifname, uint32_t queue,
         s->copy = 1;
         if ((status = bind_retrying(s->fd, &address)) < 0) goto fail;
     }
-    if ((s->map_fd = create_map(queue + 1)) < 0) {
+    return 0;
+fail:
+    return status;
+}
+
+static int check_sizes(uint32_t queue, uint32_t frame_count, uint32_t ring_size) {
+    if (ring_size == 0 || (ring_size & (ring_size - 1)) != 0 || frame_count == 0 ||
+        frame_count > (1u << 20) || queue > 1023)
+        return -EINVAL;
+    return 0;
+}
+
+int oasis_xdp_open(oasis_xdp_socket *s, const char *ifname, uint32_t queue,
+                   uint32_t frame_count, uint32_t ring_size, int flags) {
+    return oasis_xdp_open_queues(s, ifname, queue, queue + 1, frame_count, ring_size, flags);
+}
+
+int oasis_xdp_open_queues(oasis_xdp_socket *s, const char *ifname, uint32_t queue,
+                          uint32_t queue_count, uint32_t frame_count, uint32_t ring_size,
+                          int flags) {
+    memset(s, 0, sizeof *s);
+    s->fd = s->map_fd = s->program_fd = s->link_fd = s->control_fd = -1;
+    int status = check_sizes(queue, frame_count, ring_size);
+    if (status < 0) return status;
+    if (queue_count <= queue || queue_count > 1024) return -EINVAL;
+    int ifindex = (int)if_nametoindex(ifname);
+    if (ifindex == 0) return -errno;
+    if ((status = open_socket(s, ifindex, queue, frame_count, ring_size, flags)) < 0) goto fail;
+    if ((s->map_fd = create_map(queue_count)) < 0) {
         status = s->map_fd;
         goto fail;
     }
@@ -237,6 +264,31 @@ int oasis_xdp_open(oasis_xdp_socket *s, const char *ifname, uint32_t queue,
             goto fail;
         }
     }
+    return 0;
+fail:
+    oasis_xdp_close(s, 1);
+    return status;
+}
+
+int oasis_xdp_open_joining(oasis_xdp_socket *s, const oasis_xdp_socket *owner, uint32_t queue,
+                           uint32_t frame_count, uint32_t ring_size, int flags) {
+    memset(s, 0, sizeof *s);
+    s->fd = s->map_fd = s->program_fd = s->link_fd = s->control_fd = -1;
+    int status = check_sizes(queue, frame_count, ring_size);
+    if (status < 0) return status;
+    if (owner->map_fd < 0 || owner->ifindex <= 0) return -EBADF;
+    if ((status = open_socket(s, owner->ifindex, queue, frame_count, ring_size, flags)) < 0)
+        goto fail;
+    // A map of its own reference: the owner may close first (its program detached,
+    // this queue's frames then pass to the kernel), and this socket still leaves the
+    // map cleanly.
+    if ((s->map_fd = fcntl(owner->map_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        status = -errno;
+        goto fail;
+    }
+    // E2BIG when the owner's map has no room for this queue.
+    if ((status = map_put(s->map_fd, queue, s->fd)) < 0) goto fail;
+    s->native = owner->native;
     return 0;
 fail:
     oasis_xdp_close(s, 1);
@@ -324,4 +376,25 @@ int oasis_xdp_interface_info(const char *ifname, uint8_t mac[6], int *mtu, int *
 done:
     close(fd);
     return status;
+}
+
+int oasis_xdp_queue_count(const char *ifname) {
+    struct ifreq ifr;
+    struct ethtool_channels channels;
+    size_t length = strlen(ifname);
+    if (length >= IFNAMSIZ) return -ENAMETOOLONG;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    memset(&ifr, 0, sizeof ifr);
+    memset(&channels, 0, sizeof channels);
+    memcpy(ifr.ifr_name, ifname, length);
+    channels.cmd = ETHTOOL_GCHANNELS;
+    ifr.ifr_data = (void *)&channels;
+    int status = ioctl(fd, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
+    close(fd);
+    if (status < 0) return status;
+    // Receive queues are the receive-only channels and the combined ones (a NIC counts
+    // its queue pairs as combined, a veth its receive queues as rx).
+    uint32_t count = channels.rx_count + channels.combined_count;
+    return count == 0 ? 1 : (int)count;
 }

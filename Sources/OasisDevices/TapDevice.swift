@@ -37,6 +37,17 @@ public final class TapDevice: NetworkDevice {
         /// segmentation of what the stack sends (TSO), coalesced segments and
         /// partial checksums from the kernel (TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6).
         public static let offload = Options(rawValue: 2)
+        /// Attach as one queue of a multi-queue TAP (IFF_MULTI_QUEUE): open one device
+        /// per queue, each on its own loop, with the same name; the kernel spreads the
+        /// frames it sends over the queues by their flow's hash, and any queue may
+        /// transmit. Every queue of the interface must be opened with it.
+        ///
+        /// ```swift
+        /// let first = try TapDevice(attachingTo: "tap0", on: loop, options: .multiQueue)
+        /// // on another thread, with its own loop:
+        /// let second = try TapDevice(attachingTo: "tap0", on: otherLoop, options: .multiQueue)
+        /// ```
+        public static let multiQueue = Options(rawValue: 4)
     }
 
     /// The pages of a buffer when offloads are on: a 64 KiB IP packet, its Ethernet
@@ -86,6 +97,7 @@ public final class TapDevice: NetworkDevice {
         let vnet = offload || options.contains(.vnetHeader)
         var tapOptions: TapInterface.Options = []
         if vnet { tapOptions.insert(.vnetHeader) }
+        if options.contains(.multiQueue) { tapOptions.insert(.multiQueue) }
         // With offloads a frame may be a 64 KiB segment: buffers of 17 pages, fewer.
         let pool =
             offload

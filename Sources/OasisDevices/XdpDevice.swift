@@ -2,6 +2,7 @@
 // through an XDP socket whose frames live in pages the stack's buffers view in place.
 
 import CXdp
+import Glibc
 import OasisBits
 import OasisLoop
 import OasisWire
@@ -162,9 +163,97 @@ public final class XdpDevice: NetworkDevice {
     /// Opens queue `queue` of `interface` (in the current network namespace) with a UMEM
     /// of `frameCount` pages and rings of `ringSize` entries (a power of two), and
     /// attaches the program that steers the queue to it. The interface should be up.
-    public init(
+    ///
+    /// With `queueCount` above `queue + 1` the program's socket map has room for that
+    /// many queues, and devices on the interface's other queues join the program
+    /// through ``share`` and ``init(joining:queue:on:macAddress:frameCount:ringSize:options:)``:
+    /// one socket, one device and one loop per queue, the program steering each frame
+    /// by the queue it arrived on (a multi-queue NIC's RSS, or a multi-queue veth,
+    /// spreading the flows).
+    ///
+    /// ```swift
+    /// let first = try XdpDevice(interface: "eth1", queue: 0, on: loop, queueCount: 2)
+    /// let share = first.share   // Sendable: hand it to the second queue's thread
+    /// // on that thread, with its own loop:
+    /// let second = try XdpDevice(joining: share, queue: 1, on: otherLoop)
+    /// ```
+    public convenience init(
         interface: String, queue: UInt32 = 0, on loop: EventLoop, macAddress: MACAddress? = nil,
+        frameCount: Int = 4096, ringSize: Int = 2048, options: Options = [],
+        queueCount: UInt32? = nil
+    ) throws(DeviceError) {
+        let count = max(queueCount ?? 0, queue &+ 1)
+        try self.init(
+            interface: interface, queue: queue, on: loop, macAddress: macAddress,
+            frameCount: frameCount, ringSize: ringSize
+        ) { socket in
+            oasis_xdp_open_queues(
+                socket, interface, queue, count, UInt32(frameCount), UInt32(ringSize),
+                CInt(options.rawValue))
+        }
+    }
+
+    /// Opens queue `queue` of the interface of the device `share` came from, and places
+    /// its socket in that device's program (no program of its own): frames arriving on
+    /// `queue` come here. The owner's `queueCount` must have room for `queue`. The
+    /// device may close before or after the owner; once the owner closes, the program is
+    /// gone and this queue's frames go to the kernel.
+    public convenience init(
+        joining share: Share, queue: UInt32, on loop: EventLoop, macAddress: MACAddress? = nil,
         frameCount: Int = 4096, ringSize: Int = 2048, options: Options = []
+    ) throws(DeviceError) {
+        var owner = oasis_xdp_socket()
+        owner.map_fd = share.mapDescriptor
+        owner.ifindex = share.interfaceIndex
+        owner.native = share.isNative ? 1 : 0
+        try self.init(
+            interface: share.interface, queue: queue, on: loop,
+            macAddress: macAddress ?? share.macAddress, frameCount: frameCount, ringSize: ringSize
+        ) { socket in
+            oasis_xdp_open_joining(
+                socket, &owner, queue, UInt32(frameCount), UInt32(ringSize),
+                CInt(options.rawValue))
+        }
+    }
+
+    /// What a device on another queue of the same interface needs to join this device's
+    /// program (``init(joining:queue:on:macAddress:frameCount:ringSize:options:)``).
+    /// Valid while this device is open.
+    public struct Share: Sendable, Hashable {
+        /// The interface's name.
+        public let interface: String
+        /// The owner's Ethernet address: the joining devices answer for the same one.
+        public let macAddress: MACAddress
+        let mapDescriptor: CInt
+        let interfaceIndex: CInt
+        let isNative: Bool
+    }
+
+    /// This device's program and socket map, for devices on the interface's other
+    /// queues to join (see ``Share``).
+    public var share: Share {
+        Share(
+            interface: name, macAddress: macAddress, mapDescriptor: socket.pointee.map_fd,
+            interfaceIndex: socket.pointee.ifindex, isNative: isNative)
+    }
+
+    /// How many receive queues `interface` has (ETHTOOL_GCHANNELS: receive-only plus
+    /// combined channels); 1 for a driver that does not say, nil when the interface
+    /// cannot be asked (no such interface).
+    ///
+    /// ```swift
+    /// let queues = XdpDevice.queueCount(of: "eth1") ?? 1  // a 2-queue veth: 2
+    /// ```
+    public static func queueCount(of interface: String) -> Int? {
+        let count = oasis_xdp_queue_count(interface)
+        if count > 0 { return Int(count) }
+        return -count == EOPNOTSUPP ? 1 : nil
+    }
+
+    private init(
+        interface: String, queue: UInt32, on loop: EventLoop, macAddress: MACAddress?,
+        frameCount: Int, ringSize: Int,
+        open: (UnsafeMutablePointer<oasis_xdp_socket>) -> CInt
     ) throws(DeviceError) {
         precondition(frameCount >= 2 && frameCount <= 1 << 20, "frameCount must be 2...2^20")
         precondition(
@@ -177,8 +266,7 @@ public final class XdpDevice: NetworkDevice {
             throw .xdp(error)
         }
         let socket = UnsafeMutablePointer<oasis_xdp_socket>.allocate(capacity: 1)
-        let status = oasis_xdp_open(
-            socket, interface, queue, UInt32(frameCount), UInt32(ringSize), CInt(options.rawValue))
+        let status = open(socket)
         guard status == 0, let umem = socket.pointee.umem else {
             socket.deallocate()
             throw .xdp(.openFailed(interface: interface, queue: queue, Errno(rawValue: -status)))
@@ -200,6 +288,11 @@ public final class XdpDevice: NetworkDevice {
         held = [Buffer?](repeating: nil, count: frameCount)
         uses = [UInt32](repeating: 0, count: frameCount)
         fillTarget = min(ringSize, frameCount / 2)
+        // The program steers the queue here from now on: with the fill ring stocked,
+        // frames that arrive before ``start(receiving:)`` wait in the receive ring
+        // instead of being dropped for want of a buffer (a worker's queue joins a
+        // program that is already running).
+        refill()
     }
 
     deinit {

@@ -85,6 +85,36 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
     /// ```
     public var onAddressConflict: ((MACAddress) -> Void)?
 
+    /// Called with every well-formed ARP message the link receives from its device and
+    /// the frame's Ethernet source, after the link has handled it. For links that
+    /// answer for the same address on several queues of one interface (a worker per
+    /// queue): ARP lands on one queue only, so each link hands what it hears to the
+    /// others' ``learn(fromSibling:linkSource:)``; ARP is rare, so this is off the
+    /// per-packet path.
+    ///
+    /// ```swift
+    /// first.link.onArpReceived = { message, source in
+    ///     otherLoop.execute { second.link.learn(fromSibling: message, linkSource: source) }
+    /// }
+    /// ```
+    public var onArpReceived: ((ArpRepr, MACAddress) -> Void)?
+
+    /// Takes an ARP message another link for the same address and interface received
+    /// (see ``onArpReceived``) into this link's cache, under the cache's own rules
+    /// (a reply to a request this link sent resolves it, and the packets waiting for it
+    /// leave; an unsolicited change is refused), without answering it, defending the
+    /// address or telling ``onArpReceived``: the link that received it did those.
+    public func learn(fromSibling message: ArpRepr, linkSource: MACAddress) {
+        // The reply and the conflict are the receiving link's to act on.
+        let reception = arp.receive(message, linkSource: linkSource, now: loop.now)
+        forgetLastHop()
+        if let (address, mac) = reception.resolved {
+            while let waiting = arp.takeWaiting(for: address) {
+                transmit(waiting, to: mac)
+            }
+        }
+    }
+
     /// RFC 5227's DEFEND_INTERVAL: at most one defence of our address this often.
     public static var defendInterval: Duration { .seconds(10) }
 
@@ -251,6 +281,7 @@ public final class EthernetLink<Device: NetworkDevice>: LinkLayer {
                 transmit(waiting, to: mac)
             }
         }
+        onArpReceived?(message, linkSource)
     }
 
     /// RFC 5227 §2.4 (b): tell, and defend the address with one gratuitous ARP unless

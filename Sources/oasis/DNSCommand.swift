@@ -26,7 +26,14 @@ struct DNSCommand: ParsableCommand {
             the Oasis stack at --ip (port from --listen, 53 by default), on a TAP in a \
             namespace of its own (or --tap NAME), through libpcap on --pcap IFACE, or \
             through AF_XDP on --xdp IFACE (the stack then owns that interface's queue). \
-            On kernel sockets, --workers loops (one per core by default) each serve their             own SO_REUSEPORT sockets on a thread of their own, sharing the compiled zones             and nothing else: the kernel spreads queries over them by flow.             Statistics are printed on exit (SIGINT, SIGTERM or --seconds). SIGHUP reloads \
+            --workers N runs N loops, each on a thread of its own, sharing the compiled \
+            zones and nothing else on the per-query path: on kernel sockets each serves \
+            its own SO_REUSEPORT sockets (default: one per core), the kernel spreading \
+            queries over them by flow; on AF_XDP each owns one receive queue of the \
+            interface with its own stack (default: one per core, at most one per queue), \
+            the NIC's RSS (or a multi-queue veth) spreading the flows; on a TAP each owns \
+            one queue of a multi-queue TAP (default: 1). Statistics are printed on exit \
+            (SIGINT, SIGTERM or --seconds) and on SIGUSR1, per worker. SIGHUP reloads \
             the zones. Zone transfers (AXFR over TCP; IXFR answered with the whole zone) \
             are served to the clients --allow-transfer lists; each --notify secondary is \
             sent NOTIFY (RFC 1996) for every zone at start and whenever a reload changes \
@@ -93,8 +100,9 @@ struct DNSCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Kernel sockets: loops serving queries, each on its own thread and SO_REUSEPORT "
-                + "sockets (default: one per core).", valueName: "n"))
+            "Loops serving queries, each on its own thread: SO_REUSEPORT sockets (socket; "
+                + "default: one per core), a receive queue (xdp; default: one per core and "
+                + "queue), a queue of a multi-queue TAP (tap; default: 1).", valueName: "n"))
     var workers: Int?
 
     @Option(
@@ -124,9 +132,10 @@ struct DNSCommand: ParsableCommand {
             guard (1...256).contains(workers) else {
                 throw ValidationError("--workers must be within 1...256")
             }
-            if workers > 1 && backend != .socket {
+            if workers > 1 && backend == .pcap {
                 throw ValidationError(
-                    "--workers above 1 is for --backend socket (the Oasis stack runs one loop)")
+                    "--workers above 1 is not for --backend pcap (libpcap reads the interface "
+                        + "as one queue): use --backend xdp or tap")
             }
         }
         if tcpConnectionsPerSource < 1 {
@@ -188,8 +197,6 @@ struct DNSCommand: ParsableCommand {
             identity: ServerIdentity(version: serverVersion, identity: serverIdentity))
         let loop = try loopOptions.makeLoop()
         let stopper = SignalStopper(loop: loop)
-        let service = DNSService(
-            engine: engine, maximumUDPPayload: maximumUDPPayload, answerCache: answerCache)
         let loaded =
             "\(zone.count) zone\(zone.count == 1 ? "" : "s")"
             + (zoneDisk.map { " and the zones on \($0)" } ?? "") + ", \(names.names) names, "
@@ -257,13 +264,31 @@ struct DNSCommand: ParsableCommand {
                 throw ValidationError(
                     "--listen: the Oasis stack answers at --ip; give only a port (or 0.0.0.0:PORT)")
             }
-            let application = DNSOnStack(
-                service: service, limits: limits, port: port, seconds: seconds, loaded: loaded,
-                reloader: reloader, allowTransfer: allowed, secondaries: secondaries)
+            // NOTIFY's answers come back to one worker's port, on whichever queue their
+            // flow lands: with --notify the stack runs one worker.
+            let count = try stackOptions.workerCount(
+                requested: workers, backend: backend,
+                splittable: stackOptions.allowsWorkers && secondaries.isEmpty)
+            let settings = DNSOnStack.Settings(
+                engine: engine, maximumUDPPayload: maximumUDPPayload, answerCache: answerCache,
+                limits: limits, port: port, seconds: seconds, loaded: loaded, reloader: reloader,
+                allowTransfer: allowed, secondaries: secondaries, workers: count)
+            let make: @Sendable (Int) -> DNSOnStack = { DNSOnStack(settings: settings, worker: $0) }
             switch backend {
-            case .tap: try stackOptions.runOnTap(application, loop: loop)
-            case .xdp: try stackOptions.runOnXdp(application, loop: loop)
-            default: try stackOptions.runOnPcap(application, loop: loop)
+            case .tap where count > 1:
+                try stackOptions.runWorkersOnTap(
+                    count: count, main: loop, loopOptions: loopOptions, stopper: stopper, make: make
+                )
+            case .xdp where count > 1:
+                try stackOptions.runWorkersOnXdp(
+                    count: count, main: loop, loopOptions: loopOptions, stopper: stopper, make: make
+                )
+            case .tap: try stackOptions.runOnTap(make(0), loop: loop)
+            case .xdp: try stackOptions.runOnXdp(make(0), loop: loop)
+            default: try stackOptions.runOnPcap(make(0), loop: loop)
+            }
+            if count > 1 {
+                Console.log("oasis: dns queries \(settings.total.summary)")
             }
         case .memory, .xen:
             throw BackendNotBuilt(backend: backend, command: "dns")
@@ -389,66 +414,129 @@ struct DNSCommand: ParsableCommand {
     }
 }
 
-/// The DNS service on an Oasis stack (UDP).
+/// The DNS service on an Oasis stack (UDP, and TCP beside it): one per worker, each
+/// with its own stack, service (answer cache, counters) and TCP listener, sharing the
+/// settings (the compiled engine is immutable).
 struct DNSOnStack: StackApplication {
-    var service: DNSService
-    var limits: DNSOverTCPLimits
-    var port: UInt16
-    var seconds: Double?
-    var loaded: String
-    var reloader: ZoneReloader
-    var allowTransfer: TransferAllowList
-    var secondaries: [DatagramEndpoint]
+    /// What every worker is built from.
+    final class Settings: @unchecked Sendable {
+        // @unchecked: the engine and the options are only read; `total` is a Mutex.
+        let engine: AuthoritativeEngine
+        let maximumUDPPayload: Int
+        let answerCache: Int
+        let limits: DNSOverTCPLimits
+        let port: UInt16
+        let seconds: Double?
+        let loaded: String
+        let reloader: ZoneReloader
+        let allowTransfer: TransferAllowList
+        /// Sent NOTIFY by the first worker (only one runs when there are any).
+        let secondaries: [DatagramEndpoint]
+        let workers: Int
+        /// SIGUSR1: every worker's statistics.
+        let statistics = StatisticsOnSignal()
+        /// The workers' queries by type and rcode, added up as each stops.
+        let total = QueryTotals()
+
+        init(
+            engine: AuthoritativeEngine, maximumUDPPayload: Int, answerCache: Int,
+            limits: DNSOverTCPLimits, port: UInt16, seconds: Double?, loaded: String,
+            reloader: ZoneReloader, allowTransfer: TransferAllowList,
+            secondaries: [DatagramEndpoint], workers: Int
+        ) {
+            self.engine = engine
+            self.maximumUDPPayload = maximumUDPPayload
+            self.answerCache = answerCache
+            self.limits = limits
+            self.port = port
+            self.seconds = seconds
+            self.loaded = loaded
+            self.reloader = reloader
+            self.allowTransfer = allowTransfer
+            self.secondaries = secondaries
+            self.workers = workers
+        }
+    }
+
+    let settings: Settings
+    /// This worker's index, 0 for the first (or only) one.
+    let worker: Int
 
     func run<Device: NetworkDevice>(
         on stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?
     ) throws {
+        let port = settings.port
+        let service = DNSService(
+            engine: settings.engine, maximumUDPPayload: settings.maximumUDPPayload,
+            answerCache: settings.answerCache)
+        let label = settings.workers > 1 ? "dns worker \(worker)" : "dns"
         try stack.start()
         try service.serveUDP(on: stack, port: port)
-        let tcp = try DNSOverTCP(engine: service.engine, service: stack, port: port, limits: limits)
-        tcp.allowTransfer = allowTransfer
+        let tcp = try DNSOverTCP(
+            engine: service.engine, service: stack, port: port, limits: settings.limits)
+        tcp.allowTransfer = settings.allowTransfer
         // NOTIFY from a port of its own, where the secondaries' answers come back (the
         // stack binds the port given: one from the dynamic range, RFC 6335 §6).
         let notifier =
-            secondaries.isEmpty
+            settings.secondaries.isEmpty || worker != 0
             ? nil
             : try DNSNotifier(
-                service: stack, loop: loop, targets: secondaries,
+                service: stack, loop: loop, targets: settings.secondaries,
                 port: UInt16.random(in: 49152...65535))
-        reloader.add(on: loop) { [service] engine in
+        settings.reloader.add(on: loop) { [service] engine in
             service.replace(engine: engine)
             tcp.engine = engine
             notifier?.engineChanged(to: engine)
         }
-        reloader.start()
+        settings.reloader.start()
         notifier?.engineChanged(to: service.engine)
-        let statistics = StatisticsOnSignal()
-        statistics.add(on: loop) { [service] in
-            Console.log("oasis: dns udp: \(service.udpSummary); \(service.counters.summary)")
-            Console.log("oasis: dns tcp: \(tcp.summary); \(tcp.counters.summary)")
+        settings.statistics.add(on: loop) { [service] in
+            Console.log("oasis: \(label) udp: \(service.udpSummary); \(service.counters.summary)")
+            Console.log("oasis: \(label) tcp: \(tcp.summary); \(tcp.counters.summary)")
             if let notifier { Console.log("oasis: dns \(notifier.statistics.summary)") }
         }
-        statistics.start()
-        Console.log(
-            "oasis: dns on the Oasis stack at \(stack.configuration.network) port \(port) on "
-                + "\(stack.device.name) (\(stack.device.macAddress)), \(loaded)")
+        settings.statistics.start()
+        if worker == 0 {
+            Console.log(
+                "oasis: dns on the Oasis stack at \(stack.configuration.network) port \(port) on "
+                    + "\(stack.device.name) (\(stack.device.macAddress)), \(settings.loaded)"
+                    + (settings.workers > 1 ? ", \(settings.workers) workers" : ""))
+        }
         if let namespace {
             Console.log(
                 "oasis: ask it with: ip netns exec \(namespace.name) dig @\(stack.address) "
                     + "-p \(port) NAME")
         }
-        try runUntilStopped(loop, seconds: seconds)
-        Console.log("oasis: dns udp: \(service.udpSummary); \(service.counters.summary)")
-        Console.log("oasis: dns tcp: \(tcp.summary); \(tcp.counters.summary)")
+        try runUntilStopped(loop, seconds: settings.seconds)
+        Console.log("oasis: \(label) udp: \(service.udpSummary); \(service.counters.summary)")
+        Console.log("oasis: \(label) tcp: \(tcp.summary); \(tcp.counters.summary)")
         if let notifier {
             Console.log("oasis: dns \(notifier.statistics.summary)")
             notifier.close()
         }
+        settings.total.add(service.counters)
+        settings.total.add(tcp.counters)
         tcp.close()
-        Console.log("oasis: device \(stack.device.counters)")
-        Console.log("oasis: stack drops \(stack.drops.summary)")
+        let device = settings.workers > 1 ? "worker \(worker) device" : "device"
+        Console.log("oasis: \(device) \(stack.device.counters)")
+        Console.log(
+            "oasis: \(settings.workers > 1 ? "worker \(worker) " : "")stack drops "
+                + stack.drops.summary)
         stack.stop()
     }
+}
+
+/// Query counters added up across workers as each stops (off the per-query path).
+final class QueryTotals: @unchecked Sendable {
+    // @unchecked: `counters` is touched only under `lock`.
+    private let lock = Mutex<Void>(())
+    private var counters = QueryCounters()
+
+    func add(_ more: QueryCounters) {
+        lock.withLock { _ in counters.add(more) }
+    }
+
+    var summary: String { lock.withLock { _ in counters.summary } }
 }
 
 /// Gives the heap's free pages back to the system (glibc's `malloc_trim`, looked up at
@@ -800,13 +888,16 @@ func startThread(detached: Bool = false, _ body: @escaping @Sendable () -> Void)
 /// (NSD and Knot print theirs on request too).
 final class StatisticsOnSignal: Sendable {
     private let actions = Mutex<[LoopBound<() -> Void>]>([])
+    private let started = Atomic<Bool>(false)
 
     /// Has `report` run on `loop` at each SIGUSR1.
     func add(on loop: EventLoop, _ report: @escaping () -> Void) {
         actions.withLock { $0.append(LoopBound(report, on: loop)) }
     }
 
+    /// Starts the thread that waits for SIGUSR1 (once, however often it is called).
     func start() {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
         startSignalThread(SIGUSR1) { [self] in
             for action in actions.withLock({ $0 }) {
                 action.loop.execute { action.value() }

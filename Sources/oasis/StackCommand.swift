@@ -25,7 +25,11 @@ struct StackCommand: ParsableCommand {
             --backend xen it drives a Xen netfront: through the real Xen libraries (in a \
             Xen domain), or with --xen-sim SOCKET through xen/netback-sim. With --iperf3 it \
             also serves iperf3 on TCP port 5201; with --iperf3-client ADDRESS it runs one \
-            iperf3 test against that server and exits (on kernel sockets too).
+            iperf3 test against that server and exits (on kernel sockets too). With \
+            --workers N on --backend xdp or tap, N stacks answer for the same address, \
+            each on its own thread and loop over one queue of the device: a receive queue \
+            of the interface (xdp; default: one per core, at most one per queue) or a \
+            queue of a multi-queue TAP (tap; default: 1).
             """)
 
     @Option(help: "Where packets go: tap, pcap, xdp, memory, socket, xen.")
@@ -52,9 +56,20 @@ struct StackCommand: ParsableCommand {
     @Option(help: "Stop after this many seconds (default: run until interrupted).")
     var seconds: Double?
 
+    @Option(
+        help: ArgumentHelp(
+            "Stacks, each on its own thread, loop and queue of the device: xdp (default: "
+                + "one per core and receive queue) or tap (a multi-queue TAP; default: 1).",
+            valueName: "n"))
+    var workers: Int?
+
     @OptionGroup var iperf3: IPerf3Options
 
     func validate() throws {
+        if let workers, workers > 1, backend != .xdp && backend != .tap {
+            throw ValidationError(
+                "--workers above 1 needs a device with several queues: --backend xdp or tap")
+        }
         if stackOptions.impair != nil, backend == .socket || backend == .memory {
             throw ValidationError(
                 "--impair wraps the Oasis stack's device (--backend tap, pcap, xdp or xen)")
@@ -71,6 +86,31 @@ struct StackCommand: ParsableCommand {
         let loop = try loopOptions.makeLoop()
         let stopper = SignalStopper(loop: loop)
         let echo = EchoApplication(echoPort: echoPort, seconds: seconds, iperf3: iperf3)
+        if backend == .tap || backend == .xdp {
+            let splittable =
+                stackOptions.allowsWorkers && !iperf3.serve && iperf3.client == nil
+            let count = try stackOptions.workerCount(
+                requested: workers, backend: backend, splittable: splittable)
+            if count > 1 {
+                let shared = WorkerShared(value: echo)
+                let make: @Sendable (Int) -> EchoApplication = { index in
+                    var echo = shared.value
+                    echo.worker = index
+                    echo.workers = count
+                    return echo
+                }
+                if backend == .tap {
+                    try stackOptions.runWorkersOnTap(
+                        count: count, main: loop, loopOptions: loopOptions, stopper: stopper,
+                        make: make)
+                } else {
+                    try stackOptions.runWorkersOnXdp(
+                        count: count, main: loop, loopOptions: loopOptions, stopper: stopper,
+                        make: make)
+                }
+                return
+            }
+        }
 
         switch backend {
         case .tap:
@@ -152,6 +192,9 @@ struct EchoApplication: StackApplication {
     var echoPort: UInt16
     var seconds: Double?
     var iperf3: IPerf3Options
+    /// This stack's worker, of `workers` (`--workers`).
+    var worker = 0
+    var workers = 1
 
     func run<Device: NetworkDevice>(
         on stack: IPv4Stack<Device>, loop: EventLoop, namespace: OwnNamespace?
@@ -162,8 +205,9 @@ struct EchoApplication: StackApplication {
         defer { for listener in tcp { listener.close() } }
         let iperf3Server = try iperf3.startServer(on: stack)
         defer { iperf3Server?.close() }
+        let label = workers > 1 ? "worker \(worker) " : ""
         Console.log(
-            "oasis: stack at \(stack.configuration.network) on \(stack.device.name) "
+            "oasis: \(label)stack at \(stack.configuration.network) on \(stack.device.name) "
                 + "(\(stack.device.macAddress)), ping responder, UDP echo on port \(echoPort), "
                 + "TCP echo on \(echoPort), discard on 9, chargen on 19"
                 + (iperf3Server == nil ? "" : ", iperf3 on \(iperf3.port)"))
@@ -181,11 +225,11 @@ struct EchoApplication: StackApplication {
             }
         }
         if let iperf3Server { Console.log("oasis: iperf3 \(iperf3Server.statistics.summary)") }
-        Console.log("oasis: device \(stack.device.counters)")
+        Console.log("oasis: \(label)device \(stack.device.counters)")
         Console.log(
-            "oasis: echo replies \(stack.echoRepliesSent), datagrams in \(stack.datagramsDelivered) "
+            "oasis: \(label)echo replies \(stack.echoRepliesSent), datagrams in \(stack.datagramsDelivered) "
                 + "out \(stack.datagramsSent), drops \(stack.drops.summary)")
-        Console.log("oasis: tcp \(stack.tcp.summary)")
+        Console.log("oasis: \(label)tcp \(stack.tcp.summary)")
         stack.stop()
         try outcome.get()
     }

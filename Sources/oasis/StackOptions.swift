@@ -200,9 +200,13 @@ struct StackOptions: ParsableArguments {
 
     /// Runs `application` on an Oasis stack over `device` (through the impairment when
     /// --impair is given, and a capture of what the stack sees when --capture is).
+    ///
+    /// With `siblings` (`--workers`), the stack is worker `worker` of several on one
+    /// interface, and tells the others the ARP it hears.
     func run<Device: NetworkDevice>(
         _ application: some StackApplication, device: Device,
-        configuration: IPv4StackConfiguration, loop: EventLoop, namespace: OwnNamespace?
+        configuration: IPv4StackConfiguration, loop: EventLoop, namespace: OwnNamespace?,
+        siblings: ArpSiblings? = nil, worker: Int = 0
     ) throws {
         // A device that stops on its own (its interface deleted) ends the run: the
         // application reports what it did, and the command fails.
@@ -217,20 +221,21 @@ struct StackOptions: ParsableArguments {
             Console.log("oasis: impairing \(device.name): \(impairment)")
             try runCapturing(
                 application, device: impaired, configuration: configuration, loop: loop,
-                namespace: namespace)
+                namespace: namespace, siblings: siblings, worker: worker)
             Console.log("oasis: impairment in: \(impaired.inboundCounters)")
             Console.log("oasis: impairment out: \(impaired.outboundCounters)")
         } else {
             try runCapturing(
                 application, device: device, configuration: configuration, loop: loop,
-                namespace: namespace)
+                namespace: namespace, siblings: siblings, worker: worker)
         }
         if failure.error != nil { throw ExitCode.failure }
     }
 
     private func runCapturing<Device: NetworkDevice>(
         _ application: some StackApplication, device: Device,
-        configuration: IPv4StackConfiguration, loop: EventLoop, namespace: OwnNamespace?
+        configuration: IPv4StackConfiguration, loop: EventLoop, namespace: OwnNamespace?,
+        siblings: ArpSiblings?, worker: Int
     ) throws {
         if let capture {
             let capturing = try CapturingDevice(device, path: capture)
@@ -240,6 +245,7 @@ struct StackOptions: ParsableArguments {
             try application.run(on: stack, loop: loop, namespace: namespace)
         } else {
             let stack = IPv4Stack(device: device, configuration: configuration, on: loop)
+            siblings?.join(stack.link, index: worker, loop: loop)
             Self.reportConflicts(on: stack)
             if usesDHCP { try Self.startDHCP(on: stack, loop: loop, namespace: namespace) }
             try application.run(on: stack, loop: loop, namespace: namespace)

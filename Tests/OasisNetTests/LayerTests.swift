@@ -430,6 +430,47 @@ final class FakeIP: IPLayer {
         #expect(frames.count == 5 && frames[4].suffix(1) == [4])  // no retry: answered
     }
 
+    /// `--workers`: ARP lands on one queue, so a link tells its siblings what it hears
+    /// (`onArpReceived`) and a sibling takes it in (`learn(fromSibling:)`) under its own
+    /// cache's rules: a reply to its own request sends what waited; a request it did not
+    /// receive is learned from but not answered (the receiving link answered it).
+    @Test func aSiblingLearnsWhatAnotherLinkHeardWithoutAnswering() throws {
+        let loop = try EventLoop(clock: .virtual)
+        let (link, peer) = link(loop)
+        var frames: [[UInt8]] = []
+        try peer.startEach { frames.append($0.copyBytes()) }
+        var heard: [(ArpRepr, MACAddress)] = []
+        link.onArpReceived = { heard.append(($0, $1)) }
+        // A packet for the peer waits behind a request; the reply came to a sibling.
+        link.send(Packet(copying: [7]), to: hostA)
+        try loop.advance(by: .milliseconds(10))
+        #expect(frames.count == 1 && frames[0][12...13] == [0x08, 0x06])
+        let reply = ArpRepr(
+            operation: .reply, senderHardwareAddress: theirs, senderProtocolAddress: hostA,
+            targetHardwareAddress: ours, targetProtocolAddress: hostB)
+        link.learn(fromSibling: reply, linkSource: theirs)
+        try loop.advance(by: .milliseconds(10))
+        #expect(frames.count == 2 && frames[1].suffix(1) == [7])
+        #expect(MACAddress(Array(frames[1][0..<6])) == theirs)
+        #expect(heard.isEmpty)  // not told back to the siblings
+        // A request for us heard by a sibling: not answered here.
+        link.learn(fromSibling: .request(from: theirs, hostA, for: hostB), linkSource: theirs)
+        try loop.advance(by: .milliseconds(10))
+        #expect(frames.count == 2)
+        // One from the wire is answered, and told.
+        var frame = Packet(copying: [])
+        let request = ArpRepr.request(from: theirs, hostA, for: hostB)
+        try request.emit(prependingTo: &frame)
+        try request.ethernetHeader.emit(prependingTo: &frame)
+        final class Upper: LinkReceiver {
+            func receiveIPv4(_ packet: consuming Packet, linkBroadcast: Bool) {}
+        }
+        link.receive(frame, to: Upper())
+        try loop.advance(by: .milliseconds(10))
+        #expect(frames.count == 3 && frames[2][12...13] == [0x08, 0x06])
+        #expect(heard.count == 1 && heard.first?.0 == request && heard.first?.1 == theirs)
+    }
+
     /// Issue 19, item 2 (RFC 5227 §2.4): another station claiming our address is told
     /// about and answered with one gratuitous ARP, not more often than every 10 s.
     @Test func anAddressConflictIsToldAndDefended() throws {

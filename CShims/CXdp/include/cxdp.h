@@ -97,6 +97,29 @@ enum {
 int oasis_xdp_open(oasis_xdp_socket *socket, const char *ifname, uint32_t queue,
                    uint32_t frame_count, uint32_t ring_size, int flags);
 
+/// oasis_xdp_open with room in the XSKMAP for `queue_count` queues (more than `queue`,
+/// at most 1024), so that sockets on the interface's other queues can join the same
+/// program through oasis_xdp_open_joining: one program per interface, one socket per
+/// queue, the program steering each frame by the queue it arrived on.
+int oasis_xdp_open_queues(oasis_xdp_socket *socket, const char *ifname, uint32_t queue,
+                          uint32_t queue_count, uint32_t frame_count, uint32_t ring_size,
+                          int flags);
+
+/// Opens an AF_XDP socket on queue `queue` of `owner`'s interface, with its own UMEM
+/// and rings as oasis_xdp_open makes them, and places it in `owner`'s XSKMAP (a
+/// duplicate of its descriptor) instead of loading a program: `owner`'s program then
+/// steers that queue's frames here. No link is held: closing it takes the socket out
+/// of the map only. -E2BIG when the owner's map has no room for `queue`, -EBUSY when
+/// the queue has a socket already. `owner` is only read, during the call.
+int oasis_xdp_open_joining(oasis_xdp_socket *socket, const oasis_xdp_socket *owner,
+                           uint32_t queue, uint32_t frame_count, uint32_t ring_size,
+                           int flags);
+
+/// The interface's receive queues (ETHTOOL_GCHANNELS: its receive-only channels plus
+/// its combined ones; at least 1), or -errno (-EOPNOTSUPP for a driver that does not
+/// say: take it as one queue).
+int oasis_xdp_queue_count(const char *ifname);
+
 /// Detaches the program and closes the socket and maps; unmaps the UMEM only when
 /// `unmap_umem` (the caller may still have views of frames). Safe to call once.
 void oasis_xdp_close(oasis_xdp_socket *socket, int unmap_umem);
