@@ -51,8 +51,11 @@ create)
     # backend only once its state reads Initialising (1).
     xenstore-write "$fe/backend" "$be" "$fe/backend-id" 0 "$fe/virtual-device" "$vbd" \
         "$fe/device-type" disk "$fe/state" 1 || exit 1
+    # "dev" (the vdev's name, as libxl writes it): blkback names its ring thread
+    # after it and serves nothing without it ("get blkback dev name", error 2).
+    letter=$(echo abcdefghijklmnopqrstuvwxyz | cut -c$(((vbd - 51712) / 16 % 26 + 1)))
     xenstore-write "$be/frontend" "$fe" "$be/frontend-id" 0 "$be/online" 1 \
-        "$be/removable" 0 "$be/bootable" 1 "$be/type" phy "$be/mode" "$mode" \
+        "$be/dev" "xvd$letter" "$be/removable" 0 "$be/bootable" 1 "$be/type" phy "$be/mode" "$mode" \
         "$be/device-type" disk "$be/params" "$file" \
         "$be/script" /etc/xen/scripts/block-oasis || exit 1
     xenstore-write "$be/state" 1 || exit 1
