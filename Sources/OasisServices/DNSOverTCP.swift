@@ -37,6 +37,11 @@ public struct DNSOverTCPLimits {
     /// buffer); past it, the connection's queries are not answered, then not read,
     /// until the client catches up.
     public var pendingOutput = 128 * 1024
+    /// Bytes of zone transfer one connection may write per turn of the loop: then the
+    /// transfer waits for the next turn, so that other clients' queries and other
+    /// transfers are served in between (a reader fast enough never fills its send
+    /// buffer, and would otherwise have the loop to itself until the zone is out).
+    public var transferBytesPerTurn = 64 * 1024
 
     public init() {}
 }
@@ -102,6 +107,8 @@ public final class DNSOverTCP<Service: StreamService> {
         var inputHeld = 0
         /// Set once the server has closed or reset it (and taken it out of the table).
         var dropped = false
+        /// A transfer that used its turn's share waits for the loop's next turn.
+        var transferQueued = false
 
         init(_ connection: Service.Connection, now: Duration) {
             self.connection = connection
@@ -294,16 +301,24 @@ public final class DNSOverTCP<Service: StreamService> {
     }
 
     /// Writes the transfer's next messages while the send buffer takes them whole (the
-    /// part of one it does not take waits in `unsent`). `query`: the first message is
-    /// counted as the answer to it.
+    /// part of one it does not take waits in `unsent`), at most
+    /// ``DNSOverTCPLimits/transferBytesPerTurn`` bytes: past that, the rest waits for
+    /// the loop's next turn (after I/O has been polled and other work run). `query`:
+    /// the first message is counted as the answer to it.
     private func continueTransfer(of client: Client, query: UnsafeRawBufferPointer? = nil) {
         let room = UnsafeMutableRawBufferPointer(rebasing: scratch[2...])
+        var budget = max(1, limits.transferBytesPerTurn)
         while client.unsent.isEmpty, let transfer = client.transfer {
+            guard budget > 0 else {
+                yieldTransfer(of: client)
+                return
+            }
             guard let length = transfer.nextMessage(into: room) else {
                 client.transfer = nil
                 transfersCompleted &+= 1
                 break
             }
+            budget -= 2 + length
             if transfer.messages == 1, let query {
                 counters.count(
                     query: query, answer: UnsafeRawBufferPointer(rebasing: room[..<length]))
@@ -324,6 +339,20 @@ public final class DNSOverTCP<Service: StreamService> {
         }
     }
 
+    /// Continues `client`'s transfer on the loop's next turn (once, however often asked).
+    private func yieldTransfer(of client: Client) {
+        guard !client.transferQueued else { return }
+        client.transferQueued = true
+        service.loop.enqueue { [weak self, weak client] in
+            guard let self, let client else { return }
+            client.transferQueued = false
+            guard !client.dropped, client.unsent.isEmpty, client.transfer != nil else { return }
+            self.continueTransfer(of: client)
+            guard client.transfer == nil, client.unsent.isEmpty, !client.dropped else { return }
+            client.connection.withInput { self.answerWaiting(&$0, for: client) }
+        }
+    }
+
     /// Room opened in the client's send buffer: the rest of the waiting answer goes
     /// out, then the transfer under way continues, then the queries held back
     /// meanwhile are answered.
@@ -335,6 +364,8 @@ public final class DNSOverTCP<Service: StreamService> {
             guard client.unsent.isEmpty else { return }
         }
         if client.transfer != nil {
+            // Already given its share this turn: the queued continuation goes on.
+            guard !client.transferQueued else { return }
             continueTransfer(of: client)
             guard client.transfer == nil, client.unsent.isEmpty else { return }
         }

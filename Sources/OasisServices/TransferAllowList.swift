@@ -15,6 +15,8 @@ public enum DNSPrimaryConfigurationError: Error, Hashable, Sendable, CustomStrin
     case badAddress(String)
     /// Not `address` or `address:port` with an IPv4 address and a port of 1...65535.
     case badNotifyTarget(String)
+    /// More NOTIFY targets than ``maximumNotifyTargets`` (the count given).
+    case tooManyNotifyTargets(Int)
 
     public var description: String {
         switch self {
@@ -22,6 +24,8 @@ public enum DNSPrimaryConfigurationError: Error, Hashable, Sendable, CustomStrin
             "'\(text)' is not an address or a network (192.0.2.1, 192.0.2.0/24, ::1)"
         case .badNotifyTarget(let text):
             "'\(text)' is not an IPv4 address with an optional port (192.0.2.1:53)"
+        case .tooManyNotifyTargets(let count):
+            "\(count) NOTIFY targets: at most \(maximumNotifyTargets) are allowed"
         }
     }
 }
@@ -87,8 +91,13 @@ public struct TransferAllowList: Hashable, Sendable {
     }
 }
 
+/// The most secondaries ``notifyTargets(parsing:)`` accepts: every zone change sends one
+/// NOTIFY per secondary, so the list is kept to what a primary really has.
+public let maximumNotifyTargets = 64
+
 /// Secondaries to NOTIFY (RFC 1996) when a zone changes: `address[:port]`, port 53 by
-/// default.
+/// default; at most ``maximumNotifyTargets`` of them (more throw
+/// ``DNSPrimaryConfigurationError/tooManyNotifyTargets(_:)``).
 ///
 /// ```swift
 /// let targets = try notifyTargets(parsing: ["127.0.0.1:5301", "192.0.2.8"])
@@ -112,6 +121,11 @@ public func notifyTargets(parsing texts: [String]) throws(DNSPrimaryConfiguratio
                 port = given
             }
             targets.append(DatagramEndpoint(address: address, port: port))
+            guard targets.count <= maximumNotifyTargets else {
+                // Count the rest without keeping them, to say how many were given.
+                throw .tooManyNotifyTargets(
+                    texts.reduce(0) { $0 + $1.split(separator: ",", omittingEmptySubsequences: false).count })
+            }
         }
     }
     return targets

@@ -127,6 +127,74 @@ func transferMessages(_ engine: AuthoritativeEngine, _ query: [UInt8], limit: In
         #expect(bare[0].count == 12 && bare[0][3] & 0xf == 1)
     }
 
+    /// An IXFR for big.test. carrying `authority` (an SOA of serial `serial` if nil).
+    func ixfr(serial: UInt32, authority: ResourceRecord? = nil) throws -> [UInt8] {
+        var message = Message()
+        message.id = 9
+        message.questions = [Question(name: try DomainName(parsing: "big.test."), type: .ixfr)]
+        let serialBytes = withUnsafeBytes(of: serial.bigEndian) { Array($0) }
+        message.authority = [
+            try authority
+                ?? ResourceRecord(
+                    name: DomainName(parsing: "big.test."), type: .soa, ttl: 0,
+                    data: .opaque([0, 0] + serialBytes + [UInt8](repeating: 0, count: 16)))
+        ]
+        var bits = emptyMessageBuffer()
+        try message.encode(into: &bits)
+        return bits.copyBytes()
+    }
+
+    @Test func anIXFRFromAClientAsNewAsUsGetsOurSOAAlone() throws {
+        // Our serial is 7. RFC 1995 §2: equal or newer (RFC 1982) gets one SOA.
+        let engine = try transferEngine(transferZone(names: 3))
+        for serial: UInt32 in [7, 8, 0x8000_0005] {
+            let messages = try #require(transferMessages(engine, try ixfr(serial: serial)))
+            #expect(messages.count == 1, "serial \(serial)")
+            let answer = try Message(parsing: Bits(messages[0]))
+            #expect(answer.rcode == .noError && answer.authoritative)
+            #expect(answer.answers.map(\.type) == [.soa], "serial \(serial)")
+        }
+        // Older (0xfffffff0 is before 7 in sequence space): the whole zone.
+        for serial: UInt32 in [6, 0, 0xffff_fff0] {
+            let messages = try #require(transferMessages(engine, try ixfr(serial: serial)))
+            let answer = try Message(parsing: Bits(messages[0]))
+            #expect(answer.answers.count > 2, "serial \(serial)")
+        }
+    }
+
+    @Test func malformedTransferQueriesGetFORMERRAsFromNSD() throws {
+        let engine = try transferEngine(transferZone(names: 3))
+        // An IXFR whose authority record is no SOA.
+        let notSOA = try ixfr(
+            serial: 0,
+            authority: ResourceRecord(
+                name: DomainName(parsing: "big.test."), type: .a, ttl: 0,
+                data: .opaque([192, 0, 2, 1])))
+        let messages = try #require(transferMessages(engine, notSOA))
+        #expect(messages.count == 1 && messages[0].count == 12 && messages[0][3] & 0xf == 1)
+        // An AXFR whose OPT is owned by a name other than the root.
+        var opt = queryBytes(name: "big.test.", type: .axfr)
+        opt[11] = 1
+        opt += [1, 0x61, 0] + [0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]
+        let optMessages = try #require(transferMessages(engine, opt))
+        #expect(optMessages.count == 1 && optMessages[0][3] & 0xf == 1)
+        // The same OPT at the root is fine.
+        var rootOPT = queryBytes(name: "big.test.", type: .axfr)
+        rootOPT[11] = 1
+        rootOPT += [0] + [0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]
+        let rootMessages = try #require(transferMessages(engine, rootOPT))
+        #expect(rootMessages[0][3] & 0xf == 0)
+    }
+
+    @Test func anAXFROfClassANYIsServedAsNSDServesIt() throws {
+        let engine = try transferEngine(transferZone(names: 3))
+        let messages = try #require(
+            transferMessages(engine, queryBytes(name: "big.test.", type: .axfr, recordClass: .any)))
+        let answer = try Message(parsing: Bits(messages[0]))
+        #expect(answer.rcode == .noError && answer.answers.first?.type == .soa)
+        #expect(answer.answers.allSatisfy { $0.recordClass == .internet })
+    }
+
     @Test func aNameThatIsNoZoneGetsNOTAUTH() throws {
         let engine = try transferEngine(transferZone(names: 3))
         for name in ["h1.big.test.", "other.test."] {

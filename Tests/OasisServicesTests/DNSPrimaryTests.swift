@@ -61,6 +61,14 @@ import Testing
             }
         }
     }
+
+    @Test func notifyTargetsAreLimited() throws {
+        let many = (1...65).map { "127.0.0.1:\(10_000 + $0)" }
+        #expect(try notifyTargets(parsing: Array(many[..<64])).count == 64)
+        #expect(throws: DNSPrimaryConfigurationError.tooManyNotifyTargets(65)) {
+            try notifyTargets(parsing: [many[..<30].joined(separator: ","), many[30...].joined(separator: ",")])
+        }
+    }
 }
 
 /// A kernel UDP socket on 127.0.0.1 and its port: the secondary.
@@ -165,5 +173,83 @@ private func receive(_ fd: CInt, milliseconds: Int32) -> ([UInt8], sockaddr_in)?
         #expect(notifier.statistics.sent == 3)
         #expect(notifier.statistics.answered == 0)
         #expect(notifier.statistics.failed == 1)
+    }
+
+    /// A clock bound, generous for a debug build on a busy machine: what it catches is
+    /// work quadratic in zones × secondaries (minutes), not a few percent.
+    static func elapsed(_ body: () throws -> Void) rethrows -> Duration {
+        let clock = ContinuousClock()
+        let start = clock.now
+        try body()
+        return clock.now - start
+    }
+
+    @Test func manyZonesTimesSecondariesStartPromptly() throws {
+        let loop = try EventLoop()
+        var secondaries: [CInt] = []
+        defer { for fd in secondaries { Glibc.close(fd) } }
+        var targets: [DatagramEndpoint] = []
+        for _ in 0..<3 {
+            let (fd, port) = try secondarySocket()
+            secondaries.append(fd)
+            targets.append(DatagramEndpoint(address: IPv4Address(127, 0, 0, 1), port: port))
+        }
+        let sockets = SocketDatagrams(address: IPv4Address(127, 0, 0, 1), on: loop)
+        defer { sockets.close() }
+        let notifier = try DNSNotifier(
+            service: sockets, loop: loop, targets: targets, attempts: 2, interval: .seconds(60))
+        defer { notifier.close() }
+        let zones = try (0..<3000).map { try DomainName(parsing: "z\($0).test.") }
+        let time = DNSNotifierTests.elapsed {
+            for zone in zones { notifier.notify(zone) }
+            // Again: each supersedes its own, found by (zone, target), not by a scan.
+            for zone in zones { notifier.notify(zone) }
+        }
+        #expect(time < .seconds(10), "6000 × 3 notifications took \(time)")
+        #expect(notifier.pendingCount == 9000)
+        #expect(notifier.statistics.sent == 18_000)
+        #expect(notifier.statistics.dropped == 0)
+    }
+
+    @Test func pendingNotificationsAreBoundedAndIDsAlwaysFound() throws {
+        let loop = try EventLoop()
+        let sockets = SocketDatagrams(address: IPv4Address(127, 0, 0, 1), on: loop)
+        defer { sockets.close() }
+        // More targets than message IDs (closed loopback ports: nobody answers), with
+        // at most 1000 pending: the oldest give way, and every ID search ends.
+        var targets: [DatagramEndpoint] = []
+        for index in 0..<65_537 {
+            let host = UInt8(1 + index / 60_000)
+            let port = UInt16(1000 + index % 60_000)
+            targets.append(DatagramEndpoint(address: IPv4Address(127, 0, 0, host), port: port))
+        }
+        let notifier = try DNSNotifier(
+            service: sockets, loop: loop, targets: targets, attempts: 1, interval: .seconds(60),
+            maximumPending: 1000)
+        defer { notifier.close() }
+        let time = try DNSNotifierTests.elapsed {
+            for index in 0..<3 { notifier.notify(try DomainName(parsing: "z\(index).test.")) }
+        }
+        #expect(time < .seconds(30), "took \(time)")
+        #expect(notifier.pendingCount == 1000)
+        #expect(notifier.statistics.sent == 3 * 65_537)
+        #expect(notifier.statistics.dropped == 3 * 65_537 - 1000)
+    }
+
+    @Test func aSecondaryUnreachableFromOurAddressIsGivenUpAtOnce() throws {
+        let loop = try EventLoop()
+        let sockets = SocketDatagrams(address: IPv4Address(127, 0, 0, 1), on: loop)
+        defer { sockets.close() }
+        // From 127.0.0.1 nothing off the host can be reached (EINVAL, or ENETUNREACH).
+        let notifier = try DNSNotifier(
+            service: sockets, loop: loop,
+            targets: [DatagramEndpoint(address: IPv4Address(192, 0, 2, 1), port: 53)],
+            attempts: 5, interval: .milliseconds(10))
+        defer { notifier.close() }
+        notifier.notify(try DomainName(parsing: "example.test."))
+        _ = try loop.run(until: loop.sleep(.milliseconds(100)))
+        #expect(notifier.statistics.sent == 0)
+        #expect(notifier.statistics.dropped == 1)
+        #expect(notifier.pendingCount == 0)
     }
 }

@@ -179,11 +179,13 @@ struct Responder {
         }
         let nameBuffer = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<256])
         // RFC 1996 NOTIFY: we are no secondary. As NSD with no `allow-notify`: REFUSED
-        // for a zone we serve, NXDOMAIN for any other name; header only.
+        // for a zone we serve, NXDOMAIN for any other name; header only, AA as asked.
         if opcode == 4 {
             guard load16(4) == 1, H.value(of: H.rcode, in: flags) == 0,
                 let (nameLength, _) = try? readWireName(query, at: H.size, into: nameBuffer)
             else { return headerOnly(.formatError) }
+            // NSD answers with the query's AA bit (a primary's NOTIFY sets it).
+            replyFlags |= H.flag(H.authoritative, H.value(of: H.authoritative, in: flags))
             return headerOnly(servesZone(named: nameLength) ? .refused : .nameError)
         }
         // RFC 1035 §4.1.1: only QUERY (and NOTIFY, above) is implemented.

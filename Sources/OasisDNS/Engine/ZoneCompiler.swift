@@ -93,6 +93,7 @@ struct ZoneAssembler {
         var hash: UInt64
         var first: Int32 = -1
         var last: Int32 = -1
+        var recordCount: Int32 = 0
     }
 
     struct Record {
@@ -115,6 +116,16 @@ struct ZoneAssembler {
     var scratch: [UInt8] = []
 
     static let wildcard: UInt8 = 1
+    /// Owner flags kept as records arrive, so RFC 2181 §10.1 and RFC 6672 §2.4 are
+    /// checked without walking the owner's records.
+    static let hasCNAME: UInt8 = 2
+    static let hasOther: UInt8 = 4
+    static let hasDNAME: UInt8 = 8
+    /// From this many records on, an owner's duplicates are found by hash.
+    static let indexedOwnerSize: Int32 = 16
+    /// For owners with ``indexedOwnerSize`` records or more: their records by
+    /// ``recordHash(type:_:)``.
+    var recordIndex: [Int: [UInt64: [Int32]]] = [:]
 
     init(origin: DomainName, source: String) {
         self.origin = origin
@@ -187,28 +198,15 @@ struct ZoneAssembler {
         }
         let index = owner(wire)
         let type = record.type.rawValue
-        var cursor = owners[index].first
-        var hasCNAME = false
-        var hasOther = false
-        var hasDNAME = false
-        let cname = RecordType.cname.rawValue
-        while cursor >= 0 {
-            let existing = records[Int(cursor)]
-            if existing.type == type && Int(existing.rdataLength) == scratch.count
-                && rdata[Int(existing.rdataOffset)..<Int(existing.rdataOffset) + scratch.count]
-                    .elementsEqual(scratch)
-            {
-                records[Int(cursor)].ttl = min(existing.ttl, record.ttl)
-                return
-            }
-            if existing.type == cname {
-                hasCNAME = true
-            } else if !mayAccompanyCNAME(existing.type) {
-                hasOther = true
-            }
-            if existing.type == RecordType.dname.rawValue { hasDNAME = true }
-            cursor = existing.next
+        if let existing = duplicate(type: type, at: index) {
+            records[existing].ttl = min(records[existing].ttl, record.ttl)
+            return
         }
+        let cname = RecordType.cname.rawValue
+        let flags = owners[index].flags
+        let hasCNAME = flags & ZoneAssembler.hasCNAME != 0
+        let hasOther = flags & ZoneAssembler.hasOther != 0
+        let hasDNAME = flags & ZoneAssembler.hasDNAME != 0
         // RFC 6672 §2.4: one DNAME at a name, and not beside a CNAME (nsd-checkzone's
         // order of complaints).
         if type == RecordType.dname.rawValue && hasDNAME {
@@ -241,6 +239,69 @@ struct ZoneAssembler {
             owners[index].first = new
         }
         owners[index].last = new
+        if type == cname {
+            owners[index].flags |= ZoneAssembler.hasCNAME
+        } else if !mayAccompanyCNAME(type) {
+            owners[index].flags |= ZoneAssembler.hasOther
+        }
+        if type == RecordType.dname.rawValue { owners[index].flags |= ZoneAssembler.hasDNAME }
+        owners[index].recordCount += 1
+        if owners[index].recordCount == ZoneAssembler.indexedOwnerSize {
+            var table: [UInt64: [Int32]] = [:]
+            var cursor = owners[index].first
+            while cursor >= 0 {
+                table[recordHash(Int(cursor)), default: []].append(cursor)
+                cursor = records[Int(cursor)].next
+            }
+            recordIndex[index] = table
+        } else if owners[index].recordCount > ZoneAssembler.indexedOwnerSize {
+            recordIndex[index]![recordHash(Int(new)), default: []].append(new)
+        }
+    }
+
+    /// The record at owner `index` with type `type` and RDATA `scratch`, if one was
+    /// added already: a walk of the owner's few records, or for an owner with many
+    /// (thousands of TXT at one name) a look-up in its hash of (type, RDATA), so that
+    /// loading stays linear in the records.
+    func duplicate(type: UInt16, at index: Int) -> Int? {
+        if owners[index].recordCount >= ZoneAssembler.indexedOwnerSize {
+            let hash = ZoneAssembler.recordHash(type: type, scratch[...])
+            for candidate in recordIndex[index]?[hash] ?? [] where isRecord(Int(candidate), type: type) {
+                return Int(candidate)
+            }
+            return nil
+        }
+        var cursor = owners[index].first
+        while cursor >= 0 {
+            if isRecord(Int(cursor), type: type) { return Int(cursor) }
+            cursor = records[Int(cursor)].next
+        }
+        return nil
+    }
+
+    /// Whether record `index` has type `type` and RDATA `scratch`.
+    func isRecord(_ index: Int, type: UInt16) -> Bool {
+        let existing = records[index]
+        return existing.type == type && Int(existing.rdataLength) == scratch.count
+            && rdata[Int(existing.rdataOffset)..<Int(existing.rdataOffset) + scratch.count]
+                .elementsEqual(scratch)
+    }
+
+    /// ``recordHash(type:_:)`` of record `index`.
+    func recordHash(_ index: Int) -> UInt64 {
+        let record = records[index]
+        let start = Int(record.rdataOffset)
+        return ZoneAssembler.recordHash(
+            type: record.type, rdata[start..<start + Int(record.rdataLength)])
+    }
+
+    /// FNV-1a over the type and the RDATA: only to find candidates, which are compared.
+    static func recordHash(type: UInt16, _ bytes: ArraySlice<UInt8>) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(type)
+        for byte in bytes {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return hash
     }
 
     /// Whether `wire` is the origin or below it.

@@ -23,7 +23,8 @@ import OasisBits
 /// message only; each message holds as many whole records as fit in
 /// ``defaultMessageSize`` bytes (an RRset may continue in the next, RFC 5936 §2.2),
 /// with names compressed against the message's own. An IXFR is answered by the whole
-/// zone (RFC 1995 §4 allows it: the engine keeps no history).
+/// zone (RFC 1995 §4 allows it: the engine keeps no history), unless the client's
+/// serial is ours or newer (RFC 1982): then by our SOA alone (RFC 1995 §2, as NSD).
 ///
 /// The transfer keeps the engine it was made from: a reload meanwhile does not change
 /// the zone it sends.
@@ -79,13 +80,19 @@ public final class ZoneTransfer {
         else { return nil }
         let store = engine.store.view
         let found = withUnsafeTemporaryAllocation(byteCount: 256 + StoreView.slack, alignment: 8) {
-            name -> (question: [UInt8], zone: Int?, edns: Bool?, authority: Int)? in
+            name -> (
+                question: [UInt8], zone: Int?, edns: Bool?, authority: Int, malformed: Bool,
+                clientSerial: UInt32?
+            )? in
             guard let (nameLength, afterName) = try? readWireName(query, at: H.size, into: name),
                 afterName <= query.count - 4
             else { return nil }
             let type = load16(afterName)
+            // Class IN; an AXFR of class ANY is served too, as NSD serves it.
+            let queryClass = load16(afterName + 2)
             guard type == RecordType.axfr.rawValue || type == RecordType.ixfr.rawValue,
-                load16(afterName + 2) == RecordClass.internet.rawValue
+                queryClass == RecordClass.internet.rawValue
+                    || (type == RecordType.axfr.rawValue && queryClass == 255)
             else { return nil }
             let authority = Int(load16(8))
             guard type == RecordType.ixfr.rawValue ? authority <= 1 : authority == 0 else {
@@ -98,26 +105,44 @@ public final class ZoneTransfer {
             // one OPT, of version 0. Anything else goes to the engine.
             var offset = afterName + 4
             var edns: Bool? = nil
+            var malformed = false
+            var clientSerial: UInt32? = nil
             let other = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 1)
             defer { other.deallocate() }
             for index in 0..<(authority + Int(load16(10))) {
-                guard let (_, next) = try? readWireName(query, at: offset, into: other),
+                guard let (ownerLength, next) = try? readWireName(query, at: offset, into: other),
                     next <= query.count - 10
                 else { return nil }
                 let rdataLength = Int(load16(next + 8))
                 guard rdataLength <= query.count - next - 10 else { return nil }
                 offset = next + 10 + rdataLength
-                if index < authority { continue }
+                if index < authority {
+                    // RFC 1995 §3: the client's SOA; anything else is FORMERR (NSD's).
+                    // Its SERIAL is the fourth-last of the five numbers ending the RDATA.
+                    if load16(next) != RecordType.soa.rawValue || rdataLength < 22 {
+                        malformed = true
+                    } else {
+                        let at = next + 10 + rdataLength - 20
+                        clientSerial = UInt32(
+                            bigEndian: query.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+                    }
+                    continue
+                }
                 guard load16(next) == RecordType.opt.rawValue, edns == nil,
                     load16(next + 4) & 0xff == 0
                 else { return nil }
+                // RFC 6891 §6.1.2: the OPT's owner is the root; NSD says FORMERR.
+                if ownerLength != 1 { malformed = true }
                 edns = load16(next + 6) & 0x8000 != 0
             }
             for index in 0..<nameLength { name[index] = asciiLower(name[index]) }
             let hash = StoreView.hash(of: UnsafeRawPointer(name.baseAddress!))
             let zone = store.findZone(
                 UnsafeRawBufferPointer(rebasing: name[0..<nameLength]), hash: hash)
-            return (question, zone, edns, type == RecordType.ixfr.rawValue ? authority : 1)
+            return (
+                question, zone, edns, type == RecordType.ixfr.rawValue ? authority : 1, malformed,
+                clientSerial
+            )
         }
         guard let found else { return nil }
         self.engine = engine
@@ -128,7 +153,7 @@ public final class ZoneTransfer {
         edns = found.edns
         zoneName =
             (try? DomainName(wire: Array(found.question.dropLast(4))))?.description ?? "?"
-        if found.authority == 0 {
+        if found.authority == 0 || found.malformed {
             // RFC 1995 §3: an IXFR carries the client's SOA; NSD says FORMERR without.
             failure = .formatError
         } else if found.zone == nil {
@@ -142,6 +167,14 @@ public final class ZoneTransfer {
             return
         }
         let info = store.zones[zone]
+        if let clientSerial = found.clientSerial,
+            !ZoneTransfer.serial(ZoneTransfer.serial(of: info, in: store), isNewerThan: clientSerial)
+        {
+            // RFC 1995 §2: the client is up to date (or ahead): our SOA alone.
+            phase = .lastSOA
+            nodes = []
+            return
+        }
         var nodes: [UInt32] = []
         for slot in Int(info.slotBase)...(Int(info.slotBase) + Int(info.slotMask)) {
             let entry = store.slots[slot]
@@ -152,6 +185,20 @@ public final class ZoneTransfer {
         // Nodes were laid out in the zone file's order of their owners, apex first.
         nodes.sort()
         self.nodes = nodes
+    }
+
+    /// The SERIAL of a zone's SOA.
+    static func serial(of info: ZoneStore.ZoneInfo, in view: StoreView) -> UInt32 {
+        let rdata = view.rdata(Int(info.soa))
+        let serialAt = rdata + 2 + view.rdataLength(at: rdata) - 20
+        var serial: UInt32 = 0
+        for offset in 0..<4 { serial = serial << 8 | UInt32(view.byte(serialAt + offset)) }
+        return serial
+    }
+
+    /// Whether serial `a` is newer than `b` (RFC 1982 §3.2).
+    static func serial(_ a: UInt32, isNewerThan b: UInt32) -> Bool {
+        a != b && (a &- b) < 0x8000_0000
     }
 
     /// Writes the next message into `buffer` (at least 512 bytes; a record that does
@@ -344,10 +391,7 @@ extension AuthoritativeEngine {
         return (0..<store.zoneCount).compactMap { zone in
             let info = view.zones[zone]
             let apex = Int(info.apex)
-            let rdata = view.rdata(Int(info.soa))
-            let serialAt = rdata + 2 + view.rdataLength(at: rdata) - 20
-            var serial: UInt32 = 0
-            for offset in 0..<4 { serial = serial << 8 | UInt32(view.byte(serialAt + offset)) }
+            let serial = ZoneTransfer.serial(of: info, in: view)
             let wire = Array(view.bytes(view.name(apex), count: view.nameLength(apex)))
             guard let name = try? DomainName(wire: wire) else { return nil }
             return ServedZone(name: name, serial: serial)
