@@ -159,7 +159,10 @@ public final class DNSNotifier<Service: DatagramService> {
     /// Fewer than 65 536 are ever pending (``maximumPending``), so the walk ends.
     private func freeID() -> UInt16 {
         var id = UInt16.random(in: 0...UInt16.max)
-        for _ in 0..<65_536 where pending[id] != nil { id &+= 1 }
+        for _ in 0..<65_536 {
+            guard pending[id] != nil else { break }
+            id &+= 1
+        }
         return id
     }
 
@@ -207,7 +210,8 @@ public final class DNSNotifier<Service: DatagramService> {
         guard entry.triesLeft > 0 else {
             remove(id)
             statistics.failed &+= 1
-            Console.log("oasis: NOTIFY \(entry.key.zone) to \(entry.key.target): no answer, given up")
+            Console.log(
+                "oasis: NOTIFY \(entry.key.zone) to \(entry.key.target): no answer, given up")
             return
         }
         entry.triesLeft -= 1
@@ -255,7 +259,8 @@ public final class DNSNotifier<Service: DatagramService> {
         let rcode = bytes[3] & 0xf
         if rcode != 0 {
             statistics.refused &+= 1
-            Console.log("oasis: NOTIFY \(entry.key.zone) to \(entry.key.target): answered rcode \(rcode)")
+            Console.log(
+                "oasis: NOTIFY \(entry.key.zone) to \(entry.key.target): answered rcode \(rcode)")
         }
     }
 }

@@ -41,7 +41,8 @@ public struct DNSOverTCPLimits {
     /// transfer waits for the next turn, so that other clients' queries and other
     /// transfers are served in between (a reader fast enough never fills its send
     /// buffer, and would otherwise have the loop to itself until the zone is out).
-    public var transferBytesPerTurn = 64 * 1024
+    /// One 16 KiB transfer message by default, as NSD interleaves them.
+    public var transferBytesPerTurn = 16 * 1024
 
     public init() {}
 }

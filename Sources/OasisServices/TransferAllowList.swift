@@ -124,7 +124,9 @@ public func notifyTargets(parsing texts: [String]) throws(DNSPrimaryConfiguratio
             guard targets.count <= maximumNotifyTargets else {
                 // Count the rest without keeping them, to say how many were given.
                 throw .tooManyNotifyTargets(
-                    texts.reduce(0) { $0 + $1.split(separator: ",", omittingEmptySubsequences: false).count })
+                    texts.reduce(0) {
+                        $0 + $1.split(separator: ",", omittingEmptySubsequences: false).count
+                    })
             }
         }
     }

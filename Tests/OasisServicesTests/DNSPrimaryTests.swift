@@ -66,7 +66,9 @@ import Testing
         let many = (1...65).map { "127.0.0.1:\(10_000 + $0)" }
         #expect(try notifyTargets(parsing: Array(many[..<64])).count == 64)
         #expect(throws: DNSPrimaryConfigurationError.tooManyNotifyTargets(65)) {
-            try notifyTargets(parsing: [many[..<30].joined(separator: ","), many[30...].joined(separator: ",")])
+            try notifyTargets(parsing: [
+                many[..<30].joined(separator: ","), many[30...].joined(separator: ","),
+            ])
         }
     }
 }
@@ -232,8 +234,8 @@ private func receive(_ fd: CInt, milliseconds: Int32) -> ([UInt8], sockaddr_in)?
         }
         #expect(time < .seconds(30), "took \(time)")
         #expect(notifier.pendingCount == 1000)
-        #expect(notifier.statistics.sent == 3 * 65_537)
-        #expect(notifier.statistics.dropped == 3 * 65_537 - 1000)
+        #expect(notifier.statistics.sent == 65_537)
+        #expect(notifier.statistics.dropped == 65_537 - 1000)
     }
 
     @Test func aSecondaryUnreachableFromOurAddressIsGivenUpAtOnce() throws {

@@ -266,7 +266,8 @@ struct ZoneAssembler {
     func duplicate(type: UInt16, at index: Int) -> Int? {
         if owners[index].recordCount >= ZoneAssembler.indexedOwnerSize {
             let hash = ZoneAssembler.recordHash(type: type, scratch[...])
-            for candidate in recordIndex[index]?[hash] ?? [] where isRecord(Int(candidate), type: type) {
+            for candidate in recordIndex[index]?[hash] ?? []
+            where isRecord(Int(candidate), type: type) {
                 return Int(candidate)
             }
             return nil

@@ -168,7 +168,8 @@ public final class ZoneTransfer {
         }
         let info = store.zones[zone]
         if let clientSerial = found.clientSerial,
-            !ZoneTransfer.serial(ZoneTransfer.serial(of: info, in: store), isNewerThan: clientSerial)
+            !ZoneTransfer.serial(
+                ZoneTransfer.serial(of: info, in: store), isNewerThan: clientSerial)
         {
             // RFC 1995 §2: the client is up to date (or ahead): our SOA alone.
             phase = .lastSOA
