@@ -230,7 +230,7 @@ private func receive(_ fd: CInt, milliseconds: Int32) -> ([UInt8], sockaddr_in)?
             maximumPending: 1000)
         defer { notifier.close() }
         let time = try DNSNotifierTests.elapsed {
-            for index in 0..<3 { notifier.notify(try DomainName(parsing: "z\(index).test.")) }
+            notifier.notify(try DomainName(parsing: "z.test."))
         }
         #expect(time < .seconds(30), "took \(time)")
         #expect(notifier.pendingCount == 1000)
