@@ -427,7 +427,15 @@ final class KnotProcess {
             let log = server.stop()
             // Knot's AXFR, its IXFR after the NOTIFY, dig's: each whole.
             #expect(log.contains("zone transfers 3 started, 3 completed"), "\(log)")
-            #expect(log.contains(" 2 answered (0 not NOERROR), 0 unanswered"), "\(log)")
+            // The NOTIFY at start may go before Knot listens, and a reload that comes
+            // before its retry supersedes it: the reload's NOTIFY is the one that must
+            // be answered (Knot followed it), none given up.
+            let answered = log.split(separator: "\n").compactMap { line -> Int? in
+                guard let range = line.range(of: "sent, ") else { return nil }
+                return Int(line[range.upperBound...].prefix { $0.isNumber })
+            }.last
+            #expect((answered ?? 0) >= 1, "\(log)")
+            #expect(log.contains("(0 not NOERROR), 0 unanswered"), "\(log)")
         }
     }
 
