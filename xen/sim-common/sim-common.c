@@ -363,4 +363,11 @@ void sim_install_signals(void) {
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A simulator started by a test runner inherits its signal mask, which may block
+       SIGINT and SIGTERM; unblock them, or a stop request would never arrive. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &stops, NULL);
 }
