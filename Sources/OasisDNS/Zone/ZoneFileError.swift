@@ -64,31 +64,61 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         switch problem {
         case .cannotRead(let code): what = "cannot read the file (errno \(code))"
         case .cannotOpenInclude(let path, let code):
-            what = "cannot open include file '\(path)': \(String(cString: strerror(code)))"
+            what =
+                "cannot open include file '\(Self.clip(path))': \(String(cString: strerror(code)))"
         case .unterminatedString: what = "unterminated quoted string"
         case .unbalancedParentheses: what = "unbalanced parentheses"
-        case .unknownDirective(let name): what = "unknown directive '\(name)'"
-        case .missingArgument(let name): what = "\(name) needs an argument"
-        case .badName(let text, let reason): what = "bad domain name '\(text)' (\(reason))"
-        case .badTTL(let text): what = "bad TTL '\(text)'"
-        case .unknownType(let text): what = "unknown record type '\(text)'"
-        case .unsupportedClass(let text): what = "class '\(text)' not served (only IN)"
-        case .badRecordData(let type, let reason): what = "bad \(type) data: \(reason)"
+        case .unknownDirective(let name): what = "unknown directive '\(Self.clip(name))'"
+        case .missingArgument(let name): what = "\(Self.clip(name)) needs an argument"
+        case .badName(let text, let reason):
+            what = "bad domain name '\(Self.clip(text))' (\(Self.clip("\(reason)", limit: 200)))"
+        case .badTTL(let text): what = "bad TTL '\(Self.clip(text))'"
+        case .unknownType(let text): what = "unknown record type '\(Self.clip(text))'"
+        case .unsupportedClass(let text): what = "class '\(Self.clip(text))' not served (only IN)"
+        case .badRecordData(let type, let reason):
+            what = "bad \(Self.clip(type)) data: \(Self.clip(reason, limit: 200))"
         case .noPreviousOwner: what = "blank owner with no previous owner"
         case .noTTL: what = "no TTL given and no $TTL in effect"
         case .includeTooDeep: what = "$INCLUDE nested too deeply (a loop?)"
         case .tooManyTokens: what = "an entry of more tokens than any record has"
         case .entryTooLong: what = "an entry longer than any record's text (over 4 MiB)"
-        case .notARegularFile(let path): what = "$INCLUDE of '\(path)', which is not a regular file"
-        case .outOfZone(let name): what = "'\(name)' is outside the zone"
+        case .notARegularFile(let path):
+            what = "$INCLUDE of '\(Self.clip(path))', which is not a regular file"
+        case .outOfZone(let name): what = "'\(Self.clip(name))' is outside the zone"
         case .noSOA: what = "the zone has no SOA record at its apex"
         case .multipleSOA: what = "the zone has more than one SOA record"
-        case .cnameAndOtherData(let name): what = "CNAME and other data at '\(name)'"
-        case .multipleCNAME(let name): what = "more than one CNAME at '\(name)'"
-        case .multipleDNAME(let name): what = "more than one DNAME at '\(name)'"
-        case .dnameAndCNAME(let name): what = "DNAME and CNAME at '\(name)'"
+        case .cnameAndOtherData(let name): what = "CNAME and other data at '\(Self.clip(name))'"
+        case .multipleCNAME(let name): what = "more than one CNAME at '\(Self.clip(name))'"
+        case .multipleDNAME(let name): what = "more than one DNAME at '\(Self.clip(name))'"
+        case .dnameAndCNAME(let name): what = "DNAME and CNAME at '\(Self.clip(name))'"
         case .emptyFile: what = "no records"
         }
-        return "\(file):\(line): \(what)"
+        return "\(Self.clip(file, limit: 256)):\(line): \(what)"
+    }
+
+    /// At most `limit` characters of `text` from a file (a hostile one may put megabytes
+    /// of NULs on a line), with anything not printable ASCII escaped as `\xNN` (bytes
+    /// of UTF-8) and `...` where it was cut.
+    ///
+    /// ```swift
+    /// ZoneFileError.clip("a\u{0}b")   // "a\\x00b"
+    /// ```
+    public static func clip(_ text: String, limit: Int = 64) -> String {
+        var out = ""
+        var shown = 0
+        for byte in text.utf8 {
+            guard shown < limit else {
+                out += "..."
+                break
+            }
+            if byte >= 0x20 && byte < 0x7f {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                let hex = String(byte, radix: 16)
+                out += "\\x" + (hex.count == 1 ? "0" + hex : hex)
+            }
+            shown += 1
+        }
+        return out
     }
 }
