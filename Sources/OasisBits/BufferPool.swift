@@ -109,6 +109,30 @@ public final class BufferPool {
         return Bits(unchecked: buffer, offset: headroom, count: 0)
     }
 
+    /// Makes up to `additional` more buffers now (never past `limit`) and points the
+    /// clock cursor at the first of them, so the next allocations take them one after
+    /// another without scanning the buffers in use. Returns how many were made.
+    ///
+    /// For a caller about to hold many buffers at once (a block benchmark's requests):
+    /// without it each allocation scans every buffer in use before making one more.
+    ///
+    /// ```swift
+    /// let pool = BufferPool(headroom: 0, limit: 4096)
+    /// _ = pool.grow(by: 1024)
+    /// let pages = try (0..<1024).map { _ in try pool.allocate() }
+    /// ```
+    @discardableResult
+    public func grow(by additional: Int) -> Int {
+        let first = count
+        let made = max(0, min(additional, limit - count))
+        for _ in 0..<made {
+            (slots + count).initialize(to: Buffer(pageCount: pagesPerBuffer))
+            count += 1
+        }
+        if made > 0 { cursor = first }
+        return made
+    }
+
     /// How many of the pool's buffers are free right now (scans them all; for
     /// counters and tests, not the packet path).
     public var freeCount: Int {

@@ -177,7 +177,9 @@ public final class FileBlockDevice: BlockDevice {
         self.queueDepth = max(1, min(queueDepth, 4096))
         self.maximumSectorsPerRequest = (1 << 20) / sectorSize
         self.loop = loop
-        self.pool = BufferPool(headroom: 0, limit: max(256, self.queueDepth * 32))
+        // Room for every request in flight at the largest size (1 MiB, 256 pages), up to
+        // 256 MiB of pages (made as they are asked for; the limit costs a slot each).
+        self.pool = BufferPool(headroom: 0, limit: max(256, min(self.queueDepth * 256, 1 << 16)))
 
         var context: aio_context_t = 0
         let code = oasis_io_setup(UInt32(self.queueDepth), &context)

@@ -81,7 +81,12 @@ public final class MemoryBlockDevice: BlockDevice {
         self.maximumSectorsPerRequest =
             max(1, maximumSectorsPerRequest ?? (1 << 20) / max(1, sectorSize))
         self.loop = loop
-        self.pool = BufferPool(headroom: 0, limit: max(64, self.queueDepth * 64))
+        // Room for every request in flight at the largest size, up to 256 MiB of pages
+        // (the pool makes its pages as they are asked for; the limit costs a slot each).
+        let pagesPerRequest =
+            (self.maximumSectorsPerRequest * sectorSize + Buffer.pageSize - 1) / Buffer.pageSize
+        self.pool = BufferPool(
+            headroom: 0, limit: max(64, min(self.queueDepth * pagesPerRequest, 1 << 16)))
         let this = Unretained(self)
         starter = loop.makeSource { this.call { $0.start() } }
         finisher = loop.makeSource { this.call { $0.finish() } }

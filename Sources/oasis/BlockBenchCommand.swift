@@ -102,9 +102,15 @@ final class BlockBench {
     private var end: Duration = .zero
     private var finished: Resolver<Void>?
 
+    /// The most bytes the benchmark holds in flight (depth × size).
+    static let maximumBytesInFlight = 256 << 20
+
+    /// How long past `--seconds` requests still in flight are waited for.
+    static let grace: Duration = .seconds(5)
+
     init(device: any BlockDevice, settings: BenchSettings, loop: EventLoop) throws(BlockError) {
+        var settings = settings
         self.device = device
-        self.settings = settings
         self.loop = loop
         let sectorSize = device.geometry.sectorSize
         guard settings.bytes % sectorSize == 0 else {
@@ -112,6 +118,27 @@ final class BlockBench {
                 device: device.name,
                 reason: "\(settings.bytes) bytes is not whole \(sectorSize)-byte sectors")
         }
+        guard settings.bytes / sectorSize <= device.maximumSectorsPerRequest else {
+            throw .badRequest(
+                device: device.name,
+                reason:
+                    "--size \(settings.bytes) is more than the device's largest request, "
+                    + "\(device.maximumSectorsPerRequest * sectorSize) bytes")
+        }
+        guard settings.depth * settings.bytes <= Self.maximumBytesInFlight else {
+            throw .badRequest(
+                device: device.name,
+                reason:
+                    "--depth \(settings.depth) × --size \(settings.bytes) is more than "
+                    + "\(Self.maximumBytesInFlight >> 20) MiB in flight")
+        }
+        if settings.depth > device.queueDepth {
+            printError(
+                "bench: --depth \(settings.depth) is more than the device's queue depth; "
+                    + "using \(device.queueDepth)")
+            settings.depth = max(1, device.queueDepth)
+        }
+        self.settings = settings
         sectorsPerRequest = settings.bytes / sectorSize
         let spanSectors = min(
             device.geometry.sectorCount, (settings.span ?? .max) / UInt64(sectorSize))
@@ -124,6 +151,18 @@ final class BlockBench {
         random = settings.seed
         started = Array(repeating: .zero, count: settings.depth)
         latencies.reserveCapacity(1 << 20)
+        // All the slots' pages made at once: allocating them one by one from a pool
+        // that is all in use scans every buffer before making each new one.
+        let pagesPerSlot = (settings.bytes + Buffer.pageSize - 1) / Buffer.pageSize
+        guard settings.depth * pagesPerSlot <= device.pool.limit else {
+            throw .badRequest(
+                device: device.name,
+                reason:
+                    "--depth \(settings.depth) × --size \(settings.bytes) needs more than the "
+                    + "device's \(device.pool.limit) pages (\((device.pool.limit * Buffer.pageSize) >> 20) MiB); "
+                    + "lower --depth or --size")
+        }
+        device.pool.grow(by: settings.depth * pagesPerSlot - device.pool.freeCount)
         for _ in 0..<settings.depth {
             var pages = try device.allocatePages(byteCount: settings.bytes)
             for index in pages.indices {
@@ -139,8 +178,23 @@ final class BlockBench {
         let (promise, resolver) = loop.makePromise(of: Void.self)
         finished = resolver
         begin = loop.now
+        // A backend that stops answering must not hold the benchmark past its time.
+        let deadline = loop.schedule(after: settings.duration + Self.grace) { [self] in
+            guard let finished else { return }
+            self.finished = nil
+            end = loop.now
+            if failure == nil {
+                failure = .ioError(
+                    device: device.name,
+                    detail:
+                        "\(inFlight) request\(inFlight == 1 ? "" : "s") still in flight "
+                        + "\(Self.grace) after --seconds")
+            }
+            _ = finished.resolve()
+        }
         for slot in 0..<settings.depth { issue(slot) }
         try await promise.value
+        _ = loop.cancelTimer(deadline)
         if let failure { throw failure }
         return report()
     }
@@ -274,14 +328,16 @@ struct BlockPutZonesCommand: ParsableCommand {
             guard let loop = EventLoop.current else { return }
             let device = try options.open(loop: loop)
             defer { device.close() }
-            try await writeImage(image, to: device)
+            try await writeImage(image, to: device, timeout: options.ioTimeout)
             print("put-zones: \(count) zone\(count == 1 ? "" : "s"), \(image.count) bytes")
         }
     }
 }
 
 /// Writes `image` from sector 0 (the last sector padded with zeros) and flushes.
-func writeImage(_ image: [UInt8], to device: any BlockDevice) async throws(BlockError) {
+func writeImage(_ image: [UInt8], to device: any BlockDevice, timeout: Duration = .seconds(30))
+    async throws(BlockError)
+{
     let sectorSize = device.geometry.sectorSize
     let sectors = (image.count + sectorSize - 1) / sectorSize
     guard UInt64(sectors) <= device.geometry.sectorCount else {
@@ -306,10 +362,11 @@ func writeImage(_ image: [UInt8], to device: any BlockDevice) async throws(Block
             at += page.count
         }
         try await device.perform(
-            BlockRequest(write: UInt64(done), pages: pages, sectorSize: sectorSize))
+            BlockRequest(write: UInt64(done), pages: pages, sectorSize: sectorSize),
+            within: timeout)
         done += count
     }
-    if device.features.contains(.flush) { try await device.perform(.flush) }
+    if device.features.contains(.flush) { try await device.perform(.flush, within: timeout) }
 }
 
 /// The zones on a zone disk, each checked against its digest: read through the block
@@ -354,9 +411,9 @@ func readZoneDisk(_ specification: String) throws(DNSCommand.ZoneLoadFailure) ->
 }
 
 /// At least `count` bytes (whole sectors) from `sector` on.
-func readBytes(from device: any BlockDevice, at sector: UInt64, count: Int) async throws(BlockError)
-    -> [UInt8]
-{
+func readBytes(
+    from device: any BlockDevice, at sector: UInt64, count: Int, timeout: Duration = .seconds(30)
+) async throws(BlockError) -> [UInt8] {
     let sectorSize = device.geometry.sectorSize
     let sectors = (count + sectorSize - 1) / sectorSize
     var bytes: [UInt8] = []
@@ -366,7 +423,8 @@ func readBytes(from device: any BlockDevice, at sector: UInt64, count: Int) asyn
         let chunk = min(chunkSectors(of: device), sectors - done)
         let pages = try device.allocatePages(byteCount: chunk * sectorSize)
         try await device.perform(
-            BlockRequest(read: sector + UInt64(done), pages: pages, sectorSize: sectorSize))
+            BlockRequest(read: sector + UInt64(done), pages: pages, sectorSize: sectorSize),
+            within: timeout)
         for page in pages { bytes += page.copyBytes() }
         done += chunk
     }
