@@ -112,10 +112,13 @@ struct BlockCheckCommand: ParsableCommand {
                         }
                         try await device.perform(
                             BlockRequest(
-                                write: first + UInt64(done), pages: pages, sectorSize: sectorSize))
+                                write: first + UInt64(done), pages: pages, sectorSize: sectorSize),
+                            within: options.ioTimeout)
                         done += count
                     }
-                    if device.features.contains(.flush) { try await device.perform(.flush) }
+                    if device.features.contains(.flush) {
+                        try await device.perform(.flush, within: options.ioTimeout)
+                    }
                 }
                 // Read back and compare, sector by sector.
                 var readHash = SHA256()
@@ -128,7 +131,8 @@ struct BlockCheckCommand: ParsableCommand {
                     let pages = try device.allocatePages(byteCount: count * sectorSize)
                     try await device.perform(
                         BlockRequest(
-                            read: first + UInt64(done), pages: pages, sectorSize: sectorSize))
+                            read: first + UInt64(done), pages: pages, sectorSize: sectorSize),
+                        within: options.ioTimeout)
                     var sector = first + UInt64(done)
                     for page in pages {
                         page.withUnsafeBytes { bytes in

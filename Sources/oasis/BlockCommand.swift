@@ -46,10 +46,27 @@ struct DiskOptions: ParsableArguments {
     @Flag(help: "file: buffered I/O (no O_DIRECT).")
     var buffered = false
 
+    @Option(help: "Seconds to wait for any one request before giving up (0.001...86400).")
+    var timeout = 30.0
+
+    /// ``timeout`` as a duration.
+    var ioTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }
+
     func validate() throws {
-        _ = try DiskSpecification(parsing: disk)
-        if let create, parseSize(create) == nil {
-            throw ValidationError("--create: '\(create)' is not a size")
+        let specification = try DiskSpecification(parsing: disk)
+        if let create {
+            guard parseSize(create) != nil else {
+                throw ValidationError("--create: '\(create)' is not a size")
+            }
+            guard !readOnly else {
+                throw ValidationError("--create and --read-only: a created file is written")
+            }
+            guard case .file = specification else {
+                throw ValidationError("--create: only for file:PATH")
+            }
+        }
+        guard timeout >= 0.001, timeout <= 86400 else {
+            throw ValidationError("--timeout: 0.001...86400 seconds")
         }
     }
 
@@ -131,6 +148,9 @@ enum DiskSpecification: Equatable {
         case "memory":
             guard let bytes = parseSize(rest), bytes >= 512, bytes <= 1 << 40 else {
                 throw Invalid(description: "memory:\(rest): give a size from 512 bytes to 1T")
+            }
+            guard bytes % 512 == 0 else {
+                throw Invalid(description: "memory:\(rest): not a multiple of 512-byte sectors")
             }
             self = .memory(bytes)
         case "file": self = .file(rest)
@@ -263,34 +283,108 @@ struct BlockWriteCommand: ParsableCommand {
             guard let loop = EventLoop.current else { return }
             let device = try options.open(loop: loop)
             defer { device.close() }
-            let bytes = try readWholeFile(path, limit: device.geometry.byteCount)
-            let sectorSize = device.geometry.sectorSize
-            let sectors = (bytes.count + sectorSize - 1) / sectorSize
-            var done = 0
-            while done < sectors {
-                let count = min(chunkSectors(of: device), sectors - done)
-                let pages = try device.allocatePages(byteCount: count * sectorSize)
-                var at = done * sectorSize
-                for var page in pages {
-                    let take = max(0, min(page.count, bytes.count - at))
-                    page.withUnsafeMutableBytes { target in
-                        memset(target.baseAddress!, 0, target.count)
-                        if take > 0 {
-                            bytes.withUnsafeBytes {
-                                _ = memcpy(target.baseAddress!, $0.baseAddress! + at, take)
-                            }
-                        }
-                    }
-                    at += page.count
-                }
-                try await device.perform(
-                    BlockRequest(write: first + UInt64(done), pages: pages, sectorSize: sectorSize))
-                done += count
-            }
-            if device.features.contains(.flush) { try await device.perform(.flush) }
-            print("wrote \(bytes.count) bytes (\(sectors) sectors) at sector \(first)")
+            let written = try await streamFile(
+                path, to: device, at: first, timeout: options.ioTimeout)
+            print(
+                "wrote \(written.bytes) bytes (\(written.sectors) sectors) at sector \(first)")
         }
     }
+}
+
+/// Writes the file at `path` to `device` from sector `first` on, a chunk of at most
+/// ``chunkSectors(of:)`` sectors at a time (the last sector padded with zeros), so a
+/// source of any size (a pipe, /dev/zero) is held in bounded memory; then flushes.
+///
+/// A regular file larger than the space from `first` is refused before anything is
+/// written; any other source is written until the disk's end and then refused if it
+/// has more.
+func streamFile(_ path: String, to device: any BlockDevice, at first: UInt64, timeout: Duration)
+    async throws -> (bytes: UInt64, sectors: UInt64)
+{
+    let sectorSize = device.geometry.sectorSize
+    let capacity = device.geometry.sectorCount
+    guard first <= capacity else {
+        throw BlockError.outOfRange(
+            device: device.name, sector: first, count: 1, capacity: capacity)
+    }
+    let space = (capacity - first) * UInt64(sectorSize)
+    let source = open(path, O_RDONLY | O_CLOEXEC)
+    guard source >= 0 else {
+        throw BlockCommandFailure(description: "\(path): \(String(cString: strerror(errno)))")
+    }
+    defer { close(source) }
+    var status = stat()
+    if fstat(source, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
+        UInt64(status.st_size) > space
+    {
+        throw BlockCommandFailure(
+            description:
+                "\(path): \(status.st_size) bytes do not fit in the \(space) bytes from sector \(first)"
+        )
+    }
+    var staging = [UInt8](repeating: 0, count: chunkSectors(of: device) * sectorSize)
+    var bytes: UInt64 = 0
+    var sectors: UInt64 = 0
+    while true {
+        let room = capacity - first - sectors
+        let want = Int(min(UInt64(staging.count), room * UInt64(sectorSize)))
+        let (filled, ended) = try fill(&staging, upTo: want, from: source, path: path)
+        if room == 0 || (filled == 0 && !ended) {
+            // The disk is full: refuse a source with more to give.
+            var probe: UInt8 = 0
+            if read(source, &probe, 1) > 0 {
+                throw BlockCommandFailure(
+                    description:
+                        "\(path): stopped at the disk's end after \(bytes) bytes from sector \(first); the source has more"
+                )
+            }
+            break
+        }
+        if filled == 0 { break }
+        let count = (filled + sectorSize - 1) / sectorSize
+        let pages = try device.allocatePages(byteCount: count * sectorSize)
+        var at = 0
+        for var page in pages {
+            let take = max(0, min(page.count, filled - at))
+            page.withUnsafeMutableBytes { target in
+                memset(target.baseAddress!, 0, target.count)
+                if take > 0 {
+                    staging.withUnsafeBytes {
+                        _ = memcpy(target.baseAddress!, $0.baseAddress! + at, take)
+                    }
+                }
+            }
+            at += page.count
+        }
+        try await device.perform(
+            BlockRequest(write: first + sectors, pages: pages, sectorSize: sectorSize),
+            within: timeout)
+        bytes += UInt64(filled)
+        sectors += UInt64(count)
+        if ended { break }
+    }
+    if device.features.contains(.flush) { try await device.perform(.flush, within: timeout) }
+    return (bytes, sectors)
+}
+
+/// Reads from `fd` into the start of `buffer` until `count` bytes or the end of the
+/// source; says how many came and whether the source ended.
+private func fill(_ buffer: inout [UInt8], upTo count: Int, from fd: Int32, path: String)
+    throws(BlockCommandFailure) -> (Int, Bool)
+{
+    var filled = 0
+    while filled < count {
+        let got = buffer.withUnsafeMutableBytes {
+            read(fd, $0.baseAddress! + filled, count - filled)
+        }
+        if got < 0 {
+            if errno == EINTR { continue }
+            throw BlockCommandFailure(description: "\(path): \(String(cString: strerror(errno)))")
+        }
+        if got == 0 { return (filled, true) }
+        filled += got
+    }
+    return (filled, false)
 }
 
 struct BlockReadCommand: ParsableCommand {
@@ -320,6 +414,11 @@ struct BlockReadCommand: ParsableCommand {
             let device = try options.open(loop: loop)
             defer { device.close() }
             let sectorSize = device.geometry.sectorSize
+            let capacity = device.geometry.sectorCount
+            guard first <= capacity, UInt64(total) <= capacity - first else {
+                throw BlockError.outOfRange(
+                    device: device.name, sector: first, count: total, capacity: capacity)
+            }
             let output = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard output >= 0 else {
                 throw BlockCommandFailure(
@@ -331,7 +430,8 @@ struct BlockReadCommand: ParsableCommand {
                 let count = min(chunkSectors(of: device), total - done)
                 let pages = try device.allocatePages(byteCount: count * sectorSize)
                 try await device.perform(
-                    BlockRequest(read: first + UInt64(done), pages: pages, sectorSize: sectorSize))
+                    BlockRequest(read: first + UInt64(done), pages: pages, sectorSize: sectorSize),
+                    within: options.ioTimeout)
                 for page in pages {
                     let written = page.withUnsafeBytes { write(output, $0.baseAddress, $0.count) }
                     guard written == page.count else {
