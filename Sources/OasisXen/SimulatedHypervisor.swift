@@ -103,7 +103,26 @@ final class SimulatorConnection {
             _ = Glibc.close(fd)
             throw .operationFailed(operation: "connect \(path)", errno)
         }
+        // A simulator that stops answering (stopped, wedged) must not hold a caller
+        // forever: every send and receive on the control socket is bounded.
+        var limit = timeval(tv_sec: Self.replyTimeoutSeconds, tv_usec: 0)
+        for option in [SO_RCVTIMEO, SO_SNDTIMEO] {
+            _ = setsockopt(fd, SOL_SOCKET, option, &limit, socklen_t(MemoryLayout<timeval>.size))
+        }
         control = fd
+    }
+
+    /// How long a greeting, a reply or a send may take before the session is given up.
+    static let replyTimeoutSeconds = 10
+
+    /// Gives the session up after a timed-out exchange: the stream may be mid-line, and
+    /// every later request fails at once instead of waiting again.
+    private func abandon() -> XenError {
+        if control >= 0 {
+            _ = Glibc.close(control)
+            control = -1
+        }
+        return .simulator("no answer from the simulator within \(Self.replyTimeoutSeconds) s")
     }
 
     /// Reads one line (and the descriptors that came with it) from the control socket.
@@ -123,6 +142,10 @@ final class SimulatorConnection {
             fds += passed.prefix(Int(count))
             if received < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    for fd in fds { _ = Glibc.close(fd) }
+                    throw abandon()
+                }
                 throw .operationFailed(operation: "simulator receive", XenError.lastErrno)
             }
             if received == 0 { throw .simulator("the simulator closed the connection") }
@@ -146,6 +169,7 @@ final class SimulatorConnection {
             }
             if written < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { throw abandon() }
                 throw .operationFailed(operation: "simulator send", XenError.lastErrno)
             }
             sent += written

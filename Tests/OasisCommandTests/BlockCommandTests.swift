@@ -200,4 +200,106 @@ func ddDigest(_ path: String, sector: Int, count: Int) throws -> String {
         let digest = try ddDigest(simulator.diskPath, sector: 64, count: 4096)
         #expect(check.output == "check: ok 4096 sectors sha256 \(digest)\n")
     }
+
+    @Test func benchBoundsWhatIsInFlightAndStartsQuickly() throws {
+        try withBlockFolder("bench bounds") { _ in
+            let tooMuch = try oasisBlock([
+                "bench", "--disk", "memory:64M", "--depth", "1024", "--size", "1M", "--seconds",
+                "0.5", "--pattern", "write",
+            ])
+            #expect(tooMuch.status == 1)
+            #expect(
+                tooMuch.errorOutput.contains("more than 256 MiB in flight"),
+                "\(tooMuch.errorOutput)")
+            #expect(tooMuch.errorOutput.split(separator: "\n").count == 1)
+            // 256 requests of 1 MiB: the pages are made at once, not one scan each.
+            let started = ContinuousClock.now
+            let big = try oasisBlock([
+                "bench", "--disk", "memory:64M", "--depth", "256", "--size", "1M", "--seconds",
+                "0.5", "--pattern", "write",
+            ])
+            let took = ContinuousClock.now - started
+            #expect(big.status == 0, "\(big.errorOutput)")
+            #expect(big.output.hasPrefix("IOPS "))
+            #expect(took < .seconds(6), "\(took)")
+        }
+    }
+
+    @Test func readBeyondTheEndIsRefusedBeforeTheOutputIsMade() throws {
+        try withBlockFolder("read beyond") { folder in
+            let beyond = try oasisBlock([
+                "read", "--disk", "memory:1M", "--to", "\(folder)/r", "--count",
+                "9223372036854775807",
+            ])
+            #expect(beyond.status == 1)
+            #expect(beyond.errorOutput.contains("beyond the end"), "\(beyond.errorOutput)")
+            #expect(access("\(folder)/r", F_OK) != 0)
+        }
+    }
+
+    @Test func writeStreamsAndStopsAtTheDisksEnd() throws {
+        try withBlockFolder("write streams") { folder in
+            // /dev/zero is endless: written up to the end of the disk, then refused.
+            let zero = try oasisBlock(["write", "--disk", "memory:64M", "--from", "/dev/zero"])
+            #expect(zero.status == 1)
+            #expect(
+                zero.errorOutput
+                    == "oasis block: /dev/zero: stopped at the disk's end after 67108864 bytes "
+                    + "from sector 0; the source has more\n")
+            // A regular file larger than the space from --sector: refused up front.
+            try Data(count: 4096).write(to: URL(fileURLWithPath: "\(folder)/big"))
+            let big = try oasisBlock([
+                "write", "--disk", "memory:4K", "--from", "\(folder)/big", "--sector", "1",
+            ])
+            #expect(big.status == 1)
+            #expect(
+                big.errorOutput.contains("4096 bytes do not fit in the 3584 bytes from sector 1"))
+            // A pipe of exactly the disk's size is written whole.
+            let piped = try run([
+                "sh", "-c",
+                "head -c 1048576 /dev/zero | '\(blockOasisPath)' block write --disk memory:1M --from /dev/stdin",
+            ])
+            #expect(piped.status == 0, "\(piped.errorOutput)")
+            #expect(piped.output == "wrote 1048576 bytes (2048 sectors) at sector 0\n")
+        }
+    }
+
+    @Test func optionsThatCannotWorkAreRefused() throws {
+        try withBlockFolder("option checks") { folder in
+            let readOnlyCreate = try oasisBlock([
+                "info", "--disk", "file:\(folder)/c.img", "--create", "1M", "--read-only",
+            ])
+            #expect(readOnlyCreate.status != 0)
+            #expect(readOnlyCreate.errorOutput.contains("--create and --read-only"))
+            let odd = try oasisBlock(["info", "--disk", "memory:513"])
+            #expect(odd.status != 0)
+            #expect(odd.errorOutput.contains("not a multiple of 512-byte sectors"))
+        }
+    }
+
+    @Test func aStoppedBackendDoesNotHangTheCommands() throws {
+        let test = "stopped blkback-sim"
+        guard access(blockOasisPath, X_OK) == 0 else {
+            try skip(test, "\(blockOasisPath) is not built")
+        }
+        let simulator: RunningBlkbackSimulator
+        do {
+            simulator = try RunningBlkbackSimulator([], diskBytes: 8 << 20)
+        } catch {
+            try skip(test, "xen/blkback-sim: \(error)")
+        }
+        let pid = simulator.processIdentifier
+        defer {
+            kill(pid, SIGCONT)
+            print("\(test): blkback-sim said:\n\(simulator.stop())")
+        }
+        kill(pid, SIGSTOP)
+        let started = ContinuousClock.now
+        let info = try oasisBlock(["info", "--disk", "xen-sim:\(simulator.socketPath)"])
+        #expect(info.status == 1)
+        #expect(
+            info.errorOutput.contains("no answer from the simulator within 10 s"),
+            "\(info.errorOutput)")
+        #expect(ContinuousClock.now - started < .seconds(25))
+    }
 }

@@ -541,3 +541,18 @@ import Testing
         }
     }
 }
+
+@Suite struct ZoneFileErrorClipTests {
+    /// A hostile line of a million NULs gives a short, printable error line.
+    @Test func offendingTextIsCutAndEscaped() {
+        let nuls = String(repeating: "\u{0}", count: 1_000_000)
+        let error = ZoneFileError(file: "z", line: 3, problem: .badTTL(nuls))
+        let text = error.description
+        #expect(text.count < 400)
+        #expect(text.hasPrefix("z:3: bad TTL '\\x00\\x00"))
+        #expect(text.hasSuffix("...'"))
+        #expect(!text.contains("\u{0}"))
+        #expect(ZoneFileError.clip("a\tb") == "a\\x09b")
+        #expect(ZoneFileError.clip("example.com.") == "example.com.")
+    }
+}

@@ -35,6 +35,10 @@ public final class RunningBlkbackSimulator {
     let output = Pipe()
     private var stopped = false
 
+    /// The simulator's process id (to stop and continue it: a backend that stops
+    /// answering).
+    public var processIdentifier: Int32 { process.processIdentifier }
+
     /// Creates a disk of `diskBytes` zero bytes and starts `blkback-sim --socket PATH
     /// --disk FILE` with `arguments` (features, misbehaviours), waiting until it listens.
     public init(_ arguments: [String], diskBytes: Int = 8 << 20) throws {
