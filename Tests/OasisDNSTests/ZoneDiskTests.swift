@@ -59,3 +59,31 @@ import Testing
         #expect(throws: ZoneDiskError.noHeader) { try ZoneDisk.parseHeader([UInt8](), capacity: 0) }
     }
 }
+
+@Suite struct ZoneDiskHeaderRefusalTests {
+    let zone: (origin: String, text: [UInt8]) = (
+        "example.com.", Array("@ 3600 IN SOA ns. h. 1 2 3 4 5\n".utf8)
+    )
+
+    @Test func aNonzeroReservedWordIsRefused() throws {
+        var image = try ZoneDisk.image(of: [zone])
+        image[15] = 1  // the reserved u32 at 12, big-endian
+        #expect(throws: ZoneDiskError.badReserved(1)) {
+            _ = try ZoneDisk.parseHeader(image, capacity: UInt64(image.count))
+        }
+    }
+
+    @Test func aZoneTwiceInTheHeaderIsRefused() throws {
+        let image = try ZoneDisk.image(of: [zone, zone])
+        #expect(throws: ZoneDiskError.duplicateOrigin("example.com.")) {
+            _ = try ZoneDisk.parseHeader(image, capacity: UInt64(image.count))
+        }
+        #expect(
+            ZoneDiskError.duplicateOrigin("example.com.").description
+                == "zone example.com. is in the header twice")
+    }
+
+    @Test func anOriginOfControlBytesIsEscaped() {
+        #expect(ZoneDiskError.badOrigin("a\u{1}").description == "bad zone origin 'a\\x01'")
+    }
+}

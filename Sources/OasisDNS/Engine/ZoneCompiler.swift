@@ -76,7 +76,7 @@ public struct ZoneCompiler {
         if origins.contains(assembler.origin) {
             throw ZoneFileError(
                 file: assembler.source, line: 0,
-                problem: .outOfZone("\(assembler.origin) (served twice)"))
+                problem: .zoneServedTwice("\(assembler.origin)"))
         }
         try assembler.emit(into: &self)
         origins.insert(assembler.origin)

@@ -99,8 +99,10 @@ public enum ZoneDisk {
         var reader = Reader(bytes: header, position: 8)
         let count = Int(try reader.u32())
         guard (1...maximumZones).contains(count) else { throw .badCount(count) }
-        _ = try reader.u32()
+        let reserved = try reader.u32()
+        guard reserved == 0 else { throw .badReserved(reserved) }
         var extents: [Extent] = []
+        var origins: Set<String> = []
         var total: UInt64 = 0
         for _ in 0..<count {
             let offset = try reader.u64()
@@ -112,6 +114,9 @@ public enum ZoneDisk {
                 throw .badOrigin(String(decoding: name, as: UTF8.self))
             }
             let origin = String(decoding: name, as: UTF8.self)
+            guard origins.insert(origin.lowercased()).inserted else {
+                throw .duplicateOrigin(origin)
+            }
             guard (1...maximumZoneBytes).contains(length) else {
                 throw .badLength(origin: origin, length: length)
             }
@@ -178,6 +183,10 @@ public enum ZoneDiskError: Error, Equatable, Sendable, CustomStringConvertible {
     case headerTooLarge(Int)
     /// A zone's text does not match the digest in the header.
     case digestMismatch(origin: String)
+    /// The header's reserved word is not zero (a newer or damaged layout).
+    case badReserved(UInt32)
+    /// Two entries of the header name one zone.
+    case duplicateOrigin(String)
 
     public var description: String {
         switch self {
@@ -185,7 +194,7 @@ public enum ZoneDiskError: Error, Equatable, Sendable, CustomStringConvertible {
         case .truncated: return "the zone disk header ends inside an entry"
         case .badCount(let count):
             return "\(count) zones (1...\(ZoneDisk.maximumZones) on a zone disk)"
-        case .badOrigin(let origin): return "bad zone origin '\(origin)'"
+        case .badOrigin(let origin): return "bad zone origin '\(ZoneFileError.clip(origin))'"
         case .badLength(let origin, let length):
             return "zone \(origin): \(length) bytes (1...\(ZoneDisk.maximumZoneBytes))"
         case .outOfRange(let origin, let offset, let length, let capacity):
@@ -197,6 +206,9 @@ public enum ZoneDiskError: Error, Equatable, Sendable, CustomStringConvertible {
         case .headerTooLarge(let bytes):
             return "the header needs \(bytes) bytes (at most \(ZoneDisk.headerBytes))"
         case .digestMismatch(let origin): return "zone \(origin): SHA-256 mismatch"
+        case .badReserved(let word): return "the header's reserved word is \(word), not 0"
+        case .duplicateOrigin(let origin):
+            return "zone \(origin) is in the header twice"
         }
     }
 }

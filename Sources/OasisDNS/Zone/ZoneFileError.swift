@@ -40,6 +40,10 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         case noPreviousOwner
         case noTTL
         case includeTooDeep
+        /// `$INCLUDE` where includes are not followed (a zone read from a zone disk).
+        case includeNotFollowed
+        /// A second zone with an origin already served.
+        case zoneServedTwice(String)
         /// `$INCLUDE` of something that is not a regular file (a device, a pipe, a
         /// folder).
         case notARegularFile(String)
@@ -80,6 +84,8 @@ public struct ZoneFileError: Error, Hashable, Sendable, CustomStringConvertible 
         case .noPreviousOwner: what = "blank owner with no previous owner"
         case .noTTL: what = "no TTL given and no $TTL in effect"
         case .includeTooDeep: what = "$INCLUDE nested too deeply (a loop?)"
+        case .includeNotFollowed: what = "$INCLUDE is not followed in a zone from a disk"
+        case .zoneServedTwice(let name): what = "zone '\(Self.clip(name))' is served twice"
         case .tooManyTokens: what = "an entry of more tokens than any record has"
         case .entryTooLong: what = "an entry longer than any record's text (over 4 MiB)"
         case .notARegularFile(let path):

@@ -689,7 +689,8 @@ struct State {
             defaultTTL = ZoneFileParser.servedTTL(ttl)
         case "$INCLUDE":
             guard let argument = tokens.first else { throw fail(.missingArgument(directive)) }
-            guard depth < ZoneFileParser.maximumIncludeDepth, allowIncludes else {
+            guard allowIncludes else { throw fail(.includeNotFollowed) }
+            guard depth < ZoneFileParser.maximumIncludeDepth else {
                 throw fail(.includeTooDeep)
             }
             let bytes = unescaped(scanner.text.span.extracting(argument.range))
