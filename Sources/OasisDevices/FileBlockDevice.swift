@@ -110,6 +110,16 @@ public final class FileBlockDevice: BlockDevice {
         func failure(_ what: String, _ code: CInt) -> BlockError {
             .unavailable("\(name): \(what): \(String(cString: strerror(code)))")
         }
+        // A device node, a FIFO or a folder is refused before it is opened: opening a
+        // FIFO read-only would wait for a writer, and O_DIRECT's refusal would be
+        // mistaken for a filesystem's.
+        var existing = stat()
+        if stat(path, &existing) == 0 {
+            let kind = existing.st_mode & S_IFMT
+            guard kind == S_IFREG || kind == S_IFBLK else {
+                throw .unavailable("\(name): not a regular file or a block device")
+            }
+        }
         var isDirect = direct
         var fd = oasis_block_open(
             path, readOnly ? 0 : 1, isDirect ? 1 : 0, createSize == nil ? 0 : 1)

@@ -19,7 +19,9 @@ struct BlockCommand: ParsableCommand {
             O_DIRECT), xen:VBD (the Xen block frontend on this domain's virtual device \
             VBD: 51712 or xvda) or xen-sim:SOCKET[@VBD] (the same against xen/blkback-sim). \
             Sizes take a K, M, G or T suffix (powers of 1024). Errors are \
-            printed on one line and the exit status is 1.
+            printed on one line and the exit status is 1; a usage error (a bad option) \
+            exits 64. Sectors are the disk's sector size (512 unless `info` says \
+            otherwise): use that as dd's bs= to compare.
             """,
         subcommands: [
             BlockInfoCommand.self, BlockWriteCommand.self, BlockReadCommand.self,

@@ -274,6 +274,11 @@ func ddDigest(_ path: String, sector: Int, count: Int) throws -> String {
             let odd = try oasisBlock(["info", "--disk", "memory:513"])
             #expect(odd.status != 0)
             #expect(odd.errorOutput.contains("not a multiple of 512-byte sectors"))
+            let null = try oasisBlock(["info", "--disk", "file:/dev/null"])
+            #expect(null.status == 1)
+            #expect(
+                null.errorOutput
+                    == "oasis block: file:/dev/null: not a regular file or a block device\n")
         }
     }
 
