@@ -285,3 +285,23 @@ public protocol BlockDevice: AnyObject {
     /// releases the storage. Idempotent.
     func close()
 }
+
+extension BlockDevice {
+    /// The checks every device makes before it queues `request`:
+    /// ``BlockRequest/validate(for:features:device:)``, at most
+    /// ``maximumSectorsPerRequest`` sectors, and at most `maximumViews` views (the
+    /// segments one request of the storage can carry).
+    public func admit(_ request: BlockRequest, maximumViews: Int = .max) throws(BlockError) {
+        try request.validate(for: geometry, features: features, device: name)
+        guard request.sectorCount <= maximumSectorsPerRequest else {
+            throw .badRequest(
+                device: name,
+                reason: "\(request.sectorCount) sectors, more than \(maximumSectorsPerRequest)")
+        }
+        guard request.pages.count <= maximumViews else {
+            throw .badRequest(
+                device: name,
+                reason: "\(request.pages.count) views, more than the \(maximumViews) of a request")
+        }
+    }
+}

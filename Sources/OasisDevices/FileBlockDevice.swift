@@ -239,17 +239,7 @@ public final class FileBlockDevice: BlockDevice {
     ) {
         do throws(BlockError) {
             guard !isClosed else { throw .closed(device: name) }
-            try request.validate(for: geometry, features: features, device: name)
-            guard request.sectorCount <= maximumSectorsPerRequest else {
-                throw .badRequest(
-                    device: name,
-                    reason: "\(request.sectorCount) sectors, more than \(maximumSectorsPerRequest)")
-            }
-            guard request.pages.count <= Self.maximumSegments else {
-                throw .badRequest(
-                    device: name,
-                    reason: "\(request.pages.count) views, more than \(Self.maximumSegments)")
-            }
+            try admit(request, maximumViews: Self.maximumSegments)
         } catch {
             counters.refused &+= 1
             loop.enqueue { completion(.failure(error)) }

@@ -102,12 +102,7 @@ public final class MemoryBlockDevice: BlockDevice {
     ) {
         do throws(BlockError) {
             guard !isClosed else { throw .closed(device: name) }
-            try request.validate(for: geometry, features: features, device: name)
-            guard request.sectorCount <= maximumSectorsPerRequest else {
-                throw .badRequest(
-                    device: name,
-                    reason: "\(request.sectorCount) sectors, more than \(maximumSectorsPerRequest)")
-            }
+            try admit(request)
         } catch {
             counters.refused &+= 1
             loop.enqueue { completion(.failure(error)) }

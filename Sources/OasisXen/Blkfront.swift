@@ -392,14 +392,7 @@ public final class Blkfront<Facilities: XenFacilities>: BlockDevice {
         do throws(BlockError) {
             guard !isClosed else { throw .closed(device: name) }
             if let failure { throw .failed(device: name, reason: failure.description) }
-            try request.validate(for: geometry, features: features, device: name)
-            guard request.pages.count <= negotiation.segmentsPerRequest else {
-                throw .badRequest(
-                    device: name,
-                    reason:
-                        "\(request.pages.count) pages, more than the \(negotiation.segmentsPerRequest) segments of a request"
-                )
-            }
+            try admit(request, maximumViews: negotiation.segmentsPerRequest)
         } catch {
             counters.refused &+= 1
             loop.enqueue { completion(.failure(error)) }
